@@ -1,0 +1,1 @@
+"""channelbridge core: the platform-neutral channel engine."""

@@ -1,0 +1,266 @@
+"""The neutral types and the Adapter port shared by the core and every platform adapter.
+
+The core (`bridge`) never imports an adapter; adapters import these names (re-exported by
+`adapters.base`). Everything here is plain data: no SDK object crosses this line.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class Address:
+    """An opaque platform identity: who sent an event, or where a copy is delivered.
+
+    `id` is the stable identity (Telegram user id, Matrix user id, console name, or a mirror
+    room's chat id). `chat` is the conversation to write to when it differs from `id`
+    (a Matrix follower's direct room); adapters fill it, the core stores it sealed.
+    """
+
+    platform: str
+    id: str
+    chat: str | None = None
+
+    @property
+    def target(self) -> str:
+        """The chat to write to."""
+        return self.chat or self.id
+
+    def __repr__(self) -> str:  # never leak an identity through a repr in a log line
+        return f"Address({self.platform}, <sealed>)"
+
+    __str__ = __repr__
+
+
+class PostKind(enum.StrEnum):
+    """What a post carries."""
+
+    TEXT = "text"  #: plain or formatted text
+    PHOTO = "photo"  #: an image with an optional caption
+    VIDEO = "video"  #: a video with an optional caption
+    STICKER = "sticker"  #: a sticker (no caption)
+    POLL = "poll"  #: a question with 2-12 options
+
+
+MEDIA_KINDS = frozenset({PostKind.PHOTO, PostKind.VIDEO, PostKind.STICKER})
+
+
+@dataclass(frozen=True)
+class InboundMedia:
+    """Media attached to an inbound message.
+
+    `data` holds the bytes when the adapter downloaded them; `platform_ref` is the platform's
+    own reference (Telegram file_id, Matrix mxc:// URI) so the same platform can reuse it.
+    """
+
+    kind: PostKind
+    data: bytes | None = None
+    mime: str = "application/octet-stream"
+    filename: str = "media"
+    platform_ref: str | None = None
+    width: int | None = None
+    height: int | None = None
+    duration: int | None = None
+
+
+@dataclass(frozen=True)
+class Message:
+    """A text message (maybe with media) sent to the bot: a command or a caption command."""
+
+    sender: Address
+    text: str
+    media: InboundMedia | None = None
+
+
+@dataclass(frozen=True)
+class PollVote:
+    """A native poll answer. `post_ref` is the key the adapter returned in `MessageRef.key`
+    or `MessageRef.alt`; `option_ids` are 0-based option positions (empty = retracted)."""
+
+    sender: Address
+    post_ref: str
+    option_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Reaction:
+    """A reaction on a delivered copy. `key` None means the reaction was removed."""
+
+    sender: Address
+    post_ref: str
+    key: str | None
+
+
+Inbound = Message | PollVote | Reaction
+
+
+@dataclass(frozen=True)
+class Button:
+    """An inline button: pressing it sends `command` as if the user had typed it."""
+
+    label: str
+    command: str
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An answer to the sender of a command. `text` is plain; `html` optional rich form."""
+
+    text: str
+    buttons: tuple[Button, ...] = ()
+    html: str | None = None
+
+
+@dataclass(frozen=True)
+class MediaContent:
+    """A post's media as the adapter needs it to send one copy.
+
+    When `platform_ref` is set the adapter must reuse it instead of uploading `data`.
+    """
+
+    blob_id: int
+    kind: PostKind
+    mime: str
+    filename: str
+    data: bytes | None
+    platform_ref: str | None = None
+    width: int | None = None
+    height: int | None = None
+    duration: int | None = None
+
+
+@dataclass(frozen=True)
+class PollContent:
+    """A poll as rendered to one copy."""
+
+    question: str
+    options: tuple[str, ...]
+    multi: bool = False
+    closed: bool = False
+
+
+@dataclass(frozen=True)
+class Content:
+    """One rendered post for one destination.
+
+    `delivery_id` identifies the outbox row; adapters derive idempotency keys from it
+    (Matrix transaction ids). `silent` is set for muted followers.
+    """
+
+    post_id: int
+    kind: PostKind
+    channel_handle: str
+    channel_name: str
+    text: str = ""
+    media: MediaContent | None = None
+    poll: PollContent | None = None
+    silent: bool = False
+    delivery_id: int = 0
+    edited: bool = False
+
+    @property
+    def header(self) -> str:
+        """The line that introduces a post, e.g. `news #12`."""
+        return f"{self.channel_name} (#{self.post_id})"
+
+
+@dataclass(frozen=True)
+class MessageRef:
+    """Where one copy landed. `key` addresses the copy for edit/delete (adapter-defined,
+    e.g. `"<chat>:<message id>"`); `alt` is a second lookup key for inbound events that do not
+    carry the message (a Telegram poll id); `media_ref` is the platform's reference for uploaded
+    media, stored so every later copy reuses it."""
+
+    key: str
+    alt: str | None = None
+    media_ref: str | None = None
+
+
+class DeliveryError(Exception):
+    """Base of the three failures an adapter may raise; nothing else is expected."""
+
+
+class RetryLater(DeliveryError):
+    """The platform asked us to wait (rate limit) or failed transiently; try again later."""
+
+    def __init__(self, after_s: float | None = None, *, scope: str = "chat", reason: str = ""):
+        #: seconds the platform asked for, or None to use exponential backoff
+        self.after_s = after_s
+        #: "chat" pauses that destination only; "global" pauses the whole platform token
+        self.scope = scope
+        self.reason = reason or "retry later"
+        super().__init__(f"{self.reason} (after {after_s}s, scope {scope})")
+
+
+class RecipientGone(DeliveryError):
+    """The recipient blocked the bot, left the room or no longer exists."""
+
+    def __init__(self, reason: str = "recipient is gone"):
+        self.reason = reason
+        super().__init__(reason)
+
+
+class PermanentFailure(DeliveryError):
+    """The platform refused this send for good; retrying will not help."""
+
+    def __init__(self, reason: str = "permanent failure"):
+        self.reason = reason
+        super().__init__(reason)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a platform can render natively; missing ones degrade visibly."""
+
+    media: frozenset[PostKind] = field(default_factory=lambda: frozenset(MEDIA_KINDS))
+    native_polls: bool = True
+    reactions: bool = True
+    edits: bool = True
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """A platform's sending budget: a global rate, per-chat rate, and per-group rate."""
+
+    global_per_s: float = 30.0
+    per_chat_per_s: float = 1.0
+    group_per_min: float = 20.0
+
+
+InboundHandler = Callable[[Inbound], Awaitable[Sequence[Reply]]]
+
+
+@runtime_checkable
+class Adapter(Protocol):
+    """A platform adapter. The app calls `start` once and `stop` once; the delivery worker
+    calls `send`/`edit`/`delete`/`close_poll`; the app calls `reply` for command answers and
+    notices to admins. Failures are only `RetryLater`, `RecipientGone`, `PermanentFailure`."""
+
+    platform: str
+    capabilities: Capabilities
+    default_limits: RateLimits
+
+    async def start(self, handler: InboundHandler) -> None:
+        """Connect and begin passing each inbound event to `handler`; returns once running."""
+
+    async def stop(self) -> None:
+        """Stop receiving, finish in-flight work, disconnect."""
+
+    async def send(self, address: Address, content: Content) -> MessageRef:
+        """Deliver one copy of a post to one follower chat or mirror room."""
+
+    async def edit(self, address: Address, ref: MessageRef, content: Content) -> None:
+        """Replace an already delivered copy's content."""
+
+    async def delete(self, address: Address, ref: MessageRef) -> None:
+        """Remove an already delivered copy."""
+
+    async def close_poll(self, address: Address, ref: MessageRef, content: Content) -> None:
+        """Close a delivered poll copy (no more answers)."""
+
+    async def reply(self, address: Address, reply: Reply) -> None:
+        """Answer a command, or send a notice, in that person's chat with the bot."""

@@ -1,0 +1,1 @@
+"""APScheduler wiring: timed posts, poll deadlines, recurring posts."""
