@@ -1,0 +1,259 @@
+"""The console adapter: a terminal session to try every flow locally, no tokens needed.
+
+The local user starts as the operator. `:as NAME` switches to a simulated local follower (each
+has its own sealed identity, like any platform user); posts appear per simulated follower as
+they would in their private chat with the bot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import shlex
+import sys
+import threading
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TextIO
+
+from adapters.base import (
+    Address,
+    Capabilities,
+    Content,
+    InboundHandler,
+    InboundMedia,
+    Message,
+    MessageRef,
+    PermanentFailure,
+    PostKind,
+    RateLimits,
+    Reaction,
+    Reply,
+)
+
+OPERATOR = "operator"
+_NAME_OK = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-.")
+
+CONSOLE_HELP = """Console commands (everything else goes to the bot as a chat message):
+  :as NAME                 speak as the simulated follower NAME (:as operator to go back)
+  :who                     who you are speaking as
+  :react POST-ID EMOJI     react to your copy of a post (:unreact POST-ID removes it)
+  :photo PATH MESSAGE      send a photo with MESSAGE as its caption (also :video, :sticker)
+  :sync                    wait until every due delivery is sent
+  :help                    this help; /help lists the bot's commands
+  :quit                    stop (Ctrl-D works too)"""
+
+_MEDIA_COMMANDS = {":photo": PostKind.PHOTO, ":video": PostKind.VIDEO, ":sticker": PostKind.STICKER}
+_MIME = {PostKind.PHOTO: "image/jpeg", PostKind.VIDEO: "video/mp4", PostKind.STICKER: "image/webp"}
+
+
+class ConsoleAdapter:
+    """A local terminal "platform": reads lines, prints what each simulated person sees."""
+
+    platform = "console"
+    capabilities = Capabilities(native_polls=False, reactions=True, edits=True)
+    default_limits = RateLimits(global_per_s=10_000, per_chat_per_s=10_000, group_per_min=600_000)
+
+    def __init__(
+        self,
+        *,
+        input_stream: TextIO | None = None,
+        output: TextIO | None = None,
+        sync: Callable[[], Awaitable[None]] | None = None,
+        prompt: bool = False,
+    ) -> None:
+        self._input = input_stream or sys.stdin
+        self._output = output or sys.stdout
+        self._sync = sync
+        self._prompt = prompt
+        self._who = OPERATOR
+        self._handler: InboundHandler | None = None
+        self._lines: asyncio.Queue[str | None] = asyncio.Queue()
+        self._reader: asyncio.Task[None] | None = None
+        self._copies: dict[tuple[str, int], str] = {}
+        self._counter = itertools.count(1)
+        self.finished = asyncio.Event()
+        """Set when the input ends (Ctrl-D, :quit): the app then shuts down."""
+
+    @property
+    def operator_address(self) -> Address:
+        """The local operator's address."""
+        return Address(self.platform, OPERATOR)
+
+    def set_sync(self, sync: Callable[[], Awaitable[None]]) -> None:
+        """Install what `:sync` waits for (the app's delivery drain)."""
+        self._sync = sync
+
+    # ---- lifecycle ------------------------------------------------------------------------
+
+    async def start(self, handler: InboundHandler) -> None:
+        """Begin reading lines in a daemon thread (stdin may be a file, a pipe or a tty)."""
+        self._handler = handler
+        loop = asyncio.get_running_loop()
+
+        def pump() -> None:
+            for line in self._input:
+                loop.call_soon_threadsafe(self._lines.put_nowait, line.rstrip("\n"))
+            loop.call_soon_threadsafe(self._lines.put_nowait, None)
+
+        threading.Thread(target=pump, name="console-input", daemon=True).start()
+        self._reader = asyncio.create_task(self._read_loop(), name="console-reader")
+        self._print(f"channelbridge console — you are '{self._who}'. Type :help or /help.")
+
+    async def stop(self) -> None:
+        """Stop reading input."""
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+            self._reader = None
+
+    async def _read_loop(self) -> None:
+        while True:
+            if self._prompt:
+                self._output.write(f"{self._who}> ")
+                self._output.flush()
+            line = await self._lines.get()
+            if line is None:
+                break
+            try:
+                if not await self._line(line.strip()):
+                    break
+            except Exception as exc:  # one bad line must not end the session
+                self._print(f"! error: {type(exc).__name__}: {exc}")
+        self.finished.set()
+
+    async def _line(self, line: str) -> bool:
+        """Handle one input line; False ends the session."""
+        if not line or line.startswith("#"):
+            return True
+        if line.startswith(":"):
+            return await self._console_command(line)
+        await self._dispatch(Message(self._address(), line))
+        return True
+
+    async def _dispatch(self, event: Message | Reaction) -> None:
+        assert self._handler is not None
+        for reply in await self._handler(event):
+            await self.reply(event.sender, reply)
+
+    def _address(self) -> Address:
+        return Address(self.platform, self._who)
+
+    async def _console_command(self, line: str) -> bool:
+        head, _, rest = line.partition(" ")
+        head = head.lower()
+        if head in (":quit", ":exit"):
+            return False
+        if head == ":help":
+            self._print(CONSOLE_HELP)
+        elif head == ":who":
+            self._print(f"you are '{self._who}'")
+        elif head == ":as":
+            name = rest.strip().lower()
+            if not name or not set(name) <= _NAME_OK or len(name) > 32:
+                self._print("usage: :as NAME (letters, digits, _ - .)")
+            else:
+                self._who = name
+                self._print(f"you are now '{name}'")
+        elif head in (":react", ":unreact"):
+            await self._react(head, rest)
+        elif head in _MEDIA_COMMANDS:
+            await self._media(_MEDIA_COMMANDS[head], rest)
+        elif head == ":sync":
+            if self._sync is not None:
+                await self._sync()
+            self._print("synced")
+        else:
+            self._print(f"unknown console command {head}; :help lists them")
+        return True
+
+    async def _react(self, head: str, rest: str) -> None:
+        parts = rest.split()
+        removing = head == ":unreact"
+        if len(parts) != (1 if removing else 2) or not parts[0].lstrip("#").isdigit():
+            self._print("usage: :react POST-ID EMOJI  |  :unreact POST-ID")
+            return
+        post_id = int(parts[0].lstrip("#"))
+        key = self._copies.get((self._who, post_id))
+        if key is None:
+            self._print(f"you have no copy of post #{post_id}")
+            return
+        await self._dispatch(Reaction(self._address(), key, None if removing else parts[1]))
+        self._print("reaction removed" if removing else f"you reacted {parts[1]} to #{post_id}")
+
+    async def _media(self, kind: PostKind, rest: str) -> None:
+        try:
+            parts = shlex.split(rest)
+        except ValueError:
+            parts = []
+        if not parts:
+            self._print(f"usage: :{kind.value} PATH /post <handle> [text]")
+            return
+        path = Path(parts[0]).expanduser()
+        caption = rest.strip()[len(rest.strip().split(maxsplit=1)[0]) :].strip()
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            self._print(f"cannot read {path}: {exc.strerror}")
+            return
+        media = InboundMedia(kind=kind, data=data, mime=_MIME[kind], filename=path.name)
+        await self._dispatch(Message(self._address(), caption, media))
+
+    # ---- outbound -------------------------------------------------------------------------
+
+    def _print(self, text: str) -> None:
+        self._output.write(text + "\n")
+        self._output.flush()
+
+    def _render(self, content: Content) -> str:
+        head = f"{content.channel_name} (#{content.post_id})"
+        if content.kind == PostKind.POLL and content.poll is not None:
+            options = "  ".join(f"{i}) {o}" for i, o in enumerate(content.poll.options, 1))
+            state = " [closed]" if content.poll.closed else ""
+            how = "choose several" if content.poll.multi else "choose one"
+            return (
+                f"{head} poll{state}: {content.poll.question}  {options}"
+                f"  — vote with /vote {content.post_id} <number> ({how})"
+            )
+        if content.media is not None:
+            size = len(content.media.data) if content.media.data is not None else 0
+            media = f"[{content.kind.value} {content.media.filename}, {size} bytes]"
+            return f"{head}: {media} {content.text}".rstrip()
+        return f"{head}: {content.text}"
+
+    async def send(self, address: Address, content: Content) -> MessageRef:
+        """Print one copy for one simulated follower."""
+        if address.id not in self._known_names(address):
+            raise PermanentFailure("unknown console user")
+        mark = "🔕 " if content.silent else ""
+        self._print(f"[to {address.id}] {mark}{self._render(content)}")
+        key = f"{address.id}:{content.post_id}:{next(self._counter)}"
+        self._copies[(address.id, content.post_id)] = key
+        media_ref = f"console-media-{content.media.blob_id}" if content.media is not None else None
+        return MessageRef(key, media_ref=media_ref)
+
+    def _known_names(self, address: Address) -> set[str]:
+        return {address.id} if address.id and set(address.id) <= _NAME_OK else set()
+
+    async def edit(self, address: Address, ref: MessageRef, content: Content) -> None:
+        """Print the edited copy."""
+        self._print(f"[to {address.id}] edited {self._render(content)}")
+
+    async def delete(self, address: Address, ref: MessageRef) -> None:
+        """Print that a copy was removed."""
+        post_id = ref.key.split(":")[1] if ref.key.count(":") >= 2 else "?"
+        self._copies.pop((address.id, int(post_id)) if post_id.isdigit() else ("", 0), None)
+        self._print(f"[to {address.id}] deleted post #{post_id}")
+
+    async def close_poll(self, address: Address, ref: MessageRef, content: Content) -> None:
+        """Print that a poll copy closed."""
+        self._print(f"[to {address.id}] poll #{content.post_id} is closed")
+
+    async def reply(self, address: Address, reply: Reply) -> None:
+        """Print the bot's answer to one person."""
+        text = reply.text
+        if reply.buttons:
+            text += "\n  " + "  ".join(f"[{b.label}: {b.command}]" for b in reply.buttons)
+        self._print(f"[bot → {address.id}] {text}")

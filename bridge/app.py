@@ -1,0 +1,249 @@
+"""Wiring and lifecycle: the one place that knows every part.
+
+`App` builds the store, the sealer, the engine, the rate limiter, the delivery worker, the
+adapters the config enables and the scheduler; `start()` brings them up in order and
+`stop()` takes them down in reverse (also when a start fails half-way).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+from typing import Any, Protocol
+
+from bridge.config import Settings
+from bridge.delivery import DeliveryPolicy, DeliveryWorker
+from bridge.engine import ChannelEngine, EngineOptions
+from bridge.ports import Adapter, Address, Inbound, Reply
+from bridge.privacy import Sealer, install_log_redaction, load_or_create_key
+from bridge.ratelimit import RateLimiter
+from bridge.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class Service(Protocol):
+    """Something with a start/stop lifecycle (the scheduler)."""
+
+    async def start(self) -> None:
+        """Start; return once running."""
+
+    async def stop(self) -> None:
+        """Stop and release resources."""
+
+
+def operator_addresses(settings: Settings) -> list[Address]:
+    """Addresses of the operators named in config."""
+    found: list[Address] = []
+    for entry in settings.operators:
+        if entry.telegram is not None:
+            found.append(Address("telegram", str(entry.telegram)))
+        if entry.matrix:
+            found.append(Address("matrix", str(entry.matrix)))
+        if entry.console:
+            found.append(Address("console", entry.console))
+    return found
+
+
+def build_adapters(settings: Settings) -> list[Adapter]:
+    """The platform adapters the config enables (SDKs are imported only when enabled)."""
+    adapters: list[Adapter] = []
+    from bridge.commands import COMMANDS, Audience
+
+    if settings.telegram.enabled:
+        from adapters.telegram import TelegramAdapter
+
+        tg = settings.telegram
+        everyone = [(n, c.summary) for n, c in COMMANDS.items() if c.audience == Audience.FOLLOWER]
+        admin = [(n, c.summary) for n, c in COMMANDS.items() if c.audience != Audience.FOLLOWER]
+        adapters.append(
+            TelegramAdapter(
+                tg.token.get_secret_value() if tg.token else "",
+                api_base_url=tg.api_base_url,
+                file_base_url=tg.file_base_url,
+                poll_interval=tg.poll_interval,
+                poll_timeout=tg.poll_timeout,
+                commands=[(n.replace("-", "_"), s) for n, s in everyone],
+                admin_commands=[(n.replace("-", "_"), s) for n, s in admin],
+                limits=tg.rate_limit.as_limits(),
+            )
+        )
+    if settings.matrix.enabled:
+        from adapters.matrix import MatrixAdapter
+
+        mx = settings.matrix
+        mirror_rooms = [m.split(":", 1)[1] for c in settings.channels for m in c.mirrors if m.startswith("matrix:")]
+        adapters.append(
+            MatrixAdapter(
+                mx.homeserver,
+                mx.user_id,
+                access_token=mx.access_token.get_secret_value() if mx.access_token else None,
+                password=mx.password.get_secret_value() if mx.password else None,
+                device_id=mx.device_id,
+                store_dir=settings.matrix_store_dir,
+                encryption=mx.encryption,
+                mirror_rooms=mirror_rooms,
+                limits=mx.rate_limit.as_limits(),
+            )
+        )
+    return adapters
+
+
+class App:
+    """The running product: engine + worker + adapters + scheduler, with a symmetric lifecycle."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        adapters: Sequence[Adapter] | None = None,
+        console: Any | None = None,
+        scheduler_factory: Callable[[App], Service] | None = None,
+    ) -> None:
+        self.settings = settings
+        data_dir = settings.general.data_dir
+        key = settings.privacy.key.get_secret_value() if settings.privacy.key else None
+        self.sealer = Sealer(load_or_create_key(key, data_dir))
+        self.store = Store(settings.database_url)
+        self.limiter = RateLimiter()
+        self.engine = ChannelEngine(
+            self.store,
+            self.sealer,
+            operators=operator_addresses(settings),
+            options=EngineOptions(tz=settings.general.tz),
+        )
+        chosen = list(adapters) if adapters is not None else build_adapters(settings)
+        if console is not None:
+            chosen.append(console)
+            self.engine.add_operator(console.operator_address)
+            console.set_sync(self.sync)
+        self.adapters: dict[str, Adapter] = {a.platform: a for a in chosen}
+        d = settings.delivery
+        self.worker = DeliveryWorker(
+            self.store,
+            self.sealer,
+            self.adapters,
+            self.limiter,
+            policy=DeliveryPolicy(
+                concurrency=d.concurrency,
+                batch_size=d.batch_size,
+                max_attempts=d.max_attempts,
+                backoff_base_s=d.backoff_base_s,
+                backoff_max_s=d.backoff_max_s,
+                lease_s=d.lease_s,
+                progress_threshold=d.progress_threshold,
+            ),
+            notify_author=self._notify_sealed,
+        )
+        self.engine.set_on_work(self.worker.wake)
+        self.engine.set_notify(self.notify)
+        self._install_time_parsers()
+        self.scheduler = scheduler_factory(self) if scheduler_factory is not None else None
+        self._started: list[Callable[[], Any]] = []
+        self.stopped = asyncio.Event()
+
+    def _install_time_parsers(self) -> None:
+        try:
+            from scheduler.when import parse_recurrence, parse_when
+        except ImportError:  # pragma: no cover - the scheduler package ships with the product
+            return
+        self.engine.set_time_parsers(parse_when, parse_recurrence)
+
+    # ---- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Create the schema, sync configured channels, start worker, adapters and scheduler."""
+        try:
+            self.store.create_schema()
+            for channel in self.settings.channels:
+                mirrors = [tuple(m.split(":", 1)) for m in channel.mirrors]
+                self.engine.ensure_channel(
+                    channel.handle,
+                    channel.name,
+                    channel.description,
+                    channel.public,
+                    [(p, c) for p, c in mirrors],
+                )
+            for adapter in self.adapters.values():
+                self.limiter.configure(adapter.platform, adapter.default_limits)
+            await self.worker.start()
+            self._started.append(self.worker.stop)
+            for adapter in self.adapters.values():
+                await adapter.start(self.handle)
+                self._started.append(adapter.stop)
+            if self.scheduler is not None:
+                await self.scheduler.start()
+                self._started.append(self.scheduler.stop)
+            self.engine.resume_stale_planning()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        """Stop everything that started, newest first; deliveries in flight are recorded."""
+        await self.engine.drain_planning()
+        while self._started:
+            stop = self._started.pop()
+            try:
+                await stop()
+            except Exception:
+                log.exception("error while stopping")
+        self.store.dispose()
+        self.stopped.set()
+
+    async def handle(self, event: Inbound) -> list[Reply]:
+        """The inbound handler given to every adapter."""
+        try:
+            return await self.engine.handle(event)
+        except Exception:
+            log.exception("handling an inbound %s failed", type(event).__name__)
+            return [Reply("Sorry, something went wrong on our side; nothing was changed. Try again.")]
+
+    async def sync(self) -> None:
+        """Wait until fan-outs are planned and every due delivery is sent."""
+        await self.engine.drain_planning()
+        await self.worker.drain()
+
+    async def notify(self, address: Address, text: str) -> None:
+        """Send a notice to one person's chat with the bot."""
+        adapter = self.adapters.get(address.platform)
+        if adapter is None:
+            log.warning("no %s adapter running for a notice", address.platform)
+            return
+        await adapter.reply(address, Reply(text))
+
+    async def _notify_sealed(self, author: tuple[str, bytes], text: str) -> None:
+        await self.notify(self.sealer.unseal(author[0], author[1]), text)
+
+
+def configure_logging(level: str) -> None:
+    """Log to stderr, with platform identities redacted from every line."""
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_log_redaction()
+    for noisy in ("httpx", "nio", "apscheduler", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
+async def run_app(app: App, console: Any | None = None) -> None:
+    """Run until SIGINT/SIGTERM (or the console's end of input), then stop cleanly."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    await app.start()
+    waiters = [asyncio.create_task(stop.wait())]
+    if console is not None:
+        waiters.append(asyncio.create_task(console.finished.wait()))
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        if console is not None and console.finished.is_set():
+            with suppress(TimeoutError):  # what was typed before Ctrl-D goes out before we stop
+                await asyncio.wait_for(app.sync(), timeout=10)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+        await app.stop()

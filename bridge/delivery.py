@@ -1,0 +1,461 @@
+"""The outbox worker: claims due deliveries, sends them through adapters, records the outcome.
+
+A pipeline of three kinds of task shares one process: a claimer leases due rows in batches, a
+pool of `concurrency` senders pushes them through the rate limiter to the adapter, and a
+recorder writes outcomes in batches (and keeps the leases of rows in flight alive). A process
+that dies leaves leased rows; their lease expires and any worker takes them again, so nothing
+is lost and at most the sends in flight at the crash are repeated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+
+from bridge.models import DeliveryAction, DeliveryStatus, PostStatus
+from bridge.ports import (
+    Adapter,
+    Address,
+    Content,
+    MediaContent,
+    MessageRef,
+    PermanentFailure,
+    PollContent,
+    RecipientGone,
+    RetryLater,
+)
+from bridge.privacy import Sealer
+from bridge.ratelimit import RateLimiter
+from bridge.store import ClaimedDelivery, DeliveryOutcome, Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    """Retry and batching policy, as plain data (from `[delivery]` in the config)."""
+
+    concurrency: int = 16
+    batch_size: int = 500
+    max_attempts: int = 8
+    backoff_base_s: float = 2.0
+    backoff_max_s: float = 600.0
+    lease_s: float = 60.0
+    progress_threshold: int = 50
+    progress_interval_s: float = 10.0
+    idle_poll_s: float = 1.0
+
+    def backoff(self, attempts: int) -> float:
+        """Exponential backoff with jitter for the given attempt number (1-based)."""
+        ceiling = min(self.backoff_max_s, self.backoff_base_s * 2 ** max(0, attempts - 1))
+        return ceiling * random.uniform(0.5, 1.0)
+
+
+@dataclass
+class _PostView:
+    """What the worker needs of a post to render copies; refreshed every second."""
+
+    post_id: int
+    status: str
+    edit_count: int
+    content: Content
+    media_id: int | None
+    media_refs: dict[str, str]
+    loaded_at: float
+    author: tuple[str, bytes] | None = None
+
+
+@dataclass(frozen=True)
+class _Job:
+    """A claimed row with what was loaded for it in the claim's batch."""
+
+    row: ClaimedDelivery
+    address: Address | None
+    source: tuple[str | None, str | None] | None
+
+
+@dataclass
+class _Result:
+    claimed: ClaimedDelivery
+    outcome: DeliveryOutcome
+    edit_count: int = 0
+    gone: bool = False
+
+
+@dataclass
+class WorkerStats:
+    """Counters of one worker since it started (for benchmarks and logs)."""
+
+    sent: int = 0
+    failed: int = 0
+    retried: int = 0
+    skipped: int = 0
+    first_send_at: float | None = None
+    by_platform: dict[str, int] = field(default_factory=dict)
+
+
+class DeliveryWorker:
+    """Moves outbox rows to the platforms. `start()` runs it in the background, `stop()` ends
+    it after recording what is in flight; `drain()` waits until nothing is due (tests, console)."""
+
+    def __init__(
+        self,
+        store: Store,
+        sealer: Sealer,
+        adapters: Mapping[str, Adapter],
+        limiter: RateLimiter,
+        *,
+        policy: DeliveryPolicy | None = None,
+        owner: str | None = None,
+        clock: Callable[[], float] = time.time,
+        notify_author: Callable[[tuple[str, bytes], str], object] | None = None,
+    ) -> None:
+        self.store = store
+        self.sealer = sealer
+        self.adapters = dict(adapters)
+        self.limiter = limiter
+        self.policy = policy or DeliveryPolicy()
+        self.owner = owner or f"w-{uuid.uuid4().hex[:12]}"
+        self.clock = clock
+        self.notify_author = notify_author
+        self.stats = WorkerStats()
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._queue: asyncio.Queue[_Job | None] = asyncio.Queue()
+        self._inflight: set[int] = set()
+        self._results: list[_Result] = []
+        self._posts: dict[int, _PostView] = {}
+        self._upload_locks: dict[tuple[int, str], asyncio.Lock] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._idle = asyncio.Event()
+        self._progress_posts: set[int] = set()
+        self._last_reap = 0.0
+
+    # ---- lifecycle --------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """New rows may be due: claim now rather than at the next poll."""
+        self._wake.set()
+        self._idle.clear()
+
+    async def start(self) -> None:
+        """Start the claimer, the senders and the recorder."""
+        self._stopping = False
+        self._tasks = [
+            asyncio.create_task(self._claimer(), name="delivery-claimer"),
+            asyncio.create_task(self._recorder(), name="delivery-recorder"),
+        ]
+        self._tasks += [
+            asyncio.create_task(self._sender(), name=f"delivery-sender-{i}")
+            for i in range(self.policy.concurrency)
+        ]
+
+    async def stop(self) -> None:
+        """Stop claiming, let in-flight sends finish, record them, and end the tasks."""
+        self._stopping = True
+        self._wake.set()
+        claimer, recorder, *senders = self._tasks or [None, None]
+        if claimer is not None:
+            await asyncio.gather(claimer, return_exceptions=True)
+        # rows claimed but not started go back to pending at once
+        unsent: list[int] = []
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if item is not None:
+                unsent.append(item.row.id)
+        for _ in senders:
+            self._queue.put_nowait(None)
+        await asyncio.gather(*senders, return_exceptions=True)
+        if recorder is not None:
+            recorder.cancel()
+            await asyncio.gather(recorder, return_exceptions=True)
+        await self._flush()
+        if unsent:
+            self.store.return_to_pending(self.owner, unsent)
+            self._inflight.difference_update(unsent)
+        self._tasks = []
+
+    async def drain(self, timeout: float = 30.0) -> None:
+        """Wait until no row is due now and nothing is in flight (or raise TimeoutError)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.wake()
+            await asyncio.sleep(0.02)
+            if not self._inflight and not self._results and self._queue.empty():
+                due = self.store.next_due_at()
+                if due is None or due > self.clock():
+                    return
+            if time.monotonic() > deadline:
+                raise TimeoutError("deliveries still due after drain timeout")
+
+    # ---- claimer ----------------------------------------------------------------------------
+
+    async def _claimer(self) -> None:
+        while not self._stopping:
+            try:
+                claimed = await self._claim_some()
+            except Exception:
+                log.exception("claiming deliveries failed; retrying")
+                claimed = 0
+            if claimed:
+                continue
+            await self._sleep_until_due()
+
+    async def _claim_some(self) -> int:
+        now = self.clock()
+        if now - self._last_reap > self.policy.lease_s / 4:
+            self._last_reap = now
+            self.store.release_expired_leases(now)
+        room = self.policy.batch_size - self._queue.qsize()
+        if room < max(1, self.policy.batch_size // 4):
+            await asyncio.sleep(0.005)
+            return 1  # the queue is full enough; look again soon
+        rows = self.store.claim_deliveries(self.owner, now, self.policy.lease_s, room)
+        if not rows:
+            return 0
+        addresses, sources = self.store.delivery_context(rows, self.sealer)
+        for row in rows:
+            self._inflight.add(row.id)
+            source = sources.get(row.source_id) if row.source_id is not None else None
+            self._queue.put_nowait(_Job(row, addresses.get(row.id), source))
+        return len(rows)
+
+    async def _sleep_until_due(self) -> None:
+        due = self.store.next_due_at()
+        wait = self.policy.idle_poll_s
+        if due is not None:
+            wait = max(0.0, min(wait, due - self.clock()))
+        if not self._inflight:
+            self._idle.set()
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=wait)
+
+    # ---- senders ----------------------------------------------------------------------------
+
+    async def _sender(self) -> None:
+        while True:
+            job = await self._queue.get()
+            if job is None:
+                return
+            row = job.row
+            try:
+                result = await self._process(job)
+            except Exception as exc:  # a bug in rendering must not lose the row: retry it later
+                log.exception("delivery %s crashed", row.id)
+                result = self._retry_result(
+                    row, RetryLater(None, reason=f"internal error: {type(exc).__name__}")
+                )
+            self._results.append(result)
+            self._inflight.discard(row.id)
+
+    def _view(self, post_id: int, *, fresh: bool = False) -> _PostView | None:
+        view = self._posts.get(post_id)
+        if view is not None and not fresh and self.clock() - view.loaded_at < 1.0:
+            return view
+        view = self.store.load_post_view(post_id, self.clock())
+        if view is None:
+            self._posts.pop(post_id, None)
+            return None
+        fresh = _PostView(**view)
+        old = self._posts.get(post_id)
+        if old is not None and old.content.media is not None and fresh.content.media is not None:
+            fresh.content = _with_media(fresh.content, old.content.media.data)
+        self._posts[post_id] = fresh
+        if len(self._posts) > 256:
+            self._posts.pop(next(iter(self._posts)))
+        return fresh
+
+    async def _process(self, job: _Job) -> _Result:
+        row = job.row
+        # follow-ups (edit, delete, close) exist because the post changed: never use a stale view
+        view = self._view(row.post_id, fresh=row.action != DeliveryAction.SEND.value)
+        if view is None:
+            return self._final(row, DeliveryStatus.SKIPPED, error="post no longer exists")
+        if row.action == DeliveryAction.SEND.value and view.status == PostStatus.DELETED.value:
+            return self._final(row, DeliveryStatus.SKIPPED, error="post deleted")
+        adapter = self.adapters.get(row.platform)
+        if adapter is None:
+            return self._retry_result(row, RetryLater(None, reason=f"{row.platform} adapter is not running"))
+        address = job.address
+        if address is None:
+            return self._final(row, DeliveryStatus.SKIPPED, error="recipient no longer exists")
+        content = view.content
+        if row.silent or content.delivery_id != row.id:
+            content = _replace(content, silent=row.silent, delivery_id=row.id)
+        try:
+            if row.action == DeliveryAction.SEND.value:
+                ref = await self._send(adapter, row, address, view, content)
+                self.stats.sent += 1
+                self.stats.first_send_at = self.stats.first_send_at or self.clock()
+                return _Result(
+                    row,
+                    DeliveryOutcome(row.id, DeliveryStatus.DELIVERED, ref.key, ref.alt),
+                    edit_count=view.edit_count,
+                )
+            source = job.source
+            if source is None or source[0] is None:
+                return self._final(row, DeliveryStatus.SKIPPED, error="no delivered copy to change")
+            ref = MessageRef(source[0], source[1])
+            await self.limiter.acquire(row.platform, address.target, group=row.mirror_id is not None)
+            if row.action == DeliveryAction.EDIT.value:
+                await adapter.edit(address, ref, _replace(content, edited=True))
+            elif row.action == DeliveryAction.DELETE.value:
+                await adapter.delete(address, ref)
+            else:
+                await adapter.close_poll(address, ref, _replace(content, poll=_closed(content.poll)))
+            self.stats.sent += 1
+            return _Result(row, DeliveryOutcome(row.id, DeliveryStatus.DELIVERED, ref.key, ref.alt))
+        except RetryLater as exc:
+            scope_chat = None if exc.scope == "global" else address.target
+            wait = exc.after_s if exc.after_s is not None else self.policy.backoff(row.attempts)
+            self.limiter.pause(row.platform, scope_chat, wait)
+            return self._retry_result(row, exc)
+        except RecipientGone as exc:
+            self.stats.failed += 1
+            result = self._final(row, DeliveryStatus.FAILED, error=f"recipient gone: {exc.reason}")
+            result.gone = row.follower_id is not None
+            return result
+        except PermanentFailure as exc:
+            self.stats.failed += 1
+            return self._final(row, DeliveryStatus.FAILED, error=exc.reason[:300])
+
+    async def _send(
+        self, adapter: Adapter, row: ClaimedDelivery, address: Address, view: _PostView, content: Content
+    ) -> MessageRef:
+        """Send one copy; media is uploaded once per platform and its reference reused."""
+        group = row.mirror_id is not None
+        if content.media is None or view.media_id is None:
+            await self.limiter.acquire(row.platform, address.target, group=group)
+            return await adapter.send(address, content)
+        known = view.media_refs.get(row.platform)
+        if known is not None:
+            await self.limiter.acquire(row.platform, address.target, group=group)
+            return await adapter.send(address, _with_ref(content, known))
+        lock = self._upload_locks.setdefault((view.media_id, row.platform), asyncio.Lock())
+        async with lock:
+            known = view.media_refs.get(row.platform)
+            if known is None:
+                if content.media.data is None:
+                    data = self.store.media_data(view.media_id)
+                    content = _with_media(content, data)
+                    view.content = _with_media(view.content, data)
+                await self.limiter.acquire(row.platform, address.target, group=group)
+                ref = await adapter.send(address, content)
+                if ref.media_ref:
+                    view.media_refs[row.platform] = ref.media_ref
+                    self.store.save_media_ref(view.media_id, row.platform, ref.media_ref)
+                return ref
+        await self.limiter.acquire(row.platform, address.target, group=group)
+        return await adapter.send(address, _with_ref(content, known))
+
+    def _final(self, row: ClaimedDelivery, status: DeliveryStatus, *, error: str) -> _Result:
+        if status == DeliveryStatus.SKIPPED:
+            self.stats.skipped += 1
+        return _Result(row, DeliveryOutcome(row.id, status, error=error))
+
+    def _retry_result(self, row: ClaimedDelivery, exc: RetryLater) -> _Result:
+        if row.attempts >= self.policy.max_attempts:
+            self.stats.failed += 1
+            return self._final(
+                row, DeliveryStatus.FAILED, error=f"gave up after {row.attempts} attempts: {exc.reason}"[:300]
+            )
+        self.stats.retried += 1
+        wait = exc.after_s if exc.after_s is not None else self.policy.backoff(row.attempts)
+        return _Result(
+            row,
+            DeliveryOutcome(
+                row.id, DeliveryStatus.PENDING, error=exc.reason[:300], next_attempt_at=self.clock() + wait
+            ),
+        )
+
+    # ---- recorder ---------------------------------------------------------------------------
+
+    async def _recorder(self) -> None:
+        last_lease = self.clock()
+        while True:
+            await asyncio.sleep(0.05 if self._results else 0.1)
+            try:
+                await self._flush()
+                if self.clock() - last_lease > self.policy.lease_s / 3 and self._inflight:
+                    last_lease = self.clock()
+                    self.store.extend_leases(
+                        self.owner, list(self._inflight), self.clock() + self.policy.lease_s
+                    )
+                await self._report_progress()
+            except Exception:
+                log.exception("recording delivery outcomes failed; will retry")
+
+    async def _flush(self) -> None:
+        if not self._results:
+            return
+        results, self._results = self._results, []
+        try:
+            self.store.record_outcomes(self.owner, [r.outcome for r in results], self.clock())
+        except Exception:
+            self._results = results + self._results  # keep them for the next flush
+            raise
+        gone = {r.claimed.follower_id for r in results if r.gone and r.claimed.follower_id}
+        for follower_id in gone:
+            self.store.pause_follower_now(follower_id)
+        delivered_sends = [
+            r
+            for r in results
+            if r.outcome.status == DeliveryStatus.DELIVERED and r.claimed.action == DeliveryAction.SEND.value
+        ]
+        if delivered_sends:
+            self.store.plan_catch_up(
+                [(r.claimed.id, r.claimed.post_id, r.edit_count) for r in delivered_sends], self.clock()
+            )
+        for r in results:
+            self.stats.by_platform[r.claimed.platform] = self.stats.by_platform.get(r.claimed.platform, 0) + 1
+            if r.claimed.action == DeliveryAction.SEND.value:
+                self._progress_posts.add(r.claimed.post_id)
+
+    async def _report_progress(self) -> None:
+        """Tell authors of large fan-outs how delivery goes, and every author the final summary."""
+        if self.notify_author is None or not self._progress_posts:
+            return
+        posts, self._progress_posts = self._progress_posts, set()
+        for post_id in posts:
+            report = self.store.progress_report(
+                post_id, self.clock(), self.policy.progress_threshold, self.policy.progress_interval_s
+            )
+            if report is None:
+                continue
+            author, text = report
+            result = self.notify_author(author, text)
+            if asyncio.iscoroutine(result):
+                try:
+                    await result
+                except Exception as exc:
+                    log.warning("progress notice for post %s failed: %s", post_id, type(exc).__name__)
+
+
+def _replace(content: Content, **changes: object) -> Content:
+    return replace(content, **changes)  # type: ignore[arg-type]
+
+
+def _with_ref(content: Content, ref: str) -> Content:
+    assert content.media is not None
+    return _replace(content, media=_media_replace(content.media, platform_ref=ref))
+
+
+def _with_media(content: Content, data: bytes | None) -> Content:
+    if content.media is None:
+        return content
+    return _replace(content, media=_media_replace(content.media, data=data))
+
+
+def _media_replace(media: MediaContent, **changes: object) -> MediaContent:
+    return replace(media, **changes)  # type: ignore[arg-type]
+
+
+def _closed(poll: PollContent | None) -> PollContent | None:
+    return None if poll is None else replace(poll, closed=True)

@@ -1,0 +1,288 @@
+"""SQLModel tables: channels, admins, the private follower registry, posts, polls, the outbox.
+
+Timestamps are float seconds since the epoch (UTC); they compare and index cheaply on every
+backend. Platform addresses appear only sealed (`sealed`) or as keyed blind indexes (`*_index`).
+"""
+
+from __future__ import annotations
+
+import enum
+
+from sqlalchemy import Index, LargeBinary, UniqueConstraint
+from sqlmodel import Column, Field, SQLModel
+
+
+class PostStatus(enum.StrEnum):
+    """Where a post is in its life."""
+
+    DRAFT = "draft"  #: created, not yet scheduled or published
+    SCHEDULED = "scheduled"  #: waiting for its time (scheduled_at)
+    PUBLISHING = "publishing"  #: claimed by one process, fan-out being planned
+    PUBLISHED = "published"  #: fan-out planned; copies are being or were delivered
+    DELETED = "deleted"  #: removed by an admin (copies deleted where delivered)
+    CANCELLED = "cancelled"  #: a scheduled post cancelled before it went out
+    SKIPPED = "skipped"  #: a scheduled post missed by more than the grace, per late_policy
+
+
+class DeliveryStatus(enum.StrEnum):
+    """The state of one outbox row."""
+
+    PENDING = "pending"  #: due at next_attempt_at
+    LEASED = "leased"  #: claimed by a worker until lease_expires_at
+    DELIVERED = "delivered"  #: the platform accepted it; ref_key says where
+    FAILED = "failed"  #: given up: permanent failure or attempts exhausted (error says why)
+    SKIPPED = "skipped"  #: not sent on purpose (post deleted, follower gone); error says why
+
+
+class DeliveryAction(enum.StrEnum):
+    """What an outbox row does."""
+
+    SEND = "send"  #: deliver a new copy
+    EDIT = "edit"  #: replace the content of the copy made by source_id
+    DELETE = "delete"  #: remove the copy made by source_id
+    CLOSE_POLL = "close_poll"  #: close the poll copy made by source_id
+
+
+class AdminRole(enum.StrEnum):
+    """An admin's powers in one channel."""
+
+    OWNER = "owner"  #: created the channel; may remove admins and delete the channel
+    ADMIN = "admin"  #: may post, edit, delete posts and see statistics
+
+
+class Channel(SQLModel, table=True):
+    """A broadcast channel."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    handle: str = Field(index=True, unique=True, max_length=32)
+    name: str
+    description: str = ""
+    public: bool = True
+    created_at: float
+    deleted_at: float | None = None
+
+
+class ChannelAdmin(SQLModel, table=True):
+    """An admin of one channel; identified by a blind index, reachable through a sealed address."""
+
+    __table_args__ = (UniqueConstraint("channel_id", "account_index"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel_id: int = Field(foreign_key="channel.id", index=True)
+    number: int  #: shown to admins instead of an identity (`/removeadmin <handle> <number>`)
+    role: str = AdminRole.ADMIN.value
+    account_index: str = Field(index=True)
+    platform: str
+    sealed: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    added_at: float
+
+
+class AdminInvite(SQLModel, table=True):
+    """A one-time code that makes whoever accepts it an admin of a channel."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel_id: int = Field(foreign_key="channel.id", index=True)
+    code_digest: str = Field(index=True, unique=True)
+    created_at: float
+    expires_at: float
+    used_at: float | None = None
+
+
+class Follower(SQLModel, table=True):
+    """One person on one platform, known only by a blind index and a sealed address."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str
+    account_index: str = Field(index=True, unique=True)
+    sealed: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: float
+
+
+class Subscription(SQLModel, table=True):
+    """A follower following a channel."""
+
+    __table_args__ = (
+        UniqueConstraint("follower_id", "channel_id"),
+        Index("ix_subscription_channel_follower", "channel_id", "follower_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    follower_id: int = Field(foreign_key="follower.id", index=True)
+    channel_id: int = Field(foreign_key="channel.id")
+    muted: bool = False
+    paused: bool = False  #: the platform said the follower is gone (blocked the bot, left)
+    created_at: float
+
+
+class MediaBlob(SQLModel, table=True):
+    """The bytes of a photo, video or sticker, kept so every platform can get a copy."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str
+    mime: str
+    filename: str
+    sha256: str = Field(index=True)
+    size: int
+    data: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    width: int | None = None
+    height: int | None = None
+    duration: int | None = None
+
+
+class MediaUpload(SQLModel, table=True):
+    """A platform's own reference to an uploaded media blob (file_id, mxc:// URI)."""
+
+    __table_args__ = (UniqueConstraint("media_id", "platform"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    media_id: int = Field(foreign_key="mediablob.id")
+    platform: str
+    ref: str
+
+
+class Post(SQLModel, table=True):
+    """A post of a channel: text, media or poll."""
+
+    __table_args__ = (Index("ix_post_status_scheduled", "status", "scheduled_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel_id: int = Field(foreign_key="channel.id", index=True)
+    kind: str
+    text: str = ""
+    media_id: int | None = Field(default=None, foreign_key="mediablob.id")
+    status: str = PostStatus.DRAFT.value
+    created_at: float
+    scheduled_at: float | None = None
+    published_at: float | None = None
+    edited_at: float | None = None
+    edit_count: int = 0
+    deleted_at: float | None = None
+    poll_multi: bool = False
+    poll_closes_at: float | None = None
+    poll_closed_at: float | None = None
+    recurring_id: int | None = Field(default=None, foreign_key="recurringpost.id")
+    author_platform: str | None = None  #: who to tell about progress (sealed)
+    author_sealed: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    planned: int = 0  #: copies planned so far (for progress)
+    plan_cursor: int = 0  #: fan-out planning resumes after this follower id
+    plan_lease_until: float | None = None  #: a planner crashed if this passed while publishing
+    progress_notified_at: float | None = None
+    summary_sent: bool = False
+
+
+class PostEdit(SQLModel, table=True):
+    """The edit history of a post: the text it had before each edit."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    post_id: int = Field(foreign_key="post.id", index=True)
+    previous_text: str
+    edited_at: float
+
+
+class PollOption(SQLModel, table=True):
+    """One option of a poll post; `position` is 0-based."""
+
+    __table_args__ = (UniqueConstraint("post_id", "position"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    post_id: int = Field(foreign_key="post.id", index=True)
+    position: int
+    text: str
+
+
+class Vote(SQLModel, table=True):
+    """One chosen option of one voter (a blind id) in one poll."""
+
+    __table_args__ = (UniqueConstraint("post_id", "voter_index", "position"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    post_id: int = Field(foreign_key="post.id", index=True)
+    voter_index: str = Field(index=True)
+    position: int
+
+
+class PostReaction(SQLModel, table=True):
+    """One reactor's (a blind id) current reaction on a post."""
+
+    __table_args__ = (UniqueConstraint("post_id", "reactor_index"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    post_id: int = Field(foreign_key="post.id", index=True)
+    reactor_index: str = Field(index=True)
+    key: str
+
+
+class MirrorRoom(SQLModel, table=True):
+    """A read-only room or channel an operator named to receive every post of a channel."""
+
+    __table_args__ = (UniqueConstraint("channel_id", "platform", "chat_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel_id: int = Field(foreign_key="channel.id", index=True)
+    platform: str
+    chat_id: str
+    created_at: float
+
+
+class Delivery(SQLModel, table=True):
+    """An outbox row: one action (send, edit, delete, close poll) for one copy of a post."""
+
+    __table_args__ = (
+        Index("ix_delivery_due", "status", "next_attempt_at"),
+        Index("ix_delivery_post_status", "post_id", "status"),
+        Index("ix_delivery_ref", "platform", "ref_key"),
+        Index("ix_delivery_alt", "platform", "ref_alt"),
+        Index("ix_delivery_follower", "follower_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    post_id: int = Field(foreign_key="post.id")
+    action: str = DeliveryAction.SEND.value
+    platform: str
+    follower_id: int | None = None
+    mirror_id: int | None = None
+    source_id: int | None = None  #: for edit/delete/close: the send whose copy this targets
+    silent: bool = False
+    status: str = DeliveryStatus.PENDING.value
+    attempts: int = 0
+    next_attempt_at: float
+    lease_owner: str | None = None
+    lease_expires_at: float | None = None
+    ref_key: str | None = None
+    ref_alt: str | None = None
+    error: str | None = None
+    created_at: float
+    done_at: float | None = None
+
+
+class RecurringPost(SQLModel, table=True):
+    """A text posted on a recurring schedule (`/every`)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel_id: int = Field(foreign_key="channel.id", index=True)
+    spec: str
+    text: str
+    active: bool = True
+    created_at: float
+    next_at: float | None = None
+    author_platform: str | None = None
+    author_sealed: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+
+
+class AuditEntry(SQLModel, table=True):
+    """What an admin did to a channel (actor shown as admin number or 'operator')."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel_id: int | None = Field(default=None, index=True)
+    actor: str
+    action: str
+    detail: str = ""
+    at: float
+
+
+class KeyValue(SQLModel, table=True):
+    """Small pieces of process state (leases, cursors) shared through the database."""
+
+    key: str = Field(primary_key=True)
+    value: str
+    updated_at: float

@@ -1,0 +1,898 @@
+"""The database: engine and session factory, schema creation, and every named query.
+
+Other modules call queries here by name; SQL lives nowhere else. SQLite (WAL) is the embedded
+default; PostgreSQL is the scale-out store (claims use `FOR UPDATE SKIP LOCKED` there).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, case, event, text
+from sqlalchemy.engine import Connection
+from sqlmodel import Session, SQLModel, col, create_engine, delete, func, select
+
+from bridge.models import (
+    AdminInvite,
+    AuditEntry,
+    Channel,
+    ChannelAdmin,
+    Delivery,
+    DeliveryAction,
+    DeliveryStatus,
+    Follower,
+    KeyValue,
+    MediaBlob,
+    MediaUpload,
+    MirrorRoom,
+    PollOption,
+    Post,
+    PostReaction,
+    PostStatus,
+    RecurringPost,
+    Subscription,
+    Vote,
+)
+from bridge.ports import Address, Content, MediaContent, PollContent, PostKind
+from bridge.privacy import Sealer
+
+
+def sqlite_url(data_dir: Path) -> str:
+    """The default database URL: a SQLite file in the data directory."""
+    return f"sqlite:///{(data_dir / 'channelbridge.db').resolve()}"
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+@dataclass(frozen=True)
+class ClaimedDelivery:
+    """An outbox row a worker has leased, with what it needs to act on it."""
+
+    id: int
+    post_id: int
+    action: str
+    platform: str
+    follower_id: int | None
+    mirror_id: int | None
+    source_id: int | None
+    silent: bool
+    attempts: int
+
+
+@dataclass(frozen=True)
+class DeliveryOutcome:
+    """What happened to one claimed row, recorded in a batch."""
+
+    id: int
+    status: DeliveryStatus
+    ref_key: str | None = None
+    ref_alt: str | None = None
+    error: str | None = None
+    next_attempt_at: float | None = None
+
+
+class Store:
+    """Owns the SQLAlchemy engine; every query the product runs is a method here."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        self.is_postgres = url.startswith("postgresql")
+        if self.is_sqlite:
+            path = url.removeprefix("sqlite:///")
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self.engine: Engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        else:
+            self.engine = create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+    def create_schema(self) -> None:
+        """Create every table that does not exist yet."""
+        SQLModel.metadata.create_all(self.engine)
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A unit of work: committed when the block ends, rolled back if it raises."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    @contextmanager
+    def connection(self) -> Iterator[Connection]:
+        """A Core connection in a transaction (hot paths that do not need the ORM)."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    # ---- channels -----------------------------------------------------------------------
+
+    def channel_by_handle(self, s: Session, handle: str) -> Channel | None:
+        """A live channel by its handle."""
+        return s.exec(
+            select(Channel).where(Channel.handle == handle, col(Channel.deleted_at).is_(None))
+        ).first()
+
+    def channel_by_id(self, s: Session, channel_id: int) -> Channel | None:
+        """A channel by id (deleted ones included)."""
+        return s.get(Channel, channel_id)
+
+    def handle_taken(self, s: Session, handle: str) -> bool:
+        """Whether any channel, even a deleted one, ever had this handle."""
+        return s.exec(select(Channel.id).where(Channel.handle == handle)).first() is not None
+
+    def search_channels(self, s: Session, query: str, limit: int = 20) -> list[Channel]:
+        """Public live channels whose handle or name contains `query`."""
+        stmt = select(Channel).where(col(Channel.deleted_at).is_(None), Channel.public == True)  # noqa: E712
+        if query:
+            like = f"%{query.lower()}%"
+            stmt = stmt.where((func.lower(Channel.handle).like(like)) | (func.lower(Channel.name).like(like)))
+        return list(s.exec(stmt.order_by(Channel.handle).limit(limit)))
+
+    def follower_count(self, s: Session, channel_id: int) -> int:
+        """How many follow the channel (paused ones excluded)."""
+        return s.exec(
+            select(func.count())
+            .select_from(Subscription)
+            .where(Subscription.channel_id == channel_id, Subscription.paused == False)  # noqa: E712
+        ).one()
+
+    def follower_counts_by_platform(self, s: Session, channel_id: int) -> dict[str, tuple[int, int]]:
+        """Per platform: (active followers, muted among them)."""
+        rows = s.exec(
+            select(Follower.platform, func.count(), func.sum(case((col(Subscription.muted), 1), else_=0)))
+            .join(Subscription, col(Subscription.follower_id) == col(Follower.id))
+            .where(Subscription.channel_id == channel_id, Subscription.paused == False)  # noqa: E712
+            .group_by(Follower.platform)
+        ).all()
+        return {platform: (int(n), int(m or 0)) for platform, n, m in rows}
+
+    def paused_count(self, s: Session, channel_id: int) -> int:
+        """Subscriptions paused because the platform said the follower is gone."""
+        return s.exec(
+            select(func.count())
+            .select_from(Subscription)
+            .where(Subscription.channel_id == channel_id, Subscription.paused == True)  # noqa: E712
+        ).one()
+
+    def mirrors(self, s: Session, channel_id: int) -> list[MirrorRoom]:
+        """The mirror rooms of a channel."""
+        return list(s.exec(select(MirrorRoom).where(MirrorRoom.channel_id == channel_id)))
+
+    # ---- admins -------------------------------------------------------------------------
+
+    def admin_of(self, s: Session, channel_id: int, account_index: str) -> ChannelAdmin | None:
+        """The admin row of that account in that channel, if any."""
+        return s.exec(
+            select(ChannelAdmin).where(
+                ChannelAdmin.channel_id == channel_id, ChannelAdmin.account_index == account_index
+            )
+        ).first()
+
+    def admins(self, s: Session, channel_id: int) -> list[ChannelAdmin]:
+        """A channel's admins by number."""
+        return list(
+            s.exec(
+                select(ChannelAdmin)
+                .where(ChannelAdmin.channel_id == channel_id)
+                .order_by(ChannelAdmin.number)
+            )
+        )
+
+    def administered_channels(self, s: Session, account_index: str) -> list[Channel]:
+        """Live channels where the account is an admin."""
+        return list(
+            s.exec(
+                select(Channel)
+                .join(ChannelAdmin, col(ChannelAdmin.channel_id) == col(Channel.id))
+                .where(ChannelAdmin.account_index == account_index)
+                .where(col(Channel.deleted_at).is_(None))
+                .order_by(Channel.handle)
+            )
+        )
+
+    def invite_by_digest(self, s: Session, digest: str) -> AdminInvite | None:
+        """An admin invite by the keyed digest of its code."""
+        return s.exec(select(AdminInvite).where(AdminInvite.code_digest == digest)).first()
+
+    # ---- followers ----------------------------------------------------------------------
+
+    def follower_by_index(self, s: Session, account_index: str) -> Follower | None:
+        """A follower by the blind index of their platform identity."""
+        return s.exec(select(Follower).where(Follower.account_index == account_index)).first()
+
+    def subscription(self, s: Session, follower_id: int, channel_id: int) -> Subscription | None:
+        """One follower's subscription to one channel."""
+        return s.exec(
+            select(Subscription).where(
+                Subscription.follower_id == follower_id, Subscription.channel_id == channel_id
+            )
+        ).first()
+
+    def subscriptions_of(self, s: Session, follower_id: int) -> list[tuple[Subscription, Channel]]:
+        """What a follower follows (live channels)."""
+        return list(
+            s.exec(
+                select(Subscription, Channel)
+                .join(Channel, col(Channel.id) == col(Subscription.channel_id))
+                .where(Subscription.follower_id == follower_id)
+                .where(col(Channel.deleted_at).is_(None))
+                .order_by(Channel.handle)
+            ).all()
+        )
+
+    def forget_follower(self, s: Session, follower: Follower) -> None:
+        """Remove every trace of a follower: subscriptions, votes, reactions, receipts."""
+        assert follower.id is not None
+        s.exec(delete(Vote).where(col(Vote.voter_index) == follower.account_index))
+        s.exec(delete(PostReaction).where(col(PostReaction.reactor_index) == follower.account_index))
+        s.exec(delete(Subscription).where(col(Subscription.follower_id) == follower.id))
+        s.exec(delete(Delivery).where(col(Delivery.follower_id) == follower.id))
+        s.delete(follower)
+
+    def forget_voter(self, s: Session, account_index: str) -> None:
+        """Remove votes and reactions of someone who is not a follower (e.g. a mirror member)."""
+        s.exec(delete(Vote).where(col(Vote.voter_index) == account_index))
+        s.exec(delete(PostReaction).where(col(PostReaction.reactor_index) == account_index))
+
+    def pause_follower(self, s: Session, follower_id: int) -> None:
+        """The platform says this follower is gone: pause every subscription of theirs."""
+        s.exec(
+            text("UPDATE subscription SET paused = :t WHERE follower_id = :f"),
+            params={"t": True, "f": follower_id},
+        )
+        s.exec(
+            text(
+                "UPDATE delivery SET status = 'skipped', error = 'follower is gone', "
+                "lease_owner = NULL WHERE follower_id = :f AND status = 'pending'"
+            ),
+            params={"f": follower_id},
+        )
+
+    # ---- posts, polls, reactions ----------------------------------------------------------
+
+    def post(self, s: Session, post_id: int) -> Post | None:
+        """A post by id."""
+        return s.get(Post, post_id)
+
+    def poll_options(self, s: Session, post_id: int) -> list[PollOption]:
+        """A poll's options in order."""
+        return list(
+            s.exec(select(PollOption).where(PollOption.post_id == post_id).order_by(PollOption.position))
+        )
+
+    def tally(self, s: Session, post_id: int) -> tuple[dict[int, int], int]:
+        """Votes per option position, and the number of distinct voters."""
+        rows = s.exec(
+            select(Vote.position, func.count()).where(Vote.post_id == post_id).group_by(Vote.position)
+        ).all()
+        voters = s.exec(
+            select(func.count(func.distinct(Vote.voter_index))).where(Vote.post_id == post_id)
+        ).one()
+        return {int(p): int(n) for p, n in rows}, int(voters)
+
+    def set_votes(self, s: Session, post_id: int, voter_index: str, positions: Sequence[int]) -> None:
+        """Replace one voter's choices in one poll."""
+        s.exec(delete(Vote).where(col(Vote.post_id) == post_id, col(Vote.voter_index) == voter_index))
+        for position in sorted(set(positions)):
+            s.add(Vote(post_id=post_id, voter_index=voter_index, position=position))
+
+    def set_reaction(self, s: Session, post_id: int, reactor_index: str, key: str | None) -> None:
+        """Replace (or with None, remove) one reactor's reaction on one post."""
+        s.exec(
+            delete(PostReaction).where(
+                col(PostReaction.post_id) == post_id, col(PostReaction.reactor_index) == reactor_index
+            )
+        )
+        if key:
+            s.add(PostReaction(post_id=post_id, reactor_index=reactor_index, key=key))
+
+    def reaction_counts(self, s: Session, post_id: int) -> dict[str, int]:
+        """Reactions per emoji on a post."""
+        rows = s.exec(
+            select(PostReaction.key, func.count())
+            .where(PostReaction.post_id == post_id)
+            .group_by(PostReaction.key)
+        ).all()
+        return {k: int(n) for k, n in sorted(rows, key=lambda r: (-r[1], r[0]))}
+
+    def recent_posts(self, s: Session, channel_id: int, limit: int = 5) -> list[Post]:
+        """The latest published (or deleted) posts of a channel, newest first."""
+        return list(
+            s.exec(
+                select(Post)
+                .where(Post.channel_id == channel_id)
+                .where(col(Post.published_at).is_not(None))
+                .order_by(col(Post.id).desc())
+                .limit(limit)
+            )
+        )
+
+    def scheduled_posts(self, s: Session, channel_id: int) -> list[Post]:
+        """A channel's posts waiting for their time, soonest first."""
+        return list(
+            s.exec(
+                select(Post)
+                .where(Post.channel_id == channel_id, Post.status == PostStatus.SCHEDULED.value)
+                .order_by(col(Post.scheduled_at))
+            )
+        )
+
+    def due_posts(self, s: Session, now: float, limit: int = 100) -> list[Post]:
+        """Scheduled posts whose time has come."""
+        return list(
+            s.exec(
+                select(Post)
+                .where(Post.status == PostStatus.SCHEDULED.value, col(Post.scheduled_at) <= now)
+                .order_by(col(Post.scheduled_at))
+                .limit(limit)
+            )
+        )
+
+    def claim_post_for_publishing(self, post_id: int, now: float, lease_s: float) -> bool:
+        """Atomically move a post from scheduled (or draft) to publishing; True if we won."""
+        with self.connection() as conn:
+            result = conn.execute(
+                text(
+                    "UPDATE post SET status = 'publishing', plan_lease_until = :lease "
+                    "WHERE id = :id AND status IN ('scheduled', 'draft')"
+                ),
+                {"id": post_id, "lease": now + lease_s},
+            )
+            return (result.rowcount or 0) == 1  # type: ignore[attr-defined]
+
+    def stale_publishing_posts(self, s: Session, now: float) -> list[int]:
+        """Posts whose fan-out planner died mid-way (their planning lease ran out)."""
+        return list(
+            s.exec(
+                select(Post.id).where(
+                    Post.status == PostStatus.PUBLISHING.value, col(Post.plan_lease_until) < now
+                )
+            ).all()  # type: ignore[arg-type]
+        )
+
+    def media(self, s: Session, media_id: int) -> MediaBlob | None:
+        """A media blob by id."""
+        return s.get(MediaBlob, media_id)
+
+    def media_by_hash(self, s: Session, sha256: str, size: int) -> MediaBlob | None:
+        """An already stored blob with the same content."""
+        return s.exec(select(MediaBlob).where(MediaBlob.sha256 == sha256, MediaBlob.size == size)).first()
+
+    def media_refs(self, s: Session, media_id: int) -> dict[str, str]:
+        """Platform references of an uploaded blob."""
+        rows = s.exec(select(MediaUpload).where(MediaUpload.media_id == media_id))
+        return {row.platform: row.ref for row in rows}
+
+    def save_media_ref(self, media_id: int, platform: str, ref: str) -> None:
+        """Remember a platform's reference for a blob (first one wins)."""
+        with self.session() as s:
+            exists = s.exec(
+                select(MediaUpload).where(MediaUpload.media_id == media_id, MediaUpload.platform == platform)
+            ).first()
+            if exists is None:
+                s.add(MediaUpload(media_id=media_id, platform=platform, ref=ref))
+
+    def audit(self, s: Session, channel_id: int | None, actor: str, action: str, detail: str = "") -> None:
+        """Append to the admin audit log."""
+        s.add(AuditEntry(channel_id=channel_id, actor=actor, action=action, detail=detail, at=time.time()))
+
+    # ---- fan-out planning -----------------------------------------------------------------
+
+    def plan_fanout_batch(self, post_id: int, batch: int, now: float, lease_s: float) -> int:
+        """Plan one batch of send deliveries for a publishing post; returns rows planned.
+
+        Followers are taken in id order after the post's `plan_cursor`, by `INSERT ... SELECT`
+        so no follower is loaded into memory; the cursor moves in the same transaction, so a
+        crashed planner resumes exactly where it stopped. Mirror rooms go with the first batch.
+        Returns -1 when planning is complete (the post is then `published`).
+        """
+        with self.connection() as conn:
+            row = conn.execute(
+                text("SELECT channel_id, plan_cursor, status FROM post WHERE id = :id"),
+                {"id": post_id},
+            ).first()
+            if row is None or row.status != PostStatus.PUBLISHING.value:
+                return -1
+            channel_id, cursor = row.channel_id, row.plan_cursor
+            planned = 0
+            if cursor == 0:
+                planned += (
+                    conn.execute(
+                        text(
+                            "INSERT INTO delivery (post_id, action, platform, mirror_id, silent, status,"
+                            " attempts, next_attempt_at, created_at)"
+                            " SELECT :post, 'send', platform, id, :f, 'pending', 0, :now, :now"
+                            " FROM mirrorroom WHERE channel_id = :ch"
+                        ),
+                        {"post": post_id, "ch": channel_id, "now": now, "f": False},
+                    ).rowcount
+                    or 0
+                )  # type: ignore[attr-defined]
+            bound = conn.execute(
+                text(
+                    "SELECT follower_id FROM subscription WHERE channel_id = :ch"
+                    " AND follower_id > :after ORDER BY follower_id LIMIT 1 OFFSET :off"
+                ),
+                {"ch": channel_id, "after": cursor, "off": batch - 1},
+            ).scalar()
+            upper = " AND s.follower_id <= :upper" if bound is not None else ""
+            planned += (
+                conn.execute(
+                    text(
+                        "INSERT INTO delivery (post_id, action, platform, follower_id, silent, status,"
+                        " attempts, next_attempt_at, created_at)"
+                        " SELECT :post, 'send', f.platform, f.id, s.muted, 'pending', 0, :now, :now"
+                        " FROM subscription s JOIN follower f ON f.id = s.follower_id"
+                        " WHERE s.channel_id = :ch AND s.paused = :paused AND s.follower_id > :after" + upper
+                    ),
+                    {
+                        "post": post_id,
+                        "ch": channel_id,
+                        "after": cursor,
+                        "upper": bound,
+                        "now": now,
+                        "paused": False,
+                    },
+                ).rowcount
+                or 0
+            )  # type: ignore[attr-defined]
+            if bound is None:
+                conn.execute(
+                    text(
+                        "UPDATE post SET status = 'published', planned = planned + :n,"
+                        " plan_cursor = -1, plan_lease_until = NULL WHERE id = :id"
+                    ),
+                    {"id": post_id, "n": planned},
+                )
+                return -1 if planned == 0 else planned
+            conn.execute(
+                text(
+                    "UPDATE post SET planned = planned + :n, plan_cursor = :cur,"
+                    " plan_lease_until = :lease WHERE id = :id"
+                ),
+                {"id": post_id, "n": planned, "cur": bound, "lease": now + lease_s},
+            )
+            return planned
+
+    def plan_followups(self, s: Session, post_id: int, action: DeliveryAction, now: float) -> int:
+        """Plan an edit/delete/close for every delivered copy of a post; returns the count."""
+        result = s.exec(
+            text(
+                "INSERT INTO delivery (post_id, action, platform, follower_id, mirror_id, source_id,"
+                " silent, status, attempts, next_attempt_at, created_at)"
+                " SELECT post_id, :action, platform, follower_id, mirror_id, id, silent, 'pending',"
+                " 0, :now, :now FROM delivery"
+                " WHERE post_id = :post AND action = 'send' AND status = 'delivered'"
+            ),
+            params={"post": post_id, "action": action.value, "now": now},
+        )
+        return result.rowcount or 0  # type: ignore[attr-defined]
+
+    def plan_followup_for(self, conn: Connection, send_id: int, action: DeliveryAction, now: float) -> None:
+        """Plan an edit/delete for one copy that was delivered after the post changed."""
+        conn.execute(
+            text(
+                "INSERT INTO delivery (post_id, action, platform, follower_id, mirror_id, source_id,"
+                " silent, status, attempts, next_attempt_at, created_at)"
+                " SELECT post_id, :action, platform, follower_id, mirror_id, id, silent, 'pending',"
+                " 0, :now, :now FROM delivery WHERE id = :id"
+            ),
+            {"id": send_id, "action": action.value, "now": now},
+        )
+
+    def skip_pending(self, s: Session, post_id: int, reason: str, actions: Sequence[str]) -> int:
+        """Mark not-yet-sent rows of a post skipped (e.g. the post was deleted)."""
+        total = 0
+        for action in actions:
+            res = s.exec(
+                text(
+                    "UPDATE delivery SET status = 'skipped', error = :reason, lease_owner = NULL"
+                    " WHERE post_id = :post AND status = 'pending' AND action = :action"
+                ),
+                params={"post": post_id, "reason": reason, "action": action},
+            )
+            total += res.rowcount or 0  # type: ignore[attr-defined]
+        return total
+
+    def delivery_counts(self, s: Session, post_id: int, action: str = "send") -> dict[str, int]:
+        """Rows per status for one post and action."""
+        rows = s.exec(
+            select(Delivery.status, func.count())
+            .where(Delivery.post_id == post_id, Delivery.action == action)
+            .group_by(Delivery.status)
+        ).all()
+        return {status: int(n) for status, n in rows}
+
+    def failure_reasons(self, s: Session, post_id: int, limit: int = 3) -> list[tuple[str, int]]:
+        """The commonest failure reasons of a post's sends (no identities: reasons only)."""
+        rows = s.exec(
+            select(Delivery.error, func.count())
+            .where(Delivery.post_id == post_id, Delivery.status == DeliveryStatus.FAILED.value)
+            .group_by(Delivery.error)
+            .order_by(func.count().desc())
+            .limit(limit)
+        ).all()
+        return [(str(e), int(n)) for e, n in rows]
+
+    def copy_by_ref(self, s: Session, platform: str, ref: str) -> Delivery | None:
+        """The delivered send whose platform reference (key or alt) is `ref`."""
+        found = s.exec(
+            select(Delivery).where(
+                Delivery.platform == platform,
+                Delivery.ref_key == ref,
+                Delivery.action == DeliveryAction.SEND.value,
+            )
+        ).first()
+        if found is None:
+            found = s.exec(
+                select(Delivery).where(
+                    Delivery.platform == platform,
+                    Delivery.ref_alt == ref,
+                    Delivery.action == DeliveryAction.SEND.value,
+                )
+            ).first()
+        return found
+
+    def copy_for_follower(self, s: Session, post_id: int, follower_id: int) -> Delivery | None:
+        """The send row of one post to one follower."""
+        return s.exec(
+            select(Delivery).where(
+                Delivery.post_id == post_id,
+                Delivery.follower_id == follower_id,
+                Delivery.action == DeliveryAction.SEND.value,
+            )
+        ).first()
+
+    # ---- the outbox -------------------------------------------------------------------------
+
+    def claim_deliveries(self, owner: str, now: float, lease_s: float, limit: int) -> list[ClaimedDelivery]:
+        """Lease up to `limit` due rows for `owner` (SKIP LOCKED on PostgreSQL)."""
+        lock = " FOR UPDATE SKIP LOCKED" if self.is_postgres else ""
+        sql = (
+            "UPDATE delivery SET status = 'leased', lease_owner = :owner,"
+            " lease_expires_at = :exp, attempts = attempts + 1"
+            " WHERE id IN (SELECT id FROM delivery WHERE status = 'pending'"
+            " AND next_attempt_at <= :now ORDER BY next_attempt_at, id LIMIT :lim" + lock + ")"
+            " RETURNING id, post_id, action, platform, follower_id, mirror_id, source_id,"
+            " silent, attempts"
+        )
+        with self.connection() as conn:
+            rows = conn.execute(
+                text(sql), {"owner": owner, "exp": now + lease_s, "now": now, "lim": limit}
+            ).all()
+        return sorted(
+            (
+                ClaimedDelivery(
+                    id=r.id,
+                    post_id=r.post_id,
+                    action=r.action,
+                    platform=r.platform,
+                    follower_id=r.follower_id,
+                    mirror_id=r.mirror_id,
+                    source_id=r.source_id,
+                    silent=bool(r.silent),
+                    attempts=r.attempts,
+                )
+                for r in rows
+            ),
+            key=lambda c: c.id,
+        )
+
+    def release_expired_leases(self, now: float) -> int:
+        """Return rows whose worker died (lease expired) to pending."""
+        with self.connection() as conn:
+            result = conn.execute(
+                text(
+                    "UPDATE delivery SET status = 'pending', lease_owner = NULL"
+                    " WHERE status = 'leased' AND lease_expires_at < :now"
+                ),
+                {"now": now},
+            )
+            return result.rowcount or 0  # type: ignore[attr-defined]
+
+    def next_due_at(self) -> float | None:
+        """When the soonest pending row is due."""
+        with self.connection() as conn:
+            value = conn.execute(
+                text("SELECT min(next_attempt_at) FROM delivery WHERE status = 'pending'")
+            ).scalar()
+            return float(value) if value is not None else None
+
+    def record_outcomes(self, owner: str, outcomes: Sequence[DeliveryOutcome], now: float) -> None:
+        """Write the results of a batch of sends in one transaction (only rows we still lease)."""
+        if not outcomes:
+            return
+        final = [o for o in outcomes if o.status != DeliveryStatus.PENDING]
+        retry = [o for o in outcomes if o.status == DeliveryStatus.PENDING]
+        with self.connection() as conn:
+            if final:
+                conn.execute(
+                    text(
+                        "UPDATE delivery SET status = :status, ref_key = :ref_key,"
+                        " ref_alt = :ref_alt, error = :error, lease_owner = NULL,"
+                        " lease_expires_at = NULL, done_at = :now"
+                        " WHERE id = :id AND lease_owner = :owner"
+                    ),
+                    [
+                        {
+                            "status": o.status.value,
+                            "ref_key": o.ref_key,
+                            "ref_alt": o.ref_alt,
+                            "error": o.error,
+                            "now": now,
+                            "id": o.id,
+                            "owner": owner,
+                        }
+                        for o in final
+                    ],
+                )
+            if retry:
+                conn.execute(
+                    text(
+                        "UPDATE delivery SET status = 'pending', error = :error,"
+                        " next_attempt_at = :next, lease_owner = NULL, lease_expires_at = NULL"
+                        " WHERE id = :id AND lease_owner = :owner"
+                    ),
+                    [
+                        {"error": o.error, "next": o.next_attempt_at, "id": o.id, "owner": owner}
+                        for o in retry
+                    ],
+                )
+
+    def follower_addresses(self, conn: Connection, ids: Sequence[int]) -> dict[int, tuple[str, bytes]]:
+        """Sealed addresses of followers by id."""
+        if not ids:
+            return {}
+        rows = conn.execute(
+            select(Follower.id, Follower.platform, Follower.sealed).where(col(Follower.id).in_(ids))
+        ).all()
+        return {r[0]: (r[1], r[2]) for r in rows}
+
+    def mirror_chats(self, conn: Connection, ids: Sequence[int]) -> dict[int, tuple[str, str]]:
+        """Mirror rooms (platform, chat id) by id."""
+        if not ids:
+            return {}
+        rows = conn.execute(
+            select(MirrorRoom.id, MirrorRoom.platform, MirrorRoom.chat_id).where(col(MirrorRoom.id).in_(ids))
+        ).all()
+        return {r[0]: (r[1], r[2]) for r in rows}
+
+    def source_refs(self, conn: Connection, ids: Sequence[int]) -> dict[int, tuple[str | None, str | None]]:
+        """Platform references of the copies that follow-up rows target."""
+        if not ids:
+            return {}
+        rows = conn.execute(
+            select(Delivery.id, Delivery.ref_key, Delivery.ref_alt).where(col(Delivery.id).in_(ids))
+        ).all()
+        return {r[0]: (r[1], r[2]) for r in rows}
+
+    def post_states(self, conn: Connection, ids: Sequence[int]) -> dict[int, tuple[str, int]]:
+        """(status, edit_count) of posts by id: lets the worker notice changes mid-send."""
+        if not ids:
+            return {}
+        rows = conn.execute(select(Post.id, Post.status, Post.edit_count).where(col(Post.id).in_(ids))).all()
+        return {r[0]: (r[1], r[2]) for r in rows}
+
+    # ---- key/value state ------------------------------------------------------------------
+
+    def get_value(self, key: str) -> str | None:
+        """A stored piece of process state."""
+        with self.session() as s:
+            row = s.get(KeyValue, key)
+            return row.value if row else None
+
+    def set_value(self, key: str, value: str) -> None:
+        """Store a piece of process state."""
+        with self.session() as s:
+            row = s.get(KeyValue, key)
+            if row is None:
+                s.add(KeyValue(key=key, value=value, updated_at=time.time()))
+            else:
+                row.value = value
+                row.updated_at = time.time()
+                s.add(row)
+
+    # ---- recurring posts ------------------------------------------------------------------
+
+    def recurring_posts(self, s: Session, channel_id: int) -> list[RecurringPost]:
+        """A channel's active recurring posts."""
+        return list(
+            s.exec(
+                select(RecurringPost).where(
+                    RecurringPost.channel_id == channel_id,
+                    RecurringPost.active == True,  # noqa: E712
+                )
+            )
+        )
+
+    def recurring(self, s: Session, recurring_id: int) -> RecurringPost | None:
+        """A recurring post by id."""
+        return s.get(RecurringPost, recurring_id)
+
+    def all_active_recurring(self, s: Session) -> list[RecurringPost]:
+        """Every active recurring post (the scheduler registers a cron job for each)."""
+        return list(s.exec(select(RecurringPost).where(RecurringPost.active == True)))  # noqa: E712
+
+    # ---- worker support ---------------------------------------------------------------------
+
+    def delivery_context(
+        self, rows: Sequence[ClaimedDelivery], sealer: Sealer
+    ) -> tuple[dict[int, Address | None], dict[int, tuple[str | None, str | None]]]:
+        """For a claimed batch: each row's destination address, and the refs of source copies."""
+        with self.connection() as conn:
+            followers = self.follower_addresses(conn, [r.follower_id for r in rows if r.follower_id])
+            mirrors = self.mirror_chats(conn, [r.mirror_id for r in rows if r.mirror_id])
+            sources = self.source_refs(conn, [r.source_id for r in rows if r.source_id])
+        addresses: dict[int, Address | None] = {}
+        for row in rows:
+            if row.follower_id is not None:
+                found = followers.get(row.follower_id)
+                addresses[row.id] = sealer.unseal(found[0], found[1]) if found else None
+            elif row.mirror_id is not None:
+                mirror = mirrors.get(row.mirror_id)
+                addresses[row.id] = Address(mirror[0], mirror[1]) if mirror else None
+            else:
+                addresses[row.id] = None
+        return addresses, sources
+
+    def return_to_pending(self, owner: str, ids: Sequence[int]) -> None:
+        """Give back rows this worker claimed but never started (clean shutdown)."""
+        with self.connection() as conn:
+            conn.execute(
+                text(
+                    "UPDATE delivery SET status = 'pending', lease_owner = NULL,"
+                    " attempts = attempts - 1 WHERE id = :id AND lease_owner = :owner"
+                ),
+                [{"id": i, "owner": owner} for i in ids],
+            )
+
+    def extend_leases(self, owner: str, ids: Sequence[int], until: float) -> None:
+        """Keep the leases of rows still in flight alive."""
+        with self.connection() as conn:
+            conn.execute(
+                text("UPDATE delivery SET lease_expires_at = :until WHERE id = :id AND lease_owner = :owner"),
+                [{"id": i, "owner": owner, "until": until} for i in ids],
+            )
+
+    def pause_follower_now(self, follower_id: int) -> None:
+        """`pause_follower` in its own transaction."""
+        with self.session() as s:
+            self.pause_follower(s, follower_id)
+
+    def media_data(self, media_id: int) -> bytes | None:
+        """The bytes of a media blob."""
+        with self.connection() as conn:
+            data = conn.execute(select(MediaBlob.data).where(MediaBlob.id == media_id)).scalar()
+            return bytes(data) if data is not None else None
+
+    def load_post_view(self, post_id: int, now: float) -> dict[str, Any] | None:
+        """Everything the worker needs to render copies of a post (media bytes excluded)."""
+        with self.session() as s:
+            post = s.get(Post, post_id)
+            if post is None:
+                return None
+            channel = s.get(Channel, post.channel_id)
+            if channel is None:
+                return None
+            media = None
+            refs: dict[str, str] = {}
+            if post.media_id is not None:
+                blob = s.get(MediaBlob, post.media_id)
+                if blob is not None:
+                    refs = self.media_refs(s, post.media_id)
+                    media = MediaContent(
+                        blob_id=post.media_id,
+                        kind=PostKind(blob.kind),
+                        mime=blob.mime,
+                        filename=blob.filename,
+                        data=None,
+                        width=blob.width,
+                        height=blob.height,
+                        duration=blob.duration,
+                    )
+            poll = None
+            if post.kind == PostKind.POLL.value:
+                poll = PollContent(
+                    question=post.text,
+                    options=tuple(o.text for o in self.poll_options(s, post_id)),
+                    multi=post.poll_multi,
+                    closed=post.poll_closed_at is not None,
+                )
+            content = Content(
+                post_id=post_id,
+                kind=PostKind(post.kind),
+                channel_handle=channel.handle,
+                channel_name=channel.name,
+                text=post.text,
+                media=media,
+                poll=poll,
+                edited=post.edit_count > 0,
+            )
+            author = (
+                (post.author_platform, post.author_sealed)
+                if post.author_platform and post.author_sealed
+                else None
+            )
+            return {
+                "post_id": post_id,
+                "status": post.status,
+                "edit_count": post.edit_count,
+                "content": content,
+                "media_id": post.media_id,
+                "media_refs": refs,
+                "loaded_at": now,
+                "author": author,
+            }
+
+    def plan_catch_up(self, delivered: Sequence[tuple[int, int, int]], now: float) -> None:
+        """Copies delivered while their post changed: plan a delete (post deleted meanwhile) or
+        an edit (post edited after the copy was rendered). Items: (send id, post id, edit count
+        the copy was rendered with)."""
+        with self.connection() as conn:
+            states = self.post_states(conn, sorted({p for _, p, _ in delivered}))
+            for send_id, post_id, rendered in delivered:
+                status, edit_count = states.get(post_id, (None, 0))
+                if status == PostStatus.DELETED.value:
+                    self.plan_followup_for(conn, send_id, DeliveryAction.DELETE, now)
+                elif edit_count > rendered:
+                    self.plan_followup_for(conn, send_id, DeliveryAction.EDIT, now)
+
+    def progress_report(
+        self, post_id: int, now: float, threshold: int, interval_s: float
+    ) -> tuple[tuple[str, bytes], str] | None:
+        """A progress or final-summary notice for a post's author, when one is due."""
+        with self.session() as s:
+            post = s.get(Post, post_id)
+            if post is None or not post.author_platform or not post.author_sealed:
+                return None
+            counts = self.delivery_counts(s, post_id)
+            delivered = counts.get("delivered", 0)
+            pending = counts.get("pending", 0) + counts.get("leased", 0)
+            failed = counts.get("failed", 0)
+            skipped = counts.get("skipped", 0)
+            author = (post.author_platform, post.author_sealed)
+            finished = pending == 0 and post.status in (
+                PostStatus.PUBLISHED.value,
+                PostStatus.DELETED.value,
+            )
+            if finished and not post.summary_sent:
+                if post.planned < threshold and failed == 0:
+                    return None
+                post.summary_sent = True
+                s.add(post)
+                text_ = f"Post #{post_id} finished: delivered {delivered}, failed {failed}"
+                if skipped:
+                    text_ += f", skipped {skipped}"
+                reasons = self.failure_reasons(s, post_id)
+                if reasons:
+                    text_ += " (" + "; ".join(f"{r} ×{n}" for r, n in reasons) + ")"
+                return author, text_ + "."
+            if finished or post.planned < threshold:
+                return None
+            if post.progress_notified_at is not None and now - post.progress_notified_at < interval_s:
+                return None
+            post.progress_notified_at = now
+            s.add(post)
+            return author, (
+                f"Post #{post_id} progress: delivered {delivered}, pending {pending}, failed {failed}."
+            )
