@@ -130,6 +130,8 @@ class DeliveryWorker:
         self._queue: asyncio.Queue[_Job | None] = asyncio.Queue()
         self._inflight: set[int] = set()
         self._results: list[_Result] = []
+        self._waiters: list[asyncio.Future[None]] = []
+        self._have_results = asyncio.Event()
         self._posts: dict[int, _PostView] = {}
         self._upload_locks: dict[tuple[int, str], asyncio.Lock] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -160,9 +162,10 @@ class DeliveryWorker:
         """Stop claiming, let in-flight sends finish, record them, and end the tasks."""
         self._stopping = True
         self._wake.set()
-        claimer, recorder, *senders = self._tasks or [None, None]
-        if claimer is not None:
-            await asyncio.gather(claimer, return_exceptions=True)
+        if not self._tasks:
+            return
+        claimer, recorder, *senders = self._tasks
+        await asyncio.gather(claimer, return_exceptions=True)
         # rows claimed but not started go back to pending at once
         unsent: list[int] = []
         while not self._queue.empty():
@@ -171,10 +174,9 @@ class DeliveryWorker:
                 unsent.append(item.row.id)
         for _ in senders:
             self._queue.put_nowait(None)
-        await asyncio.gather(*senders, return_exceptions=True)
-        if recorder is not None:
-            recorder.cancel()
-            await asyncio.gather(recorder, return_exceptions=True)
+        await asyncio.gather(*senders, return_exceptions=True)  # the recorder still runs
+        recorder.cancel()
+        await asyncio.gather(recorder, return_exceptions=True)
         await self._flush()
         if unsent:
             self.store.return_to_pending(self.owner, unsent)
@@ -182,14 +184,14 @@ class DeliveryWorker:
         self._tasks = []
 
     async def drain(self, timeout: float = 30.0) -> None:
-        """Wait until no row is due now and nothing is in flight (or raise TimeoutError)."""
+        """Wait until no row is pending (retries included) and nothing is in flight; raises
+        TimeoutError when that does not happen within `timeout` seconds."""
         deadline = time.monotonic() + timeout
         while True:
             self.wake()
             await asyncio.sleep(0.02)
             if not self._inflight and not self._results and self._queue.empty():
-                due = self.store.next_due_at()
-                if due is None or due > self.clock():
+                if self.store.next_due_at() is None and not self.store.has_leased_rows():
                     return
             if time.monotonic() > deadline:
                 raise TimeoutError("deliveries still due after drain timeout")
@@ -252,25 +254,30 @@ class DeliveryWorker:
                 result = self._retry_result(
                     row, RetryLater(None, reason=f"internal error: {type(exc).__name__}")
                 )
+            # group commit: this sender takes no new row until its outcome is durable, so a
+            # crash repeats at most `concurrency` sends
+            done = asyncio.get_running_loop().create_future()
             self._results.append(result)
+            self._waiters.append(done)
+            self._have_results.set()
+            await done
             self._inflight.discard(row.id)
 
     def _view(self, post_id: int, *, fresh: bool = False) -> _PostView | None:
         view = self._posts.get(post_id)
         if view is not None and not fresh and self.clock() - view.loaded_at < 1.0:
             return view
-        view = self.store.load_post_view(post_id, self.clock())
-        if view is None:
+        loaded = self.store.load_post_view(post_id, self.clock())
+        if loaded is None:
             self._posts.pop(post_id, None)
             return None
-        fresh = _PostView(**view)
-        old = self._posts.get(post_id)
-        if old is not None and old.content.media is not None and fresh.content.media is not None:
-            fresh.content = _with_media(fresh.content, old.content.media.data)
-        self._posts[post_id] = fresh
+        new = _PostView(**loaded)
+        if view is not None and view.content.media is not None and new.content.media is not None:
+            new.content = _with_media(new.content, view.content.media.data)  # keep loaded bytes
+        self._posts[post_id] = new
         if len(self._posts) > 256:
             self._posts.pop(next(iter(self._posts)))
-        return fresh
+        return new
 
     async def _process(self, job: _Job) -> _Result:
         row = job.row
@@ -380,7 +387,9 @@ class DeliveryWorker:
     async def _recorder(self) -> None:
         last_lease = self.clock()
         while True:
-            await asyncio.sleep(0.05 if self._results else 0.1)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._have_results.wait(), timeout=0.5)
+            self._have_results.clear()
             try:
                 await self._flush()
                 if self.clock() - last_lease > self.policy.lease_s / 3 and self._inflight:
@@ -391,16 +400,23 @@ class DeliveryWorker:
                 await self._report_progress()
             except Exception:
                 log.exception("recording delivery outcomes failed; will retry")
+                await asyncio.sleep(0.5)
+                self._have_results.set()
 
     async def _flush(self) -> None:
         if not self._results:
             return
         results, self._results = self._results, []
+        waiters, self._waiters = self._waiters, []
         try:
             self.store.record_outcomes(self.owner, [r.outcome for r in results], self.clock())
         except Exception:
             self._results = results + self._results  # keep them for the next flush
+            self._waiters = waiters + self._waiters
             raise
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
         gone = {r.claimed.follower_id for r in results if r.gone and r.claimed.follower_id}
         for follower_id in gone:
             self.store.pause_follower_now(follower_id)
@@ -444,7 +460,8 @@ def _replace(content: Content, **changes: object) -> Content:
 
 def _with_ref(content: Content, ref: str) -> Content:
     assert content.media is not None
-    return _replace(content, media=_media_replace(content.media, platform_ref=ref))
+    # with the platform's reference known, the bytes are not needed (and must not be re-uploaded)
+    return _replace(content, media=_media_replace(content.media, platform_ref=ref, data=None))
 
 
 def _with_media(content: Content, data: bytes | None) -> Content:

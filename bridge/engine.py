@@ -63,7 +63,9 @@ ValueError with a message for the user."""
 class Recurrence(Protocol):
     """A parsed `/every` spec (see `scheduler.when.Recurrence`)."""
 
-    text: str
+    @property
+    def text(self) -> str:
+        """The normalized spec, e.g. `mon-fri 08:00`."""
 
     def next_after(self, after: datetime, tz: ZoneInfo) -> datetime:
         """The next occurrence strictly after `after` (aware UTC)."""

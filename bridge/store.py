@@ -194,7 +194,7 @@ class Store:
             s.exec(
                 select(ChannelAdmin)
                 .where(ChannelAdmin.channel_id == channel_id)
-                .order_by(ChannelAdmin.number)
+                .order_by(col(ChannelAdmin.number))
             )
         )
 
@@ -256,16 +256,16 @@ class Store:
 
     def pause_follower(self, s: Session, follower_id: int) -> None:
         """The platform says this follower is gone: pause every subscription of theirs."""
-        s.exec(
+        s.connection().execute(
             text("UPDATE subscription SET paused = :t WHERE follower_id = :f"),
-            params={"t": True, "f": follower_id},
+            {"t": True, "f": follower_id},
         )
-        s.exec(
+        s.connection().execute(
             text(
                 "UPDATE delivery SET status = 'skipped', error = 'follower is gone', "
                 "lease_owner = NULL WHERE follower_id = :f AND status = 'pending'"
             ),
-            params={"f": follower_id},
+            {"f": follower_id},
         )
 
     # ---- posts, polls, reactions ----------------------------------------------------------
@@ -277,13 +277,13 @@ class Store:
     def poll_options(self, s: Session, post_id: int) -> list[PollOption]:
         """A poll's options in order."""
         return list(
-            s.exec(select(PollOption).where(PollOption.post_id == post_id).order_by(PollOption.position))
+            s.exec(select(PollOption).where(PollOption.post_id == post_id).order_by(col(PollOption.position)))
         )
 
     def tally(self, s: Session, post_id: int) -> tuple[dict[int, int], int]:
         """Votes per option position, and the number of distinct voters."""
         rows = s.exec(
-            select(Vote.position, func.count()).where(Vote.post_id == post_id).group_by(Vote.position)
+            select(Vote.position, func.count()).where(Vote.post_id == post_id).group_by(col(Vote.position))
         ).all()
         voters = s.exec(
             select(func.count(func.distinct(Vote.voter_index))).where(Vote.post_id == post_id)
@@ -358,7 +358,7 @@ class Store:
                 ),
                 {"id": post_id, "lease": now + lease_s},
             )
-            return (result.rowcount or 0) == 1  # type: ignore[attr-defined]
+            return (result.rowcount or 0) == 1
 
     def stale_publishing_posts(self, s: Session, now: float) -> list[int]:
         """Posts whose fan-out planner died mid-way (their planning lease ran out)."""
@@ -427,7 +427,7 @@ class Store:
                         {"post": post_id, "ch": channel_id, "now": now, "f": False},
                     ).rowcount
                     or 0
-                )  # type: ignore[attr-defined]
+                )
             bound = conn.execute(
                 text(
                     "SELECT follower_id FROM subscription WHERE channel_id = :ch"
@@ -455,7 +455,7 @@ class Store:
                     },
                 ).rowcount
                 or 0
-            )  # type: ignore[attr-defined]
+            )
             if bound is None:
                 conn.execute(
                     text(
@@ -476,7 +476,7 @@ class Store:
 
     def plan_followups(self, s: Session, post_id: int, action: DeliveryAction, now: float) -> int:
         """Plan an edit/delete/close for every delivered copy of a post; returns the count."""
-        result = s.exec(
+        result = s.connection().execute(
             text(
                 "INSERT INTO delivery (post_id, action, platform, follower_id, mirror_id, source_id,"
                 " silent, status, attempts, next_attempt_at, created_at)"
@@ -484,9 +484,9 @@ class Store:
                 " 0, :now, :now FROM delivery"
                 " WHERE post_id = :post AND action = 'send' AND status = 'delivered'"
             ),
-            params={"post": post_id, "action": action.value, "now": now},
+            {"post": post_id, "action": action.value, "now": now},
         )
-        return result.rowcount or 0  # type: ignore[attr-defined]
+        return result.rowcount or 0
 
     def plan_followup_for(self, conn: Connection, send_id: int, action: DeliveryAction, now: float) -> None:
         """Plan an edit/delete for one copy that was delivered after the post changed."""
@@ -504,14 +504,14 @@ class Store:
         """Mark not-yet-sent rows of a post skipped (e.g. the post was deleted)."""
         total = 0
         for action in actions:
-            res = s.exec(
+            res = s.connection().execute(
                 text(
                     "UPDATE delivery SET status = 'skipped', error = :reason, lease_owner = NULL"
                     " WHERE post_id = :post AND status = 'pending' AND action = :action"
                 ),
-                params={"post": post_id, "reason": reason, "action": action},
+                {"post": post_id, "reason": reason, "action": action},
             )
-            total += res.rowcount or 0  # type: ignore[attr-defined]
+            total += res.rowcount or 0
         return total
 
     def delivery_counts(self, s: Session, post_id: int, action: str = "send") -> dict[str, int]:
@@ -608,7 +608,7 @@ class Store:
                 ),
                 {"now": now},
             )
-            return result.rowcount or 0  # type: ignore[attr-defined]
+            return result.rowcount or 0
 
     def next_due_at(self) -> float | None:
         """When the soonest pending row is due."""
@@ -617,6 +617,14 @@ class Store:
                 text("SELECT min(next_attempt_at) FROM delivery WHERE status = 'pending'")
             ).scalar()
             return float(value) if value is not None else None
+
+    def has_leased_rows(self) -> bool:
+        """Whether any worker holds a lease on a row."""
+        with self.connection() as conn:
+            return (
+                conn.execute(text("SELECT 1 FROM delivery WHERE status = 'leased' LIMIT 1")).first()
+                is not None
+            )
 
     def record_outcomes(self, owner: str, outcomes: Sequence[DeliveryOutcome], now: float) -> None:
         """Write the results of a batch of sends in one transaction (only rows we still lease)."""

@@ -1,0 +1,211 @@
+"""Token buckets per platform and per chat, and pauses that honour a platform's retry-after.
+
+`RateLimiter` is a reservation scheduler: `acquire` computes the earliest instant that every
+constraint allows (the platform's global bucket, the chat's own bucket, any pause), reserves it
+at once, then sleeps until then. Each bucket holds one token (no burst), so sends on one bucket
+are always at least `1 / rate` apart: a server counting "at most N in any 1-second window" never
+sees N + 1. Global slots are kept as a sorted list of reserved instants, so a chat whose own
+bucket (or pause) pushes its send into the future leaves the earlier global slots free for
+other chats: a slow or paused chat never delays another one. Only a platform-wide pause does.
+
+The limiter is in-process and meant for one event loop (reservations are made without awaiting,
+so concurrent tasks cannot interleave inside one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from bisect import bisect_left, bisect_right, insort
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from bridge.ports import RateLimits
+
+__all__ = ["RateLimiter"]
+
+#: added to every interval and pause so float rounding (in our sums or in a sleep that wakes a
+#: hair early) can never squeeze N + 1 sends into one window or a send into a pause
+_MARGIN_S = 1e-6
+#: below this many tracked chats per platform, idle chat state is not swept
+_PRUNE_MIN = 1024
+
+
+@dataclass
+class _Chat:
+    """One chat's bucket (the instant it next allows a send) and its pause."""
+
+    next_at: float = -math.inf
+    paused_until: float = -math.inf
+
+
+@dataclass
+class _Platform:
+    """One platform token's limits, reserved global slots, pause and chats."""
+
+    limits: RateLimits | None = None
+    #: reserved global send instants, sorted; pairwise at least one global interval apart
+    reserved: list[float] = field(default_factory=list)
+    paused_until: float = -math.inf
+    chats: dict[str, _Chat] = field(default_factory=dict)
+    prune_at: int = _PRUNE_MIN
+
+
+@dataclass(frozen=True)
+class _Reservation:
+    """What `acquire` took, so it can be given back if the send must not happen then."""
+
+    at: float
+    chat_next: float  #: the chat's `next_at` this reservation set
+    chat_previous: float  #: the chat's `next_at` before it
+
+
+class RateLimiter:
+    """Paces sends per platform (global rate) and per chat (chat or group rate), with pauses.
+
+    The delivery worker calls `acquire` before each send and `pause` when a platform answers
+    with retry-after; the app calls `configure` once per platform with its limits.
+    """
+
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._clock = clock
+        self._sleep = sleep
+        self._platforms: dict[str, _Platform] = {}
+
+    def configure(self, platform: str, limits: RateLimits) -> None:
+        """Set (or replace) a platform's limits; every rate must be > 0."""
+        rates = (limits.global_per_s, limits.per_chat_per_s, limits.group_per_min)
+        if not all(rate > 0 for rate in rates):
+            raise ValueError(f"rate limits for {platform} must all be > 0, got {limits}")
+        self._platforms.setdefault(platform, _Platform()).limits = limits
+
+    async def acquire(self, platform: str, chat: str, *, group: bool = False) -> None:
+        """Wait until one send to `chat` is allowed, and reserve it.
+
+        The chat's bucket runs at `per_chat_per_s`, or `group_per_min` when `group` is true.
+        A platform never configured has no rate limit (pauses set on it are still honoured).
+        If a pause covering the reserved instant arrives while waiting, the slot is given back
+        and a new one is reserved after the pause.
+        """
+        state = self._platforms.get(platform)
+        if state is None:
+            return
+        while True:
+            now = self._clock()
+            reservation = self._reserve(state, chat, group, now)
+            if reservation.at <= now:
+                return
+            try:
+                await self._sleep(reservation.at - now)
+            except BaseException:
+                self._release(state, chat, reservation)
+                raise
+            if self._pause_end(state, chat) <= reservation.at:
+                return
+            self._release(state, chat, reservation)
+
+    def pause(self, platform: str, chat: str | None, seconds: float) -> None:
+        """Stop sends to `chat` (or, with None, the whole platform token) for `seconds`.
+
+        Pauses only ever extend: a shorter pause never cuts a longer one short.
+        """
+        if seconds <= 0:
+            return
+        state = self._platforms.setdefault(platform, _Platform())
+        now = self._clock()
+        until = now + seconds + _MARGIN_S  # waking a rounding error early is still after it
+        if chat is None:
+            state.paused_until = max(state.paused_until, until)
+            return
+        chat_state = state.chats.setdefault(chat, _Chat())
+        chat_state.paused_until = max(chat_state.paused_until, until)
+        self._maybe_prune(state, now)
+
+    def paused_for(self, platform: str, chat: str | None) -> float:
+        """Seconds left before sends may resume (0 if not paused).
+
+        With `chat` None: the platform-wide pause. With a chat: the longer of that chat's pause
+        and the platform-wide pause, since either stops sends to it.
+        """
+        state = self._platforms.get(platform)
+        if state is None:
+            return 0.0
+        return max(0.0, self._pause_end(state, chat) - self._clock())
+
+    def tracked_chats(self, platform: str) -> int:
+        """How many chats of `platform` currently hold state (for metrics and tests)."""
+        state = self._platforms.get(platform)
+        return 0 if state is None else len(state.chats)
+
+    # ------------------------------------------------------------------ internals
+
+    def _reserve(self, state: _Platform, chat: str, group: bool, now: float) -> _Reservation:
+        """Find the earliest instant every constraint allows and take it (no await inside)."""
+        earliest = max(now, self._pause_end(state, chat))
+        limits = state.limits
+        if limits is None:
+            return _Reservation(earliest, -math.inf, -math.inf)
+        chat_state = state.chats.get(chat)
+        if chat_state is None:
+            self._maybe_prune(state, now)
+            chat_state = state.chats.setdefault(chat, _Chat())
+        earliest = max(earliest, chat_state.next_at)
+        gap = 1.0 / limits.global_per_s + _MARGIN_S
+        del state.reserved[: bisect_left(state.reserved, now - gap)]  # past, can't conflict
+        at = _free_slot(state.reserved, earliest, gap)
+        insort(state.reserved, at)
+        interval = 60.0 / limits.group_per_min if group else 1.0 / limits.per_chat_per_s
+        previous = chat_state.next_at
+        chat_state.next_at = at + interval + _MARGIN_S
+        return _Reservation(at, chat_state.next_at, previous)
+
+    def _release(self, state: _Platform, chat: str, reservation: _Reservation) -> None:
+        """Give a reservation back (the send will not happen at that instant)."""
+        index = bisect_left(state.reserved, reservation.at)
+        if index < len(state.reserved) and state.reserved[index] == reservation.at:
+            del state.reserved[index]
+        chat_state = state.chats.get(chat)
+        if chat_state is not None and chat_state.next_at == reservation.chat_next:
+            chat_state.next_at = reservation.chat_previous
+
+    def _pause_end(self, state: _Platform, chat: str | None) -> float:
+        until = state.paused_until
+        if chat is not None:
+            chat_state = state.chats.get(chat)
+            if chat_state is not None:
+                until = max(until, chat_state.paused_until)
+        return until
+
+    def _maybe_prune(self, state: _Platform, now: float) -> None:
+        """Drop chats whose bucket is full and that are not paused: they carry no information.
+
+        Swept only when the table has doubled since the last sweep, so the cost is amortised.
+        """
+        if len(state.chats) < state.prune_at:
+            return
+        state.chats = {
+            key: value
+            for key, value in state.chats.items()
+            if value.next_at > now or value.paused_until > now
+        }
+        state.prune_at = max(_PRUNE_MIN, 2 * len(state.chats))
+
+
+def _free_slot(reserved: list[float], earliest: float, gap: float) -> float:
+    """The first instant >= `earliest` at least `gap` away from every reserved instant.
+
+    `reserved` is sorted and pairwise at least `gap` apart, so one forward scan finds the
+    first hole wide enough.
+    """
+    at = earliest
+    for index in range(bisect_right(reserved, earliest - gap), len(reserved)):
+        slot = reserved[index]
+        if slot - at >= gap:
+            break
+        at = max(at, slot + gap)
+    return at

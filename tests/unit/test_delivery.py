@@ -1,0 +1,232 @@
+"""The outbox: retries, failure classes, edits and deletes of every copy, media uploaded once,
+and no delivery left without an outcome."""
+
+from __future__ import annotations
+
+from sqlmodel import select
+
+from bridge.delivery import DeliveryPolicy
+from bridge.models import Delivery, Subscription
+from bridge.ports import Address, Content, InboundMedia, Message, PermanentFailure, RecipientGone, RetryLater
+from tests.support import OPERATOR, FakeAdapter, Harness, build, person
+
+
+async def _channel_with(h: Harness, n: int) -> list[Address]:
+    await h.say(OPERATOR, "/newchannel news Daily News")
+    people = [person(i) for i in range(n)]
+    for p in people:
+        await h.say(p, "/follow news")
+    return people
+
+
+def _rows(h: Harness) -> list[Delivery]:
+    with h.store.session() as s:
+        return list(s.exec(select(Delivery)))
+
+
+def _assert_every_row_has_an_outcome(h: Harness) -> None:
+    for row in _rows(h):
+        assert row.status in ("delivered", "failed", "skipped"), (row.id, row.status)
+        if row.status != "delivered":
+            assert row.error, row.id
+
+
+async def test_every_follower_gets_the_post_once(harness: Harness) -> None:
+    people = await _channel_with(harness, 25)
+    await harness.say(OPERATOR, "/post news hello all")
+    await harness.settle()
+    for p in people:
+        assert [c.text for c in harness.adapter.sends_to(p.target)] == ["hello all"]
+    _assert_every_row_has_an_outcome(harness)
+
+
+async def test_unfollowed_user_gets_nothing(harness: Harness) -> None:
+    a, b = await _channel_with(harness, 2)
+    await harness.say(b, "/unfollow news")
+    await harness.say(OPERATOR, "/post news only for a")
+    await harness.settle()
+    assert len(harness.adapter.sends_to(a.target)) == 1
+    assert harness.adapter.sends_to(b.target) == []
+
+
+async def test_muted_follower_gets_silent_copies(harness: Harness) -> None:
+    a, b = await _channel_with(harness, 2)
+    await harness.say(b, "/mute news")
+    await harness.say(OPERATOR, "/post news quiet please")
+    await harness.settle()
+    assert harness.adapter.sends_to(a.target)[0].silent is False
+    assert harness.adapter.sends_to(b.target)[0].silent is True
+
+
+async def test_rate_limit_with_retry_after_delays_but_delivers(harness: Harness) -> None:
+    a, b = await _channel_with(harness, 2)
+    harness.adapter.script[a.target] = [RetryLater(0.2), RetryLater(0.2)]
+    await harness.say(OPERATOR, "/post news hi")
+    await harness.settle()
+    assert len(harness.adapter.sends_to(a.target)) == 1
+    assert len(harness.adapter.sends_to(b.target)) == 1
+    row = next(r for r in _rows(harness) if r.status == "delivered" and r.attempts == 3)
+    assert row.attempts == 3
+    _assert_every_row_has_an_outcome(harness)
+
+
+async def test_transient_errors_back_off_then_deliver(harness: Harness) -> None:
+    (a,) = await _channel_with(harness, 1)
+    harness.adapter.script[a.target] = [RetryLater(None, reason="502 from server")] * 3
+    await harness.say(OPERATOR, "/post news hi")
+    await harness.settle()
+    assert len(harness.adapter.sends_to(a.target)) == 1
+
+
+async def test_nothing_is_retried_past_max_attempts(store_url: str) -> None:
+    h = build(
+        store_url,
+        policy=DeliveryPolicy(concurrency=2, max_attempts=3, backoff_base_s=0.01, backoff_max_s=0.02),
+    )
+    await h.worker.start()
+    try:
+        (_a,) = await _channel_with(h, 1)
+        attempts = []
+
+        def always_busy(action: str, address: Address, content: Content | None) -> None:
+            attempts.append(action)
+            raise RetryLater(None, reason="server unavailable")
+
+        h.adapter.rule = always_busy
+        await h.say(OPERATOR, "/post news hi")
+        await h.settle()
+        assert len(attempts) == 3
+        (row,) = _rows(h)
+        assert row.status == "failed" and "gave up after 3 attempts" in (row.error or "")
+        assert "failed 1" in await h.say(OPERATOR, "/stats news")
+    finally:
+        await h.worker.stop()
+
+
+async def test_recipient_gone_pauses_the_follower_and_is_not_retried(harness: Harness) -> None:
+    a, b = await _channel_with(harness, 2)
+    harness.adapter.script[a.target] = [RecipientGone("bot was blocked by the user")]
+    await harness.say(OPERATOR, "/post news first")
+    await harness.settle()
+    await harness.say(OPERATOR, "/post news second")
+    await harness.settle()
+    assert harness.adapter.sends_to(a.target) == []
+    assert len(harness.adapter.sends_to(b.target)) == 2
+    with harness.store.session() as s:
+        paused = [sub.paused for sub in s.exec(select(Subscription))]
+    assert sorted(paused) == [False, True]
+    stats = await harness.say(OPERATOR, "/stats news")
+    assert "Paused (blocked the bot or left): 1" in stats and "Followers: 1" in stats
+    failed = [r for r in _rows(harness) if r.status == "failed"]
+    assert len(failed) == 1 and "recipient gone" in (failed[0].error or "")
+    # following again resumes delivery
+    await harness.say(a, "/follow news")
+    await harness.say(OPERATOR, "/post news third")
+    await harness.settle()
+    assert [c.text for c in harness.adapter.sends_to(a.target)] == ["third"]
+
+
+async def test_permanent_failure_is_recorded_counted_and_not_retried(harness: Harness) -> None:
+    a, _b = await _channel_with(harness, 2)
+    harness.adapter.script[a.target] = [PermanentFailure("Bad Request: chat not found")]
+    await harness.say(OPERATOR, "/post news hi")
+    await harness.settle()
+    rows = {r.status: r for r in _rows(harness)}
+    assert rows["failed"].attempts == 1 and rows["failed"].error == "Bad Request: chat not found"
+    stats = await harness.say(OPERATOR, "/stats news")
+    assert "delivered 1, pending 0, failed 1" in stats and "chat not found" in stats
+    assert a.id not in stats
+
+
+async def test_edit_and_delete_reach_every_delivered_copy(harness: Harness) -> None:
+    people = await _channel_with(harness, 5)
+    await harness.say(OPERATOR, "/post news original")
+    await harness.settle()
+    await harness.say(OPERATOR, "/edit 1 corrected")
+    await harness.settle()
+    edits = harness.adapter.of("edit")
+    assert sorted(c.target for c in edits) == sorted(p.target for p in people)
+    assert {c.text for c in edits} == {"corrected"}
+    await harness.say(OPERATOR, "/delete 1")
+    await harness.settle()
+    assert sorted(c.target for c in harness.adapter.of("delete")) == sorted(p.target for p in people)
+    _assert_every_row_has_an_outcome(harness)
+
+
+async def test_delete_during_fanout_stops_remaining_sends(store_url: str) -> None:
+    slow = FakeAdapter(delay=0.01)
+    h = build(store_url, adapter=slow, policy=DeliveryPolicy(concurrency=2, batch_size=10))
+    await h.worker.start()
+    try:
+        await _channel_with(h, 200)
+        await h.say(OPERATOR, "/post news oops")
+        while len(slow.of("send")) < 20:
+            await __import__("asyncio").sleep(0.01)
+        await h.say(OPERATOR, "/delete 1")
+        await h.settle()
+        sent = {c.target for c in slow.of("send")}
+        deleted = {c.target for c in slow.of("delete")}
+        assert len(sent) < 100  # the rest were never sent
+        assert sent == deleted  # and every copy that went out was removed
+        _assert_every_row_has_an_outcome(h)
+        assert "skipped" in {r.status for r in _rows(h)}
+    finally:
+        await h.worker.stop()
+
+
+async def test_edit_during_fanout_reaches_copies_sent_with_old_text(store_url: str) -> None:
+    slow = FakeAdapter(delay=0.005)
+    h = build(store_url, adapter=slow, policy=DeliveryPolicy(concurrency=4, batch_size=20))
+    await h.worker.start()
+    try:
+        people = await _channel_with(h, 120)
+        await h.say(OPERATOR, "/post news draft")
+        while len(slow.of("send")) < 10:
+            await __import__("asyncio").sleep(0.005)
+        await h.say(OPERATOR, "/edit 1 final")
+        await h.settle()
+        latest: dict[str, str] = {}
+        for call in slow.calls:
+            latest[call.target] = call.text
+        assert all(latest[p.target] == "final" for p in people)
+    finally:
+        await h.worker.stop()
+
+
+async def test_media_is_uploaded_once_per_platform(harness: Harness) -> None:
+    await _channel_with(harness, 30)
+    photo = InboundMedia(
+        kind=__import__("bridge.ports", fromlist=["PostKind"]).PostKind.PHOTO,
+        data=b"\x89PNG fake image bytes",
+        mime="image/png",
+        filename="cat.png",
+    )
+    await harness.engine.handle(Message(OPERATOR, "/post news a cat", photo))
+    await harness.settle()
+    sends = harness.adapter.of("send")
+    assert len(sends) == 30
+    assert harness.adapter.uploads == 1
+    assert sum(1 for c in sends if c.has_data) == 1
+    assert {c.media_ref for c in sends} == {"file-1"}
+
+
+async def test_native_votes_and_reactions_aggregate_across_copies(harness: Harness) -> None:
+    from bridge.ports import PollVote, Reaction
+
+    people = await _channel_with(harness, 4)
+    await harness.say(OPERATOR, '/poll news "Best?" "red" "blue"')
+    await harness.say(OPERATOR, "/post news react to me")
+    await harness.settle()
+    with harness.store.session() as s:
+        refs = {(r.post_id, r.follower_id): (r.ref_key, r.ref_alt) for r in s.exec(select(Delivery))}
+    follower_ids = sorted({f for _, f in refs})
+    for i, (p, fid) in enumerate(zip(people, follower_ids, strict=True)):
+        _, alt = refs[(1, fid)]
+        key, _ = refs[(2, fid)]
+        await harness.engine.handle(PollVote(p, alt or "", (i % 2,)))
+        await harness.engine.handle(Reaction(p, key or "", "🔥" if i < 3 else "👍"))
+    await harness.engine.handle(Reaction(people[0], refs[(2, follower_ids[0])][0] or "", None))
+    results = await harness.say(OPERATOR, "/results 1")
+    assert "red — 2" in results and "blue — 2" in results
+    stats = await harness.say(OPERATOR, "/stats news")
+    assert "🔥 2" in stats and "👍 1" in stats

@@ -1,0 +1,92 @@
+"""Privacy: sealed addresses, blind indexes, log redaction, and a raw database dump that
+reveals no identity."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+from cryptography.exceptions import InvalidTag
+
+from bridge.ports import Address, Message, PollVote, Reaction
+from bridge.privacy import RedactingFilter, Sealer, load_or_create_key, redact
+from tests.support import OPERATOR, Harness
+
+
+def test_sealed_address_round_trips_and_binds_platform() -> None:
+    sealer = Sealer(b"x" * 32)
+    address = Address("matrix", "@alice:example.org", chat="!room:example.org")
+    sealed = sealer.seal(address)
+    assert b"alice" not in sealed
+    assert sealer.unseal("matrix", sealed) == address
+    with pytest.raises(InvalidTag):
+        sealer.unseal("telegram", sealed)
+
+
+def test_blind_index_is_stable_keyed_and_hides_the_id() -> None:
+    a, b = Sealer(b"x" * 32), Sealer(b"y" * 32)
+    addr = Address("telegram", "123456789")
+    assert a.address_index(addr) == a.address_index(Address("telegram", "123456789", chat="5"))
+    assert a.address_index(addr) != b.address_index(addr)
+    assert "123456789" not in a.address_index(addr)
+
+
+def test_key_is_generated_once_into_the_data_dir(tmp_path: Path) -> None:
+    first = load_or_create_key(None, tmp_path)
+    assert (tmp_path / "privacy.key").stat().st_mode & 0o777 == 0o600
+    assert load_or_create_key(None, tmp_path) == first
+
+
+def test_log_filter_redacts_platform_identities() -> None:
+    record = logging.LogRecord(
+        "x",
+        logging.INFO,
+        __file__,
+        1,
+        "user %s in %s chat %s",
+        ("@bob:matrix.org", "!abc:matrix.org", 987654321),
+        None,
+    )
+    RedactingFilter().filter(record)
+    text = record.getMessage()
+    assert "bob" not in text and "abc" not in text and "987654321" not in text
+    assert redact("post #12 delivered") == "post #12 delivered"
+
+
+def test_address_repr_never_shows_the_identity() -> None:
+    address = Address("telegram", "123456789", chat="123456789")
+    assert "123456789" not in repr(address) and "123456789" not in f"{address}"
+
+
+async def test_raw_database_contains_no_platform_identity(harness: Harness, store_url: str) -> None:
+    tg = [Address("telegram", str(5_550_000_000 + n)) for n in range(3)]
+    mx = [
+        Address("matrix", f"@follower{n}:matrix.example.org", chat=f"!dmroom{n}:matrix.example.org")
+        for n in range(3)
+    ]
+    await harness.say(OPERATOR, "/newchannel news Daily News")
+    for a in tg + mx:
+        await harness.say(a, "/follow news")
+    await harness.say(OPERATOR, '/poll news "Q" "x" "y"')
+    await harness.say(OPERATOR, "/post news hello")
+    await harness.say(OPERATOR, "/invite-admin news")
+    await harness.settle()
+    for a in tg + mx:
+        await harness.engine.handle(Message(a, "/vote 1 1"))
+        await harness.engine.handle(PollVote(a, "poll-1", (0,)))
+        await harness.engine.handle(Reaction(a, f"{a.target}:1", "👍"))
+    code = (await harness.say(OPERATOR, "/invite-admin news")).split(": ", 1)[1].split()[0]
+    await harness.say(mx[0], f"/accept {code}")
+    await harness.say(OPERATOR, "/edit 2 hello again")
+    await harness.settle()
+    harness.store.dispose()  # checkpoint nothing away: read the db and the WAL as they are
+    db = Path(store_url.removeprefix("sqlite:///"))
+    raw = b"".join(p.read_bytes() for p in db.parent.glob(db.name + "*"))
+    assert len(raw) > 10_000
+    for a in tg + mx:
+        assert a.id.encode() not in raw, a.platform
+        if a.chat:
+            assert a.chat.encode() not in raw
+    assert b"follower0" not in raw and b"matrix.example.org" not in raw
+    assert OPERATOR.id.encode() not in raw
