@@ -75,7 +75,9 @@ def build_adapters(settings: Settings) -> list[Adapter]:
         from adapters.matrix import MatrixAdapter
 
         mx = settings.matrix
-        mirror_rooms = [m.split(":", 1)[1] for c in settings.channels for m in c.mirrors if m.startswith("matrix:")]
+        mirror_rooms = [
+            m.split(":", 1)[1] for c in settings.channels for m in c.mirrors if m.startswith("matrix:")
+        ]
         adapters.append(
             MatrixAdapter(
                 mx.homeserver,

@@ -190,9 +190,9 @@ class DeliveryWorker:
         while True:
             self.wake()
             await asyncio.sleep(0.02)
-            if not self._inflight and not self._results and self._queue.empty():
-                if self.store.next_due_at() is None and not self.store.has_leased_rows():
-                    return
+            idle_here = not self._inflight and not self._results and self._queue.empty()
+            if idle_here and self.store.next_due_at() is None and not self.store.has_leased_rows():
+                return
             if time.monotonic() > deadline:
                 raise TimeoutError("deliveries still due after drain timeout")
 

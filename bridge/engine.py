@@ -78,6 +78,7 @@ Notify = Callable[[Address, str], Awaitable[None]]
 """Sends a notice to one person's chat with the bot (progress, scheduling outcomes)."""
 
 MAX_TEXT = 16_000
+_TIMED = ("schedule", "every", "poll", "cancel", "delete", "deletechannel", "edit")
 INVITE_TTL_S = 7 * 24 * 3600
 
 
@@ -136,6 +137,7 @@ class ChannelEngine:
         self._parse_recurrence = parse_recurrence
         self._planning: set[asyncio.Task[None]] = set()
         self._to_plan: list[int] = []
+        self._on_schedule_change: Callable[[], None] | None = None
 
     # ---- wiring -----------------------------------------------------------------------------
 
@@ -173,6 +175,8 @@ class ChannelEngine:
         except Refusal as refusal:
             replies = [Reply(str(refusal))]
         self._kick_planning()
+        if isinstance(event, Message) and event.text.lstrip()[1:].lower().startswith(_TIMED):
+            self._schedule_changed()
         return replies
 
     def _actor(self, address: Address) -> _Actor:
@@ -1010,18 +1014,102 @@ class ChannelEngine:
             await asyncio.gather(*list(self._planning), return_exceptions=True)
 
     def close_poll(self, post_id: int) -> bool:
-        """Close a poll now: refuse later votes and close every delivered copy."""
+        """Close a poll now (atomically, once across processes): later votes are refused and
+        every delivered copy is closed."""
+        if not self.store.claim_poll_close(post_id, self.clock()):
+            return False
         with self.store.session() as s:
             post = self.store.post(s, post_id)
-            if post is None or post.kind != PostKind.POLL.value or post.poll_closed_at is not None:
-                return False
-            post.poll_closed_at = self.clock()
-            s.add(post)
-            s.flush()
-            if post.status in (PostStatus.PUBLISHED.value, PostStatus.PUBLISHING.value):
+            if post is not None and post.status in (PostStatus.PUBLISHED.value, PostStatus.PUBLISHING.value):
                 self.store.plan_followups(s, post_id, DeliveryAction.CLOSE_POLL, self.clock())
         self._wake()
         return True
+
+    # ---- scheduling (called by the scheduler package) -----------------------------------------
+
+    def schedule_snapshot(
+        self,
+    ) -> tuple[list[tuple[int, float]], list[tuple[int, float]], list[tuple[int, float]]]:
+        """Scheduled posts, open poll deadlines and recurring posts: (id, epoch seconds) each."""
+        with self.store.session() as s:
+            return self.store.schedule_snapshot(s)
+
+    def set_on_schedule_change(self, callback: Callable[[], None] | None) -> None:
+        """Install what to call after a command adds or removes something timed."""
+        self._on_schedule_change = callback
+
+    def _schedule_changed(self) -> None:
+        if self._on_schedule_change is not None:
+            self._on_schedule_change()
+
+    async def publish_scheduled(self, post_id: int, *, grace_s: float, late_policy: str) -> str:
+        """Publish a scheduled post whose time has come, once across processes.
+
+        Returns "published", "published late", "skipped" or "not due" / "already handled".
+        A post missed by more than `grace_s` is published late or skipped per `late_policy`;
+        the author is told either way.
+        """
+        with self.store.session() as s:
+            post = self.store.post(s, post_id)
+            if post is None or post.status != PostStatus.SCHEDULED.value or post.scheduled_at is None:
+                return "already handled"
+            if post.scheduled_at > self.clock():
+                return "not due"
+            late_by = self.clock() - post.scheduled_at
+        if late_by > grace_s and late_policy == "skip":
+            if not self.store.skip_scheduled_post(post_id):
+                return "already handled"
+            await self.notify_author(
+                post,
+                f"Scheduled post #{post_id} was due {self._local(post.scheduled_at)} but the bridge was "
+                f"down; it was {_duration(late_by)} late, so it was skipped (late_policy = skip).",
+            )
+            return "skipped"
+        if not self.publish(post_id):
+            return "already handled"
+        if late_by > grace_s:
+            await self.notify_author(
+                post,
+                f"Scheduled post #{post_id} was due {self._local(post.scheduled_at)}; the bridge was down, "
+                f"so it went out {_duration(late_by)} late (late_policy = publish).",
+            )
+            return "published late"
+        await self.notify_author(post, f"Scheduled post #{post_id} is going out now.")
+        return "published"
+
+    async def fire_recurring(self, recurring_id: int, due_at: float) -> int | None:
+        """Post one occurrence of a recurring post (once across processes); returns the new
+        post's id, or None when another wake-up already posted this occurrence."""
+        if self._parse_recurrence is None:
+            return None
+        with self.store.session() as s:
+            row = self.store.recurring(s, recurring_id)
+            if row is None or not row.active or row.next_at != due_at:
+                return None
+            recurrence = self._parse_recurrence(row.spec)
+        after = datetime.fromtimestamp(max(due_at, self.clock()), UTC)
+        next_at = recurrence.next_after(after, self.options.tz).timestamp()
+        if not self.store.claim_recurrence(recurring_id, due_at, next_at):
+            return None
+        with self.store.session() as s:
+            post = Post(
+                channel_id=row.channel_id,
+                kind=PostKind.TEXT.value,
+                text=row.text,
+                created_at=self.clock(),
+                recurring_id=recurring_id,
+                author_platform=row.author_platform,
+                author_sealed=row.author_sealed,
+            )
+            channel = self.store.channel_by_id(s, row.channel_id)
+            if channel is None or channel.deleted_at is not None:
+                return None
+            s.add(post)
+            s.flush()
+            self._begin_publish(s, post)
+        self._kick_planning()
+        self._schedule_changed()
+        return post.id
 
     def _wake(self) -> None:
         if self._on_work is not None:
@@ -1068,6 +1156,15 @@ class ChannelEngine:
 
 def _followers(n: int) -> str:
     return f"{n} follower{'s' if n != 1 else ''}"
+
+
+def _duration(seconds: float) -> str:
+    minutes = int(seconds // 60)
+    if minutes < 1:
+        return f"{int(seconds)} s"
+    if minutes < 120:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60} min"
 
 
 def _preview(text: str, limit: int = 40) -> str:

@@ -904,3 +904,71 @@ class Store:
             return author, (
                 f"Post #{post_id} progress: delivered {delivered}, pending {pending}, failed {failed}."
             )
+
+    # ---- scheduling ---------------------------------------------------------------------------
+
+    def skip_scheduled_post(self, post_id: int) -> bool:
+        """Atomically mark a scheduled post skipped (late policy); True if we won."""
+        with self.connection() as conn:
+            result = conn.execute(
+                text("UPDATE post SET status = 'skipped' WHERE id = :id AND status = 'scheduled'"),
+                {"id": post_id},
+            )
+            return (result.rowcount or 0) == 1
+
+    def claim_poll_close(self, post_id: int, now: float) -> bool:
+        """Atomically close a poll; True if this call closed it."""
+        with self.connection() as conn:
+            result = conn.execute(
+                text(
+                    "UPDATE post SET poll_closed_at = :now"
+                    " WHERE id = :id AND kind = 'poll' AND poll_closed_at IS NULL"
+                ),
+                {"id": post_id, "now": now},
+            )
+            return (result.rowcount or 0) == 1
+
+    def claim_recurrence(self, recurring_id: int, due_at: float, next_at: float) -> bool:
+        """Atomically move a recurring post from the occurrence `due_at` to `next_at`; True if
+        this call won the occurrence (so two processes or two wake-ups post it once)."""
+        with self.connection() as conn:
+            result = conn.execute(
+                text(
+                    "UPDATE recurringpost SET next_at = :next"
+                    " WHERE id = :id AND next_at = :due AND active = :t"
+                ),
+                {"id": recurring_id, "due": due_at, "next": next_at, "t": True},
+            )
+            return (result.rowcount or 0) == 1
+
+    def schedule_snapshot(
+        self, s: Session
+    ) -> tuple[list[tuple[int, float]], list[tuple[int, float]], list[tuple[int, float]]]:
+        """What the scheduler must wake up for: scheduled posts (id, at), open poll deadlines
+        (id, at) and active recurring posts (id, next at)."""
+        posts = s.exec(
+            select(Post.id, Post.scheduled_at).where(
+                Post.status == PostStatus.SCHEDULED.value, col(Post.scheduled_at).is_not(None)
+            )
+        ).all()
+        polls = s.exec(
+            select(Post.id, Post.poll_closes_at).where(
+                Post.kind == PostKind.POLL.value,
+                col(Post.poll_closes_at).is_not(None),
+                col(Post.poll_closed_at).is_(None),
+                col(Post.status).in_(
+                    [PostStatus.PUBLISHED.value, PostStatus.PUBLISHING.value, PostStatus.SCHEDULED.value]
+                ),
+            )
+        ).all()
+        recurring = s.exec(
+            select(RecurringPost.id, RecurringPost.next_at).where(
+                col(RecurringPost.active).is_(True),
+                col(RecurringPost.next_at).is_not(None),
+            )
+        ).all()
+        return (
+            [(int(i), float(a)) for i, a in posts if i is not None and a is not None],
+            [(int(i), float(a)) for i, a in polls if i is not None and a is not None],
+            [(int(i), float(a)) for i, a in recurring if i is not None and a is not None],
+        )
