@@ -38,6 +38,8 @@ class _Chat:
 
     next_at: float = -math.inf
     paused_until: float = -math.inf
+    #: when the chat's bucket next allows a send, judged by actual sends only
+    allowed_at: float = -math.inf
 
 
 @dataclass
@@ -95,19 +97,32 @@ class RateLimiter:
         state = self._platforms.get(platform)
         if state is None:
             return
+        now = self._clock()
+        reservation: _Reservation | None = self._reserve(state, chat, group, now)
+        wake_at = reservation.at
         while True:
-            now = self._clock()
-            reservation = self._reserve(state, chat, group, now)
-            if reservation.at <= now:
-                return
-            try:
-                await self._sleep(reservation.at - now)
-            except BaseException:
+            if wake_at > now:
+                try:
+                    await self._sleep(wake_at - now)
+                except BaseException:
+                    if reservation is not None:
+                        self._release(state, chat, reservation)
+                    raise
+            # Validate against the actual clock. Wake-ups run late (timer slack, a busy loop),
+            # so planned instants alone could put two real sends closer than one interval; a
+            # pause may also have arrived meanwhile. Only sends that already happened (or are
+            # due now) constrain this one; later plans re-validate themselves the same way.
+            if reservation is not None:
                 self._release(state, chat, reservation)
-                raise
-            if self._pause_end(state, chat) <= reservation.at:
+                reservation = None
+            now = self._clock()
+            wake_at = self._actual_slot(state, chat, now)
+            if wake_at <= now:
+                self._commit(state, chat, group, now)
                 return
-            self._release(state, chat, reservation)
+            if wake_at - now > 1.0:  # a pause: take a planned place again so others plan around it
+                reservation = self._reserve(state, chat, group, now)
+                wake_at = reservation.at
 
     def pause(self, platform: str, chat: str | None, seconds: float) -> None:
         """Stop sends to `chat` (or, with None, the whole platform token) for `seconds`.
@@ -163,6 +178,32 @@ class RateLimiter:
         previous = chat_state.next_at
         chat_state.next_at = at + interval + _MARGIN_S
         return _Reservation(at, chat_state.next_at, previous)
+
+    def _actual_slot(self, state: _Platform, chat: str, now: float) -> float:
+        """The earliest instant >= now that pauses, the chat's bucket and the latest send (or
+        due reservation) on the global bucket allow."""
+        earliest = max(now, self._pause_end(state, chat))
+        limits = state.limits
+        if limits is None:
+            return earliest
+        chat_state = state.chats.get(chat)
+        if chat_state is not None:
+            earliest = max(earliest, chat_state.allowed_at)
+        index = bisect_right(state.reserved, now)
+        if index:
+            earliest = max(earliest, state.reserved[index - 1] + 1.0 / limits.global_per_s + _MARGIN_S)
+        return earliest
+
+    def _commit(self, state: _Platform, chat: str, group: bool, now: float) -> None:
+        """Record a send happening now on the global and the chat bucket."""
+        limits = state.limits
+        if limits is None:
+            return
+        insort(state.reserved, now)
+        chat_state = state.chats.setdefault(chat, _Chat())
+        interval = 60.0 / limits.group_per_min if group else 1.0 / limits.per_chat_per_s
+        chat_state.allowed_at = now + interval + _MARGIN_S
+        chat_state.next_at = max(chat_state.next_at, chat_state.allowed_at)
 
     def _release(self, state: _Platform, chat: str, reservation: _Reservation) -> None:
         """Give a reservation back (the send will not happen at that instant)."""
