@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from contextlib import suppress
 from typing import Any, Protocol
 
+from bridge import migrate
 from bridge.config import Settings
 from bridge.delivery import DeliveryPolicy, DeliveryWorker
 from bridge.engine import ChannelEngine, EngineOptions
@@ -159,7 +160,7 @@ class App:
     async def start(self) -> None:
         """Create the schema, sync configured channels, start worker, adapters and scheduler."""
         try:
-            self.store.create_schema()
+            self._prepare_schema()
             for channel in self.settings.channels:
                 mirrors = [tuple(m.split(":", 1)) for m in channel.mirrors]
                 self.engine.ensure_channel(
@@ -183,6 +184,14 @@ class App:
         except BaseException:
             await self.stop()
             raise
+
+    def _prepare_schema(self) -> None:
+        """SQLite (one process) is migrated in place; PostgreSQL must already be at the newest
+        revision (`channelbridge db upgrade`), so that many processes never race to migrate."""
+        if self.store.is_sqlite:
+            migrate.upgrade(self.store.engine)
+        else:
+            migrate.require_head(self.store.engine)
 
     async def stop(self) -> None:
         """Stop everything that started, newest first; deliveries in flight are recorded."""

@@ -23,6 +23,9 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate the config and say what would run")
     check.add_argument("--config", type=Path, help="TOML config file (default: $CHANNELBRIDGE_CONFIG)")
     sub.add_parser("keygen", help="print a new privacy key for [privacy] key")
+    db = sub.add_parser("db", help="database schema: upgrade to this version, or show where it is")
+    db.add_argument("action", choices=["upgrade", "current"])
+    db.add_argument("--config", type=Path, help="TOML config file (default: $CHANNELBRIDGE_CONFIG)")
     return parser
 
 
@@ -36,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "keygen":
         print(generate_key())
         return 0
+    if args.command == "db":
+        return _db(args.action, args.config)
     return _run(args.config, prompt=args.prompt)
 
 
@@ -59,6 +64,29 @@ def _run(config: Path | None, *, prompt: bool) -> int:
     except KeyboardInterrupt:  # pragma: no cover - a second Ctrl-C during shutdown
         return 130
     return 0
+
+
+def _db(action: str, config: Path | None) -> int:
+    from bridge import migrate
+    from bridge.store import Store
+
+    try:
+        settings = load_settings(config)
+    except ConfigError as exc:
+        print(f"channelbridge: the configuration has problems:\n{exc}", file=sys.stderr)
+        return 1
+    store = Store(settings.database_url)
+    try:
+        if action == "upgrade":
+            migrate.upgrade(store.engine)
+        current, head = migrate.current_revision(store.engine), migrate.head_revision()
+        print(
+            f"schema at {current or 'nothing'}; this version needs {head}"
+            + (" (up to date)" if current == head else " — run `channelbridge db upgrade`")
+        )
+        return 0 if current == head else 1
+    finally:
+        store.dispose()
 
 
 def _scheduler_factory():  # type: ignore[no-untyped-def]

@@ -98,8 +98,9 @@ class RateLimiter:
         if state is None:
             return
         now = self._clock()
-        reservation: _Reservation | None = self._reserve(state, chat, group, now)
-        wake_at = reservation.at
+        first = self._reserve(state, chat, group, now)
+        reservation: _Reservation | None = first
+        wake_at = first.at
         while True:
             if wake_at > now:
                 try:

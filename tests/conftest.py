@@ -1,18 +1,32 @@
-"""Shared fixtures: a store URL per test, and a running engine + worker harness."""
+"""Shared fixtures: a store URL per test (SQLite and PostgreSQL), and a running engine + worker."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.pg import fresh_database, pg_unavailable
 from tests.support import Harness, build, sqlite_url
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh database for one test, on each store kind."""
+    if request.param == "sqlite":
+        yield sqlite_url(tmp_path)
+        return
+    reason = pg_unavailable()
+    if reason:
+        pytest.skip(reason)
+    with fresh_database() as url:
+        yield url
+
+
 @pytest.fixture
-def store_url(tmp_path: Path) -> str:
-    """A fresh database for one test."""
+def sqlite_store_url(tmp_path: Path) -> str:
+    """A fresh SQLite file, for tests about the SQLite file itself."""
     return sqlite_url(tmp_path)
 
 

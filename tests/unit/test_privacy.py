@@ -11,7 +11,7 @@ from cryptography.exceptions import InvalidTag
 
 from bridge.ports import Address, Message, PollVote, Reaction
 from bridge.privacy import RedactingFilter, Sealer, load_or_create_key, redact
-from tests.support import OPERATOR, Harness
+from tests.support import OPERATOR, build
 
 
 def test_sealed_address_round_trips_and_binds_platform() -> None:
@@ -59,7 +59,10 @@ def test_address_repr_never_shows_the_identity() -> None:
     assert "123456789" not in repr(address) and "123456789" not in f"{address}"
 
 
-async def test_raw_database_contains_no_platform_identity(harness: Harness, store_url: str) -> None:
+async def test_raw_database_contains_no_platform_identity(sqlite_store_url: str) -> None:
+    store_url = sqlite_store_url
+    harness = build(store_url)
+    await harness.worker.start()
     tg = [Address("telegram", str(5_550_000_000 + n)) for n in range(3)]
     mx = [
         Address("matrix", f"@follower{n}:matrix.example.org", chat=f"!dmroom{n}:matrix.example.org")
@@ -80,6 +83,7 @@ async def test_raw_database_contains_no_platform_identity(harness: Harness, stor
     await harness.say(mx[0], f"/accept {code}")
     await harness.say(OPERATOR, "/edit 2 hello again")
     await harness.settle()
+    await harness.worker.stop()
     harness.store.dispose()  # checkpoint nothing away: read the db and the WAL as they are
     db = Path(store_url.removeprefix("sqlite:///"))
     raw = b"".join(p.read_bytes() for p in db.parent.glob(db.name + "*"))
