@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from bridge import migrate
 from bridge.config import Settings
+from bridge.coordination import Coordinator
 from bridge.delivery import DeliveryPolicy, DeliveryWorker
 from bridge.engine import ChannelEngine, EngineOptions
 from bridge.ports import Adapter, Address, Inbound, Reply
@@ -146,6 +147,9 @@ class App:
         self._install_time_parsers()
         self.scheduler = scheduler_factory(self) if scheduler_factory is not None else None
         self._started: list[Callable[[], Any]] = []
+        self._sending: set[str] = set()
+        self._exclusive_started: set[str] = set()
+        self.coordinator: Coordinator | None = None
         self.stopped = asyncio.Event()
 
     def _install_time_parsers(self) -> None:
@@ -158,7 +162,8 @@ class App:
     # ---- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Create the schema, sync configured channels, start worker, adapters and scheduler."""
+        """Create or check the schema, sync configured channels, then start adapters, the
+        delivery worker and the scheduler (and, on PostgreSQL, the coordinator)."""
         try:
             self._prepare_schema()
             for channel in self.settings.channels:
@@ -172,11 +177,14 @@ class App:
                 )
             for adapter in self.adapters.values():
                 self.limiter.configure(adapter.platform, adapter.default_limits)
-            await self.worker.start()
-            self._started.append(self.worker.stop)
-            for adapter in self.adapters.values():
-                await adapter.start(self.handle)
-                self._started.append(adapter.stop)
+            if self.store.is_postgres:
+                await self._start_shared()
+            else:
+                for adapter in self.adapters.values():
+                    await adapter.start(self.handle)
+                    self._started.append(adapter.stop)
+                await self.worker.start()
+                self._started.append(self.worker.stop)
             if self.scheduler is not None:
                 await self.scheduler.start()
                 self._started.append(self.scheduler.stop)
@@ -184,6 +192,43 @@ class App:
         except BaseException:
             await self.stop()
             raise
+
+    async def _start_shared(self) -> None:
+        """Several processes on one PostgreSQL database: every process sends for the platforms
+        whose adapter can send from anywhere (`shared_sending`); only the holder of a platform's
+        inbound lease receives its updates (and sends for adapters that cannot share)."""
+        for adapter in self.adapters.values():
+            if getattr(adapter, "shared_sending", False):
+                await adapter.start(self.handle, receive=False)  # type: ignore[call-arg]
+                self._started.append(adapter.stop)
+                self._sending.add(adapter.platform)
+        self.worker.active_platforms = lambda: self._sending
+        await self.worker.start()
+        self._started.append(self.worker.stop)
+        self.coordinator = Coordinator(
+            self.store,
+            self.worker.owner,
+            {p: a.default_limits for p, a in self.adapters.items()},
+            self.limiter,
+            self._on_lease,
+        )
+        await self.coordinator.start()
+        self._started.append(self.coordinator.stop)
+
+    async def _on_lease(self, platform: str, held: bool) -> None:
+        adapter = self.adapters[platform]
+        if getattr(adapter, "shared_sending", False):
+            await adapter.set_receiving(held)  # type: ignore[attr-defined]
+            return
+        if held:
+            await adapter.start(self.handle)
+            self._sending.add(platform)
+            self._exclusive_started.add(platform)
+        else:
+            self._sending.discard(platform)
+            if platform in self._exclusive_started:
+                self._exclusive_started.discard(platform)
+                await adapter.stop()
 
     def _prepare_schema(self) -> None:
         """SQLite (one process) is migrated in place; PostgreSQL must already be at the newest

@@ -15,7 +15,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 
 from bridge.models import DeliveryAction, DeliveryStatus, PostStatus
@@ -115,6 +115,7 @@ class DeliveryWorker:
         owner: str | None = None,
         clock: Callable[[], float] = time.time,
         notify_author: Callable[[tuple[str, bytes], str], object] | None = None,
+        active_platforms: Callable[[], Collection[str]] | None = None,
     ) -> None:
         self.store = store
         self.sealer = sealer
@@ -124,6 +125,8 @@ class DeliveryWorker:
         self.owner = owner or f"w-{uuid.uuid4().hex[:12]}"
         self.clock = clock
         self.notify_author = notify_author
+        #: with several processes: the platforms whose adapter runs here now (see bridge.app)
+        self.active_platforms = active_platforms
         self.stats = WorkerStats()
         self._wake = asyncio.Event()
         self._stopping = False
@@ -218,7 +221,7 @@ class DeliveryWorker:
         if room < max(1, self.policy.batch_size // 4):
             await asyncio.sleep(0.005)
             return 1  # the queue is full enough; look again soon
-        rows = self.store.claim_deliveries(self.owner, now, self.policy.lease_s, room)
+        rows = self.store.claim_deliveries(self.owner, now, self.policy.lease_s, room, self._platforms())
         if not rows:
             return 0
         addresses, sources = self.store.delivery_context(rows, self.sealer)
@@ -228,8 +231,12 @@ class DeliveryWorker:
             self._queue.put_nowait(_Job(row, addresses.get(row.id), source))
         return len(rows)
 
+    def _platforms(self) -> list[str] | None:
+        """The platforms this process sends for now (None: every row, single-process mode)."""
+        return None if self.active_platforms is None else sorted(self.active_platforms())
+
     async def _sleep_until_due(self) -> None:
-        due = self.store.next_due_at()
+        due = self.store.next_due_at(self._platforms())
         wait = self.policy.idle_poll_s
         if due is not None:
             wait = max(0.0, min(wait, due - self.clock()))

@@ -264,3 +264,20 @@ class Adapter(Protocol):
 
     async def reply(self, address: Address, reply: Reply) -> None:
         """Answer a command, or send a notice, in that person's chat with the bot."""
+
+
+@runtime_checkable
+class SharedSendingAdapter(Adapter, Protocol):
+    """An optional extension for several processes on one database: an adapter that can send
+    from every process at once declares `shared_sending = True`, starts without receiving, and
+    receives only while its process holds the platform's inbound lease. Adapters without it
+    (one connection, one encryption store) run only in the lease holder, which then also sends
+    everything for that platform."""
+
+    shared_sending: bool
+
+    async def start(self, handler: InboundHandler, *, receive: bool = True) -> None:  # type: ignore[override]
+        """Connect; receive events only when `receive` is true."""
+
+    async def set_receiving(self, receive: bool) -> None:
+        """Begin or stop receiving events (the inbound lease was won or lost)."""

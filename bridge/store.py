@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, case, event, text
+from sqlalchemy import Engine, bindparam, case, event, text
 from sqlalchemy.engine import Connection
 from sqlmodel import Session, SQLModel, col, create_engine, delete, func, select
 
@@ -565,21 +565,30 @@ class Store:
 
     # ---- the outbox -------------------------------------------------------------------------
 
-    def claim_deliveries(self, owner: str, now: float, lease_s: float, limit: int) -> list[ClaimedDelivery]:
-        """Lease up to `limit` due rows for `owner` (SKIP LOCKED on PostgreSQL)."""
+    def claim_deliveries(
+        self, owner: str, now: float, lease_s: float, limit: int, platforms: Sequence[str] | None = None
+    ) -> list[ClaimedDelivery]:
+        """Lease up to `limit` due rows for `owner` (SKIP LOCKED on PostgreSQL), only of
+        `platforms` when given (a process claims only what its running adapters can send)."""
         lock = " FOR UPDATE SKIP LOCKED" if self.is_postgres else ""
+        only = " AND platform IN :platforms" if platforms is not None else ""
         sql = (
             "UPDATE delivery SET status = 'leased', lease_owner = :owner,"
             " lease_expires_at = :exp, attempts = attempts + 1"
             " WHERE id IN (SELECT id FROM delivery WHERE status = 'pending'"
-            " AND next_attempt_at <= :now ORDER BY next_attempt_at, id LIMIT :lim" + lock + ")"
+            " AND next_attempt_at <= :now" + only + " ORDER BY next_attempt_at, id LIMIT :lim" + lock + ")"
             " RETURNING id, post_id, action, platform, follower_id, mirror_id, source_id,"
             " silent, attempts"
         )
+        statement = text(sql)
+        params: dict[str, object] = {"owner": owner, "exp": now + lease_s, "now": now, "lim": limit}
+        if platforms is not None:
+            if not platforms:
+                return []
+            statement = statement.bindparams(bindparam("platforms", expanding=True))
+            params["platforms"] = list(platforms)
         with self.connection() as conn:
-            rows = conn.execute(
-                text(sql), {"owner": owner, "exp": now + lease_s, "now": now, "lim": limit}
-            ).all()
+            rows = conn.execute(statement, params).all()
         return sorted(
             (
                 ClaimedDelivery(
@@ -610,12 +619,20 @@ class Store:
             )
             return result.rowcount or 0
 
-    def next_due_at(self) -> float | None:
-        """When the soonest pending row is due."""
+    def next_due_at(self, platforms: Sequence[str] | None = None) -> float | None:
+        """When the soonest pending row (of `platforms`, when given) is due."""
+        sql = "SELECT min(next_attempt_at) FROM delivery WHERE status = 'pending'"
+        statement = text(sql)
+        params: dict[str, object] = {}
+        if platforms is not None:
+            if not platforms:
+                return None
+            statement = text(sql + " AND platform IN :platforms").bindparams(
+                bindparam("platforms", expanding=True)
+            )
+            params["platforms"] = list(platforms)
         with self.connection() as conn:
-            value = conn.execute(
-                text("SELECT min(next_attempt_at) FROM delivery WHERE status = 'pending'")
-            ).scalar()
+            value = conn.execute(statement, params).scalar()
             return float(value) if value is not None else None
 
     def has_leased_rows(self) -> bool:
@@ -972,3 +989,71 @@ class Store:
             [(int(i), float(a)) for i, a in polls if i is not None and a is not None],
             [(int(i), float(a)) for i, a in recurring if i is not None and a is not None],
         )
+
+    # ---- coordination between processes -----------------------------------------------------
+
+    def hold_lease(self, name: str, owner: str, now: float, ttl_s: float) -> bool:
+        """Take or renew the lease `name` for `owner`; True while we hold it. A lease whose
+        holder stopped renewing for `ttl_s` passes to the next process that asks."""
+        key = f"lease:{name}"
+        with self.connection() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO keyvalue (key, value, updated_at) VALUES (:k, '', 0)"
+                    " ON CONFLICT (key) DO NOTHING"
+                ),
+                {"k": key},
+            )
+            result = conn.execute(
+                text(
+                    "UPDATE keyvalue SET value = :owner, updated_at = :now WHERE key = :k"
+                    " AND (value = :owner OR value = '' OR updated_at < :stale)"
+                ),
+                {"k": key, "owner": owner, "now": now, "stale": now - ttl_s},
+            )
+            return (result.rowcount or 0) == 1
+
+    def release_lease(self, name: str, owner: str) -> None:
+        """Give a lease up at once (clean shutdown), so another process takes it without waiting."""
+        with self.connection() as conn:
+            conn.execute(
+                text("UPDATE keyvalue SET value = '', updated_at = 0 WHERE key = :k AND value = :owner"),
+                {"k": f"lease:{name}", "owner": owner},
+            )
+
+    def lease_holder(self, name: str, now: float, ttl_s: float) -> str | None:
+        """Who holds a lease now (None: nobody)."""
+        with self.connection() as conn:
+            row = conn.execute(
+                text("SELECT value, updated_at FROM keyvalue WHERE key = :k"), {"k": f"lease:{name}"}
+            ).first()
+        if row is None or not row.value or row.updated_at < now - ttl_s:
+            return None
+        return str(row.value)
+
+    def heartbeat(self, owner: str, now: float, ttl_s: float) -> int:
+        """Record that `owner` is alive; returns how many processes are alive (itself included)."""
+        key = f"member:{owner}"
+        with self.connection() as conn:
+            updated = conn.execute(
+                text("UPDATE keyvalue SET updated_at = :now WHERE key = :k"), {"k": key, "now": now}
+            )
+            if (updated.rowcount or 0) == 0:
+                conn.execute(
+                    text("INSERT INTO keyvalue (key, value, updated_at) VALUES (:k, :owner, :now)"),
+                    {"k": key, "owner": owner, "now": now},
+                )
+            conn.execute(
+                text("DELETE FROM keyvalue WHERE key LIKE 'member:%' AND updated_at < :old"),
+                {"old": now - 10 * ttl_s},
+            )
+            alive = conn.execute(
+                text("SELECT count(*) FROM keyvalue WHERE key LIKE 'member:%' AND updated_at >= :fresh"),
+                {"fresh": now - ttl_s},
+            ).scalar()
+        return max(1, int(alive or 0))
+
+    def leave(self, owner: str) -> None:
+        """Remove a process's heartbeat (clean shutdown)."""
+        with self.connection() as conn:
+            conn.execute(text("DELETE FROM keyvalue WHERE key = :k"), {"k": f"member:{owner}"})

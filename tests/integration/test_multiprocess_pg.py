@@ -1,0 +1,189 @@
+"""Three `channelbridge` processes on one PostgreSQL database: exactly-once fan-out through a
+kill, inbound fail-over, and a combined send rate within the platform budget."""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from bridge.ports import Address
+from bridge.privacy import Sealer, decode_key, generate_key
+from bridge.store import Store
+from tests.pg import fresh_database, pg_unavailable
+from tests.pg_node import SPOOL_RATE
+
+pytestmark = [pytest.mark.postgres, pytest.mark.integration]
+
+ROOT = Path(__file__).resolve().parents[2]
+FOLLOWERS = 5000
+CONCURRENCY = 8
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    reason = pg_unavailable()
+    if reason:
+        pytest.skip(reason)
+    with fresh_database() as url:
+        yield url
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def _wait(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def _populate(url: str, key: str) -> None:
+    """The channel and 5,000 followers, inserted in bulk like the benchmark does."""
+    store = Store(url)
+    sealer = Sealer(decode_key(key))
+    now = time.time()
+    with store.connection() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO channel (handle, name, description, public, created_at)"
+                " VALUES ('news', 'News', '', true, :now)"
+            ),
+            {"now": now},
+        )
+        rows = []
+        for n in range(FOLLOWERS):
+            address = Address("spool", f"f{n}")
+            rows.append({"i": sealer.address_index(address), "s": sealer.seal(address), "now": now})
+        conn.execute(
+            text(
+                "INSERT INTO follower (platform, account_index, sealed, created_at)"
+                " VALUES ('spool', :i, :s, :now)"
+            ),
+            rows,
+        )
+        conn.execute(
+            text(
+                "INSERT INTO subscription (follower_id, channel_id, muted, paused, created_at)"
+                " SELECT id, 1, false, false, :now FROM follower"
+            ),
+            {"now": now},
+        )
+    store.dispose()
+
+
+def test_three_processes_share_one_database(pg_url: str, tmp_path: Path) -> None:
+    key = generate_key()
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[general]\ndata_dir = "{tmp_path / "data"}"\nlog_level = "WARNING"\n'
+        f'[database]\nurl = "{pg_url}"\n[privacy]\nkey = "{key}"\n'
+        f"[console]\nenabled = false\n"
+        f"[delivery]\nconcurrency = {CONCURRENCY}\nbatch_size = 100\nlease_s = 3.0\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHANNELBRIDGE_")}
+    upgrade = subprocess.run(
+        [sys.executable, "-m", "bridge.cli", "db", "upgrade", "--config", str(config)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert upgrade.returncode == 0, upgrade.stderr
+    assert "up to date" in upgrade.stdout
+    _populate(pg_url, key)
+
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    (spool / "inbox.txt").write_text("")
+    nodes = {
+        tag: subprocess.Popen(
+            [sys.executable, "-m", "tests.pg_node", str(config), str(spool), tag], cwd=ROOT, env=env
+        )
+        for tag in ("a", "b", "c")
+    }
+    first_leader: str | None = None
+    try:
+        _wait(lambda: len(_lines(spool / "nodes.log")) == 3, 30, "three processes")
+        owners = {line.split()[1]: line.split()[0] for line in _lines(spool / "nodes.log")}
+        store = Store(pg_url)
+
+        def leader() -> str | None:
+            holder = store.lease_holder("inbound:spool", time.time(), 4.0)
+            return owners.get(holder) if holder else None
+
+        _wait(lambda: leader() is not None, 20, "an inbound leader")
+        _wait(lambda: _count_members(store) == 3, 20, "three heartbeats")
+        first_leader = leader()
+
+        with (spool / "inbox.txt").open("a") as inbox:
+            inbox.write("operator /post news hello from three processes\n")
+        _wait(lambda: len(_lines(spool / "sent.log")) >= FOLLOWERS // 4, 60, "the fan-out to start")
+        assert first_leader is not None
+        victim = nodes[first_leader]
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.wait()
+        sent_at_kill = len(_lines(spool / "sent.log"))
+        assert sent_at_kill < FOLLOWERS, "the kill must land mid fan-out"
+
+        with (spool / "inbox.txt").open("a") as inbox:
+            inbox.write("latecomer /follow news\n")
+        killed_at = time.monotonic()
+        _wait(lambda: any(line.split()[0] == "1" for line in _lines(spool / "handled.log")), 30, "fail-over")
+        failover_s = time.monotonic() - killed_at
+        handled = {line.split()[0]: line.split()[1] for line in _lines(spool / "handled.log")}
+        assert handled["0"] == first_leader and handled["1"] != first_leader
+        assert failover_s < 10, f"inbound fail-over took {failover_s:.1f} s"
+
+        def done() -> bool:
+            with store.connection() as conn:
+                open_rows = conn.execute(
+                    text("SELECT count(*) FROM delivery WHERE status <> 'delivered'")
+                ).scalar()
+            return open_rows == 0 and len(_lines(spool / "sent.log")) >= FOLLOWERS
+
+        _wait(done, 90, "every delivery")
+        sends = [line.split() for line in _lines(spool / "sent.log")]
+        per_target = collections.Counter(target for _, target, post, _ in sends if post == "1")
+        assert set(per_target) == {f"f{n}" for n in range(FOLLOWERS)}
+        repeated = sum(n - 1 for n in per_target.values())
+        assert repeated <= CONCURRENCY, (
+            f"{repeated} repeats; at most {CONCURRENCY} were in flight in the killed process"
+        )
+        assert {tag for *_, tag in sends} == set(nodes), "every process shared the delivery work"
+
+        times = sorted(float(t) for t, *_ in sends)
+        worst, start = 0, 0
+        for end, t in enumerate(times):
+            while t - times[start] >= 1.0:
+                start += 1
+            worst = max(worst, end - start + 1)
+        assert worst <= SPOOL_RATE, f"{worst} sends in one second; the budget is {SPOOL_RATE:.0f}/s"
+        store.dispose()
+    finally:
+        for proc in nodes.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for tag, proc in nodes.items():
+            code = proc.wait(timeout=30)
+            if tag != first_leader:
+                assert code == 0, f"process {tag} did not stop cleanly"
+
+
+def _count_members(store: Store) -> int:
+    with store.connection() as conn:
+        return int(
+            conn.execute(text("SELECT count(*) FROM keyvalue WHERE key LIKE 'member:%'")).scalar() or 0
+        )
