@@ -276,7 +276,7 @@ class SharedSendingAdapter(Adapter, Protocol):
 
     shared_sending: bool
 
-    async def start(self, handler: InboundHandler, *, receive: bool = True) -> None:  # type: ignore[override]
+    async def start(self, handler: InboundHandler, *, receive: bool = True) -> None:
         """Connect; receive events only when `receive` is true."""
 
     async def set_receiving(self, receive: bool) -> None:
