@@ -3,11 +3,22 @@ and no delivery left without an outcome."""
 
 from __future__ import annotations
 
+import asyncio
+
 from sqlmodel import select
 
 from bridge.delivery import DeliveryPolicy
 from bridge.models import Delivery, Subscription
-from bridge.ports import Address, Content, InboundMedia, Message, PermanentFailure, RecipientGone, RetryLater
+from bridge.ports import (
+    Address,
+    Content,
+    InboundMedia,
+    Message,
+    PermanentFailure,
+    PostKind,
+    RecipientGone,
+    RetryLater,
+)
 from tests.support import OPERATOR, FakeAdapter, Harness, build, person
 
 
@@ -161,7 +172,7 @@ async def test_delete_during_fanout_stops_remaining_sends(store_url: str) -> Non
         await _channel_with(h, 200)
         await h.say(OPERATOR, "/post news oops")
         while len(slow.of("send")) < 20:
-            await __import__("asyncio").sleep(0.01)
+            await asyncio.sleep(0.01)
         await h.say(OPERATOR, "/delete 1")
         await h.settle()
         sent = {c.target for c in slow.of("send")}
@@ -182,7 +193,7 @@ async def test_edit_during_fanout_reaches_copies_sent_with_old_text(store_url: s
         people = await _channel_with(h, 120)
         await h.say(OPERATOR, "/post news draft")
         while len(slow.of("send")) < 10:
-            await __import__("asyncio").sleep(0.005)
+            await asyncio.sleep(0.005)
         await h.say(OPERATOR, "/edit 1 final")
         await h.settle()
         latest: dict[str, str] = {}
@@ -196,7 +207,7 @@ async def test_edit_during_fanout_reaches_copies_sent_with_old_text(store_url: s
 async def test_media_is_uploaded_once_per_platform(harness: Harness) -> None:
     await _channel_with(harness, 30)
     photo = InboundMedia(
-        kind=__import__("bridge.ports", fromlist=["PostKind"]).PostKind.PHOTO,
+        kind=PostKind.PHOTO,
         data=b"\x89PNG fake image bytes",
         mime="image/png",
         filename="cat.png",
@@ -230,3 +241,55 @@ async def test_native_votes_and_reactions_aggregate_across_copies(harness: Harne
     assert "red — 2" in results and "blue — 2" in results
     stats = await harness.say(OPERATOR, "/stats news")
     assert "🔥 2" in stats and "👍 1" in stats
+
+
+async def test_author_gets_progress_and_a_final_summary_for_a_large_fanout(store_url: str) -> None:
+    slow = FakeAdapter(delay=0.002)
+    notices: list[str] = []
+
+    async def notify(author: tuple[str, bytes], text: str) -> None:
+        notices.append(text)
+
+    h = build(
+        store_url,
+        adapter=slow,
+        policy=DeliveryPolicy(concurrency=4, batch_size=50, progress_threshold=50, progress_interval_s=0.05),
+    )
+    h.worker.notify_author = notify
+    await h.worker.start()
+    try:
+        people = await _channel_with(h, 300)
+        h.adapter.script[people[7].target] = [PermanentFailure("Bad Request: chat not found")]
+        await h.say(OPERATOR, "/post news big news")
+        await h.settle()
+        for _ in range(50):  # the summary follows the last recorded outcome
+            if any("finished" in n for n in notices):
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await h.worker.stop()
+    progress = [n for n in notices if "progress" in n]
+    summary = [n for n in notices if "finished" in n]
+    assert progress, notices
+    assert "pending" in progress[0] and "delivered" in progress[0]
+    assert summary == ["Post #1 finished: delivered 299, failed 1 (Bad Request: chat not found ×1)."]
+    assert all(p.id not in " ".join(notices) for p in people)
+
+
+async def test_small_fanout_without_failures_sends_no_summary(store_url: str) -> None:
+    notices: list[str] = []
+
+    async def notify(author: tuple[str, bytes], text: str) -> None:
+        notices.append(text)
+
+    h = build(store_url)
+    h.worker.notify_author = notify
+    await h.worker.start()
+    try:
+        await _channel_with(h, 3)
+        await h.say(OPERATOR, "/post news small")
+        await h.settle()
+        await asyncio.sleep(0.3)
+    finally:
+        await h.worker.stop()
+    assert notices == []
