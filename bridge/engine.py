@@ -110,7 +110,8 @@ class ChannelEngine:
     """The platform-neutral channel engine.
 
     Adapters call `handle` for every inbound event; the scheduler calls `publish`,
-    `close_poll` and `publish_due`; the delivery worker reads what `publish` planned.
+    `publish_scheduled`, `close_poll` and `fire_recurring`; the delivery worker sends what
+    publishing planned.
     """
 
     def __init__(
@@ -609,9 +610,13 @@ class ChannelEngine:
         return moment.timestamp()
 
     def _local(self, ts: float) -> str:
+        """A moment in the operator's timezone, with UTC beside it (its date too when it differs)."""
         local = datetime.fromtimestamp(ts, self.options.tz)
         utc = datetime.fromtimestamp(ts, UTC)
-        return f"{local:%Y-%m-%d %H:%M} {self.options.tz.key} ({utc:%H:%M} UTC)"
+        if local.utcoffset() == utc.utcoffset():
+            return f"{utc:%Y-%m-%d %H:%M} UTC"
+        utc_text = f"{utc:%H:%M}" if utc.date() == local.date() else f"{utc:%Y-%m-%d %H:%M}"
+        return f"{local:%Y-%m-%d %H:%M} {self.options.tz.key} ({utc_text} UTC)"
 
     def _cmd_schedule(
         self, s: Session, actor: _Actor, cmd: Command, media: InboundMedia | None
@@ -621,6 +626,11 @@ class ChannelEngine:
         at = self._when(cmd.when or "")
         if cmd.sub is not None:
             post = self._build_poll(s, actor, channel, cmd.sub)
+            if post.poll_closes_at is not None and post.poll_closes_at <= at:
+                raise Refusal(
+                    f"The poll would close ({self._local(post.poll_closes_at)}) before it is "
+                    f"published ({self._local(at)}); choose a later --closes."
+                )
         else:
             post = self._new_post(s, actor, channel, cmd, media)
             s.add(post)
@@ -1082,6 +1092,8 @@ class ChannelEngine:
         post's id, or None when another wake-up already posted this occurrence."""
         if self._parse_recurrence is None:
             return None
+        if due_at > self.clock() + 1.0:
+            return None  # not due yet: a stray wake-up must not post early
         with self.store.session() as s:
             row = self.store.recurring(s, recurring_id)
             if row is None or not row.active or row.next_at != due_at:

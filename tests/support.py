@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from bridge.delivery import DeliveryPolicy, DeliveryWorker
@@ -137,7 +138,6 @@ class Harness:
     engine: ChannelEngine
     worker: DeliveryWorker
     adapter: FakeAdapter
-    clock: list[float] = field(default_factory=lambda: [1_800_000_000.0])
 
     async def say(self, who: Address, text: str) -> str:
         """Send a command as `who`; returns the replies joined by newlines."""
@@ -177,7 +177,7 @@ def build(
         options=options or EngineOptions(),
         parse_when=parse_when,
         parse_recurrence=parse_recurrence,
-        **({"clock": clock} if clock else {}),
+        clock=clock or time.time,
     )
     worker = DeliveryWorker(
         store,
@@ -186,7 +186,7 @@ def build(
         limiter,
         policy=policy or DeliveryPolicy(concurrency=4, backoff_base_s=0.01, backoff_max_s=0.05),
         notify_author=None,
-        **({"clock": clock} if clock else {}),
+        clock=clock or time.time,
     )
     engine.set_on_work(worker.wake)
     return Harness(store, sealer, engine, worker, fake)
