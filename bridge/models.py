@@ -104,6 +104,7 @@ class Subscription(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("follower_id", "channel_id"),
         Index("ix_subscription_channel_follower", "channel_id", "follower_id"),
+        Index("ix_subscription_channel_paused", "channel_id", "paused"),  # counts without the table
     )
 
     id: int | None = Field(default=None, primary_key=True)
