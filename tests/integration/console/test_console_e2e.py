@@ -107,3 +107,38 @@ def test_state_survives_a_restart(tmp_path: Path) -> None:
     _run(tmp_path, "/newchannel news Daily News\n:as alice\n/follow news\n")
     out = _run(tmp_path, "/post news after restart\n:sync\n")
     assert "[to alice] Daily News (#1): after restart" in out
+
+
+def test_sigterm_stops_cleanly_and_loses_nothing(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHANNELBRIDGE_")}
+    env["CHANNELBRIDGE_GENERAL__DATA_DIR"] = str(tmp_path / "data")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bridge.cli", "run"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=Path(__file__).resolve().parents[3],
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(
+        "/newchannel news Daily News\n:as alice\n/follow news\n:as operator\n/post news before the stop\n"
+    )
+    proc.stdin.flush()
+    deadline = time.monotonic() + 20
+    seen = []
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        seen.append(line)
+        if line.startswith("[to alice]"):
+            break
+    assert any("before the stop" in line for line in seen), seen
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=15) == 0
+    out = _run(tmp_path, "/stats news\n")
+    assert "Followers: 1" in out
+    assert "delivered 1, pending 0, failed 0" in out
