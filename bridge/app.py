@@ -144,6 +144,14 @@ class App:
         )
         self.engine.set_on_work(self.worker.wake)
         self.engine.set_notify(self.notify)
+        matrix = self.adapters.get("matrix")
+        if matrix is not None and hasattr(matrix, "create_mirror_room"):
+            create_room = matrix.create_mirror_room
+
+            async def mirror_factory(platform: str, name: str, topic: str) -> str:
+                return str(await create_room(name, topic))
+
+            self.engine.set_mirror_factory(mirror_factory)
         self._install_time_parsers()
         self.scheduler = scheduler_factory(self) if scheduler_factory is not None else None
         self._started: list[Callable[[], Any]] = []

@@ -177,7 +177,12 @@ COMMANDS: dict[str, CommandSpec] = dict(
         _spec("admins", "/admins <handle>", "list a channel's admins by number", _A),
         _spec("invite-admin", "/invite-admin <handle>", "make a one-time admin invite code", _A),
         _spec("removeadmin", "/removeadmin <handle> <admin-number>", "remove an admin", _A),
-        _spec("mirror", "/mirror <handle>", "list a channel's mirror rooms", _A),
+        _spec(
+            "mirror",
+            "/mirror <handle> [create matrix|telegram:<chat id>|matrix:<room id>]",
+            "list a channel's mirror rooms, or add one (operators)",
+            _A,
+        ),
         _spec("deletechannel", "/deletechannel <handle>", "delete a channel (owner only)", _A),
     ]
 )
@@ -578,6 +583,30 @@ def _p_newchannel(cur: _Cursor) -> Command:
     return Command("newchannel", handle=handle, text=name)
 
 
+def _p_mirror(cur: _Cursor) -> Command:
+    handle = cur.handle()
+    if cur.at_end():
+        return Command("mirror", handle=handle)
+    first = cur.take()
+    assert first is not None
+    word = first.value.lower()
+    if word == "create":
+        target = cur.take()
+        if target is None or target.value.lower() != "matrix":
+            raise _Refusal(
+                "only Matrix mirror rooms can be created by the bot: /mirror <handle> create matrix"
+            )
+        cur.no_more("the platform")
+        return Command("mirror", handle=handle, text="create matrix")
+    kind, _, chat = first.value.partition(":")
+    if kind.lower() not in ("telegram", "matrix") or not chat:
+        raise _Refusal(
+            f"expected create matrix, telegram:<chat id> or matrix:<room id>, not '{_show(first.value)}'"
+        )
+    cur.no_more("the mirror room")
+    return Command("mirror", handle=handle, text=f"{kind.lower()}:{chat}")
+
+
 def _p_describe(cur: _Cursor) -> Command:
     handle = cur.handle()
     text = cur.rest()
@@ -683,7 +712,7 @@ _PARSERS: dict[str, Callable[[_Cursor], Command]] = {
     "admins": _p_handle_only("admins"),
     "invite-admin": _p_handle_only("invite-admin"),
     "removeadmin": _p_removeadmin,
-    "mirror": _p_handle_only("mirror"),
+    "mirror": _p_mirror,
     "deletechannel": _p_handle_only("deletechannel"),
 }
 

@@ -74,6 +74,9 @@ class Recurrence(Protocol):
 RecurrenceParser = Callable[[str], Recurrence]
 """`parse_recurrence(spec) -> Recurrence`; raises ValueError with a message for the user."""
 
+MirrorFactory = Callable[[str, str, str], Awaitable[str]]
+"""`create(platform, name, topic) -> room id`: makes a read-only mirror room on a platform."""
+
 Notify = Callable[[Address, str], Awaitable[None]]
 """Sends a notice to one person's chat with the bot (progress, scheduling outcomes)."""
 
@@ -139,6 +142,7 @@ class ChannelEngine:
         self._planning: set[asyncio.Task[None]] = set()
         self._to_plan: list[int] = []
         self._on_schedule_change: Callable[[], None] | None = None
+        self._mirror_factory: MirrorFactory | None = None
 
     # ---- wiring -----------------------------------------------------------------------------
 
@@ -165,7 +169,11 @@ class ChannelEngine:
         """Apply one inbound event and return the replies for its sender."""
         actor = self._actor(event.sender)
         try:
-            if isinstance(event, Message):
+            if isinstance(event, Message) and _is_mirror_create(event.text):
+                parsed = parse_command(event.text)
+                assert isinstance(parsed, Command)
+                replies = await self._create_mirror(actor, parsed)
+            elif isinstance(event, Message):
                 replies = self._handle_message(actor, event)
             elif isinstance(event, PollVote):
                 replies = self._handle_native_vote(actor, event)
@@ -901,13 +909,32 @@ class ChannelEngine:
 
     def _cmd_mirror(self, s: Session, actor: _Actor, cmd: Command, media: InboundMedia | None) -> list[Reply]:
         channel = self._channel(s, cmd.handle)
-        self._require_admin(s, actor, channel)
+        who = self._require_admin(s, actor, channel)
+        if cmd.text:
+            if not actor.is_operator:
+                raise Refusal("Only operators can add mirror rooms.")
+            if cmd.text == "create matrix":
+                # creating a room needs the Matrix adapter: handled by `_create_mirror` (async)
+                raise Refusal("Mirror rooms can only be created while the Matrix adapter runs.")
+            platform, chat = cmd.text.split(":", 1)
+            if any(
+                m.platform == platform and m.chat_id == chat for m in self.store.mirrors(s, channel.id or 0)
+            ):
+                raise Refusal(f"{platform}:{chat} already mirrors {channel.handle}.")
+            s.add(
+                MirrorRoom(
+                    channel_id=channel.id or 0, platform=platform, chat_id=chat, created_at=self.clock()
+                )
+            )
+            self.store.audit(s, channel.id, who, "mirror", platform)
+            return [Reply(self._mirror_added(channel, f"{platform}:{chat}"))]
         mirrors = self.store.mirrors(s, channel.id or 0)
         if not mirrors:
             return [
                 Reply(
                     f"{channel.handle} has no mirror rooms. Operators add them in the config "
-                    '([[channels]] mirrors = ["telegram:<chat id>", "matrix:<room id>"]).'
+                    '([[channels]] mirrors = ["telegram:<chat id>", "matrix:<room id>"]) or with '
+                    f"/mirror {channel.handle} create matrix."
                 )
             ]
         lines = [f"{m.platform}:{m.chat_id}" for m in mirrors]
@@ -917,6 +944,41 @@ class ChannelEngine:
                 + "\n".join(lines)
             )
         ]
+
+    @staticmethod
+    def _mirror_added(channel: Channel, where: str) -> str:
+        return (
+            f"{where} now mirrors every new post of {channel.handle}. Members of a mirror room can see "
+            "each other: use mirrors for public channels only."
+        )
+
+    def set_mirror_factory(self, factory: MirrorFactory | None) -> None:
+        """Install what creates a read-only mirror room on a platform (the Matrix adapter's)."""
+        self._mirror_factory = factory
+
+    async def _create_mirror(self, actor: _Actor, cmd: Command) -> list[Reply]:
+        """`/mirror <handle> create matrix`: the bot creates a read-only room and mirrors into it."""
+        with self.store.session() as s:
+            channel = self._channel(s, cmd.handle)
+            if not actor.is_operator:
+                raise Refusal("Only operators can add mirror rooms.")
+            name, description = channel.name, channel.description
+        if self._mirror_factory is None:
+            raise Refusal("Mirror rooms can only be created while the Matrix adapter runs.")
+        try:
+            room = await self._mirror_factory("matrix", name, description or f"Mirror of {name}")
+        except Exception as exc:
+            log.warning("creating a mirror room failed: %s", type(exc).__name__)
+            raise Refusal("The homeserver refused to create the room; nothing was changed.") from exc
+        with self.store.session() as s:
+            channel = self._channel(s, cmd.handle)
+            s.add(
+                MirrorRoom(
+                    channel_id=channel.id or 0, platform="matrix", chat_id=room, created_at=self.clock()
+                )
+            )
+            self.store.audit(s, channel.id, "operator", "mirror", "matrix")
+            return [Reply(self._mirror_added(channel, f"matrix:{room}"))]
 
     # ---- native votes and reactions -----------------------------------------------------------
 
@@ -1168,6 +1230,11 @@ class ChannelEngine:
 
 def _followers(n: int) -> str:
     return f"{n} follower{'s' if n != 1 else ''}"
+
+
+def _is_mirror_create(text: str) -> bool:
+    parsed = parse_command(text) if "create" in text.lower() else None
+    return isinstance(parsed, Command) and parsed.name == "mirror" and parsed.text == "create matrix"
 
 
 def _duration(seconds: float) -> str:

@@ -217,3 +217,37 @@ async def test_help_shows_admin_commands_only_to_admins(harness: Harness) -> Non
     admin_help = await harness.say(OPERATOR, "/help")
     assert "/follow" in follower_help and "/post" not in follower_help
     assert "/post" in admin_help and "/newchannel" in admin_help
+
+
+async def test_operator_adds_a_mirror_room_and_it_gets_every_post(store_url: str) -> None:
+    from tests.support import FakeAdapter, build
+
+    h = build(store_url, adapter=FakeAdapter("telegram"))
+    await h.worker.start()
+    try:
+        await h.say(OPERATOR, "/newchannel news Daily News")
+        assert "Only admins" in await h.say(person(1), "/mirror news telegram:-1001")
+        reply = await h.say(OPERATOR, "/mirror news telegram:-1001")
+        assert "now mirrors" in reply and "see each other" in reply
+        assert "already mirrors" in await h.say(OPERATOR, "/mirror news telegram:-1001")
+        await h.say(OPERATOR, "/post news to the mirror")
+        await h.settle()
+        assert [c.text for c in h.adapter.sends_to("-1001")] == ["to the mirror"]
+        assert "telegram:-1001" in await h.say(OPERATOR, "/mirror news")
+    finally:
+        await h.worker.stop()
+
+
+async def test_creating_a_matrix_mirror_needs_the_matrix_adapter(harness: Harness) -> None:
+    await harness.say(OPERATOR, "/newchannel news Daily News")
+    assert "while the Matrix adapter runs" in await harness.say(OPERATOR, "/mirror news create matrix")
+    created: list[tuple[str, str]] = []
+
+    async def factory(platform: str, name: str, topic: str) -> str:
+        created.append((platform, name))
+        return "!mirror:localhost"
+
+    harness.engine.set_mirror_factory(factory)
+    assert "Only operators" in await harness.say(person(1), "/mirror news create matrix")
+    assert "matrix:!mirror:localhost now mirrors" in await harness.say(OPERATOR, "/mirror news create matrix")
+    assert created == [("matrix", "Daily News")]
