@@ -266,10 +266,11 @@ class App:
             log.exception("handling an inbound %s failed", type(event).__name__)
             return [Reply("Sorry, something went wrong on our side; nothing was changed. Try again.")]
 
-    async def sync(self) -> None:
-        """Wait until fan-outs are planned and every due delivery is sent."""
+    async def sync(self, timeout: float = 30.0) -> None:
+        """Wait until fan-outs are planned and every delivery is sent (TimeoutError after
+        `timeout` seconds, e.g. while a platform's rate limit holds copies back)."""
         await self.engine.drain_planning()
-        await self.worker.drain()
+        await self.worker.drain(timeout=timeout)
 
     async def notify(self, address: Address, text: str) -> None:
         """Send a notice to one person's chat with the bot."""

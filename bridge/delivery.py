@@ -49,6 +49,7 @@ class DeliveryPolicy:
     lease_s: float = 60.0
     progress_threshold: int = 50
     progress_interval_s: float = 10.0
+    max_wait_s: float = 24 * 3600.0  #: how long platform rate limits may hold a row back
     idle_poll_s: float = 1.0
 
     def backoff(self, attempts: int) -> float:
@@ -375,7 +376,16 @@ class DeliveryWorker:
         return _Result(row, DeliveryOutcome(row.id, status, error=error))
 
     def _retry_result(self, row: ClaimedDelivery, exc: RetryLater) -> _Result:
-        if row.attempts >= self.policy.max_attempts:
+        # A wait the platform asked for (429 with retry-after) is pacing, not failure: it does not
+        # use up an attempt, but a row cannot wait forever either (max_wait_s since it was planned).
+        paced = exc.after_s is not None
+        waited = self.clock() - row.created_at if row.created_at else 0.0
+        if paced and waited > self.policy.max_wait_s:
+            self.stats.failed += 1
+            return self._final(
+                row, DeliveryStatus.FAILED, error=f"gave up after {waited / 3600:.1f} h of rate limits"
+            )
+        if not paced and row.attempts >= self.policy.max_attempts:
             self.stats.failed += 1
             return self._final(
                 row, DeliveryStatus.FAILED, error=f"gave up after {row.attempts} attempts: {exc.reason}"[:300]
@@ -385,7 +395,11 @@ class DeliveryWorker:
         return _Result(
             row,
             DeliveryOutcome(
-                row.id, DeliveryStatus.PENDING, error=exc.reason[:300], next_attempt_at=self.clock() + wait
+                row.id,
+                DeliveryStatus.PENDING,
+                error=exc.reason[:300],
+                next_attempt_at=self.clock() + wait,
+                refund_attempt=paced,
             ),
         )
 
@@ -453,12 +467,15 @@ class DeliveryWorker:
             if report is None:
                 continue
             author, text = report
-            result = self.notify_author(author, text)
-            if asyncio.iscoroutine(result):
-                try:
+            try:
+                result = self.notify_author(author, text)
+                if asyncio.iscoroutine(result):
                     await result
-                except Exception as exc:
-                    log.warning("progress notice for post %s failed: %s", post_id, type(exc).__name__)
+            except Exception as exc:
+                log.warning("progress notice for post %s failed: %s", post_id, type(exc).__name__)
+                if "finished" in text:  # the summary is claimed once; give it back to try again
+                    self.store.reset_summary(post_id)
+                    self._progress_posts.add(post_id)
 
 
 def _replace(content: Content, **changes: object) -> Content:

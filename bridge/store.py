@@ -69,6 +69,7 @@ class ClaimedDelivery:
     source_id: int | None
     silent: bool
     attempts: int
+    created_at: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ class DeliveryOutcome:
     ref_alt: str | None = None
     error: str | None = None
     next_attempt_at: float | None = None
+    refund_attempt: bool = False  #: the platform asked us to wait: this try does not count
 
 
 class Store:
@@ -578,7 +580,7 @@ class Store:
             " WHERE id IN (SELECT id FROM delivery WHERE status = 'pending'"
             " AND next_attempt_at <= :now" + only + " ORDER BY next_attempt_at, id LIMIT :lim" + lock + ")"
             " RETURNING id, post_id, action, platform, follower_id, mirror_id, source_id,"
-            " silent, attempts"
+            " silent, attempts, created_at"
         )
         statement = text(sql)
         params: dict[str, object] = {"owner": owner, "exp": now + lease_s, "now": now, "lim": limit}
@@ -601,6 +603,7 @@ class Store:
                     source_id=r.source_id,
                     silent=bool(r.silent),
                     attempts=r.attempts,
+                    created_at=r.created_at,
                 )
                 for r in rows
             ),
@@ -675,11 +678,18 @@ class Store:
                 conn.execute(
                     text(
                         "UPDATE delivery SET status = 'pending', error = :error,"
-                        " next_attempt_at = :next, lease_owner = NULL, lease_expires_at = NULL"
+                        " next_attempt_at = :next, lease_owner = NULL, lease_expires_at = NULL,"
+                        " attempts = attempts - :refund"
                         " WHERE id = :id AND lease_owner = :owner"
                     ),
                     [
-                        {"error": o.error, "next": o.next_attempt_at, "id": o.id, "owner": owner}
+                        {
+                            "error": o.error,
+                            "next": o.next_attempt_at,
+                            "id": o.id,
+                            "owner": owner,
+                            "refund": 1 if o.refund_attempt else 0,
+                        }
                         for o in retry
                     ],
                 )
@@ -881,6 +891,13 @@ class Store:
                     self.plan_followup_for(conn, send_id, DeliveryAction.DELETE, now)
                 elif edit_count > rendered:
                     self.plan_followup_for(conn, send_id, DeliveryAction.EDIT, now)
+
+    def reset_summary(self, post_id: int) -> None:
+        """The final summary could not be sent: let the next report try again."""
+        with self.connection() as conn:
+            conn.execute(
+                text("UPDATE post SET summary_sent = :f WHERE id = :id"), {"f": False, "id": post_id}
+            )
 
     def progress_report(
         self, post_id: int, now: float, threshold: int, interval_s: float
