@@ -1,0 +1,173 @@
+"""Neutral posts and replies -> Matrix event (type, content) pairs. Pure functions, no I/O.
+
+Media helpers take the already-uploaded reference: `url` (a plain mxc:// URI) or `file` (an
+encrypted-attachment dict with url/key/iv/hashes/v, as the spec requires in encrypted rooms).
+Polls follow MSC3381 (`org.matrix.msc3381.poll.*`) with an MSC1767 text fallback.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from bridge.ports import Content, MediaContent, PollContent, PostKind, Reply
+
+Event = tuple[str, dict[str, Any]]
+
+HTML_FORMAT = "org.matrix.custom.html"
+POLL_START = "org.matrix.msc3381.poll.start"
+POLL_END = "org.matrix.msc3381.poll.end"
+POLL_RESPONSE_TYPES = frozenset({"org.matrix.msc3381.poll.response", "m.poll.response"})
+TEXT_KEY = "org.matrix.msc1767.text"
+DISCLOSED = "org.matrix.msc3381.poll.disclosed"
+
+
+def _html_lines(text: str) -> str:
+    return html.escape(text).replace("\n", "<br>")
+
+
+def post_text(content: Content) -> tuple[str, str]:
+    """The (plain, html) body of a post: a bold header line, then the post's text."""
+    plain = content.header if not content.text else f"{content.header}\n{content.text}"
+    rich = f"<b>{html.escape(content.header)}</b>"
+    if content.text:
+        rich += f"<br>{_html_lines(content.text)}"
+    return plain, rich
+
+
+def text_message(content: Content) -> dict[str, Any]:
+    """An `m.room.message` content for a text post; muted followers get `m.notice`."""
+    plain, rich = post_text(content)
+    return {
+        "msgtype": "m.notice" if content.silent else "m.text",
+        "body": plain,
+        "format": HTML_FORMAT,
+        "formatted_body": rich,
+    }
+
+
+def _media_info(media: MediaContent, size: int | None) -> dict[str, Any]:
+    info: dict[str, Any] = {"mimetype": media.mime}
+    if size is not None:
+        info["size"] = size
+    if media.width:
+        info["w"] = media.width
+    if media.height:
+        info["h"] = media.height
+    if media.duration:
+        info["duration"] = media.duration * 1000  # Matrix wants milliseconds
+    return info
+
+
+def media_message(
+    content: Content,
+    *,
+    url: str | None = None,
+    file: dict[str, Any] | None = None,
+    size: int | None = None,
+) -> Event:
+    """A photo (`m.image`), video (`m.video`) or sticker (`m.sticker`) event.
+
+    Photos and videos carry the header and text as an MSC2530 caption (`body` + `filename`).
+    Stickers are `m.sticker` events, which only allow a plain `url`.
+    """
+    media = content.media
+    if media is None:
+        raise ValueError("media post without media")
+    info = _media_info(media, size)
+    if content.kind is PostKind.STICKER:
+        if url is None:
+            raise ValueError("a sticker needs a plain mxc url")
+        return "m.sticker", {"body": content.text or media.filename, "url": url, "info": info}
+    plain, rich = post_text(content)
+    body: dict[str, Any] = {
+        "msgtype": "m.video" if content.kind is PostKind.VIDEO else "m.image",
+        "body": plain,
+        "filename": media.filename,
+        "format": HTML_FORMAT,
+        "formatted_body": rich,
+        "info": info,
+    }
+    if file is not None:
+        body["file"] = file
+    elif url is not None:
+        body["url"] = url
+    else:
+        raise ValueError("media message needs a url or an encrypted file")
+    return "m.room.message", body
+
+
+def poll_fallback(content: Content, poll: PollContent) -> str:
+    """The plain-text form of a poll for clients without MSC3381 support."""
+    lines = [content.header, poll.question]
+    lines += [f"{i}. {option}" for i, option in enumerate(poll.options, start=1)]
+    return "\n".join(lines)
+
+
+def poll_start(content: Content) -> Event:
+    """An MSC3381 poll start: disclosed, answers with ids "0", "1", ..."""
+    poll = content.poll
+    if poll is None:
+        raise ValueError("poll post without a poll")
+    return POLL_START, {
+        POLL_START: {
+            "question": {TEXT_KEY: poll.question},
+            "kind": DISCLOSED,
+            "max_selections": len(poll.options) if poll.multi else 1,
+            "answers": [{"id": str(i), TEXT_KEY: opt} for i, opt in enumerate(poll.options)],
+        },
+        TEXT_KEY: poll_fallback(content, poll),
+    }
+
+
+def poll_end(start_event_id: str) -> Event:
+    """An MSC3381 poll end referencing its start event."""
+    return POLL_END, {
+        "m.relates_to": {"rel_type": "m.reference", "event_id": start_event_id},
+        TEXT_KEY: "The poll has ended.",
+    }
+
+
+def render_post(
+    content: Content,
+    *,
+    url: str | None = None,
+    file: dict[str, Any] | None = None,
+    size: int | None = None,
+) -> Event:
+    """Any post kind -> (event type, content)."""
+    if content.kind is PostKind.TEXT:
+        return "m.room.message", text_message(content)
+    if content.kind is PostKind.POLL:
+        return poll_start(content)
+    return media_message(content, url=url, file=file, size=size)
+
+
+def edit_of(event_id: str, event_type: str, new_content: dict[str, Any]) -> Event:
+    """Wrap a re-rendered post as an `m.replace` edit of `event_id`."""
+    outer = dict(new_content)
+    fallback_key = "body" if "body" in outer else TEXT_KEY
+    if isinstance(outer.get(fallback_key), str):
+        outer[fallback_key] = f"* {outer[fallback_key]}"
+    outer.pop("formatted_body", None)
+    outer.pop("format", None)
+    outer["m.new_content"] = new_content
+    outer["m.relates_to"] = {"rel_type": "m.replace", "event_id": event_id}
+    return event_type, outer
+
+
+def reply_message(reply: Reply) -> dict[str, Any]:
+    """A command answer: `m.notice` with plain `body` and HTML `formatted_body`.
+
+    Matrix has no inline buttons, so buttons degrade visibly to a list of commands to type.
+    """
+    plain = reply.text
+    rich = reply.html if reply.html is not None else _html_lines(reply.text)
+    if reply.buttons:
+        plain += "\n" + "\n".join(f"• {b.label}: {b.command}" for b in reply.buttons)
+        items = "".join(
+            f"<li>{html.escape(b.label)}: <code>{html.escape(b.command)}</code></li>"
+            for b in reply.buttons
+        )
+        rich += f"<ul>{items}</ul>"
+    return {"msgtype": "m.notice", "body": plain, "format": HTML_FORMAT, "formatted_body": rich}
