@@ -151,7 +151,11 @@ class App:
             async def mirror_factory(platform: str, name: str, topic: str) -> str:
                 return str(await create_room(name, topic))
 
-            self.engine.set_mirror_factory(mirror_factory)
+            def mirror_added(platform: str, chat: str) -> None:
+                if platform == "matrix" and hasattr(matrix, "add_mirror_room"):
+                    matrix.add_mirror_room(chat)
+
+            self.engine.set_mirror_factory(mirror_factory, mirror_added)
         self._install_time_parsers()
         self.scheduler = scheduler_factory(self) if scheduler_factory is not None else None
         self._started: list[Callable[[], Any]] = []
@@ -185,6 +189,9 @@ class App:
                 )
             for adapter in self.adapters.values():
                 self.limiter.configure(adapter.platform, adapter.default_limits)
+                if hasattr(adapter, "add_mirror_room"):  # mirrors added at run time, earlier
+                    for room in self.engine.mirror_rooms(adapter.platform):
+                        adapter.add_mirror_room(room)
             if self.store.is_postgres:
                 await self._start_shared()
             else:

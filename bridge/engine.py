@@ -143,6 +143,7 @@ class ChannelEngine:
         self._to_plan: list[int] = []
         self._on_schedule_change: Callable[[], None] | None = None
         self._mirror_factory: MirrorFactory | None = None
+        self._on_mirror_added: Callable[[str, str], None] | None = None
 
     # ---- wiring -----------------------------------------------------------------------------
 
@@ -952,9 +953,18 @@ class ChannelEngine:
             "each other: use mirrors for public channels only."
         )
 
-    def set_mirror_factory(self, factory: MirrorFactory | None) -> None:
-        """Install what creates a read-only mirror room on a platform (the Matrix adapter's)."""
+    def set_mirror_factory(
+        self, factory: MirrorFactory | None, on_added: Callable[[str, str], None] | None = None
+    ) -> None:
+        """Install what creates a read-only mirror room on a platform (the Matrix adapter's), and
+        what to tell when an operator adds an existing room as a mirror."""
         self._mirror_factory = factory
+        self._on_mirror_added = on_added
+
+    def mirror_rooms(self, platform: str) -> list[str]:
+        """Every mirror room of every live channel on one platform."""
+        with self.store.session() as s:
+            return self.store.mirror_chats_of(s, platform)
 
     async def _create_mirror(self, actor: _Actor, cmd: Command) -> list[Reply]:
         """`/mirror <handle> create matrix`: the bot creates a read-only room and mirrors into it."""

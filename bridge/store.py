@@ -180,6 +180,15 @@ class Store:
         """The mirror rooms of a channel."""
         return list(s.exec(select(MirrorRoom).where(MirrorRoom.channel_id == channel_id)))
 
+    def mirror_chats_of(self, s: Session, platform: str) -> list[str]:
+        """Chat ids of every mirror room on a platform (live channels)."""
+        rows = s.exec(
+            select(MirrorRoom.chat_id)
+            .join(Channel, col(Channel.id) == col(MirrorRoom.channel_id))
+            .where(MirrorRoom.platform == platform, col(Channel.deleted_at).is_(None))
+        ).all()
+        return sorted(set(rows))
+
     # ---- admins -------------------------------------------------------------------------
 
     def admin_of(self, s: Session, channel_id: int, account_index: str) -> ChannelAdmin | None:

@@ -251,8 +251,7 @@ class MatrixAdapter:
             store_sync_tokens=True,
             encryption_enabled=self._encryption,
         )
-        client = AsyncClient(self._homeserver, self._user_id, store_path=str(self._store_dir),
-                             config=config)
+        client = AsyncClient(self._homeserver, self._user_id, store_path=str(self._store_dir), config=config)
         self._client = client
         try:
             await self._login(client)
@@ -333,8 +332,7 @@ class MatrixAdapter:
             resp = await client.login(self._password, device_name="channelbridge")
         if not isinstance(resp, LoginResponse):
             raise PermanentFailure("matrix: login refused")
-        session_path.write_text(json.dumps({"access_token": resp.access_token,
-                                            "device_id": resp.device_id}))
+        session_path.write_text(json.dumps({"access_token": resp.access_token, "device_id": resp.device_id}))
         session_path.chmod(0o600)
 
     async def _initial_sync(self, client: AsyncClient) -> SyncResponse | None:
@@ -517,8 +515,7 @@ class MatrixAdapter:
         inbound: Message | PollVote | Reaction | None
         if isinstance(item, ReactionSeen):
             sender = item.reaction.sender
-            self._state.reactions[item.event_id] = [self._user_hash(sender.id),
-                                                    item.reaction.post_ref]
+            self._state.reactions[item.event_id] = [self._user_hash(sender.id), item.reaction.post_ref]
             self._dirty = True
             inbound = item.reaction
         elif isinstance(item, RedactionSeen):
@@ -580,13 +577,15 @@ class MatrixAdapter:
     async def _download(self, pointer: MediaPointer) -> bytes:
         resp = await self.client.download(pointer.url)
         if not isinstance(resp, MemoryDownloadResponse):
-            raise error_for_response(resp, "download") if isinstance(resp, ErrorResponse) \
+            raise (
+                error_for_response(resp, "download")
+                if isinstance(resp, ErrorResponse)
                 else PermanentFailure("download: unexpected response")
+            )
         if pointer.file is None:
             return resp.body
         file = pointer.file
-        return decrypt_attachment(resp.body, file["key"]["k"], file["hashes"]["sha256"],
-                                  file["iv"])
+        return decrypt_attachment(resp.body, file["key"]["k"], file["hashes"]["sha256"], file["iv"])
 
     async def _dispatch(self, room_id: str, inbound: Message | PollVote | Reaction) -> None:
         assert self._handler is not None
@@ -656,7 +655,8 @@ class MatrixAdapter:
         client = self.client
         initial_state = (
             [{"type": "m.room.encryption", "state_key": "", "content": {"algorithm": _MEGOLM}}]
-            if self._encryption else []
+            if self._encryption
+            else []
         )
         with translated("open chat"):
             resp = await client.room_create(
@@ -695,8 +695,7 @@ class MatrixAdapter:
         """Add the room to the bot's own `m.direct` account data (nio has no call for it)."""
         client = self.client
         path = f"/_matrix/client/v3/user/{quote(self._user_id)}/account_data/m.direct"
-        headers = {"Authorization": f"Bearer {client.access_token}",
-                   "Content-Type": "application/json"}
+        headers = {"Authorization": f"Bearer {client.access_token}", "Content-Type": "application/json"}
         try:
             current: dict[str, list[str]] = {}
             got = await client.send("GET", path, headers=headers)
@@ -776,8 +775,12 @@ class MatrixAdapter:
     ) -> str:
         await self._check_room(room_id)
         tx = tx_id or f"cb-{uuid.uuid4().hex}"
-        resp = await self._paced("send", lambda: self.client.room_send(
-            room_id, event_type, body, tx_id=tx, ignore_unverified_devices=True))
+        resp = await self._paced(
+            "send",
+            lambda: self.client.room_send(
+                room_id, event_type, body, tx_id=tx, ignore_unverified_devices=True
+            ),
+        )
         assert isinstance(resp, RoomSendResponse)
         return resp.event_id
 
@@ -796,8 +799,7 @@ class MatrixAdapter:
         if media.data is not None:
             return media.data
         if media.platform_ref:
-            pointer = MediaPointer(media.kind, media.platform_ref, None, media.mime,
-                                   media.filename)
+            pointer = MediaPointer(media.kind, media.platform_ref, None, media.mime, media.filename)
             with translated("download"):
                 return await self._download(pointer)
         raise PermanentFailure("media post without data or reference")
@@ -818,8 +820,7 @@ class MatrixAdapter:
             url = media.platform_ref
             if not url:
                 async with self._lock(f"plain:{media.blob_id}"):
-                    url = await self._upload(await self._media_bytes(content), media.mime,
-                                             media.filename)
+                    url = await self._upload(await self._media_bytes(content), media.mime, media.filename)
             event_type, body = render.render_post(content, url=url, size=size)
             return event_type, body, url
         key = str(media.blob_id)
@@ -879,6 +880,13 @@ class MatrixAdapter:
 
     # -- extras ---------------------------------------------------------------------------------
 
+    def add_mirror_room(self, room_id: str) -> None:
+        """Treat `room_id` as a mirror room from now on (accept its invite, ignore commands in
+        it); called when an operator adds a mirror at run time."""
+        if room_id not in self._mirrors:
+            self._state.mirror_rooms.append(room_id)
+            self._save()
+
     async def create_mirror_room(self, name: str, topic: str) -> str:
         """Create a read-only mirror room and return its id.
 
@@ -899,7 +907,9 @@ class MatrixAdapter:
         }
         with translated("create room"):
             resp = await self.client.room_create(
-                name=name, topic=topic, preset=RoomPreset.public_chat,
+                name=name,
+                topic=topic,
+                preset=RoomPreset.public_chat,
                 power_level_override=power,
             )
         check(resp, "create room")

@@ -396,3 +396,23 @@ async def test_fanout_against_homeserver_rate_limit_is_delayed_but_complete(
         assert len(got) == 1
     assert app.worker.stats.retried > 0  # the homeserver did say 429, and the worker waited
     assert app.worker.stats.failed == 0 and app.worker.stats.sent == 20
+
+
+async def test_operator_creates_a_read_only_mirror_room_by_command(
+    bridge: Bridge, bot_user: RegisteredUser, follower_factory: Callable[[], Awaitable[Follower]],
+) -> None:
+    op, member = await follower_factory(), await follower_factory()
+    _app, _adapter = await bridge(bot_user, op.user_id)
+    bot = bot_user.user_id
+    op_room = await op.open_dm(bot, encrypted=False)
+    await ask(op, op_room, "/newchannel news Daily News", bot, "created")
+    answer = await ask(op, op_room, "/mirror news create matrix", bot, "now mirrors")
+    room = re.search(r"matrix:(![^ ]+) now mirrors", answer)
+    assert room is not None and "see each other" in answer
+    mirror = room.group(1)
+    assert (await member.client.join(mirror)).room_id == mirror
+    await ask(op, op_room, "/post news into the mirror", bot, "Post #1 is on its way")
+    copy = await copy_of(member, mirror, bot, numbered(1))
+    assert text_of(copy.source) == "Daily News (#1)\ninto the mirror"
+    refused = await member.client.room_send(mirror, "m.room.message", {"msgtype": "m.text", "body": "hi"})
+    assert isinstance(refused, RoomSendError) and refused.transport_response.status == 403
