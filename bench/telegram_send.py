@@ -1,0 +1,324 @@
+"""Telegram send benchmark: prints its figures (it is not a test).
+
+The real TelegramAdapter driven by the real DeliveryWorker (claim -> send -> record, SQLite)
+against the local Bot API server (tests/telegram_api) running in a separate process, so that
+only the bridge's own CPU is counted:
+
+(a) limits off: deliveries/s and CPU seconds of the bridge process per 1,000 deliveries, for
+    ~2,000 followers (target: <= 3 ms CPU per delivery); also the adapter alone (no worker);
+(b) Telegram's limits enforced by the server (30/s overall, 1/s per chat, 429 + retry_after
+    beyond them) and the bridge configured at 30/s, 1/s per chat: achieved rate over ~600
+    followers and the 429s received (target: >= 97% of 30/s, zero 429s);
+(c) as (b), with one follower's chat answering 429 (retry_after 5 s) to its first attempts:
+    the rate achieved for everyone else (target: >= 95% of the ceiling; only that chat waits).
+
+    python bench/telegram_send.py
+    python bench/telegram_send.py --followers 2000 --rate-followers 600 --skip-rate
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import resource
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sqlalchemy import text
+
+from adapters.telegram import TelegramAdapter
+from bridge.delivery import DeliveryPolicy, DeliveryWorker
+from bridge.engine import ChannelEngine
+from bridge.ports import Address, Content, Inbound, Message, PostKind, RateLimits, Reply
+from bridge.privacy import Sealer
+from bridge.ratelimit import RateLimiter
+from bridge.store import Store
+
+KEY = b"t" * 32
+OPERATOR = Address("bench", "operator")
+SEND_METHODS = frozenset({"sendMessage", "sendPhoto", "sendVideo", "sendSticker", "sendPoll"})
+#: effectively no limit (the limiter needs every rate > 0)
+UNLIMITED = RateLimits(1e9, 1e9, 1e9)
+TELEGRAM = RateLimits(30, 1, 20)
+
+
+# -- the Bot API server, in its own process ---------------------------------------------------------
+
+
+def _server_main(conn: Connection) -> None:
+    """Run FakeBotApi and answer control requests sent over `conn` until told to stop."""
+    from tests.telegram_api import FakeBotApi
+
+    async def serve() -> None:
+        async with FakeBotApi() as api:
+            conn.send((api.token, api.base_url, api.file_base_url))
+            loop = asyncio.get_running_loop()
+            while True:
+                command, arg = await loop.run_in_executor(None, conn.recv)
+                if command == "stop":
+                    conn.send(None)
+                    return
+                if command == "users":
+                    conn.send([api.add_user(f"U{n}").id for n in range(int(arg))])
+                elif command == "limits":
+                    if arg is None:
+                        api.disable_limits()
+                    else:
+                        api.enforce_limits(*arg)
+                    conn.send(None)
+                elif command == "fail":
+                    api.fail(**arg)
+                    conn.send(None)
+                elif command == "reset":
+                    api.calls.clear()
+                    api.clear_failures()
+                    api.rate_limited = 0
+                    conn.send(None)
+                elif command == "sends":
+                    conn.send(
+                        (
+                            [(c.at, c.status, c.chat_id) for c in api.calls if c.method in SEND_METHODS],
+                            api.rate_limited,
+                        )
+                    )
+
+    asyncio.run(serve())
+
+
+class ServerProcess:
+    """The local Bot API server in a child process, with a blocking control API."""
+
+    def __init__(self) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_server_main, args=(child,), daemon=True)
+        self._proc.start()
+        self.token, self.base_url, self.file_base_url = self._conn.recv()
+
+    def request(self, command: str, arg: Any = None) -> Any:
+        """Send one control request and return the answer."""
+        self._conn.send((command, arg))
+        return self._conn.recv()
+
+    def stop(self) -> None:
+        """Stop the server and wait for its process."""
+        self.request("stop")
+        self._proc.join(timeout=10)
+
+
+# -- the bridge side ------------------------------------------------------------------------------
+
+
+def populate(url: str, user_ids: Sequence[int]) -> None:
+    """A channel `bench` whose followers are these Telegram users, inserted in bulk (as
+    bench/fanout.py `populate` does, with Telegram addresses)."""
+    store = Store(url)
+    store.create_schema()
+    sealer = Sealer(KEY)
+    now = time.time()
+    with store.connection() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO channel (handle, name, description, public, created_at) "
+                "VALUES ('bench', 'Bench', '', :t, :now)"
+            ),
+            {"now": now, "t": True},
+        )
+        rows = []
+        for user_id in user_ids:
+            address = Address("telegram", str(user_id), chat=str(user_id))
+            rows.append(
+                {"p": "telegram", "i": sealer.address_index(address), "s": sealer.seal(address), "now": now}
+            )
+        conn.execute(
+            text(
+                "INSERT INTO follower (platform, account_index, sealed, created_at) VALUES (:p, :i, :s, :now)"
+            ),
+            rows,
+        )
+        conn.execute(
+            text(
+                "INSERT INTO subscription (follower_id, channel_id, muted, paused, created_at) "
+                "SELECT id, 1, :f, :f, :now FROM follower"
+            ),
+            {"now": now, "f": False},
+        )
+    store.dispose()
+
+
+async def _ignore(event: Inbound) -> list[Reply]:
+    return []
+
+
+def _adapter(server: ServerProcess) -> TelegramAdapter:
+    return TelegramAdapter(
+        server.token, api_base_url=server.base_url, file_base_url=server.file_base_url, poll_timeout=30
+    )
+
+
+def _delivered(store: Store) -> tuple[int, int]:
+    with store.connection() as conn:
+        rows = conn.execute(text("SELECT status, count(*) FROM delivery GROUP BY status")).all()
+    counts = {str(status): int(n) for status, n in rows}
+    return counts.get("delivered", 0), counts.get("pending", 0) + counts.get("leased", 0)
+
+
+@dataclass
+class RunResult:
+    """What one worker run measured in the bridge process."""
+
+    delivered: int
+    elapsed_s: float
+    cpu_s: float
+    retried: int
+
+
+async def deliver_post(
+    url: str, server: ServerProcess, limits: RateLimits, policy: DeliveryPolicy
+) -> RunResult:
+    """Publish one text post to every follower, then run the worker until nothing is due;
+    returns the worker phase's wall time and the bridge process's CPU time."""
+    store = Store(url)
+    engine = ChannelEngine(store, Sealer(KEY), operators=[OPERATOR])
+    await engine.handle(Message(OPERATOR, "/post bench Benchmark post: hello, followers!"))
+    await engine.drain_planning()
+    adapter = _adapter(server)
+    await adapter.start(_ignore)
+    limiter = RateLimiter()
+    limiter.configure("telegram", limits)
+    worker = DeliveryWorker(store, Sealer(KEY), {"telegram": adapter}, limiter, policy=policy)
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    await worker.start()
+    while True:
+        await asyncio.sleep(0.05)
+        delivered, due = _delivered(store)
+        if not due:
+            break
+    elapsed, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    await worker.stop()
+    await adapter.stop()
+    store.dispose()
+    return RunResult(delivered, elapsed, cpu, worker.stats.retried)
+
+
+async def adapter_alone(
+    server: ServerProcess, user_ids: Sequence[int], concurrency: int
+) -> tuple[float, float]:
+    """The adapter without the worker: `send` to every user, `concurrency` at a time.
+    Returns (sends/s, CPU ms per send)."""
+    adapter = _adapter(server)
+    await adapter.start(_ignore)
+    content = Content(1, PostKind.TEXT, "bench", "Bench", text="Benchmark post: hello, followers!")
+    queue = list(user_ids)
+
+    async def sender() -> None:
+        while queue:
+            user_id = queue.pop()
+            await adapter.send(Address("telegram", str(user_id), chat=str(user_id)), content)
+
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    await asyncio.gather(*(sender() for _ in range(concurrency)))
+    elapsed, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    await adapter.stop()
+    return len(user_ids) / elapsed, 1000 * cpu / len(user_ids)
+
+
+def _rate(times: Sequence[float]) -> float:
+    """Sends per second over the span of these instants."""
+    if len(times) < 2:
+        return 0.0
+    ordered = sorted(times)
+    return (len(ordered) - 1) / (ordered[-1] - ordered[0])
+
+
+def main() -> None:
+    """Run (a), (b) and (c) and print their figures."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--followers", type=int, default=2000, help="followers for (a)")
+    parser.add_argument("--rate-followers", type=int, default=600, help="followers for (b) and (c)")
+    parser.add_argument("--concurrency", type=int, default=32, help="delivery worker senders")
+    parser.add_argument("--skip-rate", action="store_true", help="skip (b) and (c), about 40 s")
+    args = parser.parse_args()
+    print(f"channelbridge Telegram send benchmark — {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    server = ServerProcess()
+    try:
+        with tempfile.TemporaryDirectory() as tmp_name:
+            tmp = Path(tmp_name)
+            users = server.request("users", args.followers)
+            url = f"sqlite:///{tmp / 'a.db'}"
+            populate(url, users)
+            policy = DeliveryPolicy(concurrency=args.concurrency, batch_size=500)
+            r = asyncio.run(deliver_post(url, server, UNLIMITED, policy))
+            print(
+                f"(a) limits off, {r.delivered} followers, worker + adapter: "
+                f"{r.delivered / r.elapsed_s:6.0f} deliveries/s, "
+                f"{r.cpu_s / r.delivered * 1000:.2f} s CPU per 1,000 deliveries "
+                f"({1000 * r.cpu_s / r.delivered:.2f} ms each; target <= 3 ms)"
+            )
+            rate, cpu_ms = asyncio.run(adapter_alone(server, users[:1000], args.concurrency))
+            print(
+                f"(a) limits off, adapter alone (1,000 sends): {rate:6.0f} sends/s, "
+                f"{cpu_ms:.2f} ms CPU per send"
+            )
+            if not args.skip_rate:
+                _rate_runs(server, tmp, args.rate_followers)
+    finally:
+        server.stop()
+    print(
+        f"peak RSS of the bridge process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB"
+    )
+
+
+def _rate_runs(server: ServerProcess, tmp: Path, followers: int) -> None:
+    policy = DeliveryPolicy(concurrency=16, batch_size=200)
+    # (b) the server enforces Telegram's limits; the bridge is configured with the same
+    users = server.request("users", followers)
+    url = f"sqlite:///{tmp / 'b.db'}"
+    populate(url, users)
+    server.request("reset")
+    server.request("limits", (30, 1))
+    r = asyncio.run(deliver_post(url, server, TELEGRAM, policy))
+    sends, limited = server.request("sends")
+    accepted = [at for at, status, _ in sends if status == 200]
+    rate = _rate(accepted)
+    print(
+        f"(b) limits on (server 30/s + 1/s per chat, bridge 30/s + 1/s), {r.delivered} followers: "
+        f"{rate:.2f} msg/s ({100 * rate / 30:.1f}% of 30/s), 429s received: {limited}, "
+        f"{r.delivered} delivered in {r.elapsed_s:.1f} s"
+    )
+    # (c) as (b), one chat answers 429 (retry after 5 s) to its first three attempts
+    users = server.request("users", followers)
+    url = f"sqlite:///{tmp / 'c.db'}"
+    populate(url, users)
+    slow = users[len(users) // 10]
+    server.request("reset")
+    server.request("fail", {"chat_id": slow, "status": 429, "retry_after": 5, "times": 3})
+    r = asyncio.run(deliver_post(url, server, TELEGRAM, policy))
+    sends, limited = server.request("sends")
+    others = [at for at, status, chat in sends if status == 200 and chat != slow]
+    slow_calls = [(at, status) for at, status, chat in sends if chat == slow]
+    rate = _rate(others)
+    waited = slow_calls[-1][0] - slow_calls[0][0] if slow_calls else 0.0
+    print(
+        f"(c) one chat answers 429 (retry_after 5 s) 3 times, {r.delivered} followers: others "
+        f"{rate:.2f} msg/s ({100 * rate / 30:.1f}% of 30/s); that chat: {len(slow_calls)} attempts, "
+        f"delivered after {waited:.1f} s; 429s from the limits: {limited}; "
+        f"{r.delivered} delivered in {r.elapsed_s:.1f} s"
+    )
+    server.request("limits", None)
+
+
+if __name__ == "__main__":
+    main()
