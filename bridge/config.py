@@ -277,7 +277,7 @@ class TelegramRateLimit(BaseModel):
 
 
 class TelegramSettings(BaseModel):
-    """[telegram]: the Bot API connection (polling by default, webhook when a URL is set)."""
+    """[telegram]: the Bot API connection (long polling)."""
 
     model_config = _FROZEN
 
@@ -287,9 +287,6 @@ class TelegramSettings(BaseModel):
     file_base_url: str = "https://api.telegram.org/file/bot"
     poll_interval: float = Field(default=0.0, ge=0)
     poll_timeout: int = Field(default=30, ge=0)
-    webhook_url: str | None = None
-    webhook_listen: str = "127.0.0.1"
-    webhook_port: int = Field(default=8443, ge=1, le=65535)
     rate_limit: TelegramRateLimit = Field(default_factory=TelegramRateLimit)
 
     @model_validator(mode="after")
@@ -638,8 +635,7 @@ def _summary(settings: Settings, source: Path | str | None) -> list[str]:
         "privacy key: " + ("configured" if settings.privacy.key else "generated into data_dir on first run"),
     ]
     if settings.telegram.enabled:
-        mode = "webhook" if settings.telegram.webhook_url else "long polling"
-        lines.append(f"telegram: {mode}, {settings.telegram.api_base_url}")
+        lines.append(f"telegram: long polling, {settings.telegram.api_base_url}")
     if settings.matrix.enabled:
         encrypted = "encrypted" if settings.matrix.encryption else "unencrypted"
         lines.append(f"matrix: {settings.matrix.homeserver} ({encrypted})")
