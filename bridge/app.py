@@ -295,7 +295,7 @@ def configure_logging(level: str) -> None:
     """Log to stderr, with platform identities redacted from every line."""
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     install_log_redaction()
-    for noisy in ("httpx", "nio", "apscheduler", "aiohttp.access"):
+    for noisy in ("httpx", "nio", "apscheduler", "aiohttp.access", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
 
