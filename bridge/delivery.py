@@ -142,6 +142,8 @@ class DeliveryWorker:
         self._idle = asyncio.Event()
         self._progress_posts: set[int] = set()
         self._last_reap = 0.0
+        self._first_claim = max(1, min(self.policy.batch_size, 2 * self.policy.concurrency))
+        self._claim_size = self._first_claim
 
     # ---- lifecycle --------------------------------------------------------------------------
 
@@ -222,9 +224,14 @@ class DeliveryWorker:
         if room < max(1, self.policy.batch_size // 4):
             await asyncio.sleep(0.005)
             return 1  # the queue is full enough; look again soon
-        rows = self.store.claim_deliveries(self.owner, now, self.policy.lease_s, room, self._platforms())
+        # slow start: after an idle spell claim a small batch first, so the first copies go out
+        # at once, then double up to batch_size while there is work
+        limit = min(room, self._claim_size)
+        rows = self.store.claim_deliveries(self.owner, now, self.policy.lease_s, limit, self._platforms())
         if not rows:
+            self._claim_size = self._first_claim
             return 0
+        self._claim_size = min(self.policy.batch_size, self._claim_size * 2)
         addresses, sources = self.store.delivery_context(rows, self.sealer)
         for row in rows:
             self._inflight.add(row.id)

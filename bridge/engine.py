@@ -1078,7 +1078,7 @@ class ChannelEngine:
                     self._wake()
                 if n <= 0:
                     return
-                await asyncio.sleep(0)
+                await asyncio.sleep(0.002)  # let the worker start sending the planned batch
         except Exception:
             log.exception("planning post %s failed; the sweep will resume it", post_id)
 
