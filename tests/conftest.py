@@ -40,3 +40,10 @@ async def harness(store_url: str) -> AsyncIterator[Harness]:
     finally:
         await h.worker.stop()
         h.store.dispose()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything under tests/integration talks to real servers: mark it so `-m` can select."""
+    for item in items:
+        if "/tests/integration/" in str(item.path).replace("\\", "/"):
+            item.add_marker(pytest.mark.integration)
