@@ -110,41 +110,15 @@ class SimulatedPlatform(NullAdapter):
 
 
 def populate(url: str, followers: int) -> None:
-    """A channel with `followers` followers, inserted in bulk."""
+    """A channel `bench` with `followers` followers, imported in bulk."""
     store = Store(url)
     store.create_schema()
-    sealer = Sealer(KEY)
-    now = time.time()
-    with store.connection() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO channel (handle, name, description, public, created_at) "
-                "VALUES ('bench', 'Bench', '', :t, :now)"
-            ),
-            {"now": now, "t": True},
-        )
-        step = 5000
-        for start in range(0, followers, step):
-            rows = []
-            for n in range(start, min(followers, start + step)):
-                address = Address("bench", str(100_000_000 + n))
-                rows.append(
-                    {"p": "bench", "i": sealer.address_index(address), "s": sealer.seal(address), "now": now}
-                )
-            conn.execute(
-                text(
-                    "INSERT INTO follower (platform, account_index, sealed, created_at) "
-                    "VALUES (:p, :i, :s, :now)"
-                ),
-                rows,
-            )
-        conn.execute(
-            text(
-                "INSERT INTO subscription (follower_id, channel_id, muted, paused, created_at) "
-                "SELECT id, 1, :f, :f, :now FROM follower"
-            ),
-            {"now": now, "f": False},
-        )
+    _engine(store).ensure_channel("bench", "Bench", "", True, [])
+    with store.session() as s:
+        channel = store.channel_by_handle(s, "bench")
+    assert channel is not None and channel.id is not None
+    addresses = (Address("bench", str(100_000_000 + n)) for n in range(followers))
+    store.import_followers(channel.id, addresses, Sealer(KEY), time.time())
     store.dispose()
 
 

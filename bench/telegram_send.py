@@ -120,39 +120,15 @@ class ServerProcess:
 
 
 def populate(url: str, user_ids: Sequence[int]) -> None:
-    """A channel `bench` whose followers are these Telegram users, inserted in bulk (as
-    bench/fanout.py `populate` does, with Telegram addresses)."""
+    """A channel `bench` whose followers are these Telegram users, imported in bulk."""
     store = Store(url)
     store.create_schema()
-    sealer = Sealer(KEY)
-    now = time.time()
-    with store.connection() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO channel (handle, name, description, public, created_at) "
-                "VALUES ('bench', 'Bench', '', :t, :now)"
-            ),
-            {"now": now, "t": True},
-        )
-        rows = []
-        for user_id in user_ids:
-            address = Address("telegram", str(user_id), chat=str(user_id))
-            rows.append(
-                {"p": "telegram", "i": sealer.address_index(address), "s": sealer.seal(address), "now": now}
-            )
-        conn.execute(
-            text(
-                "INSERT INTO follower (platform, account_index, sealed, created_at) VALUES (:p, :i, :s, :now)"
-            ),
-            rows,
-        )
-        conn.execute(
-            text(
-                "INSERT INTO subscription (follower_id, channel_id, muted, paused, created_at) "
-                "SELECT id, 1, :f, :f, :now FROM follower"
-            ),
-            {"now": now, "f": False},
-        )
+    ChannelEngine(store, Sealer(KEY)).ensure_channel("bench", "Bench", "", True, [])
+    with store.session() as s:
+        channel = store.channel_by_handle(s, "bench")
+    assert channel is not None and channel.id is not None
+    addresses = (Address("telegram", str(u), chat=str(u)) for u in user_ids)
+    store.import_followers(channel.id, addresses, Sealer(KEY), time.time())
     store.dispose()
 
 

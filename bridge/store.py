@@ -7,7 +7,7 @@ default; PostgreSQL is the scale-out store (claims use `FOR UPDATE SKIP LOCKED` 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,6 +188,51 @@ class Store:
             .where(MirrorRoom.platform == platform, col(Channel.deleted_at).is_(None))
         ).all()
         return sorted(set(rows))
+
+    def import_followers(
+        self, channel_id: int, addresses: Iterable[Address], sealer: Sealer, now: float, batch: int = 5000
+    ) -> int:
+        """Make every address a follower of the channel, in bulk (an operator migrating an
+        audience; benchmarks). Addresses are sealed and indexed like any follower's; someone
+        already following is left as they are. Returns how many addresses were given."""
+        given = 0
+        chunk: list[dict[str, object]] = []
+
+        subscribe = text(
+            "INSERT INTO subscription (follower_id, channel_id, muted, paused, created_at)"
+            " SELECT f.id, :ch, :f, :f, :now FROM follower f WHERE f.account_index IN :indexes"
+            " AND NOT EXISTS (SELECT 1 FROM subscription s WHERE s.follower_id = f.id AND s.channel_id = :ch)"
+        ).bindparams(bindparam("indexes", expanding=True))
+
+        def flush(conn: Connection) -> None:
+            conn.execute(
+                text(
+                    "INSERT INTO follower (platform, account_index, sealed, created_at)"
+                    " VALUES (:p, :i, :s, :now) ON CONFLICT (account_index) DO NOTHING"
+                ),
+                chunk,
+            )
+            conn.execute(
+                subscribe, {"ch": channel_id, "f": False, "now": now, "indexes": [row["i"] for row in chunk]}
+            )
+            chunk.clear()
+
+        with self.connection() as conn:
+            for address in addresses:
+                chunk.append(
+                    {
+                        "p": address.platform,
+                        "i": sealer.address_index(address),
+                        "s": sealer.seal(address),
+                        "now": now,
+                    }
+                )
+                given += 1
+                if len(chunk) >= batch:
+                    flush(conn)
+            if chunk:
+                flush(conn)
+        return given
 
     # ---- admins -------------------------------------------------------------------------
 

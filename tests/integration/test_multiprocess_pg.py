@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from bridge.engine import ChannelEngine
 from bridge.ports import Address
 from bridge.privacy import Sealer, decode_key, generate_key
 from bridge.store import Store
@@ -50,36 +51,11 @@ def _wait(predicate, timeout: float, what: str) -> None:  # type: ignore[no-unty
 
 
 def _populate(url: str, key: str) -> None:
-    """The channel and 5,000 followers, inserted in bulk like the benchmark does."""
+    """The channel and 5,000 followers, imported in bulk."""
     store = Store(url)
-    sealer = Sealer(decode_key(key))
-    now = time.time()
-    with store.connection() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO channel (handle, name, description, public, created_at)"
-                " VALUES ('news', 'News', '', true, :now)"
-            ),
-            {"now": now},
-        )
-        rows = []
-        for n in range(FOLLOWERS):
-            address = Address("spool", f"f{n}")
-            rows.append({"i": sealer.address_index(address), "s": sealer.seal(address), "now": now})
-        conn.execute(
-            text(
-                "INSERT INTO follower (platform, account_index, sealed, created_at)"
-                " VALUES ('spool', :i, :s, :now)"
-            ),
-            rows,
-        )
-        conn.execute(
-            text(
-                "INSERT INTO subscription (follower_id, channel_id, muted, paused, created_at)"
-                " SELECT id, 1, false, false, :now FROM follower"
-            ),
-            {"now": now},
-        )
+    ChannelEngine(store, Sealer(decode_key(key))).ensure_channel("news", "News", "", True, [])
+    addresses = (Address("spool", f"f{n}") for n in range(FOLLOWERS))
+    store.import_followers(1, addresses, Sealer(decode_key(key)), time.time())
     store.dispose()
 
 

@@ -311,3 +311,16 @@ async def test_platform_rate_limit_waits_do_not_use_up_attempts(store_url: str) 
         assert row.status == "delivered" and row.attempts == 1
     finally:
         await h.worker.stop()
+
+
+async def test_imported_followers_are_sealed_subscribed_once_and_receive_posts(harness: Harness) -> None:
+    await harness.say(OPERATOR, "/newchannel news Daily News")
+    await harness.say(OPERATOR, "/newchannel other Other")
+    people = [person(i) for i in range(12)]
+    assert harness.store.import_followers(1, people, harness.sealer, 1.0, batch=5) == 12
+    assert harness.store.import_followers(1, people[:3], harness.sealer, 1.0) == 3  # no duplicates
+    assert "Followers: 12" in await harness.say(OPERATOR, "/stats news")
+    assert "Followers: 0" in await harness.say(OPERATOR, "/stats other")
+    await harness.say(OPERATOR, "/post news welcome")
+    await harness.settle()
+    assert sorted(c.target for c in harness.adapter.of("send")) == sorted(p.target for p in people)
