@@ -1,0 +1,303 @@
+"""The engine's shared state and helpers: who is asking (operator, admin, follower),
+authorization, time formatting, and the hooks the app installs.
+
+The command groups (`bridge.follower_commands`, `bridge.admin_commands`) and the engine
+itself (`bridge.engine`) build on `EngineBase`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session
+
+from bridge.commands import Command
+from bridge.models import (
+    AdminRole,
+    Channel,
+    ChannelAdmin,
+    Follower,
+    PollOption,
+    Post,
+    PostStatus,
+    Subscription,
+)
+from bridge.ports import (
+    Address,
+    PostKind,
+)
+from bridge.privacy import Sealer
+from bridge.store import Store
+
+WhenParser = Callable[..., datetime]
+"""`parse_when(text, *, now=aware UTC datetime, tz=ZoneInfo) -> aware UTC datetime`; raises
+ValueError with a message for the user."""
+
+
+class Recurrence(Protocol):
+    """A parsed `/every` spec (see `scheduler.when.Recurrence`)."""
+
+    @property
+    def text(self) -> str:
+        """The normalized spec, e.g. `mon-fri 08:00`."""
+
+    def next_after(self, after: datetime, tz: ZoneInfo) -> datetime:
+        """The next occurrence strictly after `after` (aware UTC)."""
+
+
+RecurrenceParser = Callable[[str], Recurrence]
+"""`parse_recurrence(spec) -> Recurrence`; raises ValueError with a message for the user."""
+
+MirrorFactory = Callable[[str, str, str], Awaitable[str]]
+"""`create(platform, name, topic) -> room id`: makes a read-only mirror room on a platform."""
+
+Notify = Callable[[Address, str], Awaitable[None]]
+"""Sends a notice to one person's chat with the bot (progress, scheduling outcomes)."""
+
+MAX_TEXT = 16_000
+INVITE_TTL_S = 7 * 24 * 3600
+
+
+class Refusal(Exception):
+    """A command was understood but may not be applied; the message says why."""
+
+
+@dataclass
+class EngineOptions:
+    """Tunables of the engine (from config; defaults suit tests)."""
+
+    tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
+    max_admins: int = 16
+    invite_ttl_s: float = INVITE_TTL_S
+    fanout_batch: int = 1000
+    planning_lease_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who sent a command, as the engine sees them: a blind index, never an identity."""
+
+    address: Address
+    index: str
+    is_operator: bool
+
+
+class EngineBase:
+    """State and helpers shared by every part of the engine."""
+
+    def __init__(
+        self,
+        store: Store,
+        sealer: Sealer,
+        *,
+        operators: Iterable[Address] = (),
+        options: EngineOptions | None = None,
+        parse_when: WhenParser | None = None,
+        parse_recurrence: RecurrenceParser | None = None,
+        clock: Callable[[], float] = time.time,
+        notify: Notify | None = None,
+        on_work: Callable[[], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.sealer = sealer
+        self.options = options or EngineOptions()
+        self._operators = {sealer.address_index(a) for a in operators}
+        self._parse_when = parse_when
+        self.clock = clock
+        self._notify = notify
+        self._on_work = on_work
+        self._parse_recurrence = parse_recurrence
+        self._planning: set[asyncio.Task[None]] = set()
+        self._to_plan: list[int] = []
+        self._on_schedule_change: Callable[[], None] | None = None
+        self._mirror_factory: MirrorFactory | None = None
+        self._on_mirror_added: Callable[[str, str], None] | None = None
+
+    def add_operator(self, address: Address) -> None:
+        """Treat `address` as an operator (the console's local user)."""
+        self._operators.add(self.sealer.address_index(address))
+
+    def set_notify(self, notify: Notify | None) -> None:
+        """Install the function used to send notices to admins."""
+        self._notify = notify
+
+    def set_on_work(self, on_work: Callable[[], None] | None) -> None:
+        """Install the callback that wakes the delivery worker when rows are planned."""
+        self._on_work = on_work
+
+    def set_time_parsers(self, parse_when: WhenParser, parse_recurrence: RecurrenceParser) -> None:
+        """Install the `<when>` and `/every` parsers (they live in the scheduler package)."""
+        self._parse_when = parse_when
+        self._parse_recurrence = parse_recurrence
+
+    def _actor(self, address: Address) -> Actor:
+        index = self.sealer.address_index(address)
+        return Actor(address, index, index in self._operators)
+
+    def _channel(self, s: Session, handle: str | None) -> Channel:
+        channel = self.store.channel_by_handle(s, handle or "")
+        if channel is None:
+            raise Refusal(f"There is no channel '{handle}'. Send /channels to find one.")
+        return channel
+
+    def _require_admin(self, s: Session, actor: Actor, channel: Channel) -> str:
+        """Refuse unless the actor administers the channel; returns the audit actor name."""
+        if actor.is_operator:
+            return "operator"
+        assert channel.id is not None
+        admin = self.store.admin_of(s, channel.id, actor.index)
+        if admin is None:
+            raise Refusal(f"Only admins of '{channel.handle}' can do that.")
+        return f"admin #{admin.number}"
+
+    def _require_owner(self, s: Session, actor: Actor, channel: Channel) -> str:
+        if actor.is_operator:
+            return "operator"
+        assert channel.id is not None
+        admin = self.store.admin_of(s, channel.id, actor.index)
+        if admin is None or admin.role != AdminRole.OWNER.value:
+            raise Refusal(f"Only the owner of '{channel.handle}' can do that.")
+        return f"admin #{admin.number}"
+
+    def _post_for_admin(self, s: Session, actor: Actor, post_id: int | None) -> tuple[Post, Channel, str]:
+        post = self.store.post(s, post_id or 0)
+        channel = self.store.channel_by_id(s, post.channel_id) if post else None
+        if post is None or channel is None or channel.deleted_at is not None:
+            raise Refusal(f"There is no post #{post_id}.")
+        who = self._require_admin(s, actor, channel)
+        return post, channel, who
+
+    def _is_admin_anywhere(self, s: Session, actor: Actor) -> bool:
+        return actor.is_operator or bool(self.store.administered_channels(s, actor.index))
+
+    def _follower(self, s: Session, actor: Actor, create: bool) -> Follower | None:
+        follower = self.store.follower_by_index(s, actor.index)
+        if follower is None and create:
+            follower = Follower(
+                platform=actor.address.platform,
+                account_index=actor.index,
+                sealed=self.sealer.seal(actor.address),
+                created_at=self.clock(),
+            )
+            s.add(follower)
+            s.flush()
+        elif follower is not None and create:
+            current = self.sealer.unseal(follower.platform, follower.sealed)
+            if actor.address.chat and current.chat != actor.address.chat:
+                follower.sealed = self.sealer.seal(actor.address)  # their chat moved
+                s.add(follower)
+        return follower
+
+    def _subscription(self, s: Session, actor: Actor, cmd: Command) -> tuple[Subscription, Channel]:
+        channel = self._channel(s, cmd.handle)
+        follower = self.store.follower_by_index(s, actor.index)
+        sub = (
+            self.store.subscription(s, follower.id, channel.id)
+            if follower and follower.id and channel.id
+            else None
+        )
+        if sub is None:
+            raise Refusal(f"You do not follow {channel.handle}.")
+        return sub, channel
+
+    def _poll_for_voting(self, s: Session, post_id: int | None) -> tuple[Post, list[PollOption]]:
+        post = self.store.post(s, post_id or 0)
+        if (
+            post is None
+            or post.kind != PostKind.POLL.value
+            or post.status
+            not in (
+                PostStatus.PUBLISHED.value,
+                PostStatus.PUBLISHING.value,
+            )
+        ):
+            raise Refusal(f"There is no open poll #{post_id}.")
+        if self._poll_closed(post):
+            raise Refusal(f"Poll #{post.id} is closed; votes are no longer accepted.")
+        return post, self.store.poll_options(s, post.id or 0)
+
+    def _poll_closed(self, post: Post) -> bool:
+        if post.poll_closed_at is not None:
+            return True
+        return post.poll_closes_at is not None and self.clock() >= post.poll_closes_at
+
+    def _results_text(self, s: Session, post: Post) -> str:
+        options = self.store.poll_options(s, post.id or 0)
+        counts, voters = self.store.tally(s, post.id or 0)
+        total = sum(counts.values()) or 1
+        state = "closed" if self._poll_closed(post) else "open"
+        lines = [f"Poll #{post.id}: {post.text} ({state}, {voters} voter{'s' if voters != 1 else ''})"]
+        for option in options:
+            n = counts.get(option.position, 0)
+            lines.append(f"{option.position + 1}. {option.text} — {n} ({round(100 * n / total)}%)")
+        return "\n".join(lines)
+
+    def _new_admin(self, channel_id: int, number: int, role: AdminRole, address: Address) -> ChannelAdmin:
+        return ChannelAdmin(
+            channel_id=channel_id,
+            number=number,
+            role=role.value,
+            account_index=self.sealer.address_index(address),
+            platform=address.platform,
+            sealed=self.sealer.seal(address),
+            added_at=self.clock(),
+        )
+
+    def _when(self, text: str) -> float:
+        if self._parse_when is None:
+            raise Refusal("Scheduling is not available in this process.")
+        try:
+            moment = self._parse_when(text, now=datetime.fromtimestamp(self.clock(), UTC), tz=self.options.tz)
+        except ValueError as exc:
+            raise Refusal(str(exc)) from exc
+        return moment.timestamp()
+
+    def _local(self, ts: float) -> str:
+        """A moment in the operator's timezone, with UTC beside it (its date too when it differs)."""
+        local = datetime.fromtimestamp(ts, self.options.tz)
+        utc = datetime.fromtimestamp(ts, UTC)
+        if local.utcoffset() == utc.utcoffset():
+            return f"{utc:%Y-%m-%d %H:%M} UTC"
+        utc_text = f"{utc:%H:%M}" if utc.date() == local.date() else f"{utc:%Y-%m-%d %H:%M}"
+        return f"{local:%Y-%m-%d %H:%M} {self.options.tz.key} ({utc_text} UTC)"
+
+    def _begin_publish(self, s: Session, post: Post) -> None:
+        """Mark a new post publishing in the caller's transaction; planning runs after commit."""
+        post.status = PostStatus.PUBLISHING.value
+        post.published_at = self.clock()
+        post.plan_lease_until = self.clock() + self.options.planning_lease_s
+        s.add(post)
+        s.flush()
+        self._to_plan.append(post.id or 0)
+
+    def _wake(self) -> None:
+        if self._on_work is not None:
+            self._on_work()
+
+    def _schedule_changed(self) -> None:
+        if self._on_schedule_change is not None:
+            self._on_schedule_change()
+
+
+def _followers(n: int) -> str:
+    return f"{n} follower{'s' if n != 1 else ''}"
+
+
+def _duration(seconds: float) -> str:
+    minutes = int(seconds // 60)
+    if minutes < 1:
+        return f"{int(seconds)} s"
+    if minutes < 120:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60} min"
+
+
+def _preview(text: str, limit: int = 40) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

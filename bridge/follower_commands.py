@@ -1,0 +1,184 @@
+"""Follower commands: find, follow, mute and leave channels, vote, see results, be forgotten."""
+
+from __future__ import annotations
+
+from sqlmodel import Session
+
+from bridge.commands import Audience, Command, help_text
+from bridge.engine_base import Actor, EngineBase, Refusal, _followers
+from bridge.models import (
+    AdminRole,
+    Subscription,
+)
+from bridge.ports import (
+    Button,
+    InboundMedia,
+    PostKind,
+    Reply,
+)
+
+
+class FollowerCommands(EngineBase):
+    """The commands anyone may send (`Audience.FOLLOWER`)."""
+
+    def _cmd_help(self, s: Session, actor: Actor, cmd: Command, media: InboundMedia | None) -> list[Reply]:
+        audiences = {Audience.FOLLOWER}
+        if self._is_admin_anywhere(s, actor):
+            audiences.add(Audience.ADMIN)
+        if actor.is_operator:
+            audiences.add(Audience.OPERATOR)
+        return [Reply(help_text(audiences))]
+
+    def _cmd_start(self, s: Session, actor: Actor, cmd: Command, media: InboundMedia | None) -> list[Reply]:
+        intro = (
+            "Welcome to channelbridge: private one-way channels. Nobody can see who else follows, "
+            "and admins only see counts. Send /channels to find channels, /help for everything."
+        )
+        if cmd.handle:
+            return [Reply(intro), *self._cmd_follow(s, actor, cmd, media)]
+        return [Reply(intro)]
+
+    def _cmd_channels(
+        self, s: Session, actor: Actor, cmd: Command, media: InboundMedia | None
+    ) -> list[Reply]:
+        channels = self.store.search_channels(s, cmd.query.strip())
+        if not channels:
+            return [Reply("No channels found." if cmd.query else "There are no channels yet.")]
+        lines, buttons = [], []
+        for channel in channels:
+            assert channel.id is not None
+            count = self.store.follower_count(s, channel.id)
+            lines.append(f"{channel.handle} — {channel.name} ({_followers(count)})")
+            buttons.append(Button(f"Follow {channel.handle}", f"/follow {channel.handle}"))
+        return [Reply("Channels:\n" + "\n".join(lines), buttons=tuple(buttons[:10]))]
+
+    def _cmd_info(self, s: Session, actor: Actor, cmd: Command, media: InboundMedia | None) -> list[Reply]:
+        channel = self._channel(s, cmd.handle)
+        assert channel.id is not None
+        count = self.store.follower_count(s, channel.id)
+        follower = self.store.follower_by_index(s, actor.index)
+        sub = self.store.subscription(s, follower.id, channel.id) if follower and follower.id else None
+        state = "You do not follow it."
+        buttons = [Button("Follow", f"/follow {channel.handle}")]
+        if sub is not None:
+            state = "You follow it" + (" (muted)." if sub.muted else ".")
+            buttons = [
+                Button("Unfollow", f"/unfollow {channel.handle}"),
+                Button(
+                    "Unmute" if sub.muted else "Mute",
+                    f"/{'unmute' if sub.muted else 'mute'} {channel.handle}",
+                ),
+            ]
+        text = f"{channel.name} ({channel.handle}) — {_followers(count)}"
+        if channel.description:
+            text += f"\n{channel.description}"
+        return [Reply(f"{text}\n{state}", buttons=tuple(buttons))]
+
+    def _cmd_follow(self, s: Session, actor: Actor, cmd: Command, media: InboundMedia | None) -> list[Reply]:
+        channel = self._channel(s, cmd.handle)
+        assert channel.id is not None
+        follower = self._follower(s, actor, create=True)
+        assert follower is not None and follower.id is not None
+        sub = self.store.subscription(s, follower.id, channel.id)
+        if sub is not None and not sub.paused:
+            return [Reply(f"You already follow {channel.name}.")]
+        if sub is None:
+            s.add(Subscription(follower_id=follower.id, channel_id=channel.id, created_at=self.clock()))
+        else:
+            sub.paused = False
+            s.add(sub)
+        return [
+            Reply(
+                f"You now follow {channel.name}. Its posts will arrive here; nobody else can see "
+                f"that you follow it. /mute {channel.handle} silences them, "
+                f"/unfollow {channel.handle} stops them.",
+                buttons=(
+                    Button("Mute", f"/mute {channel.handle}"),
+                    Button("Unfollow", f"/unfollow {channel.handle}"),
+                ),
+            )
+        ]
+
+    def _cmd_unfollow(
+        self, s: Session, actor: Actor, cmd: Command, media: InboundMedia | None
+    ) -> list[Reply]:
+        sub, channel = self._subscription(s, actor, cmd)
+        s.delete(sub)
+        return [Reply(f"You no longer follow {channel.name}. Nothing more will arrive from it.")]
+
+    def _cmd_mute(self, s: Session, actor: Actor, cmd: Command, media: InboundMedia | None) -> list[Reply]:
+        sub, channel = self._subscription(s, actor, cmd)
+        sub.muted = True
+        s.add(sub)
+        return [Reply(f"{channel.name} is muted: posts still arrive, without notifications.")]
+
+    def _cmd_unmute(self, s: Session, actor: Actor, cmd: Command, media: InboundMedia | None) -> list[Reply]:
+        sub, channel = self._subscription(s, actor, cmd)
+        sub.muted = False
+        s.add(sub)
+        return [Reply(f"{channel.name} is unmuted.")]
+
+    def _cmd_following(
+        self, s: Session, actor: Actor, cmd: Command, media: InboundMedia | None
+    ) -> list[Reply]:
+        follower = self.store.follower_by_index(s, actor.index)
+        subs = self.store.subscriptions_of(s, follower.id) if follower and follower.id else []
+        if not subs:
+            return [Reply("You follow no channels. Send /channels to find some.")]
+        lines = [
+            f"{channel.handle} — {channel.name}{' (muted)' if sub.muted else ''}" for sub, channel in subs
+        ]
+        return [Reply("You follow:\n" + "\n".join(lines))]
+
+    def _cmd_vote(self, s: Session, actor: Actor, cmd: Command, media: InboundMedia | None) -> list[Reply]:
+        post, options = self._poll_for_voting(s, cmd.post_id)
+        bad = [n for n in cmd.numbers if not 1 <= n <= len(options)]
+        if bad:
+            raise Refusal(f"Poll #{post.id} has options 1 to {len(options)}.")
+        if len(set(cmd.numbers)) > 1 and not post.poll_multi:
+            raise Refusal(f"Poll #{post.id} allows one choice.")
+        self.store.set_votes(s, post.id or 0, actor.index, [n - 1 for n in cmd.numbers])
+        chosen = ", ".join(options[n - 1].text for n in sorted(set(cmd.numbers)))
+        return [
+            Reply(f"Your vote on #{post.id} is recorded: {chosen}. You can change it until the poll closes.")
+        ]
+
+    def _cmd_results(self, s: Session, actor: Actor, cmd: Command, media: InboundMedia | None) -> list[Reply]:
+        post = self.store.post(s, cmd.post_id or 0)
+        if post is None or post.kind != PostKind.POLL.value or post.published_at is None:
+            raise Refusal(f"There is no poll #{cmd.post_id}.")
+        return [Reply(self._results_text(s, post))]
+
+    def _cmd_forgetme(
+        self, s: Session, actor: Actor, cmd: Command, media: InboundMedia | None
+    ) -> list[Reply]:
+        follower = self.store.follower_by_index(s, actor.index)
+        if follower is not None:
+            self.store.forget_follower(s, follower)
+        else:
+            self.store.forget_voter(s, actor.index)
+        note = ""
+        if self.store.administered_channels(s, actor.index):
+            note = " Your admin roles remain; an owner can remove them with /removeadmin."
+        return [Reply("Done: your follows, votes, reactions and delivery records are erased." + note)]
+
+    def _cmd_accept(self, s: Session, actor: Actor, cmd: Command, media: InboundMedia | None) -> list[Reply]:
+        invite = self.store.invite_by_digest(s, self.sealer.code_digest((cmd.code or "").strip().lower()))
+        if invite is None or invite.used_at is not None:
+            raise Refusal("That code is not valid (or was already used).")
+        if invite.expires_at <= self.clock():
+            raise Refusal("That code has expired; ask an admin for a new one.")
+        channel = self.store.channel_by_id(s, invite.channel_id)
+        if channel is None or channel.deleted_at is not None:
+            raise Refusal("That channel no longer exists.")
+        if self.store.admin_of(s, channel.id or 0, actor.index) is not None:
+            raise Refusal(f"You are already an admin of {channel.handle}.")
+        admins = self.store.admins(s, channel.id or 0)
+        if len(admins) >= self.options.max_admins:
+            raise Refusal(f"{channel.handle} already has {self.options.max_admins} admins, the most allowed.")
+        number = max((a.number for a in admins), default=0) + 1
+        s.add(self._new_admin(channel.id or 0, number, AdminRole.ADMIN, actor.address))
+        invite.used_at = self.clock()
+        s.add(invite)
+        self.store.audit(s, channel.id, f"admin #{number}", "accept")
+        return [Reply(f"You are now admin #{number} of {channel.name}. Send /help for admin commands.")]
