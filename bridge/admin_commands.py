@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from sqlmodel import Session
 
 from bridge.commands import Command
-from bridge.engine_base import MAX_TEXT, Actor, EngineBase, Refusal, _followers, _preview
+from bridge.engine_base import MAX_TEXT, Actor, EngineBase, Refusal, followers_text, preview
 from bridge.models import (
     AdminInvite,
     AdminRole,
@@ -148,7 +148,7 @@ class AdminCommands(EngineBase):
     def _published_text(self, s: Session, post: Post, channel: Channel) -> str:
         count = self.store.follower_count(s, channel.id or 0)
         mirrors = len(self.store.mirrors(s, channel.id or 0))
-        where = _followers(count) + (f" and {mirrors} mirror room(s)" if mirrors else "")
+        where = followers_text(count) + (f" and {mirrors} mirror room(s)" if mirrors else "")
         return f"Post #{post.id} is on its way to {where}. /stats {channel.handle} shows its delivery."
 
     def _build_poll(self, s: Session, actor: Actor, channel: Channel, cmd: Command) -> Post:
@@ -250,8 +250,8 @@ class AdminCommands(EngineBase):
         recurring = self.store.recurring_posts(s, channel.id or 0)
         if not posts and not recurring:
             return [Reply(f"Nothing is scheduled in {channel.handle}.")]
-        lines = [f"#{p.id} {p.kind} at {self._local(p.scheduled_at or 0)}: {_preview(p.text)}" for p in posts]
-        lines += [f"r{r.id} every {r.spec}: {_preview(r.text)}" for r in recurring]
+        lines = [f"#{p.id} {p.kind} at {self._local(p.scheduled_at or 0)}: {preview(p.text)}" for p in posts]
+        lines += [f"r{r.id} every {r.spec}: {preview(r.text)}" for r in recurring]
         return [Reply(f"Scheduled in {channel.handle}:\n" + "\n".join(lines))]
 
     def _cmd_cancel(self, s: Session, actor: Actor, cmd: Command, media: InboundMedia | None) -> list[Reply]:

@@ -26,7 +26,7 @@ from bridge.engine_base import (
     RecurrenceParser,
     Refusal,
     WhenParser,
-    _duration,
+    duration_text,
 )
 from bridge.follower_commands import FollowerCommands
 from bridge.models import (
@@ -258,7 +258,7 @@ class ChannelEngine(FollowerCommands, AdminCommands):
             await self.notify_author(
                 post,
                 f"Scheduled post #{post_id} was due {self._local(post.scheduled_at)} but the bridge was "
-                f"down; it was {_duration(late_by)} late, so it was skipped (late_policy = skip).",
+                f"down; it was {duration_text(late_by)} late, so it was skipped (late_policy = skip).",
             )
             return "skipped"
         if not self.publish(post_id):
@@ -267,7 +267,7 @@ class ChannelEngine(FollowerCommands, AdminCommands):
             await self.notify_author(
                 post,
                 f"Scheduled post #{post_id} was due {self._local(post.scheduled_at)}; the bridge was down, "
-                f"so it went out {_duration(late_by)} late (late_policy = publish).",
+                f"so it went out {duration_text(late_by)} late (late_policy = publish).",
             )
             return "published late"
         await self.notify_author(post, f"Scheduled post #{post_id} is going out now.")

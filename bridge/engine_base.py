@@ -285,11 +285,11 @@ class EngineBase:
             self._on_schedule_change()
 
 
-def _followers(n: int) -> str:
+def followers_text(n: int) -> str:
     return f"{n} follower{'s' if n != 1 else ''}"
 
 
-def _duration(seconds: float) -> str:
+def duration_text(seconds: float) -> str:
     minutes = int(seconds // 60)
     if minutes < 1:
         return f"{int(seconds)} s"
@@ -298,6 +298,6 @@ def _duration(seconds: float) -> str:
     return f"{minutes // 60} h {minutes % 60} min"
 
 
-def _preview(text: str, limit: int = 40) -> str:
+def preview(text: str, limit: int = 40) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlmodel import Session
 
 from bridge.commands import Audience, Command, help_text
-from bridge.engine_base import Actor, EngineBase, Refusal, _followers
+from bridge.engine_base import Actor, EngineBase, Refusal, followers_text
 from bridge.models import (
     AdminRole,
     Subscription,
@@ -48,7 +48,7 @@ class FollowerCommands(EngineBase):
         for channel in channels:
             assert channel.id is not None
             count = self.store.follower_count(s, channel.id)
-            lines.append(f"{channel.handle} — {channel.name} ({_followers(count)})")
+            lines.append(f"{channel.handle} — {channel.name} ({followers_text(count)})")
             buttons.append(Button(f"Follow {channel.handle}", f"/follow {channel.handle}"))
         return [Reply("Channels:\n" + "\n".join(lines), buttons=tuple(buttons[:10]))]
 
@@ -69,7 +69,7 @@ class FollowerCommands(EngineBase):
                     f"/{'unmute' if sub.muted else 'mute'} {channel.handle}",
                 ),
             ]
-        text = f"{channel.name} ({channel.handle}) — {_followers(count)}"
+        text = f"{channel.name} ({channel.handle}) — {followers_text(count)}"
         if channel.description:
             text += f"\n{channel.description}"
         return [Reply(f"{text}\n{state}", buttons=tuple(buttons))]
