@@ -220,8 +220,9 @@ class DeliveryWorker:
         if now - self._last_reap > self.policy.lease_s / 4:
             self._last_reap = now
             self.store.release_expired_leases(now)
-        room = self.policy.batch_size - self._queue.qsize()
-        if room < max(1, self.policy.batch_size // 4):
+        depth = self._queue_depth()
+        room = depth - self._queue.qsize()
+        if room < max(1, depth // 4):
             await asyncio.sleep(0.005)
             return 1  # the queue is full enough; look again soon
         # slow start: after an idle spell claim a small batch first, so the first copies go out
@@ -238,6 +239,17 @@ class DeliveryWorker:
             source = sources.get(row.source_id) if row.source_id is not None else None
             self._queue.put_nowait(_Job(row, addresses.get(row.id), source))
         return len(rows)
+
+    def _queue_depth(self) -> int:
+        """How many claimed rows to hold: a batch, but no more than about two seconds of what the
+        platforms' budgets let out, so a retried row never waits behind a long claimed queue."""
+        platforms = self._platforms()
+        names = platforms if platforms is not None else list(self.adapters)
+        rates = [self.limiter.rate(name) for name in names]
+        if not rates or any(rate is None for rate in rates):
+            return self.policy.batch_size
+        paced = int(2 * sum(rate for rate in rates if rate is not None))
+        return max(1, min(self.policy.batch_size, max(paced, 2 * self.policy.concurrency)))
 
     def _platforms(self) -> list[str] | None:
         """The platforms this process sends for now (None: every row, single-process mode)."""

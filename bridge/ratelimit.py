@@ -153,6 +153,11 @@ class RateLimiter:
             return 0.0
         return max(0.0, self._pause_end(state, chat) - self._clock())
 
+    def rate(self, platform: str) -> float | None:
+        """A platform's global sends per second (None: not limited)."""
+        state = self._platforms.get(platform)
+        return None if state is None or state.limits is None else state.limits.global_per_s
+
     def tracked_chats(self, platform: str) -> int:
         """How many chats of `platform` currently hold state (for metrics and tests)."""
         state = self._platforms.get(platform)
