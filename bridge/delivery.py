@@ -16,7 +16,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from bridge.models import DeliveryAction, DeliveryStatus, PostStatus
 from bridge.ports import (
@@ -97,8 +97,6 @@ class WorkerStats:
     failed: int = 0
     retried: int = 0
     skipped: int = 0
-    first_send_at: float | None = None
-    by_platform: dict[str, int] = field(default_factory=dict)
 
 
 class DeliveryWorker:
@@ -139,7 +137,6 @@ class DeliveryWorker:
         self._posts: dict[int, _PostView] = {}
         self._upload_locks: dict[tuple[int, str], asyncio.Lock] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        self._idle = asyncio.Event()
         self._progress_posts: set[int] = set()
         self._last_reap = 0.0
         self._first_claim = max(1, min(self.policy.batch_size, 2 * self.policy.concurrency))
@@ -150,7 +147,6 @@ class DeliveryWorker:
     def wake(self) -> None:
         """New rows may be due: claim now rather than at the next poll."""
         self._wake.set()
-        self._idle.clear()
 
     async def start(self) -> None:
         """Start the claimer, the senders and the recorder."""
@@ -260,8 +256,6 @@ class DeliveryWorker:
         wait = self.policy.idle_poll_s
         if due is not None:
             wait = max(0.0, min(wait, due - self.clock()))
-        if not self._inflight:
-            self._idle.set()
         self._wake.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=wait)
@@ -327,7 +321,6 @@ class DeliveryWorker:
             if row.action == DeliveryAction.SEND.value:
                 ref = await self._send(adapter, row, address, view, content)
                 self.stats.sent += 1
-                self.stats.first_send_at = self.stats.first_send_at or self.clock()
                 return _Result(
                     row,
                     DeliveryOutcome(row.id, DeliveryStatus.DELIVERED, ref.key, ref.alt),
@@ -469,10 +462,9 @@ class DeliveryWorker:
             self.store.plan_catch_up(
                 [(r.claimed.id, r.claimed.post_id, r.edit_count) for r in delivered_sends], self.clock()
             )
-        for r in results:
-            self.stats.by_platform[r.claimed.platform] = self.stats.by_platform.get(r.claimed.platform, 0) + 1
-            if r.claimed.action == DeliveryAction.SEND.value:
-                self._progress_posts.add(r.claimed.post_id)
+        self._progress_posts.update(
+            r.claimed.post_id for r in results if r.claimed.action == DeliveryAction.SEND.value
+        )
 
     async def _report_progress(self) -> None:
         """Tell authors of large fan-outs how delivery goes, and every author the final summary."""
