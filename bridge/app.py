@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from typing import Any, Protocol
 
@@ -25,6 +25,19 @@ from bridge.ratelimit import RateLimiter
 from bridge.store import Store
 
 log = logging.getLogger(__name__)
+
+
+class LocalConsole(Adapter, Protocol):
+    """The console adapter as the app drives it (see `adapters.console.ConsoleAdapter`)."""
+
+    @property
+    def operator_address(self) -> Address:
+        """The local user, who is an operator."""
+
+    finished: asyncio.Event
+
+    def set_sync(self, sync: Callable[[], Awaitable[None]]) -> None:
+        """Install what `:sync` waits for."""
 
 
 class Service(Protocol):
@@ -104,7 +117,7 @@ class App:
         settings: Settings,
         *,
         adapters: Sequence[Adapter] | None = None,
-        console: Any | None = None,
+        console: LocalConsole | None = None,
         scheduler_factory: Callable[[App], Service] | None = None,
     ) -> None:
         self.settings = settings
@@ -165,10 +178,8 @@ class App:
         self.stopped = asyncio.Event()
 
     def _install_time_parsers(self) -> None:
-        try:
-            from scheduler.when import parse_recurrence, parse_when
-        except ImportError:  # pragma: no cover - the scheduler package ships with the product
-            return
+        from scheduler.when import parse_recurrence, parse_when  # the wiring place may know it
+
         self.engine.set_time_parsers(parse_when, parse_recurrence)
 
     # ---- lifecycle ------------------------------------------------------------------------
@@ -299,7 +310,7 @@ def configure_logging(level: str) -> None:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
 
-async def run_app(app: App, console: Any | None = None) -> None:
+async def run_app(app: App, console: LocalConsole | None = None) -> None:
     """Run until SIGINT/SIGTERM (or the console's end of input), then stop cleanly."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

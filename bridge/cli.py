@@ -58,7 +58,9 @@ def _run(config: Path | None, *, prompt: bool) -> int:
         from adapters.console import ConsoleAdapter
 
         console = ConsoleAdapter(prompt=prompt and sys.stdin.isatty())
-    app = App(settings, console=console, scheduler_factory=_scheduler_factory())
+    from scheduler.service import SchedulerService
+
+    app = App(settings, console=console, scheduler_factory=SchedulerService.for_app)
     try:
         asyncio.run(run_app(app, console))
     except KeyboardInterrupt:  # pragma: no cover - a second Ctrl-C during shutdown
@@ -87,14 +89,6 @@ def _db(action: str, config: Path | None) -> int:
         return 0 if current == head else 1
     finally:
         store.dispose()
-
-
-def _scheduler_factory():  # type: ignore[no-untyped-def]
-    try:
-        from scheduler.service import SchedulerService
-    except ImportError:
-        return None
-    return SchedulerService.for_app
 
 
 if __name__ == "__main__":  # pragma: no cover
