@@ -71,7 +71,8 @@ class ConsoleAdapter:
         self._handler: InboundHandler | None = None
         self._lines: asyncio.Queue[str | None] = asyncio.Queue()
         self._reader: asyncio.Task[None] | None = None
-        self._copies: dict[tuple[str, int], str] = {}
+        self._copies: dict[tuple[str, int], str] = {}  #: (name, post id) -> that copy's key
+        self._posts_by_key: dict[str, int] = {}
         self._counter = itertools.count(1)
         self.finished = asyncio.Event()
         """Set when the input ends (Ctrl-D, :quit): the app then shuts down."""
@@ -152,7 +153,7 @@ class ConsoleAdapter:
             self._print(f"you are '{self._who}'")
         elif head == ":as":
             name = rest.strip().lower()
-            if not name or not set(name) <= _NAME_OK or len(name) > 32:
+            if not _valid_name(name):
                 self._print("usage: :as NAME (letters, digits, _ - .)")
             else:
                 self._who = name
@@ -225,17 +226,15 @@ class ConsoleAdapter:
 
     async def send(self, address: Address, content: Content) -> MessageRef:
         """Print one copy for one simulated follower."""
-        if address.id not in self._known_names(address):
-            raise PermanentFailure("unknown console user")
+        if not _valid_name(address.id):
+            raise PermanentFailure("not a console user name")
         mark = "🔕 " if content.silent else ""
         self._print(f"[to {address.id}] {mark}{self._render(content)}")
         key = f"{address.id}:{content.post_id}:{next(self._counter)}"
         self._copies[(address.id, content.post_id)] = key
+        self._posts_by_key[key] = content.post_id
         media_ref = f"console-media-{content.media.blob_id}" if content.media is not None else None
         return MessageRef(key, media_ref=media_ref)
-
-    def _known_names(self, address: Address) -> set[str]:
-        return {address.id} if address.id and set(address.id) <= _NAME_OK else set()
 
     async def edit(self, address: Address, ref: MessageRef, content: Content) -> None:
         """Print the edited copy."""
@@ -243,9 +242,13 @@ class ConsoleAdapter:
 
     async def delete(self, address: Address, ref: MessageRef) -> None:
         """Print that a copy was removed."""
-        post_id = ref.key.split(":")[1] if ref.key.count(":") >= 2 else "?"
-        self._copies.pop((address.id, int(post_id)) if post_id.isdigit() else ("", 0), None)
-        self._print(f"[to {address.id}] deleted post #{post_id}")
+        post_id = self._posts_by_key.pop(ref.key, None)
+        if post_id is None:  # a copy sent before a restart: its key still says which post
+            parts = ref.key.split(":")
+            post_id = int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
+        if post_id is not None:
+            self._copies.pop((address.id, post_id), None)
+        self._print(f"[to {address.id}] deleted post #{post_id if post_id is not None else '?'}")
 
     async def close_poll(self, address: Address, ref: MessageRef, content: Content) -> None:
         """Print that a poll copy closed."""
@@ -257,3 +260,7 @@ class ConsoleAdapter:
         if reply.buttons:
             text += "\n  " + "  ".join(f"[{b.label}: {b.command}]" for b in reply.buttons)
         self._print(f"[bot → {address.id}] {text}")
+
+
+def _valid_name(name: str) -> bool:
+    return 0 < len(name) <= 32 and set(name) <= _NAME_OK
