@@ -24,6 +24,7 @@ from bridge.ports import (
     Address,
     Content,
     MediaContent,
+    MediaRefRejected,
     MessageRef,
     PermanentFailure,
     PollContent,
@@ -363,18 +364,24 @@ class DeliveryWorker:
             return await adapter.send(address, content)
         known = view.media_refs.get(row.platform)
         if known is not None:
-            await self.limiter.acquire(row.platform, address.target, group=group)
-            return await adapter.send(address, _with_ref(content, known))
+            try:
+                await self.limiter.acquire(row.platform, address.target, group=group)
+                return await adapter.send(address, _with_ref(content, known))
+            except MediaRefRejected:
+                # the platform forgot the upload (e.g. a new bot token): upload the bytes again
+                if view.media_refs.get(row.platform) == known:
+                    del view.media_refs[row.platform]
+                    self.store.forget_media_ref(view.media_id, row.platform, known)
         lock = self._upload_locks.setdefault((view.media_id, row.platform), asyncio.Lock())
         async with lock:
             known = view.media_refs.get(row.platform)
             if known is None:
-                if content.media.data is None:
+                data = content.media.data
+                if data is None:
                     data = self.store.media_data(view.media_id)
-                    content = _with_media(content, data)
                     view.content = _with_media(view.content, data)
                 await self.limiter.acquire(row.platform, address.target, group=group)
-                ref = await adapter.send(address, content)
+                ref = await adapter.send(address, _with_media(content, data, platform_ref=None))
                 if ref.media_ref:
                     view.media_refs[row.platform] = ref.media_ref
                     self.store.save_media_ref(view.media_id, row.platform, ref.media_ref)
@@ -499,10 +506,10 @@ def _with_ref(content: Content, ref: str) -> Content:
     return _replace(content, media=_media_replace(content.media, platform_ref=ref, data=None))
 
 
-def _with_media(content: Content, data: bytes | None) -> Content:
+def _with_media(content: Content, data: bytes | None, **changes: object) -> Content:
     if content.media is None:
         return content
-    return _replace(content, media=_media_replace(content.media, data=data))
+    return _replace(content, media=_media_replace(content.media, data=data, **changes))
 
 
 def _media_replace(media: MediaContent, **changes: object) -> MediaContent:

@@ -212,6 +212,14 @@ class PermanentFailure(DeliveryError):
         super().__init__(reason)
 
 
+class MediaRefRejected(PermanentFailure):
+    """The platform no longer accepts a stored media reference (e.g. a Telegram file_id after
+    the bot token changed): the worker forgets the reference and uploads the bytes again."""
+
+    def __init__(self, reason: str = "the stored media reference was refused"):
+        super().__init__(reason)
+
+
 @dataclass(frozen=True)
 class Capabilities:
     """What a platform can render natively; missing ones degrade visibly."""

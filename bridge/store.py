@@ -448,6 +448,14 @@ class Store:
             if exists is None:
                 s.add(MediaUpload(media_id=media_id, platform=platform, ref=ref))
 
+    def forget_media_ref(self, media_id: int, platform: str, ref: str) -> None:
+        """A platform refused a stored reference: forget it, so the next copy uploads again."""
+        with self.connection() as conn:
+            conn.execute(
+                text("DELETE FROM mediaupload WHERE media_id = :m AND platform = :p AND ref = :r"),
+                {"m": media_id, "p": platform, "r": ref},
+            )
+
     def audit(self, s: Session, channel_id: int | None, actor: str, action: str, detail: str = "") -> None:
         """Append to the admin audit log."""
         s.add(AuditEntry(channel_id=channel_id, actor=actor, action=action, detail=detail, at=time.time()))

@@ -84,7 +84,7 @@ class FakeAdapter:
             media_ref = content.media.platform_ref
             if media_ref is None:
                 self.uploads += 1
-                media_ref = f"file-{content.media.blob_id}"
+                media_ref = f"file-{content.media.blob_id}-{self.uploads}"
         self.calls.append(
             Call(
                 "send",

@@ -33,6 +33,7 @@ from adapters.base import (
     DeliveryError,
     Inbound,
     InboundHandler,
+    MediaRefRejected,
     Message,
     MessageRef,
     PermanentFailure,
@@ -285,12 +286,11 @@ class TelegramAdapter:
                 )
             media = content.media
             if not (
-                media is not None
-                and media.platform_ref
-                and media.data is not None
-                and errors.refused_because(exc, *errors.BAD_FILE_ID)
+                media is not None and media.platform_ref and errors.refused_because(exc, *errors.BAD_FILE_ID)
             ):
                 raise
+            if media.data is None:  # the worker has the bytes: it forgets the file_id and uploads
+                raise MediaRefRejected(exc.reason) from exc
         # the stored file_id is not valid for this bot (token changed?): upload the bytes
         return await self._send_calls(
             chat_id, render.render_post(chat_id, content, upload=True, anonymous_poll=anonymous)

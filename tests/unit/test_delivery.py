@@ -218,7 +218,7 @@ async def test_media_is_uploaded_once_per_platform(harness: Harness) -> None:
     assert len(sends) == 30
     assert harness.adapter.uploads == 1
     assert sum(1 for c in sends if c.has_data) == 1
-    assert {c.media_ref for c in sends} == {"file-1"}
+    assert {c.media_ref for c in sends} == {"file-1-1"}
 
 
 async def test_native_votes_and_reactions_aggregate_across_copies(harness: Harness) -> None:
@@ -324,3 +324,26 @@ async def test_imported_followers_are_sealed_subscribed_once_and_receive_posts(h
     await harness.say(OPERATOR, "/post news welcome")
     await harness.settle()
     assert sorted(c.target for c in harness.adapter.of("send")) == sorted(p.target for p in people)
+
+
+async def test_a_refused_media_reference_is_forgotten_and_the_bytes_uploaded_again(harness: Harness) -> None:
+    from bridge.ports import MediaRefRejected
+
+    people = await _channel_with(harness, 3)
+    photo = InboundMedia(kind=PostKind.PHOTO, data=b"\x89PNG bytes", mime="image/png", filename="a.png")
+    await harness.engine.handle(Message(OPERATOR, "/post news first", photo))
+    await harness.settle()
+    assert harness.adapter.uploads == 1
+
+    def refuse_the_old_file_id(action: str, address: Address, content: Content | None) -> None:
+        media = content.media if content is not None else None
+        if media is not None and media.platform_ref == "file-1-1":
+            raise MediaRefRejected("Bad Request: wrong file identifier")
+
+    harness.adapter.rule = refuse_the_old_file_id  # as after a change of bot token
+    await harness.engine.handle(Message(OPERATOR, "/post news second", photo))
+    await harness.settle()
+    second = [c for c in harness.adapter.of("send") if c.post_id == 2]
+    assert sorted(c.target for c in second) == sorted(p.target for p in people)
+    assert harness.adapter.uploads == 2  # uploaded again once, then reused
+    assert all(r.status == "delivered" for r in _rows(harness))

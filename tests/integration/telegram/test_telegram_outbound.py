@@ -11,6 +11,7 @@ from adapters.base import (
     Address,
     Content,
     MediaContent,
+    MediaRefRejected,
     MessageRef,
     PermanentFailure,
     PollContent,
@@ -104,6 +105,17 @@ async def test_stale_file_id_falls_back_to_uploading_the_bytes(
     alice = api.add_user()
     ref = await adapter.send(to(alice.id), media_post(PostKind.PHOTO, "x", "AgAC-from-old-token"))
     assert ref.media_ref in api.files and len(api.uploads) == 1
+
+
+async def test_stale_file_id_without_the_bytes_asks_the_worker_to_upload_again(
+    api: FakeBotApi, adapter: TelegramAdapter
+) -> None:
+    alice = api.add_user()
+    post = replace(media_post(PostKind.PHOTO, "x", "AgAC-from-old-token"))
+    post = replace(post, media=replace(post.media, data=None))  # type: ignore[arg-type]
+    with pytest.raises(MediaRefRejected):
+        await adapter.send(to(alice.id), post)
+    assert api.uploads == []
 
 
 async def test_native_poll_is_not_anonymous_and_keeps_multi(
