@@ -109,6 +109,20 @@ def build_adapters(settings: Settings) -> list[Adapter]:
     return adapters
 
 
+def build_console(*, prompt: bool) -> LocalConsole:
+    """The local terminal adapter on this process's stdin and stdout."""
+    from adapters.console import ConsoleAdapter
+
+    return ConsoleAdapter(prompt=prompt)
+
+
+def default_scheduler(app: App) -> Service:
+    """The APScheduler-based scheduler, wired to `app`."""
+    from scheduler.service import SchedulerService
+
+    return SchedulerService.for_app(app)
+
+
 class App:
     """The running product: engine + worker + adapters + scheduler, with a symmetric lifecycle."""
 

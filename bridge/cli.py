@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(config: Path | None, *, prompt: bool) -> int:
-    from bridge.app import App, configure_logging, run_app
+    from bridge.app import App, build_console, configure_logging, default_scheduler, run_app
 
     try:
         settings = load_settings(config)
@@ -53,14 +53,8 @@ def _run(config: Path | None, *, prompt: bool) -> int:
         print(f"channelbridge: the configuration has problems:\n{exc}", file=sys.stderr)
         return 1
     configure_logging(settings.general.log_level)
-    console = None
-    if settings.console_enabled:
-        from adapters.console import ConsoleAdapter
-
-        console = ConsoleAdapter(prompt=prompt and sys.stdin.isatty())
-    from scheduler.service import SchedulerService
-
-    app = App(settings, console=console, scheduler_factory=SchedulerService.for_app)
+    console = build_console(prompt=prompt and sys.stdin.isatty()) if settings.console_enabled else None
+    app = App(settings, console=console, scheduler_factory=default_scheduler)
     try:
         asyncio.run(run_app(app, console))
     except KeyboardInterrupt:  # pragma: no cover - a second Ctrl-C during shutdown
