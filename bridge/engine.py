@@ -61,7 +61,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_TIMED = ("schedule", "every", "poll", "cancel", "delete", "deletechannel", "edit")
+#: commands after which the scheduler re-reads what is timed
+_TIMED = frozenset({"schedule", "every", "poll", "cancel", "delete", "deletechannel", "edit"})
 
 
 class ChannelEngine(FollowerCommands, AdminCommands):
@@ -75,13 +76,13 @@ class ChannelEngine(FollowerCommands, AdminCommands):
     async def handle(self, event: Inbound) -> list[Reply]:
         """Apply one inbound event and return the replies for its sender."""
         actor = self._actor(event.sender)
+        parsed = parse_command(event.text) if isinstance(event, Message) else None
         try:
-            if isinstance(event, Message) and _is_mirror_create(event.text):
-                parsed = parse_command(event.text)
-                assert isinstance(parsed, Command)
-                replies = await self._create_mirror(actor, parsed)
-            elif isinstance(event, Message):
-                replies = self._handle_message(actor, event)
+            if isinstance(event, Message):
+                if isinstance(parsed, Command) and parsed.name == "mirror" and parsed.text == "create matrix":
+                    replies = await self._create_mirror(actor, parsed)  # talks to a platform: async
+                else:
+                    replies = self._handle_message(actor, event, parsed)
             elif isinstance(event, PollVote):
                 replies = self._handle_native_vote(actor, event)
             elif isinstance(event, Reaction):
@@ -91,12 +92,13 @@ class ChannelEngine(FollowerCommands, AdminCommands):
         except Refusal as refusal:
             replies = [Reply(str(refusal))]
         self._kick_planning()
-        if isinstance(event, Message) and event.text.lstrip()[1:].lower().startswith(_TIMED):
+        if isinstance(parsed, Command) and parsed.name in _TIMED:
             self._schedule_changed()
         return replies
 
-    def _handle_message(self, actor: Actor, message: Message) -> list[Reply]:
-        parsed = parse_command(message.text)
+    def _handle_message(
+        self, actor: Actor, message: Message, parsed: Command | CommandError | None
+    ) -> list[Reply]:
         if parsed is None:
             if message.media is not None:
                 return [Reply("To post media, send it with the caption /post <handle> [text].")]
@@ -344,8 +346,3 @@ class ChannelEngine(FollowerCommands, AdminCommands):
             await self._notify(address, text)
         except Exception as exc:  # a notice must never break the caller; it is recorded in the log
             log.warning("could not notify the author of post %s: %s", post.id, type(exc).__name__)
-
-
-def _is_mirror_create(text: str) -> bool:
-    parsed = parse_command(text) if "create" in text.lower() else None
-    return isinstance(parsed, Command) and parsed.name == "mirror" and parsed.text == "create matrix"

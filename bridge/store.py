@@ -566,17 +566,14 @@ class Store:
 
     def skip_pending(self, s: Session, post_id: int, reason: str, actions: Sequence[str]) -> int:
         """Mark not-yet-sent rows of a post skipped (e.g. the post was deleted)."""
-        total = 0
-        for action in actions:
-            res = s.connection().execute(
-                text(
-                    "UPDATE delivery SET status = 'skipped', error = :reason, lease_owner = NULL"
-                    " WHERE post_id = :post AND status = 'pending' AND action = :action"
-                ),
-                {"post": post_id, "reason": reason, "action": action},
-            )
-            total += res.rowcount or 0
-        return total
+        result = s.connection().execute(
+            text(
+                "UPDATE delivery SET status = 'skipped', error = :reason, lease_owner = NULL"
+                " WHERE post_id = :post AND status = 'pending' AND action IN :actions"
+            ).bindparams(bindparam("actions", expanding=True)),
+            {"post": post_id, "reason": reason, "actions": list(actions)},
+        )
+        return result.rowcount or 0
 
     def delivery_counts(self, s: Session, post_id: int, action: str = "send") -> dict[str, int]:
         """Rows per status for one post and action."""
