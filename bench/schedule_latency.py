@@ -28,12 +28,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from fanout import NullAdapter
 from sqlmodel import select
 
 from bridge.delivery import DeliveryPolicy, DeliveryWorker
 from bridge.engine import ChannelEngine
 from bridge.models import Post
-from bridge.ports import Address, Capabilities, Content, Message, MessageRef, RateLimits, Reply
+from bridge.ports import Address, Content, Message, MessageRef
 from bridge.privacy import Sealer
 from bridge.ratelimit import RateLimiter
 from bridge.store import Store
@@ -43,40 +44,17 @@ from scheduler.when import parse_recurrence, parse_when
 OPERATOR = Address("bench", "operator")
 
 
-class NullAdapter:
-    """Returns at once and notes when each post's first copy was handed over."""
-
-    platform = "bench"
-    capabilities = Capabilities()
-    default_limits = RateLimits(1e9, 1e9, 1e9)
+class FirstSendAdapter(NullAdapter):
+    """The fan-out benchmark's null adapter, noting when each post's first copy was handed over."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.first_send: dict[int, float] = {}
-        self.sent = 0
-
-    async def start(self, handler: object) -> None:
-        """Nothing to start."""
-
-    async def stop(self) -> None:
-        """Nothing to stop."""
 
     async def send(self, address: Address, content: Content) -> MessageRef:
         """Record the first send per post."""
-        self.sent += 1
         self.first_send.setdefault(content.post_id, time.time())
-        return MessageRef(f"{address.target}:{content.post_id}:{self.sent}")
-
-    async def edit(self, address: Address, ref: MessageRef, content: Content) -> None:
-        """Nothing."""
-
-    async def delete(self, address: Address, ref: MessageRef) -> None:
-        """Nothing."""
-
-    async def close_poll(self, address: Address, ref: MessageRef, content: Content) -> None:
-        """Nothing."""
-
-    async def reply(self, address: Address, reply: Reply) -> None:
-        """Nothing."""
+        return await super().send(address, content)
 
 
 def _pct(values: list[float], p: float) -> float:
@@ -102,7 +80,7 @@ async def run(posts: int, followers: int, ahead: int, spread: int, concurrency: 
         engine = ChannelEngine(
             store, sealer, operators=[OPERATOR], parse_when=parse_when, parse_recurrence=parse_recurrence
         )
-        adapter = NullAdapter()
+        adapter = FirstSendAdapter()
         limiter = RateLimiter()
         limiter.configure(adapter.platform, adapter.default_limits)
         worker = DeliveryWorker(
