@@ -1,9 +1,11 @@
 """A local Telegram Bot API server for tests, with a Python control API (see `FakeBotApi`)."""
 
-from .server import ApiError, FakeBotApi
+from .limits import FloodControl, FloodRefused, Limits
+from .server import LIMITED_METHODS, ApiError, FakeBotApi
 from .state import Call, ChatMessage, FailureRule, FakeGroup, FakeUser, PollRecord, StoredFile
 
 __all__ = [
+    "LIMITED_METHODS",
     "ApiError",
     "Call",
     "ChatMessage",
@@ -11,6 +13,9 @@ __all__ = [
     "FakeBotApi",
     "FakeGroup",
     "FakeUser",
+    "FloodControl",
+    "FloodRefused",
+    "Limits",
     "PollRecord",
     "StoredFile",
 ]

@@ -14,15 +14,15 @@ import functools
 import hashlib
 import itertools
 import json
-import math
 import struct
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 from aiohttp import web
 
 from ._html import EntityError, parse_html, utf16_len
+from .limits import FloodControl, FloodRefused, Limits
 from .state import (
     JSON,
     Call,
@@ -45,10 +45,16 @@ DEFAULT_UPDATES = frozenset(
         "poll", "poll_answer", "my_chat_member", "chat_join_request",
     }
 )  # fmt: skip
-#: methods subject to the enforced-limits mode
+#: methods that send, change or delete a message: subject to the enforced-limits mode (Telegram
+#: counts edits and deletions against the same limits as sends). Includes send methods this
+#: server does not implement, so a bot calling one is limited before it gets its 404.
 LIMITED_METHODS = frozenset(
-    {"sendMessage", "sendPhoto", "sendVideo", "sendSticker", "sendPoll", "editMessageText",
-     "editMessageCaption", "stopPoll"}
+    {"sendMessage", "sendPhoto", "sendVideo", "sendSticker", "sendPoll", "sendAudio",
+     "sendDocument", "sendAnimation", "sendVoice", "sendVideoNote", "sendMediaGroup",
+     "sendLocation", "sendVenue", "sendContact", "sendDice", "sendInvoice", "sendPaidMedia",
+     "copyMessage", "copyMessages", "forwardMessage", "forwardMessages", "editMessageText",
+     "editMessageCaption", "editMessageMedia", "editMessageReplyMarkup", "stopPoll",
+     "deleteMessage", "deleteMessages"}
 )  # fmt: skip
 _JSON_FIELDS = frozenset(
     {"reply_markup", "options", "allowed_updates", "commands", "scope", "reply_parameters",
@@ -60,7 +66,8 @@ _INT_FIELDS = frozenset(
 )  # fmt: skip
 _BOOL_FIELDS = frozenset(
     {"disable_notification", "is_anonymous", "allows_multiple_answers", "protect_content",
-     "show_alert", "is_closed", "allow_sending_without_reply", "supports_streaming"}
+     "show_alert", "is_closed", "allow_sending_without_reply", "supports_streaming",
+     "allow_paid_broadcast"}
 )  # fmt: skip
 _DEFAULT_DESCRIPTIONS = {
     400: "Bad Request: injected failure",
@@ -108,7 +115,10 @@ class FakeBotApi:
     Use `async with FakeBotApi() as api:` (or `start()` / `stop()`), point the bot at
     `api.base_url` / `api.file_base_url`, then script users with `add_user`, `user_sends_text`,
     `press_button`, `answer_poll`, `react` ...; inject failures with `fail`, `block`,
-    `enforce_limits`; read `calls`, `calls_to(...)`, `messages(chat_id)`.
+    `enforce_limits`; read `calls`, `calls_to(...)`, `messages(chat_id)`, `busiest_second()`.
+
+    The server serves one bot token. Its flood-control state (windows, buckets, penalties) is
+    that token's: every connection and every process that sends with the token shares it.
     """
 
     def __init__(
@@ -141,8 +151,13 @@ class FakeBotApi:
         #: callback query id -> the answerCallbackQuery params, or None while unanswered
         self.callback_answers: dict[str, JSON | None] = {}
         self.failures: list[FailureRule] = []
-        #: 429 answers given by the enforced-limits mode
+        #: 429 answers given by the enforced-limits mode (injected failures not included)
         self.rate_limited = 0
+        #: the same, by the scope that refused: "global", "paid" or "chat"
+        self.rate_limited_by_scope: collections.Counter[str] = collections.Counter()
+        #: messages sent with allow_paid_broadcast=true (Telegram charges for those beyond the
+        #: free rate), counted whether or not limits are enforced
+        self.paid_sent = 0
         self.allowed_updates: frozenset[str] = DEFAULT_UPDATES
         self._chats: dict[int, dict[int, ChatMessage]] = {}
         self._next_message_id: dict[int, int] = {}
@@ -152,9 +167,7 @@ class FakeBotApi:
         self._user_ids = itertools.count(10_001)
         self._new_update = asyncio.Event()
         self._poll_generation = 0
-        self._limits: tuple[float, float] | None = None
-        self._sent_global: collections.deque[float] = collections.deque()
-        self._sent_chat: dict[int, collections.deque[float]] = {}
+        self._flood: FloodControl | None = None
         self._closing = False
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -383,13 +396,64 @@ class FakeBotApi:
         """Remove every injected failure."""
         self.failures.clear()
 
-    def enforce_limits(self, global_per_s: float = 30, per_chat_per_s: float = 1) -> None:
-        """Answer 429 (with retry_after) to sends beyond these rates in any one-second window."""
-        self._limits = (global_per_s, per_chat_per_s)
+    def enforce_limits(
+        self,
+        global_per_s: float = 30,
+        per_chat_per_s: float = 1,
+        *,
+        per_chat_burst: int = 3,
+        paid_per_s: float = 1000,
+        penalty_factor: float = 2.0,
+        penalty_step_s: float = 0.0,
+        max_penalty_s: float = 300.0,
+    ) -> Limits:
+        """Enforce Telegram's flood control on `LIMITED_METHODS`; returns the limits in force.
+
+        - free sends: at most `global_per_s` in any sliding second, for the whole token;
+        - sends with `allow_paid_broadcast=true`: at most `paid_per_s` in any sliding second,
+          instead of the free budget;
+        - per chat (free and paid alike): a token bucket of `per_chat_burst` refilled at
+          `per_chat_per_s`;
+        - beyond a limit: 429 with `parameters.retry_after` (whole seconds, >= 1) and a penalty
+          of that length on the scope that was exceeded ("global", "paid" or the chat). A
+          request of that scope arriving while the penalty runs is refused and extends it:
+          remaining := min(`max_penalty_s`, remaining * `penalty_factor` + `penalty_step_s`).
+          `retry_after` always tells the remaining penalty, rounded up.
+
+        May be called again at any time, also while a bot is sending: the new numbers apply to
+        the next request, what was already sent still counts, running penalties keep running.
+        The full rules are in `tests/telegram_api/limits.py`.
+        """
+        limits = Limits(
+            global_per_s=global_per_s,
+            per_chat_per_s=per_chat_per_s,
+            per_chat_burst=per_chat_burst,
+            paid_per_s=paid_per_s,
+            penalty_factor=penalty_factor,
+            penalty_step_s=penalty_step_s,
+            max_penalty_s=max_penalty_s,
+        )
+        if self._flood is None:
+            self._flood = FloodControl(limits)
+        else:
+            self._flood.configure(limits, time.monotonic())
+        return limits
 
     def disable_limits(self) -> None:
-        """Stop enforcing rate limits."""
-        self._limits = None
+        """Stop enforcing rate limits and forget what was counted (penalties included)."""
+        self._flood = None
+
+    @property
+    def limits(self) -> Limits | None:
+        """The limits being enforced, or None."""
+        return self._flood.limits if self._flood is not None else None
+
+    def penalty_remaining(self, chat_id: int | None = None, *, paid: bool = False) -> float:
+        """Seconds left of the running penalty on a chat, or (chat_id None) on the token's free
+        budget (or, with paid=True, its paid ceiling); 0 when none runs or limits are off."""
+        if self._flood is None:
+            return 0.0
+        return self._flood.remaining(chat_id, paid=paid, now=time.monotonic())
 
     def age_message(self, chat_id: int, message_id: int, seconds: int) -> None:
         """Pretend a message was sent `seconds` earlier (older than 48 h can't be deleted)."""
@@ -400,6 +464,37 @@ class FakeBotApi:
     def calls_to(self, method: str) -> list[Call]:
         """Every call to one method, in order."""
         return [call for call in self.calls if call.method == method]
+
+    def busiest_second(
+        self,
+        methods: Iterable[str] | None = None,
+        *,
+        chat_id: int | None = None,
+        paid: bool | None = None,
+        since: float | None = None,
+    ) -> int:
+        """The most calls answered 200 within any sliding second `(t - 1, t]`.
+
+        Counts calls to `methods` (default `LIMITED_METHODS`), optionally only those to one
+        chat, only paid (`paid=True`) or free (`paid=False`) ones, and only those that arrived
+        at or after the monotonic instant `since`.
+        """
+        wanted = LIMITED_METHODS if methods is None else frozenset(methods)
+        times = sorted(
+            call.at
+            for call in self.calls
+            if call.status == 200
+            and call.method in wanted
+            and (chat_id is None or call.chat_id == chat_id)
+            and (paid is None or call.paid == paid)
+            and (since is None or call.at >= since)
+        )
+        busiest, first = 0, 0
+        for last, at in enumerate(times):
+            while times[first] <= at - 1.0:
+                first += 1
+            busiest = max(busiest, last - first + 1)
+        return busiest
 
     def messages(self, chat_id: int, *, include_deleted: bool = False) -> list[ChatMessage]:
         """The messages in a chat, oldest first (deleted ones only when asked)."""
@@ -445,12 +540,14 @@ class FakeBotApi:
             if request.match_info["token"] != self.token:
                 raise ApiError(401, "Unauthorized")
             self._check_failures(method, call.chat_id)
-            if self._limits is not None and method in LIMITED_METHODS:
-                self._check_limits(call.chat_id)
+            if self._flood is not None and method in LIMITED_METHODS:
+                self._check_limits(self._flood, call)
             result = await self.dispatch(method, params, files)
         except ApiError as exc:
             call.status = exc.status
             return web.json_response(exc.body(), status=exc.status)
+        if call.paid and method in LIMITED_METHODS:
+            self.paid_sent += 1
         return web.json_response({"ok": True, "result": result})
 
     async def _handle_file(self, request: web.Request) -> web.Response:
@@ -490,26 +587,16 @@ class FakeBotApi:
                 rule.hits += 1
                 raise ApiError(rule.status, rule.description, rule.retry_after)
 
-    def _check_limits(self, chat_id: int | None) -> None:
-        assert self._limits is not None
-        global_per_s, per_chat_per_s = self._limits
-        now = time.monotonic()
-        windows = [(self._sent_global, global_per_s)]
-        if chat_id is not None:
-            chat_window = self._sent_chat.setdefault(chat_id, collections.deque())
-            windows.append((chat_window, per_chat_per_s))
-        wait = 0.0
-        for window, limit in windows:
-            while window and window[0] <= now - 1.0:
-                window.popleft()
-            if len(window) >= limit:
-                wait = max(wait, window[0] + 1.0 - now)
-        if wait > 0:
+    def _check_limits(self, flood: FloodControl, call: Call) -> None:
+        """Count the call against the token's limits (at its arrival instant) or answer 429."""
+        try:
+            flood.admit(call.chat_id, paid=call.paid, now=call.at)
+        except FloodRefused as refused:
             self.rate_limited += 1
-            retry_after = max(1, math.ceil(wait))
-            raise ApiError(429, f"Too Many Requests: retry after {retry_after}", retry_after)
-        for window, _ in windows:
-            window.append(now)
+            self.rate_limited_by_scope[refused.scope] += 1
+            raise ApiError(
+                429, f"Too Many Requests: retry after {refused.retry_after}", refused.retry_after
+            ) from refused
 
     def _wake_pollers(self) -> None:
         event, self._new_update = self._new_update, asyncio.Event()

@@ -195,6 +195,11 @@ class Call:
         value = self.params.get("chat_id")
         return value if isinstance(value, int) else None
 
+    @property
+    def paid(self) -> bool:
+        """Whether the call asked for a paid broadcast (`allow_paid_broadcast=true`)."""
+        return self.params.get("allow_paid_broadcast") is True
+
 
 @dataclass
 class FailureRule:

@@ -279,7 +279,7 @@ async def test_rate_limit_raises_retry_later_with_telegrams_delay(
 
 async def test_enforced_limits_answer_429_per_chat(api: FakeBotApi, adapter: TelegramAdapter) -> None:
     alice, bob = api.add_user("Alice"), api.add_user("Bob")
-    api.enforce_limits(global_per_s=30, per_chat_per_s=1)
+    api.enforce_limits(global_per_s=30, per_chat_per_s=1, per_chat_burst=1)
     await adapter.send(to(alice.id), text_post("one"))
     await adapter.send(to(bob.id), text_post("one"))
     with pytest.raises(RetryLater) as caught:
