@@ -1,0 +1,365 @@
+"""Matrix send benchmark: prints its figures (it is not a test).
+
+A DM fan-out on a throw-away Synapse (tests/integration/matrix/synapse.py) with the bot's
+message rate limit lifted (`override_ratelimit`): N followers, each with one encrypted and one
+plain (unencrypted) DM with the bot, created by the follower and joined by the bot's adapter.
+One post goes to every DM room of a kind, twice (the first round also opens and shares the
+megolm sessions in encrypted rooms; the second is a steady-state post), through
+
+(1) the real `adapters.matrix.MatrixAdapter.send(address, content)` with its sync loop running,
+    `--concurrency` sends at a time (the delivery worker's default is 16), and
+(2) a raw matrix-nio loop: `AsyncClient.room_send` into the same rooms, same event content,
+    same concurrency, from a second device of the same bot account, no sync loop;
+(3) the same raw loop for one more steady-state post while a plain `sync` loop runs on that
+    client (a bot must sync; the sync costs Synapse CPU too).
+
+For each kind and round it prints msgs/s and CPU ms per message of this process, and the ratio
+adapter / raw (goal >= 0.9), plus adapter / (raw + sync) for the steady-state post.
+FIELD-NOTES: Synapse needs ~31 ms CPU per event on a 2-core machine, so ~30-35 msgs/s is the
+server's ceiling there for plain DMs whatever the client does.
+
+    python bench/matrix_send.py                 # 200 followers, a few minutes
+    python bench/matrix_send.py --followers 20  # a quick check
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import resource
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from nio import (
+    AsyncClient,
+    AsyncClientConfig,
+    LoginResponse,
+    RoomCreateResponse,
+    RoomSendResponse,
+    SyncResponse,
+)
+
+from adapters.matrix import MatrixAdapter
+from adapters.matrix.render import render_post
+from bridge.ports import Address, Content, Inbound, PostKind, Reply
+from tests.integration.matrix.conftest import MEGOLM, Follower
+from tests.integration.matrix.synapse import RegisteredUser, SynapseServer
+
+KINDS = ("plain", "encrypted")
+TEXT = "Benchmark post: hello, followers! " * 3
+_SYNC_FILTER = {"room": {"timeline": {"limit": 1}}, "presence": {"types": []}}
+
+
+@dataclass
+class Run:
+    """One round of sends by one client into one kind of room."""
+
+    client: str
+    kind: str
+    round: int
+    sent: int
+    failed: int
+    elapsed_s: float
+    cpu_s: float
+
+    @property
+    def rate(self) -> float:
+        """Messages per second."""
+        return self.sent / self.elapsed_s if self.elapsed_s else 0.0
+
+
+async def _ignore(event: Inbound) -> list[Reply]:
+    return []
+
+
+async def fan_out(
+    rooms: Sequence[str], concurrency: int, send: Callable[[int, str], Awaitable[None]]
+) -> tuple[int, int, float, float]:
+    """Call `send(index, room)` for every room, `concurrency` at a time.
+    Returns (sent, failed, wall seconds, CPU seconds of this process)."""
+    queue = list(enumerate(rooms))
+    queue.reverse()
+    failed = 0
+
+    async def worker() -> None:
+        nonlocal failed
+        while queue:
+            index, room_id = queue.pop()
+            try:
+                await send(index, room_id)
+            except Exception as exc:
+                failed += 1
+                if failed <= 3:
+                    print(f"    send failed: {type(exc).__name__}: {exc}")
+
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return len(rooms) - failed, failed, time.perf_counter() - wall0, time.process_time() - cpu0
+
+
+def content(round_no: int, index: int) -> Content:
+    """The post as the delivery worker hands it to the adapter (one delivery id per copy)."""
+    return Content(
+        round_no, PostKind.TEXT, "bench", "Bench", text=TEXT, delivery_id=round_no * 1_000_000 + index + 1
+    )
+
+
+# -- set-up --------------------------------------------------------------------------------------
+
+
+def register_all(synapse: SynapseServer, followers: int) -> tuple[RegisteredUser, list[RegisteredUser]]:
+    """The bot (message rate limit lifted) and the followers, registered 8 at a time."""
+    admin = synapse.register("benchadmin", admin=True)
+    bot = synapse.register("benchbot")
+    synapse.exempt_from_ratelimit(admin.access_token, bot.user_id)
+    with ThreadPoolExecutor(8) as pool:
+        users = list(pool.map(lambda n: synapse.register(f"follower{n}"), range(followers)))
+    return bot, users
+
+
+async def open_rooms(
+    synapse: SynapseServer, bot: RegisteredUser, users: Sequence[RegisteredUser], tmp: Path
+) -> dict[str, list[str]]:
+    """Each follower uploads device keys and opens one encrypted and one plain DM with the bot."""
+    rooms: dict[str, list[str]] = {kind: [] for kind in KINDS}
+    gate = asyncio.Semaphore(8)
+
+    async def follower(user: RegisteredUser) -> None:
+        async with gate:
+            person = Follower(synapse.url, user, tmp / "followers" / user.user_id[1:].split(":")[0])
+            try:
+                await person.sync(0)
+                for kind in KINDS:
+                    resp = await person.client.room_create(
+                        is_direct=True, invite=[bot.user_id],
+                        initial_state=[MEGOLM] if kind == "encrypted" else [],
+                    )  # fmt: skip
+                    assert isinstance(resp, RoomCreateResponse), resp
+                    rooms[kind].append(resp.room_id)
+            finally:
+                await person.client.close()
+
+    await asyncio.gather(*(follower(user) for user in users))
+    return rooms
+
+
+async def wait_joined(adapter: MatrixAdapter, bot_id: str, room_ids: Sequence[str], timeout: float) -> None:
+    """Until the adapter's sync loop has joined every room and knows the followers' devices."""
+    deadline = time.monotonic() + timeout
+    last_report = 0.0
+    while True:
+        client = adapter.client
+        joined = sum(
+            1
+            for room_id in room_ids
+            if (room := client.rooms.get(room_id)) is not None
+            and bot_id in room.users
+            and not room.users[bot_id].invited
+            and room.joined_count >= 2
+        )
+        if joined == len(room_ids) and not client.should_query_keys:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the bot joined {joined} of {len(room_ids)} rooms in {timeout:.0f} s")
+        if time.monotonic() - last_report > 10:
+            print(f"    bot joined {joined}/{len(room_ids)} rooms ...")
+            last_report = time.monotonic()
+        await asyncio.sleep(0.2)
+
+
+async def raw_device(synapse: SynapseServer, bot: RegisteredUser, store: Path) -> AsyncClient:
+    """A second device of the bot: a plain nio client with its own olm account."""
+    store.mkdir(parents=True)
+    client = AsyncClient(
+        synapse.url, bot.user_id, store_path=str(store),
+        config=AsyncClientConfig(encryption_enabled=True, store_sync_tokens=False, max_limit_exceeded=0),
+    )  # fmt: skip
+    login = await client.login(bot.password, device_name="bench raw nio")
+    assert isinstance(login, LoginResponse), login
+    if client.should_upload_keys:
+        await client.keys_upload()
+    return client
+
+
+# -- the two senders -------------------------------------------------------------------------------
+
+
+async def adapter_rounds(
+    adapter: MatrixAdapter, bot_id: str, kind: str, rooms: Sequence[str], rounds: int, concurrency: int
+) -> list[Run]:
+    """`rounds` posts into every room through MatrixAdapter.send."""
+    runs = []
+    for round_no in range(1, rounds + 1):
+
+        async def send(index: int, room_id: str, round_no: int = round_no) -> None:
+            await adapter.send(Address("matrix", bot_id, chat=room_id), content(round_no, index))
+
+        sent, failed, elapsed, cpu = await fan_out(rooms, concurrency, send)
+        runs.append(Run("adapter", kind, round_no, sent, failed, elapsed, cpu))
+        print_run(runs[-1])
+    return runs
+
+
+async def raw_rounds(
+    client: AsyncClient,
+    kind: str,
+    rooms: Sequence[str],
+    round_nos: Sequence[int],
+    concurrency: int,
+    label: str = "raw nio",
+) -> list[Run]:
+    """One post per round into every room with a bare `room_send` loop (same event content)."""
+    runs = []
+    for round_no in round_nos:
+        send = _raw_sender(client, round_no)
+        sent, failed, elapsed, cpu = await fan_out(rooms, concurrency, send)
+        runs.append(Run(label, kind, round_no, sent, failed, elapsed, cpu))
+        print_run(runs[-1])
+    return runs
+
+
+async def _sync_loop(client: AsyncClient) -> None:
+    """What a bot must do besides sending: long-poll sync, as the adapter's loop does."""
+    while True:
+        await client.sync(timeout=30_000, sync_filter={"room": {"timeline": {"limit": 50}}})
+
+
+def _raw_sender(client: AsyncClient, round_no: int) -> Callable[[int, str], Awaitable[None]]:
+    event_type, body = render_post(content(round_no, 0))
+
+    async def send(index: int, room_id: str) -> None:
+        resp = await client.room_send(
+            room_id, event_type, body, tx_id=f"raw{round_no}-{index}", ignore_unverified_devices=True
+        )
+        if not isinstance(resp, RoomSendResponse):
+            raise RuntimeError(f"room_send: {resp}")
+
+    return send
+
+
+def print_run(run: Run) -> None:
+    """One line per round."""
+    cpu_ms = 1000 * run.cpu_s / max(1, run.sent)
+    print(
+        f"    {run.client:15s} {run.kind:9s} round {run.round}: {run.sent} sent, {run.failed} failed, "
+        f"{run.rate:6.1f} msgs/s, {cpu_ms:5.1f} ms CPU per message (this process)"
+    )
+
+
+def print_summary(runs: Sequence[Run]) -> None:
+    """Adapter vs raw nio, per kind: the first post and the last (steady-state) one."""
+    by_key = {(r.client, r.kind, r.round): r for r in runs}
+    last = max(r.round for r in runs if r.client == "adapter")
+    print("\nsummary (msgs/s; ratio = adapter / raw nio, goal >= 0.9):")
+    for kind in KINDS:
+        for round_no in sorted({1, last}):
+            ours, raw = by_key.get(("adapter", kind, round_no)), by_key.get(("raw nio", kind, round_no))
+            if ours is None or raw is None:
+                continue
+            label = "first post" if round_no == 1 else f"post {round_no} (steady)"
+            line = (
+                f"  {kind:9s} {label:18s} adapter {ours.rate:6.1f}  raw nio {raw.rate:6.1f}  "
+                f"ratio {ours.rate / raw.rate if raw.rate else 0:.2f}"
+            )
+            synced = [r for r in runs if r.client == "raw nio + sync" and r.kind == kind]
+            if round_no == last and synced and synced[0].rate:
+                line += (
+                    f"  | raw nio + sync loop {synced[0].rate:6.1f}, ratio {ours.rate / synced[0].rate:.2f}"
+                )
+            print(line)
+
+
+# -- main ----------------------------------------------------------------------------------------
+
+
+async def bench(synapse: SynapseServer, args: argparse.Namespace, tmp: Path) -> list[Run]:
+    t0 = time.perf_counter()
+    bot, users = await asyncio.get_running_loop().run_in_executor(None, register_all, synapse, args.followers)
+    print(f"  registered the bot and {len(users)} followers in {time.perf_counter() - t0:.1f} s")
+    adapter = MatrixAdapter(
+        synapse.url, bot.user_id, access_token=bot.access_token, device_id=bot.device_id,
+        store_dir=tmp / "bot-store", encryption=True,
+    )  # fmt: skip
+    await adapter.start(_ignore)
+    raw: AsyncClient | None = None
+    runs: list[Run] = []
+    try:
+        raw = await raw_device(synapse, bot, tmp / "raw-store")
+        t0 = time.perf_counter()
+        rooms = await open_rooms(synapse, bot, users, tmp)
+        all_rooms = [room for kind in KINDS for room in rooms[kind]]
+        print(f"  followers opened {len(all_rooms)} DMs in {time.perf_counter() - t0:.1f} s")
+        t0 = time.perf_counter()
+        await wait_joined(adapter, bot.user_id, all_rooms, timeout=60 + 2 * len(all_rooms))
+        print(f"  the adapter joined them in {time.perf_counter() - t0:.1f} s")
+        print("  MatrixAdapter.send (sync loop running):")
+        for kind in KINDS:
+            runs += await adapter_rounds(
+                adapter, bot.user_id, kind, rooms[kind], args.rounds, args.concurrency
+            )
+        await adapter.stop()
+        sync = await raw.sync(timeout=0, full_state=True, sync_filter=_SYNC_FILTER)
+        assert isinstance(sync, SyncResponse), sync
+        if raw.should_query_keys:
+            await raw.keys_query()
+        print("  raw matrix-nio room_send (second device of the bot, no sync loop):")
+        rounds = range(1, args.rounds + 1)
+        for kind in KINDS:
+            runs += await raw_rounds(raw, kind, rooms[kind], rounds, args.concurrency)
+        print("  raw matrix-nio room_send with a sync loop running:")
+        syncing = asyncio.create_task(_sync_loop(raw))
+        try:
+            for kind in KINDS:
+                runs += await raw_rounds(
+                    raw, kind, rooms[kind], [args.rounds + 1], args.concurrency, "raw nio + sync"
+                )
+        finally:
+            syncing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await syncing
+    finally:
+        await adapter.stop()
+        if raw is not None:
+            await raw.close()
+    return runs
+
+
+def main() -> None:
+    """Start Synapse, set up the DMs, run both senders and print the figures."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--followers", type=int, default=200, help="followers (DMs per kind)")
+    parser.add_argument("--concurrency", type=int, default=16, help="sends in flight")
+    parser.add_argument("--rounds", type=int, default=2, help="posts per kind and sender")
+    args = parser.parse_args()
+    # nio warns "Missing session for device" each time a first post claims an olm session
+    logging.getLogger("nio").setLevel(logging.ERROR)
+    print(
+        f"channelbridge Matrix send benchmark — {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
+        f"{args.followers} followers, concurrency {args.concurrency}"
+    )
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="cb-matrix-bench-") as tmp_name, SynapseServer() as synapse:
+        print(f"  Synapse up in {time.perf_counter() - t0:.1f} s")
+        runs: list[Any] = asyncio.run(bench(synapse, args, Path(tmp_name)))
+    print_summary(runs)
+    print(
+        f"peak RSS of the bench process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB; "
+        f"total {time.perf_counter() - t0:.0f} s"
+    )
+
+
+if __name__ == "__main__":
+    main()
