@@ -254,12 +254,14 @@ class ConsoleAdapter:
         """Print that a poll copy closed."""
         self._print(f"[to {address.id}] poll #{content.post_id} is closed")
 
-    async def reply(self, address: Address, reply: Reply) -> None:
-        """Print the bot's answer to one person."""
+    async def reply(self, address: Address, reply: Reply) -> MessageRef | None:
+        """Print the bot's answer to one person (an edited one is marked as such)."""
         text = reply.text
         if reply.buttons:
             text += "\n  " + "  ".join(f"[{b.label}: {b.command}]" for b in reply.buttons)
-        self._print(f"[bot → {address.id}] {text}")
+        edited = "(edited) " if reply.edit_of is not None else ""
+        self._print(f"[bot → {address.id}] {edited}{text}")
+        return MessageRef(reply.edit_of or f"{address.id}:notice:{next(self._counter)}")
 
 
 def _valid_name(name: str) -> bool:

@@ -338,7 +338,10 @@ class AdminCommands(EngineBase):
     def _cmd_stats(self, s: Session, actor: Actor, cmd: Command, media: InboundMedia | None) -> list[Reply]:
         channel = self._channel(s, cmd.handle)
         self._require_admin(s, actor, channel)
-        return [Reply(self.stats_text(s, channel))]
+        text_ = self.stats_text(s, channel)
+        if actor.is_operator and self._sending_report is not None:
+            text_ += "\n" + "\n".join(self._sending_report())
+        return [Reply(text_)]
 
     def stats_text(self, s: Session, channel: Channel) -> str:
         """Aggregate statistics of a channel: counts only, never identities."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from typing import Any, Protocol
@@ -19,12 +20,19 @@ from bridge.config import Settings
 from bridge.coordination import Coordinator
 from bridge.delivery import DeliveryPolicy, DeliveryWorker
 from bridge.engine import ChannelEngine, EngineOptions
-from bridge.ports import Adapter, Address, Inbound, Reply
+from bridge.flood import FloodControl
+from bridge.models import NoticeLane
+from bridge.notices import NoticeQueue
+from bridge.ports import Adapter, Address, Inbound, Message, Reply
 from bridge.privacy import Sealer, install_log_redaction, load_or_create_key
 from bridge.ratelimit import RateLimiter
 from bridge.store import Store
+from bridge.throttle import SenderThrottle, Verdict
 
 log = logging.getLogger(__name__)
+
+#: the one answer a sender gets when over their share of commands
+SLOW_DOWN = "You are sending commands too quickly. Wait a few seconds; the ones just sent were ignored."
 
 
 class LocalConsole(Adapter, Protocol):
@@ -83,7 +91,8 @@ def build_adapters(settings: Settings) -> list[Adapter]:
                 poll_timeout=tg.poll_timeout,
                 commands=[(n.replace("-", "_"), s) for n, s in everyone],
                 admin_commands=[(n.replace("-", "_"), s) for n, s in admin],
-                limits=tg.rate_limit.as_limits(),
+                limits=tg.rate_limit.as_limits(paid_broadcast=tg.paid_broadcast),
+                paid_broadcast=tg.paid_broadcast,
             )
         )
     if settings.matrix.enabled:
@@ -140,6 +149,8 @@ class App:
         self.sealer = Sealer(load_or_create_key(key, data_dir))
         self.store = Store(settings.database_url)
         self.limiter = RateLimiter()
+        self.flood = FloodControl(self.limiter)
+        self.notices = NoticeQueue(self.store, self.sealer)
         self.engine = ChannelEngine(
             self.store,
             self.sealer,
@@ -167,8 +178,11 @@ class App:
                 lease_s=d.lease_s,
                 progress_threshold=d.progress_threshold,
             ),
-            notify_author=self._notify_sealed,
+            notices=self.notices,
+            flood=self.flood,
         )
+        self.throttle = SenderThrottle(d.sender_burst, d.sender_per_s)
+        self.engine.set_sending_report(self.sending_report)
         self.engine.set_on_work(self.worker.wake)
         self.engine.set_notify(self.notify)
         matrix = self.adapters.get("matrix")
@@ -213,7 +227,7 @@ class App:
                     [(p, c) for p, c in mirrors],
                 )
             for adapter in self.adapters.values():
-                self.limiter.configure(adapter.platform, adapter.default_limits)
+                self.flood.configure(adapter.platform, adapter.default_limits)
                 if hasattr(adapter, "add_mirror_room"):  # mirrors added at run time, earlier
                     for room in self.engine.mirror_rooms(adapter.platform):
                         adapter.add_mirror_room(room)
@@ -249,7 +263,7 @@ class App:
             self.store,
             self.worker.owner,
             {p: a.default_limits for p, a in self.adapters.items()},
-            self.limiter,
+            self.flood,
             self._on_lease,
         )
         await self.coordinator.start()
@@ -291,12 +305,48 @@ class App:
         self.stopped.set()
 
     async def handle(self, event: Inbound) -> list[Reply]:
-        """The inbound handler given to every adapter."""
+        """The inbound handler given to every adapter: throttle the sender (operators excepted:
+        they run the bot, often from scripts), apply the event,
+        and queue the answers in the reply lane (so it returns nothing for the adapter to send:
+        every answer goes out through the delivery worker, paced and retried)."""
+        index = self.sealer.address_index(event.sender)
+        verdict = Verdict.HANDLE if self.engine.is_operator_index(index) else self.throttle.check(index)
+        if verdict == Verdict.IGNORE:
+            return []
+        if verdict == Verdict.SLOW_DOWN:
+            if isinstance(event, Message):
+                self._queue_replies(event.sender, [Reply(SLOW_DOWN)])
+            return []
         try:
-            return await self.engine.handle(event)
+            replies = await self.engine.handle(event)
         except Exception:
             log.exception("handling an inbound %s failed", type(event).__name__)
-            return [Reply("Sorry, something went wrong on our side; nothing was changed. Try again.")]
+            replies = [Reply("Sorry, something went wrong on our side; nothing was changed. Try again.")]
+        self._queue_replies(event.sender, replies)
+        return []
+
+    def sending_report(self) -> list[str]:
+        """What operators see of sending: each platform's current rate against its ceiling, and
+        the 429s flood control saw by inferred scope (counts only)."""
+        lines = []
+        for platform, (rate, ceiling, by_chat, platform_wide) in self.flood.report().items():
+            if platform == "console":
+                continue
+            lines.append(
+                f"Sending on {platform}: {rate:.1f}/s of {ceiling:g}/s;"
+                f" 429s: {by_chat} one chat, {platform_wide} platform-wide"
+            )
+        return lines
+
+    def _queue_replies(
+        self, to: Address, replies: Sequence[Reply], lane: NoticeLane = NoticeLane.REPLY
+    ) -> None:
+        try:
+            self.notices.enqueue(to, replies, lane, time.time())
+        except Exception:
+            log.exception("could not queue %d %s message(s)", len(replies), to.platform)
+            return
+        self.worker.wake_notices()
 
     async def sync(self, timeout: float = 30.0) -> None:
         """Wait until fan-outs are planned and every delivery is sent (TimeoutError after
@@ -305,15 +355,8 @@ class App:
         await self.worker.drain(timeout=timeout)
 
     async def notify(self, address: Address, text: str) -> None:
-        """Send a notice to one person's chat with the bot."""
-        adapter = self.adapters.get(address.platform)
-        if adapter is None:
-            log.warning("no %s adapter running for a notice", address.platform)
-            return
-        await adapter.reply(address, Reply(text))
-
-    async def _notify_sealed(self, author: tuple[str, bytes], text: str) -> None:
-        await self.notify(self.sealer.unseal(author[0], author[1]), text)
+        """Queue a notice to one person's chat with the bot (ahead of post copies)."""
+        self._queue_replies(address, [Reply(text)], NoticeLane.NOTICE)
 
 
 def configure_logging(level: str) -> None:

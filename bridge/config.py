@@ -270,10 +270,13 @@ class TelegramRateLimit(BaseModel):
     global_per_s: float = Field(default=30.0, gt=0)
     per_chat_per_s: float = Field(default=1.0, gt=0)
     group_per_min: float = Field(default=20.0, gt=0)
+    paid_per_s: float = Field(default=1000.0, gt=0)
 
-    def as_limits(self) -> RateLimits:
-        """These limits as the neutral `RateLimits` the rate limiter takes."""
-        return RateLimits(self.global_per_s, self.per_chat_per_s, self.group_per_min)
+    def as_limits(self, *, paid_broadcast: bool = False) -> RateLimits:
+        """These limits as the neutral `RateLimits` the rate limiter takes (with the paid
+        broadcast budget only when paid broadcasts are on)."""
+        paid = self.paid_per_s if paid_broadcast else None
+        return RateLimits(self.global_per_s, self.per_chat_per_s, self.group_per_min, paid)
 
 
 class TelegramSettings(BaseModel):
@@ -287,6 +290,8 @@ class TelegramSettings(BaseModel):
     file_base_url: str = "https://api.telegram.org/file/bot"
     poll_interval: float = Field(default=0.0, ge=0)
     poll_timeout: int = Field(default=30, ge=0)
+    #: fan-out copies carry allow_paid_broadcast and may go up to rate_limit.paid_per_s
+    paid_broadcast: bool = False
     rate_limit: TelegramRateLimit = Field(default_factory=TelegramRateLimit)
 
     @model_validator(mode="after")
@@ -394,6 +399,9 @@ class DeliverySettings(BaseModel):
     backoff_max_s: float = Field(default=600.0, gt=0)
     lease_s: float = Field(default=60.0, gt=0)
     progress_threshold: int = Field(default=50, ge=0)
+    #: per-sender inbound throttle: commands one person may send at once, and refill per second
+    sender_burst: int = Field(default=8, ge=1)
+    sender_per_s: float = Field(default=0.5, gt=0)
 
     @model_validator(mode="after")
     def _backoff_order(self) -> DeliverySettings:

@@ -16,8 +16,8 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
+from bridge.flood import FloodControl
 from bridge.ports import RateLimits
-from bridge.ratelimit import RateLimiter
 from bridge.store import Store
 
 log = logging.getLogger(__name__)
@@ -34,14 +34,16 @@ class Timing:
 def share(limits: RateLimits, processes: int) -> RateLimits:
     """One process's share of a platform budget."""
     n = max(1, processes)
-    return RateLimits(limits.global_per_s / n, limits.per_chat_per_s / n, limits.group_per_min / n)
+    paid = None if limits.paid_per_s is None else limits.paid_per_s / n
+    return RateLimits(limits.global_per_s / n, limits.per_chat_per_s / n, limits.group_per_min / n, paid)
 
 
 class Coordinator:
     """Keeps this process's heartbeat and inbound leases, and calls back on every change.
 
     `on_lease(platform, held)` is awaited when this process gains or loses a platform's inbound
-    lease; the limiter's budgets are re-divided whenever the number of live processes changes.
+    lease; the budgets (flood control's ceilings) are re-divided whenever the number of live
+    processes changes.
     """
 
     def __init__(
@@ -49,7 +51,7 @@ class Coordinator:
         store: Store,
         owner: str,
         platforms: Mapping[str, RateLimits],
-        limiter: RateLimiter,
+        limiter: FloodControl,
         on_lease: Callable[[str, bool], Awaitable[None]],
         *,
         timing: Timing | None = None,

@@ -118,6 +118,16 @@ class EngineBase:
         self._on_schedule_change: Callable[[], None] | None = None
         self._mirror_factory: MirrorFactory | None = None
         self._on_mirror_added: Callable[[str, str], None] | None = None
+        #: lines about the bot's sending (rates, 429s): shown to operators in /stats
+        self._sending_report: Callable[[], list[str]] | None = None
+
+    def set_sending_report(self, report: Callable[[], list[str]] | None) -> None:
+        """Install what operators see of the bot's sending in `/stats` (counts and rates)."""
+        self._sending_report = report
+
+    def is_operator_index(self, index: str) -> bool:
+        """Whether a blind index is an operator's (operators are not throttled)."""
+        return index in self._operators
 
     def add_operator(self, address: Address) -> None:
         """Treat `address` as an operator (the console's local user)."""

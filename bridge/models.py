@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 
-from sqlalchemy import Index, LargeBinary, UniqueConstraint
+from sqlalchemy import Index, LargeBinary, UniqueConstraint, text
 from sqlmodel import Column, Field, SQLModel
 
 
@@ -41,6 +41,18 @@ class DeliveryAction(enum.StrEnum):
     EDIT = "edit"  #: replace the content of the copy made by source_id
     DELETE = "delete"  #: remove the copy made by source_id
     CLOSE_POLL = "close_poll"  #: close the poll copy made by source_id
+
+
+class NoticeLane(enum.IntEnum):
+    """Which queue a message that is not a post copy waits in; lower lanes go first."""
+
+    REPLY = 0  #: the answer to a command someone just sent: ahead of everything
+    NOTICE = 1  #: admin notices, progress messages and summaries: ahead of fan-out copies
+
+
+#: rows still to be sent: only these hold back later rows to the same chat
+OPEN_STATUSES = (DeliveryStatus.PENDING.value, DeliveryStatus.LEASED.value)
+_OPEN = text("status IN ('pending', 'leased')")
 
 
 class AdminRole(enum.StrEnum):
@@ -234,6 +246,9 @@ class Delivery(SQLModel, table=True):
         Index("ix_delivery_ref", "platform", "ref_key"),
         Index("ix_delivery_alt", "platform", "ref_alt"),
         Index("ix_delivery_follower", "follower_id"),
+        # per-chat order: a row waits while an earlier one to the same chat is still open
+        Index("ix_delivery_open_follower", "follower_id", "id", sqlite_where=_OPEN, postgresql_where=_OPEN),
+        Index("ix_delivery_open_mirror", "mirror_id", "id", sqlite_where=_OPEN, postgresql_where=_OPEN),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -287,3 +302,37 @@ class KeyValue(SQLModel, table=True):
     key: str = Field(primary_key=True)
     value: str
     updated_at: float
+
+
+class Notice(SQLModel, table=True):
+    """A message the bot sends that is not a copy of a post: a command reply, an admin notice,
+    a post's progress message or its summary. It takes the same road as fan-out copies (the
+    delivery worker, the rate limiter, the retry rules) in a lane ahead of them.
+
+    The destination and the body are sealed; `chat_index` is a blind index of the chat, so
+    notices to one chat go out in order. A progress message (`post_id` set) is one row for the
+    post's whole fan-out: each update re-opens the row and is sent as an edit of `ref_sealed`.
+    """
+
+    __table_args__ = (
+        Index("ix_notice_due", "status", "lane", "next_attempt_at"),
+        Index("ix_notice_open_chat", "chat_index", "id", sqlite_where=_OPEN, postgresql_where=_OPEN),
+        Index("ix_notice_progress", "post_id", unique=True),  #: one progress message per post
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    lane: int = NoticeLane.NOTICE.value
+    platform: str
+    chat_index: str
+    sealed: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  #: the sealed Address
+    body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  #: the sealed Reply
+    post_id: int | None = None  #: set on a post's progress message
+    ref_sealed: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    status: str = DeliveryStatus.PENDING.value
+    attempts: int = 0
+    next_attempt_at: float
+    lease_owner: str | None = None
+    lease_expires_at: float | None = None
+    error: str | None = None
+    created_at: float
+    sent_at: float | None = None  #: when the message (or its latest edit) went out

@@ -108,11 +108,14 @@ class Button:
 
 @dataclass(frozen=True)
 class Reply:
-    """An answer to the sender of a command. `text` is plain; `html` optional rich form."""
+    """An answer to the sender of a command, or a notice. `text` is plain; `html` optional rich
+    form. With `edit_of` (the `MessageRef.key` an earlier `reply` returned) the adapter edits
+    that message in place instead of sending a new one (a post's progress message)."""
 
     text: str
     buttons: tuple[Button, ...] = ()
     html: str | None = None
+    edit_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -232,11 +235,16 @@ class Capabilities:
 
 @dataclass(frozen=True)
 class RateLimits:
-    """A platform's sending budget: a global rate, per-chat rate, and per-group rate."""
+    """A platform's sending budget: a global rate, per-chat rate, and per-group rate.
+
+    `paid_per_s`, when set, is a second global budget for fan-out copies sent as paid
+    broadcasts (Telegram's `allow_paid_broadcast`); replies and notices stay on `global_per_s`.
+    """
 
     global_per_s: float = 30.0
     per_chat_per_s: float = 1.0
     group_per_min: float = 20.0
+    paid_per_s: float | None = None
 
 
 InboundHandler = Callable[[Inbound], Awaitable[Sequence[Reply]]]
@@ -245,8 +253,9 @@ InboundHandler = Callable[[Inbound], Awaitable[Sequence[Reply]]]
 @runtime_checkable
 class Adapter(Protocol):
     """A platform adapter. The app calls `start` once and `stop` once; the delivery worker
-    calls `send`/`edit`/`delete`/`close_poll`; the app calls `reply` for command answers and
-    notices to admins. Failures are only `RetryLater`, `RecipientGone`, `PermanentFailure`."""
+    calls `send`/`edit`/`delete`/`close_poll`, and `reply` for command answers and notices
+    (queued by the app, paced like every copy). Failures are only `RetryLater`,
+    `RecipientGone`, `PermanentFailure`."""
 
     platform: str
     capabilities: Capabilities
@@ -270,8 +279,11 @@ class Adapter(Protocol):
     async def close_poll(self, address: Address, ref: MessageRef, content: Content) -> None:
         """Close a delivered poll copy (no more answers)."""
 
-    async def reply(self, address: Address, reply: Reply) -> None:
-        """Answer a command, or send a notice, in that person's chat with the bot."""
+    async def reply(self, address: Address, reply: Reply) -> MessageRef | None:
+        """Answer a command, or send a notice, in that person's chat with the bot (or edit the
+        earlier message `reply.edit_of`). The delivery worker calls it, under the same rate
+        limiter and retry rules as copies; it returns where the message landed when the
+        platform can edit it later, else None."""
 
 
 @runtime_checkable

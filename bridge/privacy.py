@@ -93,6 +93,18 @@ class Sealer:
         plain = json.dumps({"id": address.id, "chat": address.chat}).encode()
         return nonce + self._aead.encrypt(nonce, plain, address.platform.encode())
 
+    def seal_bytes(self, data: bytes, context: str) -> bytes:
+        """Encrypt arbitrary data (a queued message, a message reference); `context` (what the
+        blob is and for which platform) is bound as associated data, so a blob sealed for one
+        purpose does not open as another."""
+        nonce = secrets.token_bytes(_NONCE_BYTES)
+        return nonce + self._aead.encrypt(nonce, data, b"data\x00" + context.encode())
+
+    def unseal_bytes(self, sealed: bytes, context: str) -> bytes:
+        """Decrypt what `seal_bytes` sealed with the same `context`."""
+        nonce, body = sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:]
+        return self._aead.decrypt(nonce, body, b"data\x00" + context.encode())
+
     def unseal(self, platform: str, sealed: bytes) -> Address:
         """Decrypt a sealed address of `platform`."""
         nonce, body = sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:]

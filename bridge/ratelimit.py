@@ -49,6 +49,8 @@ class _Platform:
     limits: RateLimits | None = None
     #: reserved global send instants, sorted; pairwise at least one global interval apart
     reserved: list[float] = field(default_factory=list)
+    #: the same for paid-broadcast sends, on their own budget (`RateLimits.paid_per_s`)
+    paid_reserved: list[float] = field(default_factory=list)
     paused_until: float = -math.inf
     chats: dict[str, _Chat] = field(default_factory=dict)
     prune_at: int = _PRUNE_MIN
@@ -86,10 +88,12 @@ class RateLimiter:
             raise ValueError(f"rate limits for {platform} must all be > 0, got {limits}")
         self._platforms.setdefault(platform, _Platform()).limits = limits
 
-    async def acquire(self, platform: str, chat: str, *, group: bool = False) -> None:
+    async def acquire(self, platform: str, chat: str, *, group: bool = False, paid: bool = False) -> None:
         """Wait until one send to `chat` is allowed, and reserve it.
 
         The chat's bucket runs at `per_chat_per_s`, or `group_per_min` when `group` is true.
+        A `paid` send (a paid broadcast) draws from the `paid_per_s` budget instead of the
+        global one, when the platform has one; the chat's bucket and pauses apply alike.
         A platform never configured has no rate limit (pauses set on it are still honoured).
         If a pause covering the reserved instant arrives while waiting, the slot is given back
         and a new one is reserved after the pause.
@@ -98,7 +102,8 @@ class RateLimiter:
         if state is None:
             return
         now = self._clock()
-        first = self._reserve(state, chat, group, now)
+        paid = paid and state.limits is not None and state.limits.paid_per_s is not None
+        first = self._reserve(state, chat, group, now, paid)
         reservation: _Reservation | None = first
         wake_at = first.at
         while True:
@@ -107,22 +112,22 @@ class RateLimiter:
                     await self._sleep(wake_at - now)
                 except BaseException:
                     if reservation is not None:
-                        self._release(state, chat, reservation)
+                        self._release(state, chat, reservation, paid)
                     raise
             # Validate against the actual clock. Wake-ups run late (timer slack, a busy loop),
             # so planned instants alone could put two real sends closer than one interval; a
             # pause may also have arrived meanwhile. Only sends that already happened (or are
             # due now) constrain this one; later plans re-validate themselves the same way.
             if reservation is not None:
-                self._release(state, chat, reservation)
+                self._release(state, chat, reservation, paid)
                 reservation = None
             now = self._clock()
-            wake_at = self._actual_slot(state, chat, now)
+            wake_at = self._actual_slot(state, chat, now, paid)
             if wake_at <= now:
-                self._commit(state, chat, group, now)
+                self._commit(state, chat, group, now, paid)
                 return
             if wake_at - now > 1.0:  # a pause: take a planned place again so others plan around it
-                reservation = self._reserve(state, chat, group, now)
+                reservation = self._reserve(state, chat, group, now, paid)
                 wake_at = reservation.at
 
     def pause(self, platform: str, chat: str | None, seconds: float) -> None:
@@ -158,6 +163,18 @@ class RateLimiter:
         state = self._platforms.get(platform)
         return None if state is None or state.limits is None else state.limits.global_per_s
 
+    def throughput(self, platform: str) -> float | None:
+        """The most sends per second a platform's budgets allow (paid broadcasts included)."""
+        state = self._platforms.get(platform)
+        if state is None or state.limits is None:
+            return None
+        return max(state.limits.global_per_s, state.limits.paid_per_s or 0.0)
+
+    def limits(self, platform: str) -> RateLimits | None:
+        """The limits a platform is paced at now."""
+        state = self._platforms.get(platform)
+        return None if state is None else state.limits
+
     def tracked_chats(self, platform: str) -> int:
         """How many chats of `platform` currently hold state (for metrics and tests)."""
         state = self._platforms.get(platform)
@@ -165,7 +182,7 @@ class RateLimiter:
 
     # ------------------------------------------------------------------ internals
 
-    def _reserve(self, state: _Platform, chat: str, group: bool, now: float) -> _Reservation:
+    def _reserve(self, state: _Platform, chat: str, group: bool, now: float, paid: bool) -> _Reservation:
         """Find the earliest instant every constraint allows and take it (no await inside)."""
         earliest = max(now, self._pause_end(state, chat))
         limits = state.limits
@@ -176,16 +193,17 @@ class RateLimiter:
             self._maybe_prune(state, now)
             chat_state = state.chats.setdefault(chat, _Chat())
         earliest = max(earliest, chat_state.next_at)
-        gap = 1.0 / limits.global_per_s + _MARGIN_S
-        del state.reserved[: bisect_left(state.reserved, now - gap)]  # past, can't conflict
-        at = _free_slot(state.reserved, earliest, gap)
-        insort(state.reserved, at)
+        reserved, rate = _budget(state, limits, paid)
+        gap = 1.0 / rate + _MARGIN_S
+        del reserved[: bisect_left(reserved, now - gap)]  # past, can't conflict
+        at = _free_slot(reserved, earliest, gap)
+        insort(reserved, at)
         interval = 60.0 / limits.group_per_min if group else 1.0 / limits.per_chat_per_s
         previous = chat_state.next_at
         chat_state.next_at = at + interval + _MARGIN_S
         return _Reservation(at, chat_state.next_at, previous)
 
-    def _actual_slot(self, state: _Platform, chat: str, now: float) -> float:
+    def _actual_slot(self, state: _Platform, chat: str, now: float, paid: bool) -> float:
         """The earliest instant >= now that pauses, the chat's bucket and the latest send (or
         due reservation) on the global bucket allow."""
         earliest = max(now, self._pause_end(state, chat))
@@ -195,27 +213,29 @@ class RateLimiter:
         chat_state = state.chats.get(chat)
         if chat_state is not None:
             earliest = max(earliest, chat_state.allowed_at)
-        index = bisect_right(state.reserved, now)
+        reserved, rate = _budget(state, limits, paid)
+        index = bisect_right(reserved, now)
         if index:
-            earliest = max(earliest, state.reserved[index - 1] + 1.0 / limits.global_per_s + _MARGIN_S)
+            earliest = max(earliest, reserved[index - 1] + 1.0 / rate + _MARGIN_S)
         return earliest
 
-    def _commit(self, state: _Platform, chat: str, group: bool, now: float) -> None:
+    def _commit(self, state: _Platform, chat: str, group: bool, now: float, paid: bool) -> None:
         """Record a send happening now on the global and the chat bucket."""
         limits = state.limits
         if limits is None:
             return
-        insort(state.reserved, now)
+        insort(_budget(state, limits, paid)[0], now)
         chat_state = state.chats.setdefault(chat, _Chat())
         interval = 60.0 / limits.group_per_min if group else 1.0 / limits.per_chat_per_s
         chat_state.allowed_at = now + interval + _MARGIN_S
         chat_state.next_at = max(chat_state.next_at, chat_state.allowed_at)
 
-    def _release(self, state: _Platform, chat: str, reservation: _Reservation) -> None:
+    def _release(self, state: _Platform, chat: str, reservation: _Reservation, paid: bool) -> None:
         """Give a reservation back (the send will not happen at that instant)."""
-        index = bisect_left(state.reserved, reservation.at)
-        if index < len(state.reserved) and state.reserved[index] == reservation.at:
-            del state.reserved[index]
+        reserved = state.paid_reserved if paid else state.reserved
+        index = bisect_left(reserved, reservation.at)
+        if index < len(reserved) and reserved[index] == reservation.at:
+            del reserved[index]
         chat_state = state.chats.get(chat)
         if chat_state is not None and chat_state.next_at == reservation.chat_next:
             chat_state.next_at = reservation.chat_previous
@@ -241,6 +261,13 @@ class RateLimiter:
             if value.next_at > now or value.paused_until > now
         }
         state.prune_at = max(_PRUNE_MIN, 2 * len(state.chats))
+
+
+def _budget(state: _Platform, limits: RateLimits, paid: bool) -> tuple[list[float], float]:
+    """The reserved instants and the rate of the global budget a send draws from."""
+    if paid and limits.paid_per_s is not None:
+        return state.paid_reserved, limits.paid_per_s
+    return state.reserved, limits.global_per_s
 
 
 def _free_slot(reserved: list[float], earliest: float, gap: float) -> float:

@@ -41,6 +41,15 @@ from bridge.models import (
 from bridge.ports import Address, Content, MediaContent, PollContent, PostKind
 from bridge.privacy import Sealer
 
+#: per-chat order: a row is claimed only when no earlier row to the same follower or mirror is
+#: still open, so a later copy never overtakes an earlier one waiting for a retry
+_HEAD_OF_CHAT = (
+    " AND NOT EXISTS (SELECT 1 FROM delivery e WHERE e.follower_id = d.follower_id"
+    " AND e.id < d.id AND e.status IN ('pending', 'leased'))"
+    " AND NOT EXISTS (SELECT 1 FROM delivery e WHERE e.mirror_id = d.mirror_id"
+    " AND e.id < d.id AND e.status IN ('pending', 'leased'))"
+)
+
 
 def sqlite_url(data_dir: Path) -> str:
     """The default database URL: a SQLite file in the data directory."""
@@ -70,6 +79,15 @@ class ClaimedDelivery:
     silent: bool
     attempts: int
     created_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class ProgressReport:
+    """What a post's author is to be told: the progress message's new text, the summary."""
+
+    author: tuple[str, bytes]  #: (platform, sealed address)
+    progress: str | None  #: the text of the progress message (edited in place), if it changes
+    summary: str | None  #: the final summary, sent once as a message of its own
 
 
 @dataclass(frozen=True)
@@ -636,8 +654,9 @@ class Store:
         sql = (
             "UPDATE delivery SET status = 'leased', lease_owner = :owner,"
             " lease_expires_at = :exp, attempts = attempts + 1"
-            " WHERE id IN (SELECT id FROM delivery WHERE status = 'pending'"
-            " AND next_attempt_at <= :now" + only + " ORDER BY next_attempt_at, id LIMIT :lim" + lock + ")"
+            " WHERE id IN (SELECT id FROM delivery d WHERE status = 'pending'"
+            " AND next_attempt_at <= :now" + only + _HEAD_OF_CHAT + " ORDER BY next_attempt_at, id"
+            " LIMIT :lim" + lock + ")"
             " RETURNING id, post_id, action, platform, follower_id, mirror_id, source_id,"
             " silent, attempts, created_at"
         )
@@ -960,8 +979,10 @@ class Store:
 
     def progress_report(
         self, post_id: int, now: float, threshold: int, interval_s: float
-    ) -> tuple[tuple[str, bytes], str] | None:
-        """A progress or final-summary notice for a post's author, when one is due."""
+    ) -> ProgressReport | None:
+        """What the author of a post should see now: the figures of a large fan-out's progress
+        message (at most every `interval_s`), and once, when it is over, the final summary
+        (for a large fan-out, or any with failures)."""
         with self.session() as s:
             post = s.get(Post, post_id)
             if post is None or not post.author_platform or not post.author_sealed:
@@ -972,31 +993,32 @@ class Store:
             failed = counts.get("failed", 0)
             skipped = counts.get("skipped", 0)
             author = (post.author_platform, post.author_sealed)
+            large = post.planned >= threshold
             finished = pending == 0 and post.status in (
                 PostStatus.PUBLISHED.value,
                 PostStatus.DELETED.value,
             )
+            figures = f"delivered {delivered}, pending {pending}, failed {failed}"
             if finished and not post.summary_sent:
-                if post.planned < threshold and failed == 0:
+                if not large and failed == 0:
                     return None
                 post.summary_sent = True
                 s.add(post)
-                text_ = f"Post #{post_id} finished: delivered {delivered}, failed {failed}"
+                summary = f"Post #{post_id} finished: delivered {delivered}, failed {failed}"
                 if skipped:
-                    text_ += f", skipped {skipped}"
+                    summary += f", skipped {skipped}"
                 reasons = self.failure_reasons(s, post_id)
                 if reasons:
-                    text_ += " (" + "; ".join(f"{r} ×{n}" for r, n in reasons) + ")"
-                return author, text_ + "."
-            if finished or post.planned < threshold:
+                    summary += " (" + "; ".join(f"{r} ×{n}" for r, n in reasons) + ")"
+                progress = f"Post #{post_id} progress: {figures} (done)." if large else None
+                return ProgressReport(author, progress, summary + ".")
+            if finished or not large:
                 return None
             if post.progress_notified_at is not None and now - post.progress_notified_at < interval_s:
                 return None
             post.progress_notified_at = now
             s.add(post)
-            return author, (
-                f"Post #{post_id} progress: delivered {delivered}, pending {pending}, failed {failed}."
-            )
+            return ProgressReport(author, f"Post #{post_id} progress: {figures}.", None)
 
     # ---- scheduling ---------------------------------------------------------------------------
 

@@ -46,6 +46,7 @@ class SpoolAdapter:
         self.tag = tag
         self._sent = os.open(folder / "sent.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._handled = os.open(folder / "handled.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._replies = os.open(folder / "replies.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._handler: InboundHandler | None = None
         self._reader: asyncio.Task[None] | None = None
 
@@ -99,10 +100,12 @@ class SpoolAdapter:
     async def close_poll(self, address: Address, ref: MessageRef, content: Content) -> None:
         """Not used by the test."""
 
-    async def reply(self, address: Address, reply: Reply) -> None:
-        """Replies go to a log too (the test reads who answered)."""
-        with (self.folder / "replies.log").open("a") as out:
-            out.write(f"{self.tag} {reply.text.splitlines()[0]}\n")
+    async def reply(self, address: Address, reply: Reply) -> MessageRef | None:
+        """Replies go to a log too, as `<time> <target> <tag> <first line>` (the test reads who
+        was answered, by which process, and when)."""
+        line = f"{time.time():.6f} {address.target} {self.tag} {reply.text.splitlines()[0]}\n"
+        os.write(self._replies, line.encode())
+        return None
 
 
 async def main(config: Path, folder: Path, tag: str) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from bridge.delivery import DeliveryPolicy, DeliveryWorker
 from bridge.engine import ChannelEngine, EngineOptions
+from bridge.notices import NoticeQueue
 from bridge.ports import (
     Address,
     Capabilities,
@@ -55,6 +56,10 @@ class FakeAdapter:
         self.platform = platform
         self.calls: list[Call] = []
         self.replies: list[tuple[str, str]] = []
+        #: failures raised (in order) by the next replies
+        self.reply_script: list[DeliveryError] = []
+        #: (key of the reply edited, new text)
+        self.edited_replies: list[tuple[str, str]] = []
         self.script: dict[str, list[DeliveryError]] = {}
         self.rule: Callable[[str, Address, Content | None], None] | None = None
         self.delay = delay
@@ -116,9 +121,15 @@ class FakeAdapter:
         self._maybe_fail("close_poll", address, content)
         self.calls.append(Call("close_poll", address.target, content.post_id))
 
-    async def reply(self, address: Address, reply: Reply) -> None:
-        """Record a reply or notice."""
+    async def reply(self, address: Address, reply: Reply) -> MessageRef | None:
+        """Record a reply or notice (an edit of an earlier one in `edited_replies`)."""
+        if self.reply_script:
+            raise self.reply_script.pop(0)
+        if reply.edit_of is not None:
+            self.edited_replies.append((reply.edit_of, reply.text))
+            return MessageRef(reply.edit_of)
         self.replies.append((address.target, reply.text))
+        return MessageRef(f"{address.target}:r{next(self._ids)}")
 
     def sends_to(self, target: str) -> list[Call]:
         """Sends that reached one target."""
@@ -185,7 +196,7 @@ def build(
         {fake.platform: fake},
         limiter,
         policy=policy or DeliveryPolicy(concurrency=4, backoff_base_s=0.01, backoff_max_s=0.05),
-        notify_author=None,
+        notices=NoticeQueue(store, sealer),
         clock=clock or time.time,
     )
     engine.set_on_work(worker.wake)

@@ -873,10 +873,18 @@ class MatrixAdapter:
         event_type, body = render.poll_end(event_id)
         await self._send_event(room_id, event_type, body, self._tx(content, "close"))
 
-    async def reply(self, address: Address, reply: Reply) -> None:
-        """Answer in the person's DM as an `m.notice` (plain body + HTML formatted_body)."""
+    async def reply(self, address: Address, reply: Reply) -> MessageRef | None:
+        """Answer in the person's DM as an `m.notice` (plain body + HTML formatted_body); with
+        `reply.edit_of`, replace that earlier notice (`m.replace`) instead."""
+        body = render.reply_message(reply)
+        if reply.edit_of is not None:
+            room_id, event_id = split_ref(reply.edit_of)
+            event_type, outer = render.edit_of(event_id, "m.room.message", body)
+            await self._send_event(room_id, event_type, outer, None)
+            return MessageRef(reply.edit_of)
         room_id = await self._room_for(address)
-        await self._send_event(room_id, "m.room.message", render.reply_message(reply), None)
+        event_id = await self._send_event(room_id, "m.room.message", body, None)
+        return MessageRef(post_ref(room_id, event_id))
 
     # -- extras ---------------------------------------------------------------------------------
 

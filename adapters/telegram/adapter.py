@@ -104,8 +104,11 @@ class TelegramAdapter:
         commands: Sequence[tuple[str, str]] = (),
         admin_commands: Sequence[tuple[str, str]] = (),
         limits: RateLimits | None = None,
+        paid_broadcast: bool = False,
     ) -> None:
         self.default_limits = limits or RateLimits(30, 1, 20)
+        #: fan-out copies carry allow_paid_broadcast (replies and notices never do)
+        self._paid_broadcast = paid_broadcast
         self._poll_interval = poll_interval
         self._poll_timeout = poll_timeout
         self._commands = tuple(commands)
@@ -276,13 +279,13 @@ class TelegramAdapter:
         anonymous = chat_id in self._channel_chats
         try:
             return await self._send_calls(
-                chat_id, render.render_post(chat_id, content, anonymous_poll=anonymous)
+                chat_id, self._paid(render.render_post(chat_id, content, anonymous_poll=anonymous))
             )
         except PermanentFailure as exc:
             if content.kind is PostKind.POLL and errors.refused_because(exc, errors.POLL_MUST_BE_ANONYMOUS):
                 self._channel_chats.add(chat_id)
                 return await self._send_calls(
-                    chat_id, render.render_post(chat_id, content, anonymous_poll=True)
+                    chat_id, self._paid(render.render_post(chat_id, content, anonymous_poll=True))
                 )
             media = content.media
             if not (
@@ -293,8 +296,16 @@ class TelegramAdapter:
                 raise MediaRefRejected(exc.reason) from exc
         # the stored file_id is not valid for this bot (token changed?): upload the bytes
         return await self._send_calls(
-            chat_id, render.render_post(chat_id, content, upload=True, anonymous_poll=anonymous)
+            chat_id,
+            self._paid(render.render_post(chat_id, content, upload=True, anonymous_poll=anonymous)),
         )
+
+    def _paid(self, calls: list[render.ApiCall]) -> list[render.ApiCall]:
+        """Mark a copy's calls as a paid broadcast when paid broadcasts are on."""
+        if self._paid_broadcast:
+            for call in calls:
+                call.params["allow_paid_broadcast"] = True
+        return calls
 
     async def _send_calls(self, chat_id: str, calls: list[render.ApiCall]) -> MessageRef:
         message_ids: list[int] = []
@@ -373,10 +384,19 @@ class TelegramAdapter:
             if not errors.refused_because(exc, errors.POLL_ALREADY_CLOSED):
                 raise
 
-    async def reply(self, address: Address, reply: Reply) -> None:
-        """Answer a command in the person's private chat, with the reply's buttons."""
-        for call in render.render_reply(address.target, reply):
-            await self._call(call)
+    async def reply(self, address: Address, reply: Reply) -> MessageRef | None:
+        """Answer a command in the person's private chat, with the reply's buttons; with
+        `reply.edit_of`, edit that earlier message instead (a progress message). A long answer
+        sent in parts is all or nothing: parts already sent are deleted if a later one fails,
+        so a retry does not repeat them."""
+        if reply.edit_of is not None:
+            try:
+                await self._call(render.render_reply_edit(render.MessageKey.parse(reply.edit_of), reply))
+            except PermanentFailure as exc:
+                if not errors.refused_because(exc, errors.NOT_MODIFIED):
+                    raise
+            return MessageRef(reply.edit_of)
+        return await self._send_calls(address.target, render.render_reply(address.target, reply))
 
 
 def _media_ref(result: dict[str, Any]) -> str | None:

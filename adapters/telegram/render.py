@@ -239,3 +239,22 @@ def render_reply(chat_id: str, reply: Reply) -> list[ApiCall]:
     if calls and keyboard is not None:
         calls[-1].params["reply_markup"] = keyboard
     return calls
+
+
+def render_reply_edit(key: MessageKey, reply: Reply) -> ApiCall:
+    """The edit that replaces the text of an earlier reply (a progress message) in place."""
+    if reply.html and len(reply.html) <= TEXT_LIMIT:
+        body = reply.html
+    else:
+        chunks = [c.strip() for c in split_text(reply.text, TEXT_LIMIT) if c.strip()]
+        body = escape(chunks[0] if chunks else reply.text[:TEXT_LIMIT])
+    params: dict[str, Any] = {
+        "chat_id": key.chat_id,
+        "message_id": key.message_ids[0],
+        "text": body,
+        "parse_mode": "HTML",
+    }
+    keyboard = inline_keyboard(reply.buttons)
+    if keyboard is not None:
+        params["reply_markup"] = keyboard
+    return ApiCall("editMessageText", params)

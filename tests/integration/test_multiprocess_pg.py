@@ -59,7 +59,19 @@ def _populate(url: str, key: str) -> None:
     store.dispose()
 
 
-def test_three_processes_share_one_database(pg_url: str, tmp_path: Path) -> None:
+def _busiest_second(times: list[float]) -> int:
+    """The most events in any one-second window."""
+    times = sorted(times)
+    worst, start = 0, 0
+    for end, t in enumerate(times):
+        while t - times[start] >= 1.0:
+            start += 1
+        worst = max(worst, end - start + 1)
+    return worst
+
+
+def _configure(pg_url: str, tmp_path: Path) -> tuple[str, Path, dict[str, str]]:
+    """A config for three processes on `pg_url`, the schema migrated; (key, config, env)."""
     key = generate_key()
     config = tmp_path / "config.toml"
     config.write_text(
@@ -79,17 +91,25 @@ def test_three_processes_share_one_database(pg_url: str, tmp_path: Path) -> None
     )
     assert upgrade.returncode == 0, upgrade.stderr
     assert "up to date" in upgrade.stdout
-    _populate(pg_url, key)
+    return key, config, env
 
-    spool = tmp_path / "spool"
+
+def _start_nodes(config: Path, spool: Path, env: dict[str, str]) -> dict[str, subprocess.Popen[bytes]]:
     spool.mkdir()
     (spool / "inbox.txt").write_text("")
-    nodes = {
+    return {
         tag: subprocess.Popen(
             [sys.executable, "-m", "tests.pg_node", str(config), str(spool), tag], cwd=ROOT, env=env
         )
         for tag in ("a", "b", "c")
     }
+
+
+def test_three_processes_share_one_database(pg_url: str, tmp_path: Path) -> None:
+    key, config, env = _configure(pg_url, tmp_path)
+    _populate(pg_url, key)
+    spool = tmp_path / "spool"
+    nodes = _start_nodes(config, spool, env)
     first_leader: str | None = None
     try:
         _wait(lambda: len(_lines(spool / "nodes.log")) == 3, 30, "three processes")
@@ -140,12 +160,7 @@ def test_three_processes_share_one_database(pg_url: str, tmp_path: Path) -> None
         )
         assert {tag for *_, tag in sends} == set(nodes), "every process shared the delivery work"
 
-        times = sorted(float(t) for t, *_ in sends)
-        worst, start = 0, 0
-        for end, t in enumerate(times):
-            while t - times[start] >= 1.0:
-                start += 1
-            worst = max(worst, end - start + 1)
+        worst = _busiest_second([float(t) for t, *_ in sends])
         assert worst <= SPOOL_RATE, f"{worst} sends in one second; the budget is {SPOOL_RATE:.0f}/s"
         store.dispose()
     finally:
@@ -163,3 +178,44 @@ def _count_members(store: Store) -> int:
         return int(
             conn.execute(text("SELECT count(*) FROM keyvalue WHERE key LIKE 'member:%'")).scalar() or 0
         )
+
+
+def test_six_hundred_simultaneous_follows_are_all_answered_within_the_shared_budget(
+    pg_url: str, tmp_path: Path
+) -> None:
+    key, config, env = _configure(pg_url, tmp_path)
+    _populate(pg_url, key)
+    spool = tmp_path / "spool"
+    nodes = _start_nodes(config, spool, env)
+    try:
+        _wait(lambda: len(_lines(spool / "nodes.log")) == 3, 30, "three processes")
+        store = Store(pg_url)
+        _wait(lambda: _count_members(store) == 3, 20, "three heartbeats")
+        store.dispose()
+        with (spool / "inbox.txt").open("a") as inbox:
+            inbox.write("operator /post news a fan-out running meanwhile\n")
+            inbox.writelines(f"newcomer{n} /follow news\n" for n in range(600))
+
+        def answered() -> set[str]:
+            return {
+                line.split()[1]
+                for line in _lines(spool / "replies.log")
+                if line.split()[1].startswith("newcomer") and "You now follow" in line
+            }
+
+        _wait(lambda: len(answered()) == 600, 90, "an answer to each of the 600")
+        replies = [line.split() for line in _lines(spool / "replies.log")]
+        per_target = collections.Counter(
+            r[1] for r in replies if r[1].startswith("newcomer") and "You now follow" in " ".join(r[3:])
+        )
+        assert set(per_target.values()) == {1}, "each newcomer answered exactly once"
+        assert len({r[2] for r in replies}) > 1, "replies went out from more than one process"
+        times = [float(r[0]) for r in replies] + [float(s.split()[0]) for s in _lines(spool / "sent.log")]
+        worst = _busiest_second(times)
+        assert worst <= SPOOL_RATE, f"{worst} messages in one second; the budget is {SPOOL_RATE:.0f}/s"
+    finally:
+        for proc in nodes.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in nodes.values():
+            assert proc.wait(timeout=30) == 0

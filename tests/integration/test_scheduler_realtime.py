@@ -48,7 +48,7 @@ async def app(tmp_path: Path) -> AsyncIterator[App]:
 
 
 async def _say(app: App, text: str, who: Address = OPERATOR) -> str:
-    replies = await app.handle(Message(who, text))
+    replies = await app.engine.handle(Message(who, text))  # the answers, as the engine gives them
     return "\n".join(r.text for r in replies)
 
 

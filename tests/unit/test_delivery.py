@@ -243,19 +243,13 @@ async def test_native_votes_and_reactions_aggregate_across_copies(harness: Harne
     assert "🔥 2" in stats and "👍 1" in stats
 
 
-async def test_author_gets_progress_and_a_final_summary_for_a_large_fanout(store_url: str) -> None:
+async def test_author_gets_one_progress_message_edited_in_place_and_a_final_summary(store_url: str) -> None:
     slow = FakeAdapter(delay=0.002)
-    notices: list[str] = []
-
-    async def notify(author: tuple[str, bytes], text: str) -> None:
-        notices.append(text)
-
     h = build(
         store_url,
         adapter=slow,
         policy=DeliveryPolicy(concurrency=4, batch_size=50, progress_threshold=50, progress_interval_s=0.05),
     )
-    h.worker.notify_author = notify
     await h.worker.start()
     try:
         people = await _channel_with(h, 300)
@@ -263,27 +257,28 @@ async def test_author_gets_progress_and_a_final_summary_for_a_large_fanout(store
         await h.say(OPERATOR, "/post news big news")
         await h.settle()
         for _ in range(50):  # the summary follows the last recorded outcome
-            if any("finished" in n for n in notices):
+            if any("finished" in text for _, text in h.adapter.replies):
                 break
             await asyncio.sleep(0.05)
+        await h.worker.drain()
     finally:
         await h.worker.stop()
-    progress = [n for n in notices if "progress" in n]
-    summary = [n for n in notices if "finished" in n]
-    assert progress, notices
+    to_author = [text for target, text in h.adapter.replies if target == OPERATOR.target]
+    progress = [text for text in to_author if "progress" in text]
+    summary = [text for text in to_author if "finished" in text]
+    assert len(progress) == 1, to_author  # one message ...
     assert "pending" in progress[0] and "delivered" in progress[0]
+    edits = h.adapter.edited_replies  # ... edited in place: every edit targets that one message
+    assert edits and len({key for key, _ in edits}) == 1
+    assert edits[0][0].startswith(f"{OPERATOR.target}:r")
+    assert all(text.startswith("Post #1 progress") for _, text in edits)
     assert summary == ["Post #1 finished: delivered 299, failed 1 (Bad Request: chat not found ×1)."]
-    assert all(p.id not in " ".join(notices) for p in people)
+    everything = " ".join(to_author + [text for _, text in edits])
+    assert all(p.id not in everything for p in people)
 
 
 async def test_small_fanout_without_failures_sends_no_summary(store_url: str) -> None:
-    notices: list[str] = []
-
-    async def notify(author: tuple[str, bytes], text: str) -> None:
-        notices.append(text)
-
     h = build(store_url)
-    h.worker.notify_author = notify
     await h.worker.start()
     try:
         await _channel_with(h, 3)
@@ -292,7 +287,7 @@ async def test_small_fanout_without_failures_sends_no_summary(store_url: str) ->
         await asyncio.sleep(0.3)
     finally:
         await h.worker.stop()
-    assert notices == []
+    assert h.adapter.replies == [] and h.adapter.edited_replies == []
 
 
 async def test_platform_rate_limit_waits_do_not_use_up_attempts(store_url: str) -> None:
@@ -347,3 +342,28 @@ async def test_a_refused_media_reference_is_forgotten_and_the_bytes_uploaded_aga
     assert sorted(c.target for c in second) == sorted(p.target for p in people)
     assert harness.adapter.uploads == 2  # uploaded again once, then reused
     assert all(r.status == "delivered" for r in _rows(harness))
+
+
+async def test_a_later_post_waits_behind_an_earlier_copy_being_retried_in_the_same_chat(
+    store_url: str,
+) -> None:
+    h = build(store_url, policy=DeliveryPolicy(concurrency=4, backoff_base_s=0.01, backoff_max_s=0.05))
+    await h.worker.start()
+    try:
+        slow, other = await _channel_with(h, 2)
+        h.adapter.script[slow.target] = [RetryLater(0.3, reason="429 Too Many Requests")]
+        for n in (1, 2, 3):
+            await h.say(OPERATOR, f"/post news number {n}")
+        await h.engine.drain_planning()
+        await asyncio.sleep(0.15)  # the retry is still waiting: nothing overtook it
+        assert h.adapter.sends_to(slow.target) == []
+        assert [c.text for c in h.adapter.sends_to(other.target)] == ["number 1", "number 2", "number 3"]
+        await h.settle()
+        await h.say(OPERATOR, "/edit 1 number one")
+        await h.say(OPERATOR, "/delete 2")
+        await h.settle()
+    finally:
+        await h.worker.stop()
+    assert [c.text for c in h.adapter.sends_to(slow.target)] == ["number 1", "number 2", "number 3"]
+    calls = [(c.action, c.post_id or c.text) for c in h.adapter.calls if c.target == slow.target]
+    assert [a for a, _ in calls] == ["send", "send", "send", "edit", "delete"]

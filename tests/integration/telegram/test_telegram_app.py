@@ -219,7 +219,7 @@ async def test_media_without_a_telegram_file_id_is_uploaded_once_and_reused(
     bridge = await start_bridge()
     followers = [await bridge.follower(f"F{n}") for n in range(6)]
     # an admin on another platform posts a photo: the bytes are all Telegram can get
-    replies = await bridge.app.handle(
+    replies = await bridge.app.engine.handle(
         Message(
             CONSOLE_OPERATOR,
             "/post news From the desk",
@@ -377,7 +377,7 @@ async def test_global_429_storm_on_send_message_loses_nothing(start_bridge: Star
     followers = [await bridge.follower(f"F{n}") for n in range(5)]
     api.fail("sendMessage", status=429, retry_after=1, times=7)  # whoever sends next is refused
 
-    replies = await bridge.app.handle(Message(CONSOLE_OPERATOR, "/post news Storm"))
+    replies = await bridge.app.engine.handle(Message(CONSOLE_OPERATOR, "/post news Storm"))
     assert "is on its way" in replies[0].text
     await bridge.app.sync()
 

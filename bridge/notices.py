@@ -1,0 +1,349 @@
+"""The notice queue: every message the bot sends that is not a copy of a post.
+
+Command replies, admin notices, progress messages and summaries are rows of the `notice` table
+(sealed destination, sealed body) that the delivery worker claims ahead of fan-out copies and
+sends under the same rate limiter and retry rules. A reply therefore survives a 429, a flood
+penalty and a restart: it is dropped only when its recipient is gone.
+
+Order: notices to one chat are claimed one at a time, oldest first (a blind index of the chat
+says which rows share one), so a person's answers arrive in the order of their commands.
+A post's progress message is one row that each update re-opens; once sent, later updates
+edit that message (its reference is kept sealed in the row).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from sqlalchemy import Row, bindparam, text
+from sqlalchemy.exc import IntegrityError
+
+from bridge.models import DeliveryStatus, NoticeLane
+from bridge.ports import Address, Button, MessageRef, Reply
+from bridge.privacy import Sealer
+from bridge.store import Store
+
+log = logging.getLogger(__name__)
+
+_NOTICE_COLUMNS = (
+    "lane, platform, chat_index, sealed, body, post_id, status, attempts, next_attempt_at, created_at"
+)
+
+
+@dataclass(frozen=True)
+class ClaimedNotice:
+    """A notice a worker has leased. `address` and `reply` are None when the row does not
+    unseal (the privacy key changed): the worker records it failed without sending."""
+
+    id: int
+    lane: int
+    platform: str
+    address: Address | None
+    reply: Reply | None
+    post_id: int | None
+    attempts: int
+    created_at: float
+
+
+@dataclass(frozen=True)
+class NoticeOutcome:
+    """What happened to one claimed notice, recorded in a batch."""
+
+    id: int
+    status: DeliveryStatus
+    ref: MessageRef | None = None
+    error: str | None = None
+    next_attempt_at: float | None = None
+    refund_attempt: bool = False  #: the platform asked us to wait: this try does not count
+    gone: bool = False  #: the recipient is gone: the row is removed
+
+
+class NoticeQueue:
+    """Reads and writes the `notice` table; every method is one short transaction."""
+
+    def __init__(self, store: Store, sealer: Sealer) -> None:
+        self.store = store
+        self.sealer = sealer
+
+    # ---- writing --------------------------------------------------------------------------
+
+    def enqueue(self, address: Address, replies: Sequence[Reply], lane: NoticeLane, now: float) -> int:
+        """Queue messages for one person's chat, in order; returns how many were queued."""
+        if not replies:
+            return 0
+        sealed = self.sealer.seal(address)
+        chat = self._chat_index(address)
+        rows = [
+            {
+                "lane": int(lane),
+                "platform": address.platform,
+                "chat": chat,
+                "sealed": sealed,
+                "body": self._seal_reply(address.platform, reply),
+                "post": None,
+                "now": now,
+            }
+            for reply in replies
+        ]
+        with self.store.connection() as conn:
+            conn.execute(
+                text(
+                    f"INSERT INTO notice ({_NOTICE_COLUMNS}) VALUES (:lane, :platform, :chat, :sealed,"
+                    " :body, :post, 'pending', 0, :now, :now)"
+                ),
+                rows,
+            )
+        return len(rows)
+
+    def update_progress(
+        self, post_id: int, author: tuple[str, bytes], text_: str, now: float, min_interval_s: float
+    ) -> bool:
+        """Set the text of a post's progress message: the first update sends it, later ones edit
+        it, at most once per `min_interval_s`. An update that finds the message being sent
+        right now is dropped (the next one carries newer figures); returns whether it was kept."""
+        platform, sealed = author
+        address = self.sealer.unseal(platform, sealed)
+        body = self._seal_reply(platform, Reply(text_))
+        with self.store.connection() as conn:
+            greatest = "MAX" if self.store.is_sqlite else "GREATEST"
+            changed = conn.execute(
+                text(
+                    "UPDATE notice SET body = :body, status = 'pending', attempts = 0, error = NULL,"
+                    " next_attempt_at = CASE WHEN sent_at IS NULL THEN :now"
+                    f" ELSE {greatest}(sent_at + :gap, :now) END"
+                    " WHERE post_id = :post AND status <> 'leased'"
+                ),
+                {"body": body, "now": now, "gap": min_interval_s, "post": post_id},
+            ).rowcount
+            if changed:
+                return True
+            exists = conn.execute(
+                text("SELECT 1 FROM notice WHERE post_id = :post"), {"post": post_id}
+            ).first()
+            if exists is not None:
+                return False
+        try:
+            with self.store.connection() as conn:
+                conn.execute(
+                    text(
+                        f"INSERT INTO notice ({_NOTICE_COLUMNS}) VALUES (:lane, :platform, :chat,"
+                        " :sealed, :body, :post, 'pending', 0, :now, :now)"
+                    ),
+                    {
+                        "lane": int(NoticeLane.NOTICE),
+                        "platform": platform,
+                        "chat": self._chat_index(address),
+                        "sealed": sealed,
+                        "body": body,
+                        "post": post_id,
+                        "now": now,
+                    },
+                )
+        except IntegrityError:  # another process created it a moment ago
+            return False
+        return True
+
+    # ---- the worker's side ----------------------------------------------------------------
+
+    def claim(
+        self, owner: str, now: float, lease_s: float, limit: int, platforms: Sequence[str] | None = None
+    ) -> list[ClaimedNotice]:
+        """Lease up to `limit` due notices, replies first, at most one per chat at a time."""
+        if platforms is not None and not platforms:
+            return []
+        lock = " FOR UPDATE SKIP LOCKED" if self.store.is_postgres else ""
+        only = " AND n.platform IN :platforms" if platforms is not None else ""
+        statement = text(
+            "UPDATE notice SET status = 'leased', lease_owner = :owner, lease_expires_at = :exp,"
+            " attempts = attempts + 1 WHERE id IN (SELECT n.id FROM notice n"
+            " WHERE n.status = 'pending' AND n.next_attempt_at <= :now" + only + " AND NOT EXISTS"
+            " (SELECT 1 FROM notice e WHERE e.chat_index = n.chat_index AND e.id < n.id"
+            " AND e.status IN ('pending', 'leased') AND e.post_id IS NULL)"
+            " ORDER BY n.lane, n.next_attempt_at, n.id LIMIT :lim" + lock + ")"
+            " RETURNING id, lane, platform, sealed, body, post_id, ref_sealed, attempts, created_at"
+        )
+        params: dict[str, object] = {"owner": owner, "exp": now + lease_s, "now": now, "lim": limit}
+        if platforms is not None:
+            statement = statement.bindparams(bindparam("platforms", expanding=True))
+            params["platforms"] = list(platforms)
+        with self.store.connection() as conn:
+            rows = conn.execute(statement, params).all()
+        claimed = [self._open(row) for row in rows]
+        return sorted(claimed, key=lambda c: (c.lane, c.id))
+
+    def record(self, owner: str, outcomes: Sequence[NoticeOutcome], now: float) -> None:
+        """Write a batch of outcomes: sent replies and notices are removed, a sent progress
+        message keeps its sealed reference for the next edit; retries wait; failures stay."""
+        if not outcomes:
+            return
+        with self.store.connection() as conn:
+            done = [o.id for o in outcomes if o.status == DeliveryStatus.DELIVERED or o.gone]
+            if done:
+                conn.execute(
+                    text(
+                        "DELETE FROM notice WHERE id IN :ids AND lease_owner = :owner AND post_id IS NULL"
+                    ).bindparams(bindparam("ids", expanding=True)),
+                    {"ids": done, "owner": owner},
+                )
+            sent = [o for o in outcomes if o.status == DeliveryStatus.DELIVERED]
+            if sent:
+                conn.execute(
+                    text(
+                        "UPDATE notice SET status = 'delivered', lease_owner = NULL, lease_expires_at = NULL,"
+                        " error = NULL, sent_at = :now, ref_sealed = COALESCE(:ref, ref_sealed)"
+                        " WHERE id = :id AND lease_owner = :owner"
+                    ),
+                    [{"id": o.id, "owner": owner, "now": now, "ref": self._seal_ref(o)} for o in sent],
+                )
+            gone = [o.id for o in outcomes if o.gone]
+            if gone:  # a progress message whose author is gone: nothing more to edit
+                conn.execute(
+                    text("DELETE FROM notice WHERE id IN :ids AND lease_owner = :owner").bindparams(
+                        bindparam("ids", expanding=True)
+                    ),
+                    {"ids": gone, "owner": owner},
+                )
+            failed = [o for o in outcomes if o.status == DeliveryStatus.FAILED and not o.gone]
+            if failed:
+                conn.execute(
+                    text(
+                        "UPDATE notice SET status = 'failed', error = :error, lease_owner = NULL,"
+                        " lease_expires_at = NULL WHERE id = :id AND lease_owner = :owner"
+                    ),
+                    [{"id": o.id, "owner": owner, "error": o.error} for o in failed],
+                )
+            retry = [o for o in outcomes if o.status == DeliveryStatus.PENDING]
+            if retry:
+                conn.execute(
+                    text(
+                        "UPDATE notice SET status = 'pending', error = :error, next_attempt_at = :next,"
+                        " lease_owner = NULL, lease_expires_at = NULL, attempts = attempts - :refund"
+                        " WHERE id = :id AND lease_owner = :owner"
+                    ),
+                    [
+                        {
+                            "id": o.id,
+                            "owner": owner,
+                            "error": o.error,
+                            "next": o.next_attempt_at,
+                            "refund": 1 if o.refund_attempt else 0,
+                        }
+                        for o in retry
+                    ],
+                )
+
+    def next_due_at(self, platforms: Sequence[str] | None = None) -> float | None:
+        """When the soonest pending notice (of `platforms`, when given) is due."""
+        if platforms is not None and not platforms:
+            return None
+        sql = "SELECT min(next_attempt_at) FROM notice WHERE status = 'pending'"
+        statement = text(sql)
+        params: dict[str, object] = {}
+        if platforms is not None:
+            statement = text(sql + " AND platform IN :platforms").bindparams(
+                bindparam("platforms", expanding=True)
+            )
+            params["platforms"] = list(platforms)
+        with self.store.connection() as conn:
+            value = conn.execute(statement, params).scalar()
+        return float(value) if value is not None else None
+
+    def has_leased(self) -> bool:
+        """Whether any worker holds a lease on a notice."""
+        with self.store.connection() as conn:
+            row = conn.execute(text("SELECT 1 FROM notice WHERE status = 'leased' LIMIT 1")).first()
+        return row is not None
+
+    def release_expired(self, now: float) -> int:
+        """Return notices whose worker died (lease expired) to pending."""
+        with self.store.connection() as conn:
+            result = conn.execute(
+                text(
+                    "UPDATE notice SET status = 'pending', lease_owner = NULL"
+                    " WHERE status = 'leased' AND lease_expires_at < :now"
+                ),
+                {"now": now},
+            )
+        return result.rowcount or 0
+
+    def return_to_pending(self, owner: str, ids: Sequence[int]) -> None:
+        """Give back notices this worker claimed but never started (clean shutdown)."""
+        if not ids:
+            return
+        with self.store.connection() as conn:
+            conn.execute(
+                text(
+                    "UPDATE notice SET status = 'pending', lease_owner = NULL, attempts = attempts - 1"
+                    " WHERE id = :id AND lease_owner = :owner"
+                ),
+                [{"id": i, "owner": owner} for i in ids],
+            )
+
+    def extend_leases(self, owner: str, ids: Sequence[int], until: float) -> None:
+        """Keep the leases of notices still in flight alive."""
+        if not ids:
+            return
+        with self.store.connection() as conn:
+            conn.execute(
+                text("UPDATE notice SET lease_expires_at = :until WHERE id = :id AND lease_owner = :owner"),
+                [{"id": i, "owner": owner, "until": until} for i in ids],
+            )
+
+    def counts(self) -> dict[tuple[int, str], int]:
+        """Rows per (lane, status): what an operator sees of the queue (counts only)."""
+        with self.store.connection() as conn:
+            rows = conn.execute(text("SELECT lane, status, count(*) FROM notice GROUP BY lane, status")).all()
+        return {(int(r[0]), str(r[1])): int(r[2]) for r in rows}
+
+    # ---- sealing --------------------------------------------------------------------------
+
+    def _chat_index(self, address: Address) -> str:
+        return self.sealer.blind_index(address.platform, "chat\x00" + address.target)
+
+    def _seal_reply(self, platform: str, reply: Reply) -> bytes:
+        data = {
+            "text": reply.text,
+            "html": reply.html,
+            "buttons": [[b.label, b.command] for b in reply.buttons],
+        }
+        return self.sealer.seal_bytes(json.dumps(data).encode(), f"notice/{platform}")
+
+    def _seal_ref(self, outcome: NoticeOutcome) -> bytes | None:
+        if outcome.ref is None:
+            return None
+        return self.sealer.seal_bytes(outcome.ref.key.encode(), "notice-ref")
+
+    def _open(self, row: Row[Any]) -> ClaimedNotice:
+        platform = str(row.platform)
+        address: Address | None = None
+        reply: Reply | None = None
+        try:
+            address = self.sealer.unseal(platform, bytes(row.sealed))
+            data = json.loads(self.sealer.unseal_bytes(bytes(row.body), f"notice/{platform}"))
+            edit_of = None
+            if row.post_id is not None and row.ref_sealed is not None:
+                edit_of = self.sealer.unseal_bytes(bytes(row.ref_sealed), "notice-ref").decode()
+            reply = Reply(
+                data["text"],
+                buttons=tuple(Button(label, command) for label, command in data["buttons"]),
+                html=data["html"],
+                edit_of=edit_of,
+            )
+        except (InvalidTag, ValueError, KeyError, TypeError):
+            log.error("notice %s does not unseal with this privacy key; it is marked failed", row.id)
+            address, reply = None, None
+        return ClaimedNotice(
+            id=int(row.id),
+            lane=int(row.lane),
+            platform=platform,
+            address=address,
+            reply=reply,
+            post_id=row.post_id,
+            attempts=int(row.attempts),
+            created_at=float(row.created_at),
+        )
