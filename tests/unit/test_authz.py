@@ -455,3 +455,56 @@ async def test_malformed_mirror_rooms_and_long_names_are_refused(harness: Harnes
     assert "now mirrors" in await harness.say(OPERATOR, "/mirror news matrix:!abcDEF:example.org")
     assert "created" in await harness.say(OPERATOR, "/newchannel long " + "n" * 128)
     assert "updated" in await harness.say(OPERATOR, "/describe news " + "d" * 1000)
+
+
+def test_the_migration_fills_the_counters_and_the_admin_numbers(store_url: str) -> None:
+    from bridge import migrate
+
+    store = Store(store_url)
+    try:
+        migrate.upgrade(store.engine, "0002_count_index")
+        with store.connection() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO channel (id, handle, name, description, public, created_at)"
+                    " VALUES (1, 'news', 'News', '', :t, 0)"
+                ),
+                {"t": True},
+            )
+            for number in (1, 3):
+                conn.execute(
+                    text(
+                        "INSERT INTO channeladmin (channel_id, number, role, account_index, platform,"
+                        " sealed, added_at) VALUES (1, :n, 'admin', :i, 'fake', :s, 0)"
+                    ),
+                    {"n": number, "i": f"index{number}", "s": b"x"},
+                )
+            states = [
+                ("fake", False, False),
+                ("fake", True, False),
+                ("fake", True, True),
+                ("other", False, False),
+            ]
+            for n, (platform, muted, paused) in enumerate(states, start=1):
+                conn.execute(
+                    text(
+                        "INSERT INTO follower (id, platform, account_index, sealed, created_at)"
+                        " VALUES (:n, :p, :i, :s, 0)"
+                    ),
+                    {"n": n, "p": platform, "i": f"f{n}", "s": b"x"},
+                )
+                conn.execute(
+                    text(
+                        "INSERT INTO subscription (follower_id, channel_id, muted, paused, created_at)"
+                        " VALUES (:n, 1, :m, :p, 0)"
+                    ),
+                    {"n": n, "m": muted, "p": paused},
+                )
+        migrate.upgrade(store.engine)
+        with store.session() as s:
+            assert store.follower_count(s, 1) == 3
+            assert store.follower_counts_by_platform(s, 1) == {"fake": (2, 1), "other": (1, 0)}
+            assert store.paused_count(s, 1) == 1
+            assert store.next_admin_number(s, 1) == 4
+    finally:
+        store.dispose()
