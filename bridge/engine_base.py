@@ -8,7 +8,6 @@ itself (`bridge.engine`) build on `EngineBase`.
 from __future__ import annotations
 
 import asyncio
-import base64
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -365,14 +364,13 @@ def duration_text(seconds: float) -> str:
 
 
 def new_invite_code() -> str:
-    """A one-time admin code: 140 random bits as 28 base32 letters and digits in groups of four
-    (`abcd-efgh-...`), easy to paste and to read aloud."""
-    letters = base64.b32encode(secrets.token_bytes(20)).decode().lower()[:28]
-    return "-".join(letters[i : i + 4] for i in range(0, 28, 4))
+    """A one-time admin code: 128 random bits as 32 hex digits, one word that a double click
+    or a long press selects whole (dashes or spaces in it would split the selection)."""
+    return secrets.token_hex(16)
 
 
 def normalize_code(code: str) -> str:
-    """A typed code as it is digested: lower case, without the separators people add or drop."""
+    """A typed code as it is digested: lower case, without separators people add to read it."""
     return "".join(ch for ch in code.lower() if ch not in "- \t")
 
 
