@@ -250,7 +250,8 @@ class ChannelEngine(FollowerCommands, AdminCommands):
 
         Returns "published", "published late", "skipped" or "not due" / "already handled".
         A post missed by more than `grace_s` is published late or skipped per `late_policy`;
-        the author is told either way.
+        the author is told either way. A post whose author is no longer an admin (nor an
+        operator) is skipped, and the channel's owner is told, not the author.
         """
         with self.store.session() as s:
             post = self.store.post(s, post_id)
@@ -292,7 +293,8 @@ class ChannelEngine(FollowerCommands, AdminCommands):
 
     async def fire_recurring(self, recurring_id: int, due_at: float) -> int | None:
         """Post one occurrence of a recurring post (once across processes); returns the new
-        post's id, or None when another wake-up already posted this occurrence."""
+        post's id, or None when another wake-up already posted this occurrence. A recurring
+        post whose author is no longer an admin is stopped instead, and the owner told."""
         if self._parse_recurrence is None:
             return None
         if due_at > self.clock() + 1.0:
