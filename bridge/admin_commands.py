@@ -5,13 +5,21 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import secrets
 from datetime import UTC, datetime
 
 from sqlmodel import Session
 
 from bridge.commands import Command
-from bridge.engine_base import MAX_TEXT, Actor, EngineBase, Refusal, followers_text, preview
+from bridge.engine_base import (
+    MAX_TEXT,
+    Actor,
+    EngineBase,
+    Refusal,
+    followers_text,
+    new_invite_code,
+    normalize_code,
+    preview,
+)
 from bridge.models import (
     AdminInvite,
     AdminRole,
@@ -32,6 +40,7 @@ from bridge.ports import (
     PostKind,
     Reply,
 )
+from bridge.safetext import clean, is_single_emoji, one_line
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +56,10 @@ class AdminCommands(EngineBase):
         assert cmd.handle is not None
         if self.store.handle_taken(s, cmd.handle):
             raise Refusal(f"The handle '{cmd.handle}' is taken; choose another.")
-        channel = Channel(handle=cmd.handle, name=cmd.text.strip(), created_at=self.clock())
+        name = one_line(cmd.text)
+        if not name:
+            raise Refusal("The name has no visible characters; choose another.")
+        channel = Channel(handle=cmd.handle, name=name, created_at=self.clock(), last_admin_number=1)
         s.add(channel)
         s.flush()
         assert channel.id is not None
@@ -78,7 +90,7 @@ class AdminCommands(EngineBase):
     ) -> list[Reply]:
         channel = self._channel(s, cmd.handle)
         who = self._require_admin(s, actor, channel)
-        channel.description = cmd.text.strip()[:1000]
+        channel.description = clean(cmd.text).strip()
         s.add(channel)
         self.store.audit(s, channel.id, who, "describe")
         return [Reply(f"Description of {channel.handle} updated.")]
@@ -158,7 +170,7 @@ class AdminCommands(EngineBase):
         post = Post(
             channel_id=channel.id or 0,
             kind=PostKind.POLL.value,
-            text=cmd.text.strip(),
+            text=clean(cmd.text).strip(),
             poll_multi=cmd.multi,
             poll_closes_at=closes_at,
             created_at=self.clock(),
@@ -168,7 +180,7 @@ class AdminCommands(EngineBase):
         s.add(post)
         s.flush()
         for position, option in enumerate(cmd.options):
-            s.add(PollOption(post_id=post.id or 0, position=position, text=option))
+            s.add(PollOption(post_id=post.id or 0, position=position, text=one_line(option)))
         return post
 
     def _cmd_poll(self, s: Session, actor: Actor, cmd: Command, media: InboundMedia | None) -> list[Reply]:
@@ -380,7 +392,9 @@ class AdminCommands(EngineBase):
         reasons = self.store.failure_reasons(s, post.id or 0)
         if reasons:
             line += " [" + "; ".join(f"{r} ×{n}" for r, n in reasons) + "]"
-        reactions = self.store.reaction_counts(s, post.id or 0)
+        reactions = {
+            k: n for k, n in self.store.reaction_counts(s, post.id or 0).items() if is_single_emoji(k)
+        }
         if reactions:
             line += "; reactions " + " ".join(f"{k} {n}" for k, n in reactions.items())
         if post.kind == PostKind.POLL.value:
@@ -411,14 +425,21 @@ class AdminCommands(EngineBase):
         who = self._require_admin(s, actor, channel)
         if len(self.store.admins(s, channel.id or 0)) >= self.options.max_admins:
             raise Refusal(f"{channel.handle} already has {self.options.max_admins} admins, the most allowed.")
-        code = secrets.token_hex(5)
         now = self.clock()
+        if self.store.outstanding_invites(s, channel.id or 0, now) >= self.options.max_open_invites:
+            raise Refusal(
+                f"{channel.handle} already has {self.options.max_open_invites} unused admin codes; "
+                "a new one can be made once one of them is accepted or expires."
+            )
+        inviter = self.store.admin_of(s, channel.id or 0, actor.index)
+        code = new_invite_code()
         s.add(
             AdminInvite(
                 channel_id=channel.id or 0,
-                code_digest=self.sealer.code_digest(code),
+                code_digest=self.sealer.code_digest(normalize_code(code)),
                 created_at=now,
                 expires_at=now + self.options.invite_ttl_s,
+                created_by=inviter.id if inviter else None,
             )
         )
         self.store.audit(s, channel.id, who, "invite-admin")
@@ -441,9 +462,11 @@ class AdminCommands(EngineBase):
             raise Refusal(f"{channel.handle} has no admin #{number}; /admins {channel.handle} lists them.")
         if target.role == AdminRole.OWNER.value:
             raise Refusal("The owner cannot be removed.")
+        revoked = self.store.revoke_invites_by(s, target.id or 0)
         s.delete(target)
         self.store.audit(s, channel.id, who, "removeadmin", f"#{number}")
-        return [Reply(f"Admin #{number} removed from {channel.handle}.")]
+        note = f" The {revoked} unused admin code(s) they made no longer work." if revoked else ""
+        return [Reply(f"Admin #{number} removed from {channel.handle}.{note}")]
 
     def _cmd_mirror(self, s: Session, actor: Actor, cmd: Command, media: InboundMedia | None) -> list[Reply]:
         channel = self._channel(s, cmd.handle)

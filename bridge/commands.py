@@ -37,11 +37,18 @@ MIN_POLL_OPTIONS = 2
 MAX_POLL_OPTIONS = 12
 MAX_OPTION_LEN = 100
 MAX_QUESTION_LEN = 300
+MAX_QUERY_LEN = 64
+MAX_NAME_LEN = 128
+MAX_DESCRIPTION_LEN = 1000
 
 _HANDLE_RE = re.compile(r"[a-z0-9_]{3,32}")
 _POST_ID_RE = re.compile(r"#?([0-9]{1,18})")
 _RECURRING_RE = re.compile(r"[rR][0-9]{1,18}")
 _NUMBER_RE = re.compile(r"#?([0-9]{1,9})")
+_TELEGRAM_CHAT_RE = re.compile(r"-?[0-9]{1,20}|@[A-Za-z0-9_]{5,32}")
+_MATRIX_ROOM_RE = re.compile(
+    r"![^\s:|]{1,200}:(?:[A-Za-z0-9.\-]{1,255}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?"
+)
 _HHMM_RE = re.compile(r"[0-9]{1,2}:[0-9]{2}")
 _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _TIME_RE = re.compile(r"[0-9]{1,2}:[0-9]{2}(:[0-9]{2})?")
@@ -538,7 +545,10 @@ def _p_start(cur: _Cursor) -> Command:
 
 
 def _p_channels(cur: _Cursor) -> Command:
-    return Command("channels", query=cur.rest().strip())
+    query = cur.rest().strip()
+    if len(query) > MAX_QUERY_LEN:
+        raise _Refusal(f"the search is longer than {MAX_QUERY_LEN} characters")
+    return Command("channels", query=query)
 
 
 def _p_vote(cur: _Cursor) -> Command:
@@ -580,6 +590,8 @@ def _p_newchannel(cur: _Cursor) -> Command:
     name = name.strip()
     if not name:
         raise _Refusal("missing the channel's name")
+    if len(name) > MAX_NAME_LEN:
+        raise _Refusal(f"the name is longer than {MAX_NAME_LEN} characters")
     return Command("newchannel", handle=handle, text=name)
 
 
@@ -603,6 +615,10 @@ def _p_mirror(cur: _Cursor) -> Command:
         raise _Refusal(
             f"expected create matrix, telegram:<chat id> or matrix:<room id>, not '{_show(first.value)}'"
         )
+    if kind.lower() == "telegram" and _TELEGRAM_CHAT_RE.fullmatch(chat) is None:
+        raise _Refusal(f"'{_show(chat)}' is not a Telegram chat id (a number like -1001234567890)")
+    if kind.lower() == "matrix" and _MATRIX_ROOM_RE.fullmatch(chat) is None:
+        raise _Refusal(f"'{_show(chat)}' is not a Matrix room id (like !abcdef:example.org)")
     cur.no_more("the mirror room")
     return Command("mirror", handle=handle, text=f"{kind.lower()}:{chat}")
 
@@ -612,6 +628,8 @@ def _p_describe(cur: _Cursor) -> Command:
     text = cur.rest()
     if not text.strip():
         raise _Refusal("missing the description")
+    if len(text.strip()) > MAX_DESCRIPTION_LEN:
+        raise _Refusal(f"the description is longer than {MAX_DESCRIPTION_LEN} characters")
     return Command("describe", handle=handle, text=text)
 
 
@@ -763,8 +781,11 @@ def help_text(audiences: Collection[Audience]) -> str:
 
 __all__ = [
     "COMMANDS",
+    "MAX_DESCRIPTION_LEN",
+    "MAX_NAME_LEN",
     "MAX_OPTION_LEN",
     "MAX_POLL_OPTIONS",
+    "MAX_QUERY_LEN",
     "MAX_QUESTION_LEN",
     "MIN_POLL_OPTIONS",
     "Audience",

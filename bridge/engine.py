@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Collection
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from bridge.admin_commands import AdminCommands
@@ -44,6 +45,7 @@ from bridge.ports import (
     Reaction,
     Reply,
 )
+from bridge.safetext import clean, is_single_emoji
 
 __all__ = [
     "INVITE_TTL_S",
@@ -91,6 +93,7 @@ class ChannelEngine(FollowerCommands, AdminCommands):
                 replies = []
         except Refusal as refusal:
             replies = [Reply(str(refusal))]
+        replies = [replace(r, text=clean(r.text), html=clean(r.html) if r.html else r.html) for r in replies]
         self._kick_planning()
         if isinstance(parsed, Command) and parsed.name in _TIMED:
             self._schedule_changed()
@@ -138,6 +141,8 @@ class ChannelEngine(FollowerCommands, AdminCommands):
         return []
 
     def _handle_reaction(self, actor: Actor, reaction: Reaction) -> list[Reply]:
+        if reaction.key is not None and not is_single_emoji(reaction.key):
+            return []  # only one emoji counts; anything else is not a reaction
         with self.store.session() as s:
             copy = self.store.copy_by_ref(s, actor.address.platform, reaction.post_ref)
             if copy is None:
@@ -245,7 +250,8 @@ class ChannelEngine(FollowerCommands, AdminCommands):
 
         Returns "published", "published late", "skipped" or "not due" / "already handled".
         A post missed by more than `grace_s` is published late or skipped per `late_policy`;
-        the author is told either way.
+        the author is told either way. A post whose author is no longer an admin (nor an
+        operator) is skipped, and the channel's owner is told, not the author.
         """
         with self.store.session() as s:
             post = self.store.post(s, post_id)
@@ -254,6 +260,16 @@ class ChannelEngine(FollowerCommands, AdminCommands):
             if post.scheduled_at > self.clock():
                 return "not due"
             late_by = self.clock() - post.scheduled_at
+            author_ok = self._author_still_admin(s, post.channel_id, post.author_platform, post.author_sealed)
+        if not author_ok:
+            if not self.store.skip_scheduled_post(post_id):
+                return "already handled"
+            await self.notify_owner(
+                post.channel_id,
+                f"Scheduled post #{post_id} was due {self._local(post.scheduled_at)} but was skipped: "
+                "its author is no longer an admin of the channel.",
+            )
+            return "skipped"
         if late_by > grace_s and late_policy == "skip":
             if not self.store.skip_scheduled_post(post_id):
                 return "already handled"
@@ -277,7 +293,8 @@ class ChannelEngine(FollowerCommands, AdminCommands):
 
     async def fire_recurring(self, recurring_id: int, due_at: float) -> int | None:
         """Post one occurrence of a recurring post (once across processes); returns the new
-        post's id, or None when another wake-up already posted this occurrence."""
+        post's id, or None when another wake-up already posted this occurrence. A recurring
+        post whose author is no longer an admin is stopped instead, and the owner told."""
         if self._parse_recurrence is None:
             return None
         if due_at > self.clock() + 1.0:
@@ -287,6 +304,16 @@ class ChannelEngine(FollowerCommands, AdminCommands):
             if row is None or not row.active or row.next_at != due_at:
                 return None
             recurrence = self._parse_recurrence(row.spec)
+            author_ok = self._author_still_admin(s, row.channel_id, row.author_platform, row.author_sealed)
+        if not author_ok:
+            if self.store.stop_recurring(recurring_id, due_at):
+                await self.notify_owner(
+                    row.channel_id,
+                    f"Recurring post r{recurring_id} ({row.spec}) was stopped and its post of "
+                    f"{self._local(due_at)} skipped: its author is no longer an admin of the channel.",
+                )
+                self._schedule_changed()
+            return None
         after = datetime.fromtimestamp(max(due_at, self.clock()), UTC)
         next_at = recurrence.next_after(after, self.options.tz).timestamp()
         if not self.store.claim_recurrence(recurring_id, due_at, next_at):
@@ -336,6 +363,19 @@ class ChannelEngine(FollowerCommands, AdminCommands):
                             created_at=self.clock(),
                         )
                     )
+
+    async def notify_owner(self, channel_id: int, text: str) -> None:
+        """Tell a channel's owner something about the channel (nobody, if it has no owner)."""
+        if self._notify is None:
+            return
+        with self.store.session() as s:
+            owner = self.store.channel_owner(s, channel_id)
+        if owner is None:
+            return
+        try:
+            await self._notify(self.sealer.unseal(owner.platform, owner.sealed), text)
+        except Exception as exc:  # a notice must never break the caller; it is recorded in the log
+            log.warning("could not notify the owner of channel %s: %s", channel_id, type(exc).__name__)
 
     async def notify_author(self, post: Post, text: str) -> None:
         """Tell the admin who made a post something about it (progress, schedule outcome)."""

@@ -8,6 +8,7 @@ itself (`bridge.engine`) build on `EngineBase`.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from bridge.models import (
     AdminRole,
     Channel,
     ChannelAdmin,
+    DeliveryStatus,
     Follower,
     PollOption,
     Post,
@@ -75,6 +77,9 @@ class EngineOptions:
     tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
     max_admins: int = 16
     invite_ttl_s: float = INVITE_TTL_S
+    max_open_invites: int = 5  #: unused, unexpired invite codes per channel
+    accept_failures: int = 5  #: wrong `/accept` codes per sender within `accept_window_s`
+    accept_window_s: float = 600.0
     fanout_batch: int = 1000
     planning_lease_s: float = 60.0
 
@@ -118,6 +123,7 @@ class EngineBase:
         self._on_schedule_change: Callable[[], None] | None = None
         self._mirror_factory: MirrorFactory | None = None
         self._on_mirror_added: Callable[[str, str], None] | None = None
+        self._accept_failures: dict[str, list[float]] = {}
         #: lines about the bot's sending (rates, 429s): shown to operators in /stats
         self._sending_report: Callable[[], list[str]] | None = None
 
@@ -216,10 +222,37 @@ class EngineBase:
             raise Refusal(f"You do not follow {channel.handle}.")
         return sub, channel
 
-    def _poll_for_voting(self, s: Session, post_id: int | None) -> tuple[Post, list[PollOption]]:
+    def _may_see(self, s: Session, actor: Actor, post: Post) -> bool:
+        """Whether the actor may read and answer a post: not deleted, of a live channel, and
+        the channel is public or the actor follows it, holds a delivered copy of the post, or
+        administers it."""
+        channel = self.store.channel_by_id(s, post.channel_id)
+        if channel is None or channel.deleted_at is not None or post.status == PostStatus.DELETED.value:
+            return False
+        if channel.public or actor.is_operator:
+            return True
+        if self.store.admin_of(s, post.channel_id, actor.index) is not None:
+            return True
+        follower = self.store.follower_by_index(s, actor.index)
+        if follower is None or follower.id is None:
+            return False
+        if self.store.subscription(s, follower.id, post.channel_id) is not None:
+            return True
+        copy = self.store.copy_for_follower(s, post.id or 0, follower.id)
+        return copy is not None and copy.status == DeliveryStatus.DELIVERED.value
+
+    def _poll_for_voting(
+        self, s: Session, post_id: int | None, actor: Actor | None = None
+    ) -> tuple[Post, list[PollOption]]:
+        """An open poll the actor may vote in (None: the platform already proved they hold a
+        copy). A poll they may not see is refused exactly like one that does not exist."""
         post = self.store.post(s, post_id or 0)
+        channel = self.store.channel_by_id(s, post.channel_id) if post else None
         if (
             post is None
+            or channel is None
+            or channel.deleted_at is not None
+            or (actor is not None and not self._may_see(s, actor, post))
             or post.kind != PostKind.POLL.value
             or post.status
             not in (
@@ -227,7 +260,7 @@ class EngineBase:
                 PostStatus.PUBLISHING.value,
             )
         ):
-            raise Refusal(f"There is no open poll #{post_id}.")
+            raise Refusal(f"There is no open poll #{post_id} in a channel you follow.")
         if self._poll_closed(post):
             raise Refusal(f"Poll #{post.id} is closed; votes are no longer accepted.")
         return post, self.store.poll_options(s, post.id or 0)
@@ -258,6 +291,38 @@ class EngineBase:
             sealed=self.sealer.seal(address),
             added_at=self.clock(),
         )
+
+    def _author_still_admin(
+        self, s: Session, channel_id: int, platform: str | None, sealed: bytes | None
+    ) -> bool:
+        """Whether the author of a scheduled or recurring post may still post in the channel
+        (an operator, or an admin of it) when it fires."""
+        if platform is None or sealed is None:
+            return False
+        index = self.sealer.address_index(self.sealer.unseal(platform, sealed))
+        return index in self._operators or self.store.admin_of(s, channel_id, index) is not None
+
+    def _accept_blocked_for(self, actor: Actor) -> float:
+        """Seconds until this sender may try another `/accept` code (0: now)."""
+        now = self.clock()
+        recent = [
+            t for t in self._accept_failures.get(actor.index, []) if t > now - self.options.accept_window_s
+        ]
+        if recent:
+            self._accept_failures[actor.index] = recent
+        else:
+            self._accept_failures.pop(actor.index, None)
+        if len(recent) < self.options.accept_failures:
+            return 0.0
+        return recent[0] + self.options.accept_window_s - now
+
+    def _accept_failed(self, actor: Actor) -> None:
+        """Remember a wrong `/accept` code (in memory, by blind index; stale senders dropped)."""
+        now = self.clock()
+        if len(self._accept_failures) > 10_000:
+            cutoff = now - self.options.accept_window_s
+            self._accept_failures = {k: v for k, v in self._accept_failures.items() if v[-1] > cutoff}
+        self._accept_failures.setdefault(actor.index, []).append(now)
 
     def _when(self, text: str) -> float:
         if self._parse_when is None:
@@ -306,6 +371,17 @@ def duration_text(seconds: float) -> str:
     if minutes < 120:
         return f"{minutes} min"
     return f"{minutes // 60} h {minutes % 60} min"
+
+
+def new_invite_code() -> str:
+    """A one-time admin code: 128 random bits as 32 hex digits, one word that a double click
+    or a long press selects whole (dashes or spaces in it would split the selection)."""
+    return secrets.token_hex(16)
+
+
+def normalize_code(code: str) -> str:
+    """A typed code as it is digested: lower case, without separators people add to read it."""
+    return "".join(ch for ch in code.lower() if ch not in "- \t")
 
 
 def preview(text: str, limit: int = 40) -> str:

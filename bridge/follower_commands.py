@@ -5,11 +5,8 @@ from __future__ import annotations
 from sqlmodel import Session
 
 from bridge.commands import Audience, Command, help_text
-from bridge.engine_base import Actor, EngineBase, Refusal, followers_text
-from bridge.models import (
-    AdminRole,
-    Subscription,
-)
+from bridge.engine_base import Actor, EngineBase, Refusal, followers_text, normalize_code
+from bridge.models import AdminRole
 from bridge.ports import (
     Button,
     InboundMedia,
@@ -79,14 +76,8 @@ class FollowerCommands(EngineBase):
         assert channel.id is not None
         follower = self._follower(s, actor, create=True)
         assert follower is not None and follower.id is not None
-        sub = self.store.subscription(s, follower.id, channel.id)
-        if sub is not None and not sub.paused:
+        if not self.store.subscribe(s, follower, channel.id, self.clock()):
             return [Reply(f"You already follow {channel.name}.")]
-        if sub is None:
-            s.add(Subscription(follower_id=follower.id, channel_id=channel.id, created_at=self.clock()))
-        else:
-            sub.paused = False
-            s.add(sub)
         return [
             Reply(
                 f"You now follow {channel.name}. Its posts will arrive here; nobody else can see "
@@ -103,19 +94,17 @@ class FollowerCommands(EngineBase):
         self, s: Session, actor: Actor, cmd: Command, media: InboundMedia | None
     ) -> list[Reply]:
         sub, channel = self._subscription(s, actor, cmd)
-        s.delete(sub)
+        self.store.unsubscribe(s, sub, actor.address.platform)
         return [Reply(f"You no longer follow {channel.name}. Nothing more will arrive from it.")]
 
     def _cmd_mute(self, s: Session, actor: Actor, cmd: Command, media: InboundMedia | None) -> list[Reply]:
         sub, channel = self._subscription(s, actor, cmd)
-        sub.muted = True
-        s.add(sub)
+        self.store.set_muted(s, sub, actor.address.platform, True)
         return [Reply(f"{channel.name} is muted: posts still arrive, without notifications.")]
 
     def _cmd_unmute(self, s: Session, actor: Actor, cmd: Command, media: InboundMedia | None) -> list[Reply]:
         sub, channel = self._subscription(s, actor, cmd)
-        sub.muted = False
-        s.add(sub)
+        self.store.set_muted(s, sub, actor.address.platform, False)
         return [Reply(f"{channel.name} is unmuted.")]
 
     def _cmd_following(
@@ -131,7 +120,7 @@ class FollowerCommands(EngineBase):
         return [Reply("You follow:\n" + "\n".join(lines))]
 
     def _cmd_vote(self, s: Session, actor: Actor, cmd: Command, media: InboundMedia | None) -> list[Reply]:
-        post, options = self._poll_for_voting(s, cmd.post_id)
+        post, options = self._poll_for_voting(s, cmd.post_id, actor)
         bad = [n for n in cmd.numbers if not 1 <= n <= len(options)]
         if bad:
             raise Refusal(f"Poll #{post.id} has options 1 to {len(options)}.")
@@ -145,8 +134,13 @@ class FollowerCommands(EngineBase):
 
     def _cmd_results(self, s: Session, actor: Actor, cmd: Command, media: InboundMedia | None) -> list[Reply]:
         post = self.store.post(s, cmd.post_id or 0)
-        if post is None or post.kind != PostKind.POLL.value or post.published_at is None:
-            raise Refusal(f"There is no poll #{cmd.post_id}.")
+        if (
+            post is None
+            or post.kind != PostKind.POLL.value
+            or post.published_at is None
+            or not self._may_see(s, actor, post)
+        ):
+            raise Refusal(f"There is no poll #{cmd.post_id} in a channel you follow.")
         return [Reply(self._results_text(s, post))]
 
     def _cmd_forgetme(
@@ -163,22 +157,29 @@ class FollowerCommands(EngineBase):
         return [Reply("Done: your follows, votes, reactions and delivery records are erased." + note)]
 
     def _cmd_accept(self, s: Session, actor: Actor, cmd: Command, media: InboundMedia | None) -> list[Reply]:
-        invite = self.store.invite_by_digest(s, self.sealer.code_digest((cmd.code or "").strip().lower()))
+        wait = self._accept_blocked_for(actor)
+        if wait > 0:
+            raise Refusal(
+                f"Too many wrong codes; try again in {max(1, round(wait / 60))} min. "
+                "Ask the admin who invited you to check the code."
+            )
+        invite = self.store.invite_by_digest(s, self.sealer.code_digest(normalize_code(cmd.code or "")))
         if invite is None or invite.used_at is not None:
+            self._accept_failed(actor)
             raise Refusal("That code is not valid (or was already used).")
         if invite.expires_at <= self.clock():
+            self._accept_failed(actor)
             raise Refusal("That code has expired; ask an admin for a new one.")
         channel = self.store.channel_by_id(s, invite.channel_id)
         if channel is None or channel.deleted_at is not None:
             raise Refusal("That channel no longer exists.")
         if self.store.admin_of(s, channel.id or 0, actor.index) is not None:
             raise Refusal(f"You are already an admin of {channel.handle}.")
-        admins = self.store.admins(s, channel.id or 0)
-        if len(admins) >= self.options.max_admins:
+        if not self.store.redeem_invite(s, invite.id or 0, self.clock()):
+            raise Refusal("That code is not valid (or was already used).")
+        number = self.store.next_admin_number(s, channel.id or 0)  # queues admissions to the channel
+        if len(self.store.admins(s, channel.id or 0)) >= self.options.max_admins:
             raise Refusal(f"{channel.handle} already has {self.options.max_admins} admins, the most allowed.")
-        number = max((a.number for a in admins), default=0) + 1
         s.add(self._new_admin(channel.id or 0, number, AdminRole.ADMIN, actor.address))
-        invite.used_at = self.clock()
-        s.add(invite)
         self.store.audit(s, channel.id, f"admin #{number}", "accept")
         return [Reply(f"You are now admin #{number} of {channel.name}. Send /help for admin commands.")]

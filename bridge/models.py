@@ -72,12 +72,16 @@ class Channel(SQLModel, table=True):
     public: bool = True
     created_at: float
     deleted_at: float | None = None
+    last_admin_number: int = 0  #: admin numbers handed out so far; a number is never reused
 
 
 class ChannelAdmin(SQLModel, table=True):
     """An admin of one channel; identified by a blind index, reachable through a sealed address."""
 
-    __table_args__ = (UniqueConstraint("channel_id", "account_index"),)
+    __table_args__ = (
+        UniqueConstraint("channel_id", "account_index"),
+        UniqueConstraint("channel_id", "number"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     channel_id: int = Field(foreign_key="channel.id", index=True)
@@ -98,6 +102,19 @@ class AdminInvite(SQLModel, table=True):
     created_at: float
     expires_at: float
     used_at: float | None = None
+    created_by: int | None = Field(default=None, index=True)  #: the inviting ChannelAdmin's id
+
+
+class FollowerCount(SQLModel, table=True):
+    """Subscriptions of one channel on one platform, counted as they change, so counting
+    followers never scans the subscription table. Written in the same transaction as the
+    subscriptions it counts (see `Store.subscribe`)."""
+
+    channel_id: int = Field(foreign_key="channel.id", primary_key=True)
+    platform: str = Field(primary_key=True)
+    active: int = 0  #: not paused
+    muted: int = 0  #: muted among the active ones
+    paused: int = 0  #: the platform said the follower is gone
 
 
 class Follower(SQLModel, table=True):

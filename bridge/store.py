@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, case, event, text
+from sqlalchemy import Engine, bindparam, event, text
 from sqlalchemy.engine import Connection
 from sqlmodel import Session, SQLModel, col, create_engine, delete, func, select
 
 from bridge.models import (
     AdminInvite,
+    AdminRole,
     AuditEntry,
     Channel,
     ChannelAdmin,
@@ -26,6 +27,7 @@ from bridge.models import (
     DeliveryAction,
     DeliveryStatus,
     Follower,
+    FollowerCount,
     KeyValue,
     MediaBlob,
     MediaUpload,
@@ -161,38 +163,120 @@ class Store:
         return s.exec(select(Channel.id).where(Channel.handle == handle)).first() is not None
 
     def search_channels(self, s: Session, query: str, limit: int = 20) -> list[Channel]:
-        """Public live channels whose handle or name contains `query`."""
+        """Public live channels whose handle or name contains `query` (taken literally: `%` and
+        `_` are escaped)."""
         stmt = select(Channel).where(col(Channel.deleted_at).is_(None), Channel.public == True)  # noqa: E712
         if query:
-            like = f"%{query.lower()}%"
-            stmt = stmt.where((func.lower(Channel.handle).like(like)) | (func.lower(Channel.name).like(like)))
+            needle = query.lower()
+            stmt = stmt.where(
+                func.lower(Channel.handle).contains(needle, autoescape=True)
+                | func.lower(Channel.name).contains(needle, autoescape=True)
+            )
         return list(s.exec(stmt.order_by(Channel.handle).limit(limit)))
 
     def follower_count(self, s: Session, channel_id: int) -> int:
-        """How many follow the channel (paused ones excluded)."""
-        return s.exec(
-            select(func.count())
-            .select_from(Subscription)
-            .where(Subscription.channel_id == channel_id, Subscription.paused == False)  # noqa: E712
+        """How many follow the channel (paused ones excluded), from the counter table."""
+        value = s.exec(
+            select(func.sum(FollowerCount.active)).where(FollowerCount.channel_id == channel_id)
         ).one()
+        return int(value or 0)
 
     def follower_counts_by_platform(self, s: Session, channel_id: int) -> dict[str, tuple[int, int]]:
-        """Per platform: (active followers, muted among them)."""
+        """Per platform with followers: (active followers, muted among them)."""
         rows = s.exec(
-            select(Follower.platform, func.count(), func.sum(case((col(Subscription.muted), 1), else_=0)))
-            .join(Subscription, col(Subscription.follower_id) == col(Follower.id))
-            .where(Subscription.channel_id == channel_id, Subscription.paused == False)  # noqa: E712
-            .group_by(Follower.platform)
+            select(FollowerCount.platform, FollowerCount.active, FollowerCount.muted).where(
+                FollowerCount.channel_id == channel_id, FollowerCount.active > 0
+            )
         ).all()
-        return {platform: (int(n), int(m or 0)) for platform, n, m in rows}
+        return {platform: (int(n), int(m)) for platform, n, m in rows}
 
     def paused_count(self, s: Session, channel_id: int) -> int:
         """Subscriptions paused because the platform said the follower is gone."""
-        return s.exec(
-            select(func.count())
-            .select_from(Subscription)
-            .where(Subscription.channel_id == channel_id, Subscription.paused == True)  # noqa: E712
+        value = s.exec(
+            select(func.sum(FollowerCount.paused)).where(FollowerCount.channel_id == channel_id)
         ).one()
+        return int(value or 0)
+
+    def _count_change(
+        self,
+        conn: Connection,
+        channel_id: int,
+        platform: str,
+        old: tuple[bool, bool] | None,
+        new: tuple[bool, bool] | None,
+        times: int = 1,
+    ) -> None:
+        """Move the follower counters of `times` subscriptions going from `old` to `new` (muted,
+        paused); None is no subscription. Runs in the transaction that changed them."""
+
+        def weights(state: tuple[bool, bool] | None) -> tuple[int, int, int]:
+            if state is None:
+                return 0, 0, 0
+            muted, paused = state
+            return int(not paused), int(muted and not paused), int(paused)
+
+        delta = [times * (n - o) for n, o in zip(weights(new), weights(old), strict=True)]
+        if not any(delta):
+            return
+        key = {"c": channel_id, "p": platform}
+        conn.execute(
+            text(
+                "INSERT INTO followercount (channel_id, platform, active, muted, paused)"
+                " VALUES (:c, :p, 0, 0, 0) ON CONFLICT (channel_id, platform) DO NOTHING"
+            ),
+            key,
+        )
+        conn.execute(
+            text(
+                "UPDATE followercount SET active = active + :a, muted = muted + :m, paused = paused + :z"
+                " WHERE channel_id = :c AND platform = :p"
+            ),
+            {**key, "a": delta[0], "m": delta[1], "z": delta[2]},
+        )
+
+    def subscribe(self, s: Session, follower: Follower, channel_id: int, now: float) -> bool:
+        """Make a follower follow a channel (or resume a paused subscription); False when they
+        already follow it."""
+        assert follower.id is not None
+        conn = s.connection()
+        resumed = conn.execute(
+            text(
+                "UPDATE subscription SET paused = :f WHERE follower_id = :fid AND channel_id = :c"
+                " AND paused = :t RETURNING muted"
+            ),
+            {"f": False, "t": True, "fid": follower.id, "c": channel_id},
+        ).first()
+        if resumed is not None:
+            muted = bool(resumed.muted)
+            self._count_change(conn, channel_id, follower.platform, (muted, True), (muted, False))
+            return True
+        if self.subscription(s, follower.id, channel_id) is not None:
+            return False
+        s.add(Subscription(follower_id=follower.id, channel_id=channel_id, created_at=now))
+        s.flush()
+        self._count_change(conn, channel_id, follower.platform, None, (False, False))
+        return True
+
+    def unsubscribe(self, s: Session, sub: Subscription, platform: str) -> None:
+        """End one subscription."""
+        conn = s.connection()
+        gone = conn.execute(
+            text("DELETE FROM subscription WHERE id = :id RETURNING muted, paused"), {"id": sub.id}
+        ).first()
+        if gone is not None:
+            s.expunge(sub)
+            self._count_change(conn, sub.channel_id, platform, (bool(gone.muted), bool(gone.paused)), None)
+
+    def set_muted(self, s: Session, sub: Subscription, platform: str, muted: bool) -> None:
+        """Mute or unmute one subscription."""
+        conn = s.connection()
+        changed = conn.execute(
+            text("UPDATE subscription SET muted = :m WHERE id = :id AND muted = :was RETURNING paused"),
+            {"m": muted, "was": not muted, "id": sub.id},
+        ).first()
+        if changed is not None:
+            paused = bool(changed.paused)
+            self._count_change(conn, sub.channel_id, platform, (not muted, paused), (muted, paused))
 
     def mirrors(self, s: Session, channel_id: int) -> list[MirrorRoom]:
         """The mirror rooms of a channel."""
@@ -230,9 +314,12 @@ class Store:
                 ),
                 chunk,
             )
-            conn.execute(
-                subscribe, {"ch": channel_id, "f": False, "now": now, "indexes": [row["i"] for row in chunk]}
-            )
+            for platform in sorted({str(row["p"]) for row in chunk}):
+                indexes = [row["i"] for row in chunk if row["p"] == platform]
+                added = conn.execute(
+                    subscribe, {"ch": channel_id, "f": False, "now": now, "indexes": indexes}
+                ).rowcount
+                self._count_change(conn, channel_id, platform, None, (False, False), times=added or 0)
             chunk.clear()
 
         with self.connection() as conn:
@@ -288,6 +375,58 @@ class Store:
         """An admin invite by the keyed digest of its code."""
         return s.exec(select(AdminInvite).where(AdminInvite.code_digest == digest)).first()
 
+    def outstanding_invites(self, s: Session, channel_id: int, now: float) -> int:
+        """Invites of a channel neither used nor expired."""
+        return s.exec(
+            select(func.count())
+            .select_from(AdminInvite)
+            .where(
+                AdminInvite.channel_id == channel_id,
+                col(AdminInvite.used_at).is_(None),
+                AdminInvite.expires_at > now,
+            )
+        ).one()
+
+    def revoke_invites_by(self, s: Session, admin_id: int) -> int:
+        """Delete the unused invites an admin made (they are being removed); returns how many."""
+        result = s.connection().execute(
+            text("DELETE FROM admininvite WHERE created_by = :a AND used_at IS NULL"), {"a": admin_id}
+        )
+        return result.rowcount or 0
+
+    def redeem_invite(self, s: Session, invite_id: int, now: float) -> bool:
+        """Mark an invite used, atomically: True for exactly one caller, however many processes
+        race for the same code (the row lock makes the loser see `used_at` set)."""
+        result = s.connection().execute(
+            text("UPDATE admininvite SET used_at = :now WHERE id = :id AND used_at IS NULL"),
+            {"id": invite_id, "now": now},
+        )
+        return (result.rowcount or 0) == 1
+
+    def next_admin_number(self, s: Session, channel_id: int) -> int:
+        """Hand out a channel's next admin number (never one used before). On PostgreSQL this
+        locks the channel row until the transaction ends, so admissions to one channel queue."""
+        number = (
+            s.connection()
+            .execute(
+                text(
+                    "UPDATE channel SET last_admin_number = last_admin_number + 1 WHERE id = :id"
+                    " RETURNING last_admin_number"
+                ),
+                {"id": channel_id},
+            )
+            .scalar_one()
+        )
+        return int(number)
+
+    def channel_owner(self, s: Session, channel_id: int) -> ChannelAdmin | None:
+        """The owner's admin row (channels declared in config may have none)."""
+        return s.exec(
+            select(ChannelAdmin).where(
+                ChannelAdmin.channel_id == channel_id, ChannelAdmin.role == AdminRole.OWNER.value
+            )
+        ).first()
+
     # ---- followers ----------------------------------------------------------------------
 
     def follower_by_index(self, s: Session, account_index: str) -> Follower | None:
@@ -319,7 +458,15 @@ class Store:
         assert follower.id is not None
         s.exec(delete(Vote).where(col(Vote.voter_index) == follower.account_index))
         s.exec(delete(PostReaction).where(col(PostReaction.reactor_index) == follower.account_index))
-        s.exec(delete(Subscription).where(col(Subscription.follower_id) == follower.id))
+        conn = s.connection()
+        gone = conn.execute(
+            text("DELETE FROM subscription WHERE follower_id = :f RETURNING channel_id, muted, paused"),
+            {"f": follower.id},
+        ).all()
+        for row in gone:
+            self._count_change(
+                conn, row.channel_id, follower.platform, (bool(row.muted), bool(row.paused)), None
+            )
         s.exec(delete(Delivery).where(col(Delivery.follower_id) == follower.id))
         s.delete(follower)
 
@@ -330,10 +477,20 @@ class Store:
 
     def pause_follower(self, s: Session, follower_id: int) -> None:
         """The platform says this follower is gone: pause every subscription of theirs."""
-        s.connection().execute(
-            text("UPDATE subscription SET paused = :t WHERE follower_id = :f"),
-            {"t": True, "f": follower_id},
-        )
+        conn = s.connection()
+        paused = conn.execute(
+            text(
+                "UPDATE subscription SET paused = :t WHERE follower_id = :f AND paused = :no"
+                " RETURNING channel_id, muted"
+            ),
+            {"t": True, "no": False, "f": follower_id},
+        ).all()
+        platform = conn.execute(
+            text("SELECT platform FROM follower WHERE id = :f"), {"f": follower_id}
+        ).scalar()
+        for row in paused:
+            muted = bool(row.muted)
+            self._count_change(conn, row.channel_id, str(platform), (muted, False), (muted, True))
         s.connection().execute(
             text(
                 "UPDATE delivery SET status = 'skipped', error = 'follower is gone', "
@@ -1028,6 +1185,17 @@ class Store:
             result = conn.execute(
                 text("UPDATE post SET status = 'skipped' WHERE id = :id AND status = 'scheduled'"),
                 {"id": post_id},
+            )
+            return (result.rowcount or 0) == 1
+
+    def stop_recurring(self, recurring_id: int, due_at: float) -> bool:
+        """Atomically stop a recurring post at its occurrence `due_at`; True if this call did."""
+        with self.connection() as conn:
+            result = conn.execute(
+                text(
+                    "UPDATE recurringpost SET active = :f WHERE id = :id AND next_at = :due AND active = :t"
+                ),
+                {"id": recurring_id, "due": due_at, "f": False, "t": True},
             )
             return (result.rowcount or 0) == 1
 
