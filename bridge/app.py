@@ -19,8 +19,9 @@ from bridge.config import Settings
 from bridge.coordination import Coordinator
 from bridge.delivery import DeliveryPolicy, DeliveryWorker
 from bridge.engine import ChannelEngine, EngineOptions
+from bridge.keys import key_location, load_key_for, verify_key
 from bridge.ports import Adapter, Address, Inbound, Reply
-from bridge.privacy import Sealer, install_log_redaction, load_or_create_key
+from bridge.privacy import Sealed, Sealer, install_log_redaction
 from bridge.ratelimit import RateLimiter
 from bridge.store import Store
 
@@ -137,8 +138,9 @@ class App:
         self.settings = settings
         data_dir = settings.general.data_dir
         key = settings.privacy.key.get_secret_value() if settings.privacy.key else None
-        self.sealer = Sealer(load_or_create_key(key, data_dir))
         self.store = Store(settings.database_url)
+        self._key_where = key_location(key is not None, data_dir)
+        self.sealer = Sealer(load_key_for(self.store, key, data_dir))
         self.limiter = RateLimiter()
         self.engine = ChannelEngine(
             self.store,
@@ -274,9 +276,10 @@ class App:
         """SQLite (one process) is migrated in place; PostgreSQL must already be at the newest
         revision (`channelbridge db upgrade`), so that many processes never race to migrate."""
         if self.store.is_sqlite:
-            migrate.upgrade(self.store.engine)
+            migrate.upgrade(self.store.engine, sealer=self.sealer)
         else:
             migrate.require_head(self.store.engine)
+        verify_key(self.store, self.sealer, self._key_where)
 
     async def stop(self) -> None:
         """Stop everything that started, newest first; deliveries in flight are recorded."""
@@ -312,16 +315,22 @@ class App:
             return
         await adapter.reply(address, Reply(text))
 
-    async def _notify_sealed(self, author: tuple[str, bytes], text: str) -> None:
-        await self.notify(self.sealer.unseal(author[0], author[1]), text)
+    async def _notify_sealed(self, author: Sealed, text: str) -> None:
+        await self.notify(self.sealer.open(author), text)
+
+
+#: SDK loggers that print request URLs (the Bot API URL holds the token), payloads with ids,
+#: or bodies: WARNING and above only, whatever the level of our own logs
+SDK_LOGGERS = ("telegram", "httpx", "httpcore", "nio", "aiohttp", "apscheduler", "alembic", "peewee")
 
 
 def configure_logging(level: str) -> None:
-    """Log to stderr, with platform identities redacted from every line."""
+    """Log to stderr, with secrets and platform identities redacted from every formatted line
+    (tracebacks included); SDK loggers are quieted before any SDK object is built."""
+    for noisy in SDK_LOGGERS:
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     install_log_redaction()
-    for noisy in ("httpx", "nio", "apscheduler", "aiohttp.access", "alembic"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
 
 async def run_app(app: App, console: LocalConsole | None = None) -> None:

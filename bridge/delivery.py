@@ -31,7 +31,7 @@ from bridge.ports import (
     RecipientGone,
     RetryLater,
 )
-from bridge.privacy import Sealer
+from bridge.privacy import Sealed, Sealer
 from bridge.ratelimit import RateLimiter
 from bridge.store import ClaimedDelivery, DeliveryOutcome, Store
 
@@ -70,7 +70,7 @@ class _PostView:
     media_id: int | None
     media_refs: dict[str, str]
     loaded_at: float
-    author: tuple[str, bytes] | None = None
+    author: Sealed | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,7 @@ class _Job:
     row: ClaimedDelivery
     address: Address | None
     source: tuple[str | None, str | None] | None
+    broken: str | None = None  #: its sealed data does not open: fail it with this reason
 
 
 @dataclass
@@ -114,7 +115,7 @@ class DeliveryWorker:
         policy: DeliveryPolicy | None = None,
         owner: str | None = None,
         clock: Callable[[], float] = time.time,
-        notify_author: Callable[[tuple[str, bytes], str], object] | None = None,
+        notify_author: Callable[[Sealed, str], object] | None = None,
         active_platforms: Callable[[], Collection[str]] | None = None,
     ) -> None:
         self.store = store
@@ -230,11 +231,12 @@ class DeliveryWorker:
             self._claim_size = self._first_claim
             return 0
         self._claim_size = min(self.policy.batch_size, self._claim_size * 2)
-        addresses, sources = self.store.delivery_context(rows, self.sealer)
+        context = self.store.delivery_context(rows, self.sealer)
         for row in rows:
             self._inflight.add(row.id)
-            source = sources.get(row.source_id) if row.source_id is not None else None
-            self._queue.put_nowait(_Job(row, addresses.get(row.id), source))
+            source = context.sources.get(row.source_id) if row.source_id is not None else None
+            job = _Job(row, context.addresses.get(row.id), source, context.broken.get(row.id))
+            self._queue.put_nowait(job)
         return len(rows)
 
     def _queue_depth(self) -> int:
@@ -303,6 +305,10 @@ class DeliveryWorker:
 
     async def _process(self, job: _Job) -> _Result:
         row = job.row
+        if job.broken is not None:
+            log.warning("delivery %s failed: %s", row.id, job.broken)
+            self.stats.failed += 1
+            return self._final(row, DeliveryStatus.FAILED, error=job.broken[:300])
         # follow-ups (edit, delete, close) exist because the post changed: never use a stale view
         view = self._view(row.post_id, fresh=row.action != DeliveryAction.SEND.value)
         if view is None:
@@ -324,7 +330,9 @@ class DeliveryWorker:
                 self.stats.sent += 1
                 return _Result(
                     row,
-                    DeliveryOutcome(row.id, DeliveryStatus.DELIVERED, ref.key, ref.alt),
+                    DeliveryOutcome(
+                        row.id, DeliveryStatus.DELIVERED, ref.key, ref.alt, platform=row.platform
+                    ),
                     edit_count=view.edit_count,
                 )
             source = job.source
@@ -339,7 +347,10 @@ class DeliveryWorker:
             else:
                 await adapter.close_poll(address, ref, _replace(content, poll=_closed(content.poll)))
             self.stats.sent += 1
-            return _Result(row, DeliveryOutcome(row.id, DeliveryStatus.DELIVERED, ref.key, ref.alt))
+            return _Result(
+                row,
+                DeliveryOutcome(row.id, DeliveryStatus.DELIVERED, ref.key, ref.alt, platform=row.platform),
+            )
         except RetryLater as exc:
             scope_chat = None if exc.scope == "global" else address.target
             wait = exc.after_s if exc.after_s is not None else self.policy.backoff(row.attempts)
@@ -449,7 +460,7 @@ class DeliveryWorker:
         results, self._results = self._results, []
         waiters, self._waiters = self._waiters, []
         try:
-            self.store.record_outcomes(self.owner, [r.outcome for r in results], self.clock())
+            self.store.record_outcomes(self.owner, [r.outcome for r in results], self.clock(), self.sealer)
         except Exception:
             self._results = results + self._results  # keep them for the next flush
             self._waiters = waiters + self._waiters

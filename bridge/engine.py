@@ -127,7 +127,8 @@ class ChannelEngine(FollowerCommands, AdminCommands):
 
     def _handle_native_vote(self, actor: Actor, vote: PollVote) -> list[Reply]:
         with self.store.session() as s:
-            copy = self.store.copy_by_ref(s, actor.address.platform, vote.post_ref)
+            platform = actor.address.platform
+            copy = self.store.copy_by_ref_index(s, platform, self.sealer.ref_index(platform, vote.post_ref))
             if copy is None:
                 return []
             post, options = self._poll_for_voting(s, copy.post_id)
@@ -139,7 +140,9 @@ class ChannelEngine(FollowerCommands, AdminCommands):
 
     def _handle_reaction(self, actor: Actor, reaction: Reaction) -> list[Reply]:
         with self.store.session() as s:
-            copy = self.store.copy_by_ref(s, actor.address.platform, reaction.post_ref)
+            platform = actor.address.platform
+            index = self.sealer.ref_index(platform, reaction.post_ref)
+            copy = self.store.copy_by_ref_index(s, platform, index)
             if copy is None:
                 return []
             post = self.store.post(s, copy.post_id)
@@ -298,14 +301,15 @@ class ChannelEngine(FollowerCommands, AdminCommands):
                 text=row.text,
                 created_at=self.clock(),
                 recurring_id=recurring_id,
-                author_platform=row.author_platform,
-                author_sealed=row.author_sealed,
             )
             channel = self.store.channel_by_id(s, row.channel_id)
             if channel is None or channel.deleted_at is not None:
                 return None
             s.add(post)
             s.flush()
+            author = self._open_author(row)
+            if author is not None:  # the post's own copy of its author, sealed to the post
+                self._seal_author(s, post, author)
             self._begin_publish(s, post)
         self._kick_planning()
         self._schedule_changed()
@@ -339,9 +343,11 @@ class ChannelEngine(FollowerCommands, AdminCommands):
 
     async def notify_author(self, post: Post, text: str) -> None:
         """Tell the admin who made a post something about it (progress, schedule outcome)."""
-        if self._notify is None or post.author_platform is None or post.author_sealed is None:
+        if self._notify is None:
             return
-        address = self.sealer.unseal(post.author_platform, post.author_sealed)
+        address = self._open_author(post)
+        if address is None:
+            return
         try:
             await self._notify(address, text)
         except Exception as exc:  # a notice must never break the caller; it is recorded in the log

@@ -177,7 +177,7 @@ class FollowerCommands(EngineBase):
         if len(admins) >= self.options.max_admins:
             raise Refusal(f"{channel.handle} already has {self.options.max_admins} admins, the most allowed.")
         number = max((a.number for a in admins), default=0) + 1
-        s.add(self._new_admin(channel.id or 0, number, AdminRole.ADMIN, actor.address))
+        self._add_admin(s, channel.id or 0, number, AdminRole.ADMIN, actor.address)
         invite.used_at = self.clock()
         s.add(invite)
         self.store.audit(s, channel.id, f"admin #{number}", "accept")

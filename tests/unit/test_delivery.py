@@ -19,6 +19,7 @@ from bridge.ports import (
     RecipientGone,
     RetryLater,
 )
+from bridge.privacy import Sealed
 from tests.support import OPERATOR, FakeAdapter, Harness, build, person
 
 
@@ -229,7 +230,12 @@ async def test_native_votes_and_reactions_aggregate_across_copies(harness: Harne
     await harness.say(OPERATOR, "/post news react to me")
     await harness.settle()
     with harness.store.session() as s:
-        refs = {(r.post_id, r.follower_id): (r.ref_key, r.ref_alt) for r in s.exec(select(Delivery))}
+        refs = {
+            (r.post_id, r.follower_id): harness.sealer.unseal_ref(
+                r.ref_sealed or b"", row_id=r.id or 0, platform=r.platform
+            )
+            for r in s.exec(select(Delivery))
+        }
     follower_ids = sorted({f for _, f in refs})
     for i, (p, fid) in enumerate(zip(people, follower_ids, strict=True)):
         _, alt = refs[(1, fid)]
@@ -247,7 +253,7 @@ async def test_author_gets_progress_and_a_final_summary_for_a_large_fanout(store
     slow = FakeAdapter(delay=0.002)
     notices: list[str] = []
 
-    async def notify(author: tuple[str, bytes], text: str) -> None:
+    async def notify(author: Sealed, text: str) -> None:
         notices.append(text)
 
     h = build(
@@ -279,7 +285,7 @@ async def test_author_gets_progress_and_a_final_summary_for_a_large_fanout(store
 async def test_small_fanout_without_failures_sends_no_summary(store_url: str) -> None:
     notices: list[str] = []
 
-    async def notify(author: tuple[str, bytes], text: str) -> None:
+    async def notify(author: Sealed, text: str) -> None:
         notices.append(text)
 
     h = build(store_url)

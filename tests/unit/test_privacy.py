@@ -7,21 +7,20 @@ import logging
 from pathlib import Path
 
 import pytest
-from cryptography.exceptions import InvalidTag
 
 from bridge.ports import Address, Message, PollVote, Reaction
-from bridge.privacy import RedactingFilter, Sealer, load_or_create_key, redact
+from bridge.privacy import RedactingFilter, Sealer, UnsealError, load_or_create_key, redact
 from tests.support import OPERATOR, build
 
 
 def test_sealed_address_round_trips_and_binds_platform() -> None:
     sealer = Sealer(b"x" * 32)
     address = Address("matrix", "@alice:example.org", chat="!room:example.org")
-    sealed = sealer.seal(address)
+    sealed = sealer.seal(address, table="follower", row_id=1)
     assert b"alice" not in sealed
-    assert sealer.unseal("matrix", sealed) == address
-    with pytest.raises(InvalidTag):
-        sealer.unseal("telegram", sealed)
+    assert sealer.unseal("matrix", sealed, table="follower", row_id=1) == address
+    with pytest.raises(UnsealError):
+        sealer.unseal("telegram", sealed, table="follower", row_id=1)
 
 
 def test_blind_index_is_stable_keyed_and_hides_the_id() -> None:
