@@ -9,7 +9,8 @@ binds it to its table, row id and platform.
 Re-sealing needs the privacy key: `bridge.migrate.upgrade(..., sealer=...)` hands it over
 (`channelbridge run` on SQLite and `channelbridge db upgrade` both do). A database with nothing
 sealed (a new one) needs no key. Rows are converted in batches inside the migration's single
-transaction, so a crash leaves the database as it was before.
+transaction (on PostgreSQL the DDL too, so a crash leaves the database as it was; pysqlite runs
+DDL outside it, so a pre-flight check opens the first sealed row of each table before any DDL).
 
 Revision ID: 0004_sealing
 Revises: 0002_count_index
@@ -47,7 +48,10 @@ class KeyNeeded(RuntimeError):
 def _sealer() -> Any:
     sealer = context.config.attributes.get("sealer")
     if sealer is None:
-        raise KeyNeeded(KeyNeeded.__doc__)
+        raise KeyNeeded(
+            "this migration re-seals rows with the privacy key: run it with `channelbridge db upgrade "
+            "--config <file>` (or `channelbridge run` on SQLite), with the key the data was sealed with"
+        )
     return sealer
 
 
@@ -119,8 +123,28 @@ def _seal_refs(conn: sa.Connection) -> None:
         after = rows[-1].id
 
 
+def _preflight(conn: sa.Connection) -> None:
+    """Before any DDL (pysqlite runs DDL outside the transaction): with sealed data present, the
+    key must be given and must open it."""
+    for table, column, platform_column in _ADDRESS_COLUMNS:
+        row = conn.execute(
+            sa.text(
+                f"SELECT id, {platform_column} AS platform, {column} AS blob FROM {table}"
+                f" WHERE {column} IS NOT NULL ORDER BY id LIMIT 1"
+            )
+        ).first()
+        if row is not None:
+            _open_legacy(_sealer(), row.platform, bytes(row.blob), f"{table} #{row.id}")
+    has_refs = conn.execute(
+        sa.text("SELECT 1 FROM delivery WHERE ref_key IS NOT NULL OR ref_alt IS NOT NULL LIMIT 1")
+    ).first()
+    if has_refs is not None:
+        _sealer()
+
+
 def upgrade() -> None:
     """Apply this revision."""
+    _preflight(op.get_bind())
     with op.batch_alter_table("delivery", schema=None) as batch_op:
         batch_op.add_column(sa.Column("ref_sealed", sa.LargeBinary(), nullable=True))
         batch_op.add_column(sa.Column("ref_index", AutoString(), nullable=True))
