@@ -12,7 +12,7 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 from bridge import migrate
 from bridge.config import Settings
@@ -21,7 +21,7 @@ from bridge.delivery import DeliveryPolicy, DeliveryWorker
 from bridge.engine import ChannelEngine, EngineOptions
 from bridge.keys import key_location, load_key_for, verify_key
 from bridge.ports import Adapter, Address, Inbound, Reply
-from bridge.privacy import Sealed, Sealer, install_log_redaction
+from bridge.privacy import RedactingFormatter, Sealed, Sealer, install_log_redaction
 from bridge.ratelimit import RateLimiter
 from bridge.store import Store
 
@@ -324,13 +324,19 @@ class App:
 SDK_LOGGERS = ("telegram", "httpx", "httpcore", "nio", "aiohttp", "apscheduler", "alembic", "peewee")
 
 
-def configure_logging(level: str) -> None:
-    """Log to stderr, with secrets and platform identities redacted from every formatted line
-    (tracebacks included); SDK loggers are quieted before any SDK object is built."""
+def configure_logging(level: str, stream: IO[str] | None = None) -> logging.Handler:
+    """Log to stderr (or `stream`), with secrets and platform identities redacted from every
+    formatted line, tracebacks included; SDK loggers are quieted before any SDK object is
+    built. Returns the handler installed on the root logger."""
     for noisy in SDK_LOGGERS:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    root = logging.getLogger()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(level)
     install_log_redaction()
+    return handler
 
 
 async def run_app(app: App, console: LocalConsole | None = None) -> None:

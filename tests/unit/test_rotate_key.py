@@ -18,7 +18,7 @@ from bridge.engine import ChannelEngine
 from bridge.keys import KeyMismatch, verify_key
 from bridge.models import Vote
 from bridge.ports import Address, Message
-from bridge.privacy import Sealer, read_key_file, write_key_file, generate_key
+from bridge.privacy import Sealer, generate_key, read_key_file, write_key_file
 from bridge.store import Store
 from tests.support import OPERATOR
 
@@ -109,7 +109,8 @@ async def test_rotate_key_survives_sigkill_and_finishes(tmp_path: Path, store_ur
             assert moved.scalar() == 1
         admins = store.admins(s, 1)
         owner = admins[0]
-        assert new.unseal(owner.platform, owner.sealed, table="channeladmin", row_id=owner.id or 0) == OPERATOR
+        opened = new.unseal(owner.platform, owner.sealed, table="channeladmin", row_id=owner.id or 0)
+        assert opened == OPERATOR
         assert admins[0].account_index == new.address_index(OPERATOR)
     # a third run has nothing left to do
     third = _rotate(env)
