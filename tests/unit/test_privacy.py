@@ -93,3 +93,26 @@ async def test_raw_database_contains_no_platform_identity(sqlite_store_url: str)
             assert a.chat.encode() not in raw
     assert b"follower0" not in raw and b"matrix.example.org" not in raw
     assert OPERATOR.id.encode() not in raw
+
+
+def test_formatter_redacts_tracebacks_tokens_and_short_ids() -> None:
+    from bridge.privacy import RedactingFormatter
+
+    token = "7012345678:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw9"
+    try:
+        raise ValueError(f"[SQL: UPDATE delivery] [parameters: {{'chat_id': 4242}}] /bot{token}/getMe")
+    except ValueError:
+        import sys
+
+        record = logging.LogRecord(
+            "x", logging.ERROR, __file__, 1, "failed for user %s", (77,), sys.exc_info()
+        )
+    line = RedactingFormatter("%(message)s").format(record)
+    assert "Traceback" in line and "4242" not in line and token[11:] not in line and " 77" not in line
+    assert (
+        redact('{"chat": {"id": 31, "type": "private"}}') == '{"chat": {"id": [redacted], "type": "private"}}'
+    )
+    assert (
+        redact("chat_id=12") == "chat_id=[redacted]" and redact("post #12 delivered") == "post #12 delivered"
+    )
+    assert redact("postgresql+psycopg://bridge:pw@db/cb") == "postgresql+psycopg://[redacted]@db/cb"
