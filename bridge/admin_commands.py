@@ -63,7 +63,7 @@ class AdminCommands(EngineBase):
         s.add(channel)
         s.flush()
         assert channel.id is not None
-        s.add(self._new_admin(channel.id, 1, AdminRole.OWNER, actor.address))
+        self._add_admin(s, channel.id, 1, AdminRole.OWNER, actor.address)
         self.store.audit(s, channel.id, "operator", "newchannel", channel.handle)
         return [
             Reply(
@@ -137,15 +137,15 @@ class AdminCommands(EngineBase):
             raise Refusal(
                 f"Nothing to post. Usage: /post {channel.handle} <text> (or media with that caption)"
             )
-        return Post(
+        post = Post(
             channel_id=channel.id or 0,
             kind=kind.value,
             text=text,
             media_id=media_id,
             created_at=self.clock(),
-            author_platform=actor.address.platform,
-            author_sealed=self.sealer.seal(actor.address),
         )
+        self._seal_author(s, post, actor.address)
+        return post
 
     def _cmd_post(self, s: Session, actor: Actor, cmd: Command, media: InboundMedia | None) -> list[Reply]:
         channel = self._channel(s, cmd.handle)
@@ -174,11 +174,8 @@ class AdminCommands(EngineBase):
             poll_multi=cmd.multi,
             poll_closes_at=closes_at,
             created_at=self.clock(),
-            author_platform=actor.address.platform,
-            author_sealed=self.sealer.seal(actor.address),
         )
-        s.add(post)
-        s.flush()
+        self._seal_author(s, post, actor.address)
         for position, option in enumerate(cmd.options):
             s.add(PollOption(post_id=post.id or 0, position=position, text=one_line(option)))
         return post
@@ -238,11 +235,8 @@ class AdminCommands(EngineBase):
             text=cmd.text.strip(),
             created_at=self.clock(),
             next_at=next_at,
-            author_platform=actor.address.platform,
-            author_sealed=self.sealer.seal(actor.address),
         )
-        s.add(row)
-        s.flush()
+        self._seal_author(s, row, actor.address)
         self.store.audit(s, channel.id, who, "every", f"r{row.id}")
         if self._on_work:
             self._on_work()

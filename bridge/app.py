@@ -13,7 +13,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 from bridge import migrate
 from bridge.config import Settings
@@ -21,10 +21,11 @@ from bridge.coordination import Coordinator
 from bridge.delivery import DeliveryPolicy, DeliveryWorker
 from bridge.engine import ChannelEngine, EngineOptions
 from bridge.flood import FloodControl
+from bridge.keys import key_location, load_key_for, verify_key
 from bridge.models import NoticeLane
 from bridge.notices import NoticeQueue
 from bridge.ports import Adapter, Address, Inbound, Message, Reply
-from bridge.privacy import Sealer, install_log_redaction, load_or_create_key
+from bridge.privacy import RedactingFormatter, Sealer, install_log_redaction
 from bridge.ratelimit import RateLimiter
 from bridge.store import Store
 from bridge.throttle import SenderThrottle, Verdict
@@ -146,8 +147,9 @@ class App:
         self.settings = settings
         data_dir = settings.general.data_dir
         key = settings.privacy.key.get_secret_value() if settings.privacy.key else None
-        self.sealer = Sealer(load_or_create_key(key, data_dir))
         self.store = Store(settings.database_url)
+        self._key_where = key_location(key is not None, data_dir)
+        self.sealer = Sealer(load_key_for(self.store, key, data_dir))
         self.limiter = RateLimiter()
         self.flood = FloodControl(self.limiter)
         self.notices = NoticeQueue(self.store, self.sealer)
@@ -288,9 +290,10 @@ class App:
         """SQLite (one process) is migrated in place; PostgreSQL must already be at the newest
         revision (`channelbridge db upgrade`), so that many processes never race to migrate."""
         if self.store.is_sqlite:
-            migrate.upgrade(self.store.engine)
+            migrate.upgrade(self.store.engine, sealer=self.sealer)
         else:
             migrate.require_head(self.store.engine)
+        verify_key(self.store, self.sealer, self._key_where)
 
     async def stop(self) -> None:
         """Stop everything that started, newest first; deliveries in flight are recorded."""
@@ -359,12 +362,24 @@ class App:
         self._queue_replies(address, [Reply(text)], NoticeLane.NOTICE)
 
 
-def configure_logging(level: str) -> None:
-    """Log to stderr, with platform identities redacted from every line."""
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    install_log_redaction()
-    for noisy in ("httpx", "nio", "apscheduler", "aiohttp.access", "alembic"):
+#: SDK loggers that print request URLs (the Bot API URL holds the token), payloads with ids,
+#: or bodies: WARNING and above only, whatever the level of our own logs
+SDK_LOGGERS = ("telegram", "httpx", "httpcore", "nio", "aiohttp", "apscheduler", "alembic", "peewee")
+
+
+def configure_logging(level: str, stream: IO[str] | None = None) -> logging.Handler:
+    """Log to stderr (or `stream`), with secrets and platform identities redacted from every
+    formatted line, tracebacks included; SDK loggers are quieted before any SDK object is
+    built. Returns the handler installed on the root logger."""
+    for noisy in SDK_LOGGERS:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    root = logging.getLogger()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(level)
+    install_log_redaction()
+    return handler
 
 
 async def run_app(app: App, console: LocalConsole | None = None) -> None:

@@ -1,13 +1,17 @@
-"""The `channelbridge` command: `run`, `check-config`, `keygen`."""
+"""The `channelbridge` command: `run`, `check-config`, `keygen`, `db`, `rotate-key`.
+
+Every command runs with umask 077: what it creates in data_dir is private to the operator."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import os
 import sys
 from pathlib import Path
 
-from bridge.config import ConfigError, check_config, load_settings
+from bridge.config import ConfigError, check_config, config_file_warnings, load_settings
 from bridge.privacy import generate_key
 
 
@@ -26,12 +30,19 @@ def _parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database schema: upgrade to this version, or show where it is")
     db.add_argument("action", choices=["upgrade", "current"])
     db.add_argument("--config", type=Path, help="TOML config file (default: $CHANNELBRIDGE_CONFIG)")
+    rotate = sub.add_parser(
+        "rotate-key",
+        help="re-seal everything with a new privacy key (stop every process first; resumable)",
+    )
+    rotate.add_argument("--config", type=Path, help="TOML config file (default: $CHANNELBRIDGE_CONFIG)")
+    rotate.add_argument("--batch-size", type=int, default=500, help="rows per transaction (default 500)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
     args = _parser().parse_args(argv)
+    os.umask(0o077)
     if args.command == "check-config":
         code, lines = check_config(args.config)
         print("\n".join(lines), file=sys.stdout if code == 0 else sys.stderr)
@@ -41,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "db":
         return _db(args.action, args.config)
+    if args.command == "rotate-key":
+        return _rotate_key(args.config, args.batch_size)
     return _run(args.config, prompt=args.prompt)
 
 
@@ -52,13 +65,73 @@ def _run(config: Path | None, *, prompt: bool) -> int:
     except ConfigError as exc:
         print(f"channelbridge: the configuration has problems:\n{exc}", file=sys.stderr)
         return 1
+    from bridge.keys import KeyMismatch
+    from bridge.privacy import PrivacyKeyError
+
     configure_logging(settings.general.log_level)
+    for warning in config_file_warnings(config or _config_from_env()):
+        logging.getLogger("channelbridge").warning(warning)
     console = build_console(prompt=prompt and sys.stdin.isatty()) if settings.console_enabled else None
-    app = App(settings, console=console, scheduler_factory=default_scheduler)
     try:
+        app = App(settings, console=console, scheduler_factory=default_scheduler)
         asyncio.run(run_app(app, console))
+    except (KeyMismatch, PrivacyKeyError) as exc:
+        print(f"channelbridge: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:  # pragma: no cover - a second Ctrl-C during shutdown
         return 130
+    return 0
+
+
+def _config_from_env() -> Path | None:
+    named = os.environ.get("CHANNELBRIDGE_CONFIG")
+    return Path(named) if named else None
+
+
+def _rotate_key(config: Path | None, batch: int) -> int:
+    from bridge import migrate
+    from bridge.keys import KeyMismatch, rotate_key
+    from bridge.privacy import PrivacyKeyError
+    from bridge.store import Store
+
+    try:
+        settings = load_settings(config)
+    except ConfigError as exc:
+        print(f"channelbridge: the configuration has problems:\n{exc}", file=sys.stderr)
+        return 1
+    store = Store(settings.database_url)
+    configured = settings.privacy.key.get_secret_value() if settings.privacy.key else None
+    try:
+        migrate.require_head(store.engine)
+        report = rotate_key(
+            store,
+            configured,
+            settings.general.data_dir,
+            batch=max(1, batch),
+            progress=lambda line: print(line, flush=True),
+        )
+    except (KeyMismatch, PrivacyKeyError, migrate.SchemaOutOfDate) as exc:
+        print(f"channelbridge: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        store.dispose()
+    done = ", ".join(f"{table} {n}" for table, n in report.resealed.items() if n) or "nothing to re-seal"
+    print(f"re-sealed: {done}")
+    unreadable = {t: n for t, n in report.unreadable.items() if n}
+    if unreadable:
+        print(f"left as they were (they did not open with the old key): {unreadable}")
+    if report.invites_voided:
+        print(f"{report.invites_voided} unused admin invite(s) voided: admins can mint new ones")
+    if configured:
+        print(
+            f"the new key is in {report.key_file}: put it in [privacy] key / CHANNELBRIDGE_PRIVACY__KEY, "
+            "back it up, then delete that file and start the processes"
+        )
+    else:
+        print(
+            f"the new key is {report.key_file} (the old one is kept as privacy.key.old: delete it once the "
+            "new key is backed up)"
+        )
     return 0
 
 
@@ -71,10 +144,19 @@ def _db(action: str, config: Path | None) -> int:
     except ConfigError as exc:
         print(f"channelbridge: the configuration has problems:\n{exc}", file=sys.stderr)
         return 1
+    from bridge.keys import KeyMismatch, load_key_for
+    from bridge.privacy import PrivacyKeyError, Sealer
+
     store = Store(settings.database_url)
     try:
         if action == "upgrade":
-            migrate.upgrade(store.engine)
+            configured = settings.privacy.key.get_secret_value() if settings.privacy.key else None
+            try:
+                sealer = Sealer(load_key_for(store, configured, settings.general.data_dir))
+            except (PrivacyKeyError, KeyMismatch) as exc:
+                print(f"channelbridge: {exc}", file=sys.stderr)
+                return 1
+            migrate.upgrade(store.engine, sealer=sealer)
         current, head = migrate.current_revision(store.engine), migrate.head_revision()
         print(
             f"schema at {current or 'nothing'}; this version needs {head}"

@@ -13,9 +13,11 @@ import binascii
 import difflib
 import os
 import re
+import stat
 import tomllib
 import types
 import typing
+import urllib.parse
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -82,6 +84,26 @@ _MXID_RE = re.compile(r"@[^:\s]+:\S+")
 _TELEGRAM_MIRROR_RE = re.compile(r"telegram:(-?\d+|@[A-Za-z0-9_]{5,32})")
 _MATRIX_MIRROR_RE = re.compile(r"matrix:![^\s]+")
 _DB_SCHEMES = ("sqlite://", "postgresql+psycopg://")
+
+
+def mask_url(url: str) -> str:
+    """A URL with its password (if any) replaced by `***`: safe for repr, logs and errors."""
+    parts = urllib.parse.urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    userinfo = netloc[0].split(":", 1)[0] + ":***"
+    return urllib.parse.urlunsplit(parts._replace(netloc=userinfo + "@" + netloc[1]))
+
+
+def _check_http_url(value: str, example: str) -> str:
+    """An http(s) URL with a host, else a refusal naming the fix."""
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise _refuse(
+            "must be an http:// or https:// URL with a host", f'write the whole URL, e.g. "{example}"'
+        )
+    return value
 
 
 # --------------------------------------------------------------------------- problems
@@ -209,6 +231,11 @@ class DatabaseSettings(BaseModel):
             )
         return value
 
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """The URL is shown with its password masked (repr, str, logs)."""
+        for name, value in super().__repr_args__():
+            yield name, mask_url(value) if name == "url" and isinstance(value, str) else value
+
 
 _KEY_FIX = (
     'generate one with: python -c "import base64,os;print(base64.urlsafe_b64encode(os.urandom(32)).decode())"'
@@ -294,6 +321,16 @@ class TelegramSettings(BaseModel):
     paid_broadcast: bool = False
     rate_limit: TelegramRateLimit = Field(default_factory=TelegramRateLimit)
 
+    @field_validator("api_base_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        return _check_http_url(value, "https://api.telegram.org/bot")
+
+    @field_validator("file_base_url")
+    @classmethod
+    def _file_url(cls, value: str) -> str:
+        return _check_http_url(value, "https://api.telegram.org/file/bot")
+
     @model_validator(mode="after")
     def _usable_when_enabled(self) -> TelegramSettings:
         if not self.enabled:
@@ -343,9 +380,7 @@ class MatrixSettings(BaseModel):
     @field_validator("homeserver")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        if value and not value.startswith(("http://", "https://")):
-            raise _refuse("the homeserver is an http(s) URL", 'e.g. "https://matrix.example.org"')
-        return value
+        return _check_http_url(value, "https://matrix.example.org") if value else value
 
     @field_validator("user_id")
     @classmethod
@@ -599,6 +634,34 @@ def load_settings(path: Path | None = None, *, env: Mapping[str, str] | None = N
     return settings
 
 
+_SECRET_KEYS = (("telegram", "token"), ("matrix", "access_token"), ("matrix", "password"), ("privacy", "key"))
+
+
+def config_file_warnings(path: Path | None) -> list[str]:
+    """Warnings about a config file holding a secret (a token, a password, the privacy key, a
+    database password) that other users of the machine can read."""
+    if path is None or not path.is_file():
+        return []
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if not mode & 0o077:
+        return []
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError):
+        return []
+    held = [f"{section}.{key}" for section, key in _SECRET_KEYS if data.get(section, {}).get(key)]
+    url = data.get("database", {}).get("url")
+    if isinstance(url, str) and urllib.parse.urlsplit(url).password:
+        held.append("database.url (its password)")
+    if not held:
+        return []
+    return [
+        f"warning: the config file {path} has mode {mode:04o} and holds {', '.join(held)}: other users of "
+        f"this machine can read it; fix: chmod 600 {path} (or move the secrets to CHANNELBRIDGE_* "
+        "environment variables)"
+    ]
+
+
 def check_config(path: Path | None = None, *, env: Mapping[str, str] | None = None) -> tuple[int, list[str]]:
     """`channelbridge check-config`: (0, summary lines) or (1, one line per problem).
 
@@ -610,7 +673,7 @@ def check_config(path: Path | None = None, *, env: Mapping[str, str] | None = No
     except ConfigError as exc:
         return 1, [str(problem) for problem in exc.problems]
     source = path if path is not None else _env_lookup(environ, ENV_CONFIG_PATH)
-    return 0, _summary(settings, source)
+    return 0, _summary(settings, source) + config_file_warnings(Path(source) if source else None)
 
 
 def _summary(settings: Settings, source: Path | str | None) -> list[str]:

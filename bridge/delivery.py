@@ -40,7 +40,7 @@ from bridge.ports import (
     Reply,
     RetryLater,
 )
-from bridge.privacy import Sealer
+from bridge.privacy import Sealed, Sealer
 from bridge.ratelimit import RateLimiter
 from bridge.store import ClaimedDelivery, DeliveryOutcome, ProgressReport, Store
 
@@ -79,7 +79,7 @@ class _PostView:
     media_id: int | None
     media_refs: dict[str, str]
     loaded_at: float
-    author: tuple[str, bytes] | None = None
+    author: Sealed | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,7 @@ class _Job:
     row: ClaimedDelivery
     address: Address | None
     source: tuple[str | None, str | None] | None
+    broken: str | None = None  #: its sealed data does not open: fail it with this reason
 
 
 @dataclass
@@ -290,11 +291,12 @@ class DeliveryWorker:
             self._claim_size = self._first_claim
             return notices
         self._claim_size = min(self.policy.batch_size, self._claim_size * 2)
-        addresses, sources = self.store.delivery_context(rows, self.sealer)
+        context = self.store.delivery_context(rows, self.sealer)
         for row in rows:
             self._inflight.add(row.id)
-            source = sources.get(row.source_id) if row.source_id is not None else None
-            self._queue.put_nowait((_BULK, next(self._seq), _Job(row, addresses.get(row.id), source)))
+            source = context.sources.get(row.source_id) if row.source_id is not None else None
+            job = _Job(row, context.addresses.get(row.id), source, context.broken.get(row.id))
+            self._queue.put_nowait((_BULK, next(self._seq), job))
         return notices + len(rows)
 
     def _claim_notices(self, now: float) -> int:
@@ -359,7 +361,7 @@ class DeliveryWorker:
             done = asyncio.get_running_loop().create_future()
             if isinstance(job, ClaimedNotice):
                 outcome = await self._process_notice(job)  # the recorder swaps the list meanwhile
-                self._notice_results.append(outcome)
+                self._notice_results.append(replace(outcome, platform=job.platform))
             else:
                 row = job.row
                 try:
@@ -450,6 +452,10 @@ class DeliveryWorker:
 
     async def _process(self, job: _Job) -> _Result:
         row = job.row
+        if job.broken is not None:
+            log.warning("delivery %s failed: %s", row.id, job.broken)
+            self.stats.failed += 1
+            return self._final(row, DeliveryStatus.FAILED, error=job.broken[:300])
         # follow-ups (edit, delete, close) exist because the post changed: never use a stale view
         view = self._view(row.post_id, fresh=row.action != DeliveryAction.SEND.value)
         if view is None:
@@ -472,7 +478,9 @@ class DeliveryWorker:
                 self.stats.sent += 1
                 return _Result(
                     row,
-                    DeliveryOutcome(row.id, DeliveryStatus.DELIVERED, ref.key, ref.alt),
+                    DeliveryOutcome(
+                        row.id, DeliveryStatus.DELIVERED, ref.key, ref.alt, platform=row.platform
+                    ),
                     edit_count=view.edit_count,
                 )
             source = job.source
@@ -488,7 +496,10 @@ class DeliveryWorker:
                 await adapter.close_poll(address, ref, _replace(content, poll=_closed(content.poll)))
             self.flood.sent(row.platform)
             self.stats.sent += 1
-            return _Result(row, DeliveryOutcome(row.id, DeliveryStatus.DELIVERED, ref.key, ref.alt))
+            return _Result(
+                row,
+                DeliveryOutcome(row.id, DeliveryStatus.DELIVERED, ref.key, ref.alt, platform=row.platform),
+            )
         except RetryLater as exc:
             self._paused(row.platform, address.target, exc, row.attempts)
             return self._retry_result(row, exc)
@@ -601,7 +612,7 @@ class DeliveryWorker:
         notices, self._notice_results = self._notice_results, []
         waiters, self._waiters = self._waiters, []
         try:
-            self.store.record_outcomes(self.owner, [r.outcome for r in results], self.clock())
+            self.store.record_outcomes(self.owner, [r.outcome for r in results], self.clock(), self.sealer)
             if notices and self.notices is not None:
                 self.notices.record(self.owner, notices, self.clock())
         except Exception:
@@ -661,7 +672,7 @@ class DeliveryWorker:
                 post_id, report.author, report.progress, now, self.policy.progress_interval_s
             )
         if report.summary is not None:
-            address = self.sealer.unseal(*report.author)
+            address = self.sealer.open(report.author)
             self.notices.enqueue(address, [Reply(report.summary)], NoticeLane.NOTICE, now)
         self.wake_notices()
 

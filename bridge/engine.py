@@ -130,7 +130,8 @@ class ChannelEngine(FollowerCommands, AdminCommands):
 
     def _handle_native_vote(self, actor: Actor, vote: PollVote) -> list[Reply]:
         with self.store.session() as s:
-            copy = self.store.copy_by_ref(s, actor.address.platform, vote.post_ref)
+            platform = actor.address.platform
+            copy = self.store.copy_by_ref_index(s, platform, self.sealer.ref_index(platform, vote.post_ref))
             if copy is None:
                 return []
             post, options = self._poll_for_voting(s, copy.post_id)
@@ -144,7 +145,9 @@ class ChannelEngine(FollowerCommands, AdminCommands):
         if reaction.key is not None and not is_single_emoji(reaction.key):
             return []  # only one emoji counts; anything else is not a reaction
         with self.store.session() as s:
-            copy = self.store.copy_by_ref(s, actor.address.platform, reaction.post_ref)
+            platform = actor.address.platform
+            index = self.sealer.ref_index(platform, reaction.post_ref)
+            copy = self.store.copy_by_ref_index(s, platform, index)
             if copy is None:
                 return []
             post = self.store.post(s, copy.post_id)
@@ -260,7 +263,7 @@ class ChannelEngine(FollowerCommands, AdminCommands):
             if post.scheduled_at > self.clock():
                 return "not due"
             late_by = self.clock() - post.scheduled_at
-            author_ok = self._author_still_admin(s, post.channel_id, post.author_platform, post.author_sealed)
+            author_ok = self._author_still_admin(s, post.channel_id, post)
         if not author_ok:
             if not self.store.skip_scheduled_post(post_id):
                 return "already handled"
@@ -304,7 +307,7 @@ class ChannelEngine(FollowerCommands, AdminCommands):
             if row is None or not row.active or row.next_at != due_at:
                 return None
             recurrence = self._parse_recurrence(row.spec)
-            author_ok = self._author_still_admin(s, row.channel_id, row.author_platform, row.author_sealed)
+            author_ok = self._author_still_admin(s, row.channel_id, row)
         if not author_ok:
             if self.store.stop_recurring(recurring_id, due_at):
                 await self.notify_owner(
@@ -325,14 +328,15 @@ class ChannelEngine(FollowerCommands, AdminCommands):
                 text=row.text,
                 created_at=self.clock(),
                 recurring_id=recurring_id,
-                author_platform=row.author_platform,
-                author_sealed=row.author_sealed,
             )
             channel = self.store.channel_by_id(s, row.channel_id)
             if channel is None or channel.deleted_at is not None:
                 return None
             s.add(post)
             s.flush()
+            author = self._open_author(row)
+            if author is not None:  # the post's own copy of its author, sealed to the post
+                self._seal_author(s, post, author)
             self._begin_publish(s, post)
         self._kick_planning()
         self._schedule_changed()
@@ -373,15 +377,20 @@ class ChannelEngine(FollowerCommands, AdminCommands):
         if owner is None:
             return
         try:
-            await self._notify(self.sealer.unseal(owner.platform, owner.sealed), text)
+            owner_address = self.sealer.unseal(
+                owner.platform, owner.sealed, table="channeladmin", row_id=owner.id or 0
+            )
+            await self._notify(owner_address, text)
         except Exception as exc:  # a notice must never break the caller; it is recorded in the log
             log.warning("could not notify the owner of channel %s: %s", channel_id, type(exc).__name__)
 
     async def notify_author(self, post: Post, text: str) -> None:
         """Tell the admin who made a post something about it (progress, schedule outcome)."""
-        if self._notify is None or post.author_platform is None or post.author_sealed is None:
+        if self._notify is None:
             return
-        address = self.sealer.unseal(post.author_platform, post.author_sealed)
+        address = self._open_author(post)
+        if address is None:
+            return
         try:
             await self._notify(address, text)
         except Exception as exc:  # a notice must never break the caller; it is recorded in the log

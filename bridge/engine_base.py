@@ -8,6 +8,7 @@ itself (`bridge.engine`) build on `EngineBase`.
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -28,14 +29,17 @@ from bridge.models import (
     PollOption,
     Post,
     PostStatus,
+    RecurringPost,
     Subscription,
 )
 from bridge.ports import (
     Address,
     PostKind,
 )
-from bridge.privacy import Sealer
+from bridge.privacy import Sealer, UnsealError
 from bridge.store import Store
+
+log = logging.getLogger(__name__)
 
 WhenParser = Callable[..., datetime]
 """`parse_when(text, *, now=aware UTC datetime, tz=ZoneInfo) -> aware UTC datetime`; raises
@@ -198,16 +202,24 @@ class EngineBase:
             follower = Follower(
                 platform=actor.address.platform,
                 account_index=actor.index,
-                sealed=self.sealer.seal(actor.address),
+                sealed=b"",  # sealed to the row's id once it has one
                 created_at=self.clock(),
             )
             s.add(follower)
             s.flush()
+            follower.sealed = self.sealer.seal(actor.address, table="follower", row_id=follower.id or 0)
+            s.add(follower)
         elif follower is not None and create:
-            current = self.sealer.unseal(follower.platform, follower.sealed)
-            if actor.address.chat and current.chat != actor.address.chat:
-                follower.sealed = self.sealer.seal(actor.address)  # their chat moved
-                s.add(follower)
+            try:
+                current: Address | None = self.sealer.unseal(
+                    follower.platform, follower.sealed, table="follower", row_id=follower.id or 0
+                )
+            except UnsealError:  # unreadable (altered, or another key): they are here, seal them anew
+                log.warning("follower %s had an unreadable sealed address; sealed again", follower.id)
+                current = None
+            if current is None or (actor.address.chat and current.chat != actor.address.chat):
+                follower.sealed = self.sealer.seal(actor.address, table="follower", row_id=follower.id or 0)
+                s.add(follower)  # their chat moved
         return follower
 
     def _subscription(self, s: Session, actor: Actor, cmd: Command) -> tuple[Subscription, Channel]:
@@ -281,25 +293,52 @@ class EngineBase:
             lines.append(f"{option.position + 1}. {option.text} — {n} ({round(100 * n / total)}%)")
         return "\n".join(lines)
 
-    def _new_admin(self, channel_id: int, number: int, role: AdminRole, address: Address) -> ChannelAdmin:
-        return ChannelAdmin(
+    def _add_admin(
+        self, s: Session, channel_id: int, number: int, role: AdminRole, address: Address
+    ) -> ChannelAdmin:
+        """Add an admin row; its sealed address is bound to the row's id."""
+        admin = ChannelAdmin(
             channel_id=channel_id,
             number=number,
             role=role.value,
             account_index=self.sealer.address_index(address),
             platform=address.platform,
-            sealed=self.sealer.seal(address),
+            sealed=b"",
             added_at=self.clock(),
         )
+        s.add(admin)
+        s.flush()
+        admin.sealed = self.sealer.seal(address, table="channeladmin", row_id=admin.id or 0)
+        s.add(admin)
+        return admin
 
-    def _author_still_admin(
-        self, s: Session, channel_id: int, platform: str | None, sealed: bytes | None
-    ) -> bool:
+    def _open_author(self, row: Post | RecurringPost) -> Address | None:
+        """Who made a post or recurring post (None: unknown, or the sealed value does not open)."""
+        if row.author_platform is None or row.author_sealed is None:
+            return None
+        try:
+            return self.sealer.unseal(
+                row.author_platform, row.author_sealed, table=str(row.__tablename__), row_id=row.id or 0
+            )
+        except UnsealError as exc:
+            log.warning("the author of %s %s cannot be read: %s", row.__tablename__, row.id, exc)
+            return None
+
+    def _seal_author(self, s: Session, row: Post | RecurringPost, address: Address) -> None:
+        """Record who made a post or recurring post, sealed to that row (flushed for its id)."""
+        row.author_platform = address.platform
+        s.add(row)
+        s.flush()
+        row.author_sealed = self.sealer.seal(address, table=str(row.__tablename__), row_id=row.id or 0)
+        s.add(row)
+
+    def _author_still_admin(self, s: Session, channel_id: int, row: Post | RecurringPost) -> bool:
         """Whether the author of a scheduled or recurring post may still post in the channel
-        (an operator, or an admin of it) when it fires."""
-        if platform is None or sealed is None:
+        (an operator, or an admin of it) when it fires (an author who cannot be read may not)."""
+        author = self._open_author(row)
+        if author is None:
             return False
-        index = self.sealer.address_index(self.sealer.unseal(platform, sealed))
+        index = self.sealer.address_index(author)
         return index in self._operators or self.store.admin_of(s, channel_id, index) is not None
 
     def _accept_blocked_for(self, actor: Actor) -> float:

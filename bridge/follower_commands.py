@@ -180,6 +180,6 @@ class FollowerCommands(EngineBase):
         number = self.store.next_admin_number(s, channel.id or 0)  # queues admissions to the channel
         if len(self.store.admins(s, channel.id or 0)) >= self.options.max_admins:
             raise Refusal(f"{channel.handle} already has {self.options.max_admins} admins, the most allowed.")
-        s.add(self._new_admin(channel.id or 0, number, AdminRole.ADMIN, actor.address))
+        self._add_admin(s, channel.id or 0, number, AdminRole.ADMIN, actor.address)
         self.store.audit(s, channel.id, f"admin #{number}", "accept")
         return [Reply(f"You are now admin #{number} of {channel.name}. Send /help for admin commands.")]

@@ -5,6 +5,7 @@ behind it is. SQLite databases are upgraded automatically at start; PostgreSQL e
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -40,9 +41,11 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Migrate the database up to `revision`."""
+def upgrade(engine: Engine, revision: str = "head", *, sealer: Any = None) -> None:
+    """Migrate the database up to `revision`. Migrations that re-seal data (0003_sealing) take the
+    `bridge.privacy.Sealer` of the operator's key; a database with nothing sealed needs none."""
     config = _config()
+    config.attributes["sealer"] = sealer
     with engine.begin() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, revision)

@@ -1,7 +1,10 @@
 """SQLModel tables: channels, admins, the private follower registry, posts, polls, the outbox.
 
 Timestamps are float seconds since the epoch (UTC); they compare and index cheaply on every
-backend. Platform addresses appear only sealed (`sealed`) or as keyed blind indexes (`*_index`).
+backend. Platform addresses and message references appear only sealed (`sealed`,
+`author_sealed`, `ref_sealed`: bound to their table and row, see `bridge.privacy`) or as keyed
+blind indexes (`*_index`). `MediaUpload.ref` stays in clear: it names an uploaded file, not a
+person or a chat.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ class DeliveryStatus(enum.StrEnum):
 
     PENDING = "pending"  #: due at next_attempt_at
     LEASED = "leased"  #: claimed by a worker until lease_expires_at
-    DELIVERED = "delivered"  #: the platform accepted it; ref_key says where
+    DELIVERED = "delivered"  #: the platform accepted it; ref_sealed says where
     FAILED = "failed"  #: given up: permanent failure or attempts exhausted (error says why)
     SKIPPED = "skipped"  #: not sent on purpose (post deleted, follower gone); error says why
 
@@ -260,8 +263,8 @@ class Delivery(SQLModel, table=True):
     __table_args__ = (
         Index("ix_delivery_due", "status", "next_attempt_at"),
         Index("ix_delivery_post_status", "post_id", "status"),
-        Index("ix_delivery_ref", "platform", "ref_key"),
-        Index("ix_delivery_alt", "platform", "ref_alt"),
+        Index("ix_delivery_ref_index", "platform", "ref_index"),
+        Index("ix_delivery_ref_alt_index", "platform", "ref_alt_index"),
         Index("ix_delivery_follower", "follower_id"),
         # per-chat order: a row waits while an earlier one to the same chat is still open
         Index("ix_delivery_open_follower", "follower_id", "id", sqlite_where=_OPEN, postgresql_where=_OPEN),
@@ -281,8 +284,10 @@ class Delivery(SQLModel, table=True):
     next_attempt_at: float
     lease_owner: str | None = None
     lease_expires_at: float | None = None
-    ref_key: str | None = None
-    ref_alt: str | None = None
+    #: the copy's platform reference (it names the chat: a person), sealed to this row
+    ref_sealed: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    ref_index: str | None = None  #: keyed blind index of the reference's key (votes, reactions)
+    ref_alt_index: str | None = None  #: keyed blind index of its alternative key (a poll id)
     error: str | None = None
     created_at: float
     done_at: float | None = None

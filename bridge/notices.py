@@ -19,13 +19,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.exceptions import InvalidTag
-from sqlalchemy import Row, bindparam, text
+from sqlalchemy import Connection, Row, bindparam, text
 from sqlalchemy.exc import IntegrityError
 
 from bridge.models import DeliveryStatus, NoticeLane
 from bridge.ports import Address, Button, MessageRef, Reply
-from bridge.privacy import Sealer
+from bridge.privacy import Sealed, Sealer, UnsealError
 from bridge.store import Store
 
 log = logging.getLogger(__name__)
@@ -61,6 +60,7 @@ class NoticeOutcome:
     next_attempt_at: float | None = None
     refund_attempt: bool = False  #: the platform asked us to wait: this try does not count
     gone: bool = False  #: the recipient is gone: the row is removed
+    platform: str = ""  #: the notice's platform (a progress message's reference is sealed with it)
 
 
 class NoticeQueue:
@@ -76,74 +76,49 @@ class NoticeQueue:
         """Queue messages for one person's chat, in order; returns how many were queued."""
         if not replies:
             return 0
-        sealed = self.sealer.seal(address)
         chat = self._chat_index(address)
-        rows = [
-            {
-                "lane": int(lane),
-                "platform": address.platform,
-                "chat": chat,
-                "sealed": sealed,
-                "body": self._seal_reply(address.platform, reply),
-                "post": None,
-                "now": now,
-            }
-            for reply in replies
-        ]
         with self.store.connection() as conn:
-            conn.execute(
-                text(
-                    f"INSERT INTO notice ({_NOTICE_COLUMNS}) VALUES (:lane, :platform, :chat, :sealed,"
-                    " :body, :post, 'pending', 0, :now, :now)"
-                ),
-                rows,
-            )
-        return len(rows)
+            for reply in replies:
+                notice_id = self._insert(conn, lane, address.platform, chat, None, now)
+                self._seal_row(conn, notice_id, address, reply)
+        return len(replies)
 
     def update_progress(
-        self, post_id: int, author: tuple[str, bytes], text_: str, now: float, min_interval_s: float
+        self, post_id: int, author: Sealed, text_: str, now: float, min_interval_s: float
     ) -> bool:
         """Set the text of a post's progress message: the first update sends it, later ones edit
         it, at most once per `min_interval_s`. An update that finds the message being sent
         right now is dropped (the next one carries newer figures); returns whether it was kept."""
-        platform, sealed = author
-        address = self.sealer.unseal(platform, sealed)
-        body = self._seal_reply(platform, Reply(text_))
+        address = self.sealer.open(author)
+        greatest = "MAX" if self.store.is_sqlite else "GREATEST"
         with self.store.connection() as conn:
-            greatest = "MAX" if self.store.is_sqlite else "GREATEST"
-            changed = conn.execute(
-                text(
-                    "UPDATE notice SET body = :body, status = 'pending', attempts = 0, error = NULL,"
-                    " next_attempt_at = CASE WHEN sent_at IS NULL THEN :now"
-                    f" ELSE {greatest}(sent_at + :gap, :now) END"
-                    " WHERE post_id = :post AND status <> 'leased'"
-                ),
-                {"body": body, "now": now, "gap": min_interval_s, "post": post_id},
-            ).rowcount
-            if changed:
-                return True
-            exists = conn.execute(
-                text("SELECT 1 FROM notice WHERE post_id = :post"), {"post": post_id}
+            row = conn.execute(
+                text("SELECT id, status FROM notice WHERE post_id = :post"), {"post": post_id}
             ).first()
-            if exists is not None:
-                return False
-        try:
-            with self.store.connection() as conn:
-                conn.execute(
+            if row is not None:
+                if row.status == DeliveryStatus.LEASED.value:
+                    return False
+                changed = conn.execute(
                     text(
-                        f"INSERT INTO notice ({_NOTICE_COLUMNS}) VALUES (:lane, :platform, :chat,"
-                        " :sealed, :body, :post, 'pending', 0, :now, :now)"
+                        "UPDATE notice SET body = :body, status = 'pending', attempts = 0, error = NULL,"
+                        " next_attempt_at = CASE WHEN sent_at IS NULL THEN :now"
+                        f" ELSE {greatest}(sent_at + :gap, :now) END"
+                        " WHERE id = :id AND status <> 'leased'"
                     ),
                     {
-                        "lane": int(NoticeLane.NOTICE),
-                        "platform": platform,
-                        "chat": self._chat_index(address),
-                        "sealed": sealed,
-                        "body": body,
-                        "post": post_id,
+                        "body": self._seal_body(row.id, address.platform, Reply(text_)),
                         "now": now,
+                        "gap": min_interval_s,
+                        "id": row.id,
                     },
+                ).rowcount
+                return bool(changed)
+        try:
+            with self.store.connection() as conn:
+                notice_id = self._insert(
+                    conn, NoticeLane.NOTICE, address.platform, self._chat_index(address), post_id, now
                 )
+                self._seal_row(conn, notice_id, address, Reply(text_))
         except IntegrityError:  # another process created it a moment ago
             return False
         return True
@@ -198,7 +173,10 @@ class NoticeQueue:
                         " error = NULL, sent_at = :now, ref_sealed = COALESCE(:ref, ref_sealed)"
                         " WHERE id = :id AND lease_owner = :owner"
                     ),
-                    [{"id": o.id, "owner": owner, "now": now, "ref": self._seal_ref(o)} for o in sent],
+                    [
+                        {"id": o.id, "owner": owner, "now": now, "ref": self._seal_ref(o, o.platform)}
+                        for o in sent
+                    ],
                 )
             gone = [o.id for o in outcomes if o.gone]
             if gone:  # a progress message whose author is gone: nothing more to edit
@@ -294,47 +272,147 @@ class NoticeQueue:
                 [{"id": i, "owner": owner, "until": until} for i in ids],
             )
 
+    def reseal(self, new: Sealer, batch: int = 500) -> tuple[int, int]:
+        """Re-seal every queued notice (address, body, reference) and re-index its chat under
+        `new` (`channelbridge rotate-key`), one transaction per batch; rows already under `new`
+        are passed over, so a rotation killed half-way resumes. Returns (re-sealed, unreadable):
+        an unreadable notice is marked failed."""
+        done = bad = 0
+        after = 0
+        while True:
+            with self.store.connection() as conn:
+                rows = conn.execute(
+                    text(
+                        "SELECT id, platform, sealed, body, ref_sealed FROM notice WHERE id > :after"
+                        " ORDER BY id LIMIT :n"
+                    ),
+                    {"after": after, "n": batch},
+                ).all()
+                if not rows:
+                    return done, bad
+                after = rows[-1].id
+                for row in rows:
+                    if new.is_current(bytes(row.sealed)):
+                        continue
+                    try:
+                        self._reseal_row(conn, row, new)
+                        done += 1
+                    except (UnsealError, ValueError):
+                        bad += 1
+                        conn.execute(
+                            text("UPDATE notice SET status = 'failed', error = :e WHERE id = :id"),
+                            {"id": row.id, "e": "does not unseal with the key being rotated"},
+                        )
+
+    def _reseal_row(self, conn: Connection, row: Row[Any], new: Sealer) -> None:
+        notice_id, platform = int(row.id), str(row.platform)
+        address = self.sealer.unseal(platform, bytes(row.sealed), table="notice", row_id=notice_id)
+        body = self.sealer.unseal_bytes(
+            bytes(row.body), table="notice.body", row_id=notice_id, platform=platform
+        )
+        ref = None
+        if row.ref_sealed is not None:
+            plain = self.sealer.unseal_bytes(
+                bytes(row.ref_sealed), table="notice.ref", row_id=notice_id, platform=platform
+            )
+            ref = new.seal_bytes(plain, table="notice.ref", row_id=notice_id, platform=platform)
+        conn.execute(
+            text(
+                "UPDATE notice SET sealed = :sealed, body = :body, ref_sealed = :ref, chat_index = :chat"
+                " WHERE id = :id"
+            ),
+            {
+                "id": notice_id,
+                "sealed": new.seal(address, table="notice", row_id=notice_id),
+                "body": new.seal_bytes(body, table="notice.body", row_id=notice_id, platform=platform),
+                "ref": ref,
+                "chat": new.blind_index(platform, "chat\x00" + address.target),
+            },
+        )
+
     def counts(self) -> dict[tuple[int, str], int]:
         """Rows per (lane, status): what an operator sees of the queue (counts only)."""
         with self.store.connection() as conn:
             rows = conn.execute(text("SELECT lane, status, count(*) FROM notice GROUP BY lane, status")).all()
         return {(int(r[0]), str(r[1])): int(r[2]) for r in rows}
 
-    # ---- sealing --------------------------------------------------------------------------
+    # ---- sealing ---------------------------------------------------------------------------
+    # Each blob is bound to its row: the address to ("notice", id), the body to
+    # ("notice.body", id) and a progress message's reference to ("notice.ref", id), so no blob
+    # opens in another row or another column.
+
+    def _insert(
+        self, conn: Connection, lane: NoticeLane, platform: str, chat: str, post_id: int | None, now: float
+    ) -> int:
+        return int(
+            conn.execute(
+                text(
+                    f"INSERT INTO notice ({_NOTICE_COLUMNS}) VALUES (:lane, :platform, :chat, :e, :e,"
+                    " :post, 'pending', 0, :now, :now) RETURNING id"
+                ),
+                {
+                    "lane": int(lane),
+                    "platform": platform,
+                    "chat": chat,
+                    "e": b"",
+                    "post": post_id,
+                    "now": now,
+                },
+            ).scalar_one()
+        )
+
+    def _seal_row(self, conn: Connection, notice_id: int, address: Address, reply: Reply) -> None:
+        conn.execute(
+            text("UPDATE notice SET sealed = :sealed, body = :body WHERE id = :id"),
+            {
+                "id": notice_id,
+                "sealed": self.sealer.seal(address, table="notice", row_id=notice_id),
+                "body": self._seal_body(notice_id, address.platform, reply),
+            },
+        )
 
     def _chat_index(self, address: Address) -> str:
         return self.sealer.blind_index(address.platform, "chat\x00" + address.target)
 
-    def _seal_reply(self, platform: str, reply: Reply) -> bytes:
+    def _seal_body(self, notice_id: int, platform: str, reply: Reply) -> bytes:
         data = {
             "text": reply.text,
             "html": reply.html,
             "buttons": [[b.label, b.command] for b in reply.buttons],
         }
-        return self.sealer.seal_bytes(json.dumps(data).encode(), f"notice/{platform}")
+        plain = json.dumps(data).encode()
+        return self.sealer.seal_bytes(plain, table="notice.body", row_id=notice_id, platform=platform)
 
-    def _seal_ref(self, outcome: NoticeOutcome) -> bytes | None:
+    def _seal_ref(self, outcome: NoticeOutcome, platform: str) -> bytes | None:
         if outcome.ref is None:
             return None
-        return self.sealer.seal_bytes(outcome.ref.key.encode(), "notice-ref")
+        plain = outcome.ref.key.encode()
+        return self.sealer.seal_bytes(plain, table="notice.ref", row_id=outcome.id, platform=platform)
 
     def _open(self, row: Row[Any]) -> ClaimedNotice:
         platform = str(row.platform)
         address: Address | None = None
         reply: Reply | None = None
+        notice_id = int(row.id)
         try:
-            address = self.sealer.unseal(platform, bytes(row.sealed))
-            data = json.loads(self.sealer.unseal_bytes(bytes(row.body), f"notice/{platform}"))
+            address = self.sealer.unseal(platform, bytes(row.sealed), table="notice", row_id=notice_id)
+            body = self.sealer.unseal_bytes(
+                bytes(row.body), table="notice.body", row_id=notice_id, platform=platform
+            )
+            data = json.loads(body)
             edit_of = None
             if row.post_id is not None and row.ref_sealed is not None:
-                edit_of = self.sealer.unseal_bytes(bytes(row.ref_sealed), "notice-ref").decode()
+                ref = self.sealer.unseal_bytes(
+                    bytes(row.ref_sealed), table="notice.ref", row_id=notice_id, platform=platform
+                )
+                edit_of = ref.decode()
             reply = Reply(
                 data["text"],
                 buttons=tuple(Button(label, command) for label, command in data["buttons"]),
                 html=data["html"],
                 edit_of=edit_of,
             )
-        except (InvalidTag, ValueError, KeyError, TypeError):
+        except (UnsealError, ValueError, KeyError, TypeError):
             log.error("notice %s does not unseal with this privacy key; it is marked failed", row.id)
             address, reply = None, None
         return ClaimedNotice(

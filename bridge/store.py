@@ -6,6 +6,8 @@ default; PostgreSQL is the scale-out store (claims use `FOR UPDATE SKIP LOCKED` 
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -15,6 +17,8 @@ from typing import Any
 
 from sqlalchemy import Engine, bindparam, event, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError as OperationalError_
+from sqlalchemy.exc import ProgrammingError
 from sqlmodel import Session, SQLModel, col, create_engine, delete, func, select
 
 from bridge.models import (
@@ -41,7 +45,7 @@ from bridge.models import (
     Vote,
 )
 from bridge.ports import Address, Content, MediaContent, PollContent, PostKind
-from bridge.privacy import Sealer
+from bridge.privacy import KEY_RECORD, Sealed, Sealer, UnsealError
 
 #: per-chat order: a row is claimed only when no earlier row to the same follower or mirror is
 #: still open, so a later copy never overtakes an earlier one waiting for a retry
@@ -56,6 +60,19 @@ _HEAD_OF_CHAT = (
 def sqlite_url(data_dir: Path) -> str:
     """The default database URL: a SQLite file in the data directory."""
     return f"sqlite:///{(data_dir / 'channelbridge.db').resolve()}"
+
+
+def private_sqlite_file(path: Path) -> None:
+    """Make the SQLite file and its directory private before SQLite opens them: the directory
+    0700 when we create it, the database 0600 (SQLite gives its -wal and -shm files the
+    database file's mode); an existing database, WAL or SHM readable by others is tightened."""
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if file.exists() and file.stat().st_mode & 0o077:
+            file.chmod(0o600)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -87,7 +104,7 @@ class ClaimedDelivery:
 class ProgressReport:
     """What a post's author is to be told: the progress message's new text, the summary."""
 
-    author: tuple[str, bytes]  #: (platform, sealed address)
+    author: Sealed  #: who posted, sealed in the post's row
     progress: str | None  #: the text of the progress message (edited in place), if it changes
     summary: str | None  #: the final summary, sent once as a message of its own
 
@@ -103,6 +120,17 @@ class DeliveryOutcome:
     error: str | None = None
     next_attempt_at: float | None = None
     refund_attempt: bool = False  #: the platform asked us to wait: this try does not count
+    platform: str = ""  #: the row's platform (its sealed reference is bound to it)
+
+
+@dataclass(frozen=True)
+class DeliveryContext:
+    """What a claimed batch needs loaded: each row's destination, the references of the copies
+    follow-ups target, and rows whose sealed data does not open (with the reason)."""
+
+    addresses: dict[int, Address | None]
+    sources: dict[int, tuple[str | None, str | None]]
+    broken: dict[int, str]
 
 
 class Store:
@@ -115,7 +143,7 @@ class Store:
         if self.is_sqlite:
             path = url.removeprefix("sqlite:///")
             if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                private_sqlite_file(Path(path))
             self.engine: Engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
             event.listen(self.engine, "connect", _sqlite_pragmas)
         else:
@@ -298,7 +326,7 @@ class Store:
         audience; benchmarks). Addresses are sealed and indexed like any follower's; someone
         already following is left as they are. Returns how many addresses were given."""
         given = 0
-        chunk: list[dict[str, object]] = []
+        chunk: list[tuple[str, str, Address]] = []  # (platform, blind index, address)
 
         subscribe = text(
             "INSERT INTO subscription (follower_id, channel_id, muted, paused, created_at)"
@@ -306,16 +334,34 @@ class Store:
             " AND NOT EXISTS (SELECT 1 FROM subscription s WHERE s.follower_id = f.id AND s.channel_id = :ch)"
         ).bindparams(bindparam("indexes", expanding=True))
 
+        seal = sealer.seal
+
         def flush(conn: Connection) -> None:
+            # a sealed address is bound to its row id: insert first, seal the new rows after
             conn.execute(
                 text(
                     "INSERT INTO follower (platform, account_index, sealed, created_at)"
                     " VALUES (:p, :i, :s, :now) ON CONFLICT (account_index) DO NOTHING"
                 ),
-                chunk,
+                [{"p": p, "i": i, "s": b"", "now": now} for p, i, _ in chunk],
             )
-            for platform in sorted({str(row["p"]) for row in chunk}):
-                indexes = [row["i"] for row in chunk if row["p"] == platform]
+            by_index = {i: a for _, i, a in chunk}
+            fresh = conn.execute(
+                text("SELECT id, account_index FROM follower WHERE account_index IN :indexes AND sealed = :e")
+                .bindparams(bindparam("indexes", expanding=True)),
+                {"indexes": list(by_index), "e": b""},
+            ).all()
+            if fresh:
+                conn.execute(
+                    text("UPDATE follower SET sealed = :s WHERE id = :id"),
+                    [
+                        {"id": r.id, "s": seal(by_index[r.account_index], table="follower", row_id=r.id)}
+                        for r in fresh
+                        if r.account_index in by_index
+                    ],
+                )
+            for platform in sorted({p for p, _, _ in chunk}):
+                indexes = [i for p, i, _ in chunk if p == platform]
                 added = conn.execute(
                     subscribe, {"ch": channel_id, "f": False, "now": now, "indexes": indexes}
                 ).rowcount
@@ -324,14 +370,7 @@ class Store:
 
         with self.connection() as conn:
             for address in addresses:
-                chunk.append(
-                    {
-                        "p": address.platform,
-                        "i": sealer.address_index(address),
-                        "s": sealer.seal(address),
-                        "now": now,
-                    }
-                )
+                chunk.append((address.platform, sealer.address_index(address), address))
                 given += 1
                 if len(chunk) >= batch:
                     flush(conn)
@@ -770,12 +809,13 @@ class Store:
         ).all()
         return [(str(e), int(n)) for e, n in rows]
 
-    def copy_by_ref(self, s: Session, platform: str, ref: str) -> Delivery | None:
-        """The delivered send whose platform reference (key or alt) is `ref`."""
+    def copy_by_ref_index(self, s: Session, platform: str, ref_index: str) -> Delivery | None:
+        """The delivered send whose platform reference (key or alt) has the blind index
+        `ref_index` (`Sealer.ref_index`)."""
         found = s.exec(
             select(Delivery).where(
                 Delivery.platform == platform,
-                Delivery.ref_key == ref,
+                Delivery.ref_index == ref_index,
                 Delivery.action == DeliveryAction.SEND.value,
             )
         ).first()
@@ -783,7 +823,7 @@ class Store:
             found = s.exec(
                 select(Delivery).where(
                     Delivery.platform == platform,
-                    Delivery.ref_alt == ref,
+                    Delivery.ref_alt_index == ref_index,
                     Delivery.action == DeliveryAction.SEND.value,
                 )
             ).first()
@@ -881,8 +921,11 @@ class Store:
                 is not None
             )
 
-    def record_outcomes(self, owner: str, outcomes: Sequence[DeliveryOutcome], now: float) -> None:
-        """Write the results of a batch of sends in one transaction (only rows we still lease)."""
+    def record_outcomes(
+        self, owner: str, outcomes: Sequence[DeliveryOutcome], now: float, sealer: Sealer
+    ) -> None:
+        """Write the results of a batch of sends in one transaction (only rows we still lease).
+        A copy's platform reference is stored sealed to its row, with blind indexes to find it."""
         if not outcomes:
             return
         final = [o for o in outcomes if o.status != DeliveryStatus.PENDING]
@@ -891,16 +934,21 @@ class Store:
             if final:
                 conn.execute(
                     text(
-                        "UPDATE delivery SET status = :status, ref_key = :ref_key,"
-                        " ref_alt = :ref_alt, error = :error, lease_owner = NULL,"
-                        " lease_expires_at = NULL, done_at = :now"
+                        "UPDATE delivery SET status = :status, ref_sealed = :ref_sealed,"
+                        " ref_index = :ref_index, ref_alt_index = :ref_alt_index, error = :error,"
+                        " lease_owner = NULL, lease_expires_at = NULL, done_at = :now"
                         " WHERE id = :id AND lease_owner = :owner"
                     ),
                     [
                         {
                             "status": o.status.value,
-                            "ref_key": o.ref_key,
-                            "ref_alt": o.ref_alt,
+                            "ref_sealed": (
+                                sealer.seal_ref(o.ref_key, o.ref_alt, row_id=o.id, platform=o.platform)
+                                if o.ref_key is not None
+                                else None
+                            ),
+                            "ref_index": sealer.ref_index(o.platform, o.ref_key) if o.ref_key else None,
+                            "ref_alt_index": sealer.ref_index(o.platform, o.ref_alt) if o.ref_alt else None,
                             "error": o.error,
                             "now": now,
                             "id": o.id,
@@ -947,14 +995,14 @@ class Store:
         ).all()
         return {r[0]: (r[1], r[2]) for r in rows}
 
-    def source_refs(self, conn: Connection, ids: Sequence[int]) -> dict[int, tuple[str | None, str | None]]:
-        """Platform references of the copies that follow-up rows target."""
+    def source_refs(self, conn: Connection, ids: Sequence[int]) -> dict[int, tuple[str, bytes | None]]:
+        """Sealed platform references (platform, blob) of the copies that follow-up rows target."""
         if not ids:
             return {}
         rows = conn.execute(
-            select(Delivery.id, Delivery.ref_key, Delivery.ref_alt).where(col(Delivery.id).in_(ids))
+            select(Delivery.id, Delivery.platform, Delivery.ref_sealed).where(col(Delivery.id).in_(ids))
         ).all()
-        return {r[0]: (r[1], r[2]) for r in rows}
+        return {r[0]: (r[1], bytes(r[2]) if r[2] is not None else None) for r in rows}
 
     def post_states(self, conn: Connection, ids: Sequence[int]) -> dict[int, tuple[str, int]]:
         """(status, edit_count) of posts by id: lets the worker notice changes mid-send."""
@@ -962,6 +1010,110 @@ class Store:
             return {}
         rows = conn.execute(select(Post.id, Post.status, Post.edit_count).where(col(Post.id).in_(ids))).all()
         return {r[0]: (r[1], r[2]) for r in rows}
+
+    # ---- the privacy key: its fingerprint, and re-sealing with a new one -------------------
+
+    def key_record(self) -> dict[str, Any] | None:
+        """The recorded privacy-key state (`fingerprint`, and `rotating_to` while a rotation
+        runs), or None (a new database, or the table does not exist yet)."""
+        try:
+            with self.connection() as conn:
+                value = conn.execute(
+                    text("SELECT value FROM keyvalue WHERE key = :k"), {"k": KEY_RECORD}
+                ).scalar()
+        except (OperationalError_, ProgrammingError):  # no schema yet
+            return None
+        return json.loads(value) if value else None
+
+    def record_key_if_absent(self, fingerprint: str) -> dict[str, Any]:
+        """Record the first key's fingerprint (a race between processes: the first wins);
+        returns the record as it now is."""
+        with self.connection() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO keyvalue (key, value, updated_at) VALUES (:k, :v, :now)"
+                    " ON CONFLICT (key) DO NOTHING"
+                ),
+                {"k": KEY_RECORD, "v": json.dumps({"fingerprint": fingerprint}), "now": time.time()},
+            )
+        record = self.key_record()
+        assert record is not None
+        return record
+
+    def set_key_record(self, record: dict[str, Any]) -> None:
+        """Replace the privacy-key state (rotation steps)."""
+        self.set_value(KEY_RECORD, json.dumps(record))
+
+    def has_sealed_data(self) -> bool:
+        """Whether anything sealed is stored (then a lost key must not be replaced silently)."""
+        try:
+            with self.connection() as conn:
+                return any(
+                    conn.execute(text(f"SELECT 1 FROM {table} LIMIT 1")).first() is not None
+                    for table in ("follower", "channeladmin", "post")
+                )
+        except (OperationalError_, ProgrammingError):
+            return False
+
+    def sealed_after(
+        self, conn: Connection, table: str, column: str, platform_column: str, after: int, limit: int,
+        *, with_index: bool = False,
+    ) -> list[Any]:
+        """The next rows (id, platform, blob[, account_index]) holding a sealed value, by id."""
+        index = ", account_index" if with_index else ""
+        return list(
+            conn.execute(
+                text(
+                    f"SELECT id, {platform_column} AS platform, {column} AS blob{index} FROM {table}"
+                    f" WHERE id > :after AND {column} IS NOT NULL ORDER BY id LIMIT :n"
+                ),
+                {"after": after, "n": limit},
+            ).all()
+        )
+
+    def reseal(self, conn: Connection, table: str, column: str, updates: Sequence[tuple[int, bytes]]) -> None:
+        """Store re-sealed values (row id, blob)."""
+        if updates:
+            conn.execute(
+                text(f"UPDATE {table} SET {column} = :b WHERE id = :id"),
+                [{"id": row_id, "b": blob} for row_id, blob in updates],
+            )
+
+    def reindex_accounts(
+        self, conn: Connection, table: str, updates: Sequence[tuple[int, bytes, str, str]]
+    ) -> None:
+        """Re-sealed accounts (row id, blob, old index, new index): the row, and the votes and
+        reactions that carry the old blind index, move to the new one."""
+        if not updates:
+            return
+        conn.execute(
+            text(f"UPDATE {table} SET sealed = :b, account_index = :new WHERE id = :id"),
+            [{"id": i, "b": b, "new": new} for i, b, _, new in updates],
+        )
+        moves = [{"old": old, "new": new} for _, _, old, new in updates if old != new]
+        if moves:
+            conn.execute(text("UPDATE vote SET voter_index = :new WHERE voter_index = :old"), moves)
+            conn.execute(
+                text("UPDATE postreaction SET reactor_index = :new WHERE reactor_index = :old"), moves
+            )
+
+    def reseal_refs(
+        self, conn: Connection, updates: Sequence[tuple[int, bytes, str | None, str | None]]
+    ) -> None:
+        """Re-sealed delivery references (row id, blob, key index, alt index)."""
+        if updates:
+            conn.execute(
+                text(
+                    "UPDATE delivery SET ref_sealed = :b, ref_index = :i, ref_alt_index = :a"
+                    " WHERE id = :id"
+                ),
+                [{"id": d, "b": b, "i": i, "a": a} for d, b, i, a in updates],
+            )
+
+    def void_unused_invites(self) -> int:
+        """Delete admin invites not yet accepted (their codes' digests depend on the key)."""
+        with self.connection() as conn:
+            return conn.execute(text("DELETE FROM admininvite WHERE used_at IS NULL")).rowcount or 0
 
     # ---- key/value state ------------------------------------------------------------------
 
@@ -1005,25 +1157,46 @@ class Store:
 
     # ---- worker support ---------------------------------------------------------------------
 
-    def delivery_context(
-        self, rows: Sequence[ClaimedDelivery], sealer: Sealer
-    ) -> tuple[dict[int, Address | None], dict[int, tuple[str | None, str | None]]]:
-        """For a claimed batch: each row's destination address, and the refs of source copies."""
+    def delivery_context(self, rows: Sequence[ClaimedDelivery], sealer: Sealer) -> DeliveryContext:
+        """For a claimed batch: each row's destination address, the refs of source copies, and
+        the rows whose sealed address or reference does not open (each on its own: one bad row
+        never fails its neighbours)."""
         with self.connection() as conn:
             followers = self.follower_addresses(conn, [r.follower_id for r in rows if r.follower_id])
             mirrors = self.mirror_chats(conn, [r.mirror_id for r in rows if r.mirror_id])
-            sources = self.source_refs(conn, [r.source_id for r in rows if r.source_id])
+            sealed_sources = self.source_refs(conn, [r.source_id for r in rows if r.source_id])
         addresses: dict[int, Address | None] = {}
+        broken: dict[int, str] = {}
+        sources: dict[int, tuple[str | None, str | None]] = {}
+        bad_sources: dict[int, str] = {}
+        for source_id, (platform, blob) in sealed_sources.items():
+            if blob is None:
+                sources[source_id] = (None, None)
+                continue
+            try:
+                sources[source_id] = sealer.unseal_ref(blob, row_id=source_id, platform=platform)
+            except (UnsealError, ValueError) as exc:
+                bad_sources[source_id] = f"sealed reference does not open: {exc}"
         for row in rows:
             if row.follower_id is not None:
                 found = followers.get(row.follower_id)
-                addresses[row.id] = sealer.unseal(found[0], found[1]) if found else None
+                try:
+                    addresses[row.id] = (
+                        sealer.unseal(found[0], found[1], table="follower", row_id=row.follower_id)
+                        if found
+                        else None
+                    )
+                except (UnsealError, ValueError) as exc:
+                    addresses[row.id] = None
+                    broken[row.id] = f"sealed address does not open: {exc}"
             elif row.mirror_id is not None:
                 mirror = mirrors.get(row.mirror_id)
                 addresses[row.id] = Address(mirror[0], mirror[1]) if mirror else None
             else:
                 addresses[row.id] = None
-        return addresses, sources
+            if row.source_id is not None and row.source_id in bad_sources:
+                broken.setdefault(row.id, bad_sources[row.source_id])
+        return DeliveryContext(addresses, sources, broken)
 
     def return_to_pending(self, owner: str, ids: Sequence[int]) -> None:
         """Give back rows this worker claimed but never started (clean shutdown)."""
@@ -1099,7 +1272,7 @@ class Store:
                 edited=post.edit_count > 0,
             )
             author = (
-                (post.author_platform, post.author_sealed)
+                Sealed("post", post_id, post.author_platform, bytes(post.author_sealed))
                 if post.author_platform and post.author_sealed
                 else None
             )
@@ -1149,7 +1322,7 @@ class Store:
             pending = counts.get("pending", 0) + counts.get("leased", 0)
             failed = counts.get("failed", 0)
             skipped = counts.get("skipped", 0)
-            author = (post.author_platform, post.author_sealed)
+            author = Sealed("post", post_id, post.author_platform, bytes(post.author_sealed))
             large = post.planned >= threshold
             finished = pending == 0 and post.status in (
                 PostStatus.PUBLISHED.value,

@@ -229,7 +229,12 @@ async def test_native_votes_and_reactions_aggregate_across_copies(harness: Harne
     await harness.say(OPERATOR, "/post news react to me")
     await harness.settle()
     with harness.store.session() as s:
-        refs = {(r.post_id, r.follower_id): (r.ref_key, r.ref_alt) for r in s.exec(select(Delivery))}
+        refs = {
+            (r.post_id, r.follower_id): harness.sealer.unseal_ref(
+                r.ref_sealed or b"", row_id=r.id or 0, platform=r.platform
+            )
+            for r in s.exec(select(Delivery))
+        }
     follower_ids = sorted({f for _, f in refs})
     for i, (p, fid) in enumerate(zip(people, follower_ids, strict=True)):
         _, alt = refs[(1, fid)]

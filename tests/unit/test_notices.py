@@ -13,7 +13,7 @@ from bridge.delivery import DeliveryPolicy
 from bridge.models import NoticeLane
 from bridge.notices import NoticeQueue
 from bridge.ports import Address, PermanentFailure, RecipientGone, Reply, RetryLater
-from bridge.privacy import Sealer
+from bridge.privacy import Sealed, Sealer
 from tests.support import OPERATOR, FakeAdapter, Harness, build, person
 
 
@@ -114,9 +114,8 @@ async def test_queued_messages_hold_no_identity_or_text_in_clear(
     h = build(sqlite_store_url)  # the worker is not started: the rows stay queued
     alice = person(424242)
     _say(h, alice, "Your invite code is SECRETCODE-123")
-    _queue(h).update_progress(
-        1, ("fake", h.sealer.seal(alice)), "Post #1 progress XYZZY-FIGURES", time.time(), 5.0
-    )
+    author = Sealed("post", 1, "fake", h.sealer.seal(alice, table="post", row_id=1))
+    _queue(h).update_progress(1, author, "Post #1 progress XYZZY-FIGURES", time.time(), 5.0)
     h.store.dispose()
     raw = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
     assert raw.count(b"SECRETCODE") == 0 and raw.count(alice.id.encode()) == 0

@@ -7,21 +7,20 @@ import logging
 from pathlib import Path
 
 import pytest
-from cryptography.exceptions import InvalidTag
 
 from bridge.ports import Address, Message, PollVote, Reaction
-from bridge.privacy import RedactingFilter, Sealer, load_or_create_key, redact
+from bridge.privacy import RedactingFilter, Sealer, UnsealError, load_or_create_key, redact
 from tests.support import OPERATOR, build
 
 
 def test_sealed_address_round_trips_and_binds_platform() -> None:
     sealer = Sealer(b"x" * 32)
     address = Address("matrix", "@alice:example.org", chat="!room:example.org")
-    sealed = sealer.seal(address)
+    sealed = sealer.seal(address, table="follower", row_id=1)
     assert b"alice" not in sealed
-    assert sealer.unseal("matrix", sealed) == address
-    with pytest.raises(InvalidTag):
-        sealer.unseal("telegram", sealed)
+    assert sealer.unseal("matrix", sealed, table="follower", row_id=1) == address
+    with pytest.raises(UnsealError):
+        sealer.unseal("telegram", sealed, table="follower", row_id=1)
 
 
 def test_blind_index_is_stable_keyed_and_hides_the_id() -> None:
@@ -94,3 +93,26 @@ async def test_raw_database_contains_no_platform_identity(sqlite_store_url: str)
             assert a.chat.encode() not in raw
     assert b"follower0" not in raw and b"matrix.example.org" not in raw
     assert OPERATOR.id.encode() not in raw
+
+
+def test_formatter_redacts_tracebacks_tokens_and_short_ids() -> None:
+    from bridge.privacy import RedactingFormatter
+
+    token = "7012345678:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw9"
+    try:
+        raise ValueError(f"[SQL: UPDATE delivery] [parameters: {{'chat_id': 4242}}] /bot{token}/getMe")
+    except ValueError:
+        import sys
+
+        record = logging.LogRecord(
+            "x", logging.ERROR, __file__, 1, "failed for user %s", (77,), sys.exc_info()
+        )
+    line = RedactingFormatter("%(message)s").format(record)
+    assert "Traceback" in line and "4242" not in line and token[11:] not in line and " 77" not in line
+    assert (
+        redact('{"chat": {"id": 31, "type": "private"}}') == '{"chat": {"id": [redacted], "type": "private"}}'
+    )
+    assert (
+        redact("chat_id=12") == "chat_id=[redacted]" and redact("post #12 delivered") == "post #12 delivered"
+    )
+    assert redact("postgresql+psycopg://bridge:pw@db/cb") == "postgresql+psycopg://[redacted]@db/cb"

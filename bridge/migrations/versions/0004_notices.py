@@ -1,7 +1,7 @@
 """notices and per-chat order
 
-Revision ID: 0003_notices
-Revises: 0002_count_index
+Revision ID: 0004_notices
+Revises: 0003_sealing
 Create Date: 2026-11-29 19:43:08.538177
 """
 
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 import sqlmodel.sql.sqltypes
 from alembic import op
 
-revision: str = "0003_notices"
-down_revision: str | None = "0002_count_index"
+revision: str = "0004_notices"
+down_revision: str | None = "0003_sealing"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

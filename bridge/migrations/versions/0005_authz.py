@@ -1,7 +1,7 @@
 """authorization: invite creators, admin numbers never reused, follower counters
 
-Revision ID: 0004_authz
-Revises: 0003_notices
+Revision ID: 0005_authz
+Revises: 0004_notices
 Create Date: 2026-11-27 10:00:00.000000
 
 - `channel.last_admin_number`: a per-channel counter (set to the highest number in use), so a
@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlmodel.sql.sqltypes import AutoString
 
-revision: str = "0004_authz"
-down_revision: str | None = "0003_notices"
+revision: str = "0005_authz"
+down_revision: str | None = "0004_notices"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
