@@ -15,11 +15,12 @@ from contextlib import suppress
 from typing import Any, Protocol
 
 from bridge import migrate
+from bridge.commands import Command, parse_command
 from bridge.config import Settings
 from bridge.coordination import Coordinator
 from bridge.delivery import DeliveryPolicy, DeliveryWorker
 from bridge.engine import ChannelEngine, EngineOptions
-from bridge.ports import Adapter, Address, Inbound, Reply
+from bridge.ports import Adapter, Address, ForgettingAdapter, Inbound, Message, Reply
 from bridge.privacy import Sealer, install_log_redaction, load_or_create_key
 from bridge.ratelimit import RateLimiter
 from bridge.store import Store
@@ -293,10 +294,14 @@ class App:
     async def handle(self, event: Inbound) -> list[Reply]:
         """The inbound handler given to every adapter."""
         try:
-            return await self.engine.handle(event)
+            replies = await self.engine.handle(event)
         except Exception:
             log.exception("handling an inbound %s failed", type(event).__name__)
             return [Reply("Sorry, something went wrong on our side; nothing was changed. Try again.")]
+        adapter = self.adapters.get(event.sender.platform)
+        if isinstance(adapter, ForgettingAdapter) and _is_forgetme(event):
+            await adapter.forget(event.sender)  # after the erasure was committed
+        return replies
 
     async def sync(self, timeout: float = 30.0) -> None:
         """Wait until fan-outs are planned and every delivery is sent (TimeoutError after
@@ -314,6 +319,11 @@ class App:
 
     async def _notify_sealed(self, author: tuple[str, bytes], text: str) -> None:
         await self.notify(self.sealer.unseal(author[0], author[1]), text)
+
+
+def _is_forgetme(event: Inbound) -> bool:
+    parsed = parse_command(event.text) if isinstance(event, Message) else None
+    return isinstance(parsed, Command) and parsed.name == "forgetme"
 
 
 def configure_logging(level: str) -> None:

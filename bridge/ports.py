@@ -275,6 +275,17 @@ class Adapter(Protocol):
 
 
 @runtime_checkable
+class ForgettingAdapter(Protocol):
+    """An optional extension: an adapter that keeps something about people of its own (the
+    Matrix adapter's direct-chat map, reactions, the DM itself) erases it when asked. The app
+    calls `forget` after a `/forgetme` was applied and answered by the engine."""
+
+    async def forget(self, address: Address) -> None:
+        """Erase what this adapter keeps about the person at `address` (the sender of the
+        `/forgetme`); failures are logged, never raised."""
+
+
+@runtime_checkable
 class SharedSendingAdapter(Adapter, Protocol):
     """An optional extension for several processes on one database: an adapter that can send
     from every process at once declares `shared_sending = True`, starts without receiving, and

@@ -431,3 +431,35 @@ async def test_operator_creates_a_read_only_mirror_room_by_command(
     assert text_of(copy.source) == "Daily News (#1)\ninto the mirror"
     refused = await member.client.room_send(mirror, "m.room.message", {"msgtype": "m.text", "body": "hi"})
     assert isinstance(refused, RoomSendError) and refused.transport_response.status == 403
+
+
+async def test_forgetme_also_erases_the_adapter_state_and_leaves_the_dm(
+    bridge: Bridge, bot_user: RegisteredUser, follower_factory: Callable[[], Awaitable[Follower]],
+    tmp_path: Path,
+) -> None:
+    op, alice = [await follower_factory() for _ in range(2)]
+    _app, adapter = await bridge(bot_user, op.user_id)
+    bot = bot_user.user_id
+    op_room = await op.open_dm(bot, encrypted=False)
+    await ask(op, op_room, "/newchannel news Daily News", bot, "created")
+    alice_room = await alice.open_dm(bot, encrypted=True)
+    await ask(alice, alice_room, "/follow news", bot, "You now follow Daily News")
+    await ask(op, op_room, "/post news Hello", bot, "Post #1 is on its way")
+    copy = await copy_of(alice, alice_room, bot, numbered(1))
+    await alice.send(alice_room, "m.reaction", {"m.relates_to": {
+        "rel_type": "m.annotation", "event_id": copy.source["event_id"], "key": "👍"}})
+    await ask_until(op, op_room, "/stats news", bot, "news", lambda text: "👍" in text)
+    state_file = tmp_path / "bot-store" / "state.json"
+    user_hash = adapter._user_hash(alice.user_id)
+    assert user_hash in state_file.read_text() and alice_room in state_file.read_text()
+
+    await ask(alice, alice_room, "/forgetme", bot, "erased")
+
+    def bot_left() -> bool:
+        room = alice.client.rooms.get(alice_room)
+        return room is not None and bot not in room.users
+
+    await alice.wait_until(bot_left)
+    text = state_file.read_text()
+    assert user_hash not in text and alice_room not in text
+    assert copy.source["event_id"] not in text
