@@ -145,7 +145,7 @@ class App:
             self.store,
             self.sealer,
             operators=operator_addresses(settings),
-            options=EngineOptions(tz=settings.general.tz),
+            options=EngineOptions(tz=settings.general.tz, media_limits=settings.media.limits()),
         )
         chosen = list(adapters) if adapters is not None else build_adapters(settings)
         if console is not None:

@@ -47,10 +47,11 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlparse
 
 import aiohttp
 from nio import (
+    Api,
     AsyncClient,
     AsyncClientConfig,
     ErrorResponse,
@@ -76,6 +77,7 @@ from bridge.ports import (
     Content,
     InboundHandler,
     InboundMedia,
+    MediaTooLarge,
     Message,
     MessageRef,
     PermanentFailure,
@@ -688,10 +690,7 @@ class MatrixAdapter:
             if self._state.dm_rooms.get(user_hash) != room_id:
                 self._state.dm_rooms[user_hash] = room_id
                 self._dirty = True
-            if isinstance(item, MediaMessage):
-                inbound = await self._with_media(item)
-            else:
-                inbound = item
+            inbound = self._with_media(item) if isinstance(item, MediaMessage) else item
         if inbound is None:
             return
         if not self._is_dm_of(room_id, inbound.sender.id):  # a vote or reaction in a shared room:
@@ -726,37 +725,70 @@ class MatrixAdapter:
                 return user_id
         return None
 
-    async def _with_media(self, item: MediaMessage) -> Message:
+    def _with_media(self, item: MediaMessage) -> Message:
+        """The message with a bounded download for the engine to call once it has authorized
+        the sender; nothing is fetched here."""
         pointer = item.media
-        data: bytes | None = None
-        try:
-            data = await self._download(pointer)
-        except Exception as exc:  # the command still reaches the engine, without bytes
-            log.warning("matrix: media download failed: %s", type(exc).__name__)
+
+        async def fetch(limit: int) -> bytes:
+            return await self._download(pointer, limit)
+
         media = InboundMedia(
             kind=pointer.kind,
-            data=data,
             mime=pointer.mime,
             filename=pointer.filename,
             platform_ref=None if pointer.file else pointer.url,
             width=pointer.width,
             height=pointer.height,
             duration=pointer.duration,
+            size=pointer.size,
+            fetch=fetch,
         )
         return Message(item.sender, item.text, media)
 
-    async def _download(self, pointer: MediaPointer) -> bytes:
-        resp = await self.client.download(pointer.url)
-        if not isinstance(resp, MemoryDownloadResponse):
-            raise (
-                error_for_response(resp, "download")
-                if isinstance(resp, ErrorResponse)
-                else PermanentFailure("download: unexpected response")
-            )
+    async def _download(self, pointer: MediaPointer, limit: int | None = None) -> bytes:
+        """Fetch (and decrypt) media; with `limit`, stop reading and raise `MediaTooLarge` as
+        soon as the body is larger (an encrypted attachment is as long as its plaintext)."""
+        if limit is None:
+            resp = await self.client.download(pointer.url)
+            if not isinstance(resp, MemoryDownloadResponse):
+                raise (
+                    error_for_response(resp, "download")
+                    if isinstance(resp, ErrorResponse)
+                    else PermanentFailure("download: unexpected response")
+                )
+            body = resp.body
+        else:
+            body = await self._download_bounded(pointer.url, limit)
         if pointer.file is None:
-            return resp.body
+            return body
         file = pointer.file
-        return decrypt_attachment(resp.body, file["key"]["k"], file["hashes"]["sha256"], file["iv"])
+        try:
+            return decrypt_attachment(body, file["key"]["k"], file["hashes"]["sha256"], file["iv"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PermanentFailure("download: the attachment does not decrypt") from exc
+
+    async def _download_bounded(self, mxc: str, limit: int) -> bytes:
+        client = self.client
+        parsed = urlparse(mxc)
+        _, path = Api.download(
+            parsed.netloc, parsed.path.strip("/"), None, True, access_token=client.access_token
+        )
+        with translated("download"):
+            resp = await client.send("GET", path)
+            try:
+                if resp.status != 200:
+                    raise PermanentFailure(f"download refused ({resp.status})")
+                if (resp.content_length or 0) > limit:
+                    raise MediaTooLarge()
+                body = bytearray()
+                async for chunk in resp.content.iter_chunked(64 * 1024):
+                    body += chunk
+                    if len(body) > limit:
+                        raise MediaTooLarge()
+                return bytes(body)
+            finally:
+                resp.release()
 
     async def _dispatch(self, room_id: str, inbound: Message | PollVote | Reaction) -> None:
         assert self._handler is not None
