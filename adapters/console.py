@@ -23,6 +23,7 @@ from adapters.base import (
     Content,
     InboundHandler,
     InboundMedia,
+    MediaTooLarge,
     Message,
     MessageRef,
     PermanentFailure,
@@ -195,11 +196,22 @@ class ConsoleAdapter:
         path = Path(parts[0]).expanduser()
         caption = rest.strip()[len(rest.strip().split(maxsplit=1)[0]) :].strip()
         try:
-            data = path.read_bytes()
+            size = path.stat().st_size
         except OSError as exc:
             self._print(f"cannot read {path}: {exc.strerror}")
             return
-        media = InboundMedia(kind=kind, data=data, mime=_MIME[kind], filename=path.name)
+
+        async def fetch(limit: int) -> bytes:  # read by the engine only for an admin's post
+            try:
+                with path.open("rb") as handle:
+                    data = handle.read(limit + 1)
+            except OSError as exc:
+                raise PermanentFailure(f"cannot read the file: {exc.strerror}") from exc
+            if len(data) > limit:
+                raise MediaTooLarge()
+            return data
+
+        media = InboundMedia(kind=kind, mime=_MIME[kind], filename=path.name, size=size, fetch=fetch)
         await self._dispatch(Message(self._address(), caption, media))
 
     # ---- outbound -------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from contextlib import suppress
 from typing import IO, Any, Protocol
 
 from bridge import migrate
+from bridge.commands import Command, parse_command
 from bridge.config import Settings
 from bridge.coordination import Coordinator
 from bridge.delivery import DeliveryPolicy, DeliveryWorker
@@ -24,7 +25,7 @@ from bridge.flood import FloodControl
 from bridge.keys import key_location, load_key_for, verify_key
 from bridge.models import NoticeLane
 from bridge.notices import NoticeQueue
-from bridge.ports import Adapter, Address, Inbound, Message, Reply
+from bridge.ports import Adapter, Address, ForgettingAdapter, Inbound, Message, Reply
 from bridge.privacy import RedactingFormatter, Sealer, install_log_redaction
 from bridge.ratelimit import RateLimiter
 from bridge.store import Store
@@ -157,7 +158,7 @@ class App:
             self.store,
             self.sealer,
             operators=operator_addresses(settings),
-            options=EngineOptions(tz=settings.general.tz),
+            options=EngineOptions(tz=settings.general.tz, media_limits=settings.media.limits()),
         )
         chosen = list(adapters) if adapters is not None else build_adapters(settings)
         if console is not None:
@@ -206,6 +207,7 @@ class App:
         self._exclusive_started: set[str] = set()
         self.coordinator: Coordinator | None = None
         self.stopped = asyncio.Event()
+        self._background: set[asyncio.Task[None]] = set()
 
     def _install_time_parsers(self) -> None:
         from scheduler.when import parse_recurrence, parse_when  # the wiring place may know it
@@ -298,6 +300,9 @@ class App:
     async def stop(self) -> None:
         """Stop everything that started, newest first; deliveries in flight are recorded."""
         await self.engine.drain_planning()
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
         while self._started:
             stop = self._started.pop()
             try:
@@ -325,6 +330,10 @@ class App:
         except Exception:
             log.exception("handling an inbound %s failed", type(event).__name__)
             replies = [Reply("Sorry, something went wrong on our side; nothing was changed. Try again.")]
+        else:
+            adapter = self.adapters.get(event.sender.platform)
+            if isinstance(adapter, ForgettingAdapter) and _is_forgetme(event):
+                self._forget_after_answer(adapter, event.sender)
         self._queue_replies(event.sender, replies)
         return []
 
@@ -351,6 +360,24 @@ class App:
             return
         self.worker.wake_notices()
 
+    def _forget_after_answer(self, adapter: ForgettingAdapter, person: Address) -> None:
+        """Let the adapter erase what it keeps about a person who sent `/forgetme` (and leave
+        their chat) once the answer to it has gone out there (at most a minute later)."""
+
+        async def forget() -> None:
+            deadline = time.monotonic() + 60.0
+            await asyncio.sleep(0.05)  # the answer is queued right after this is scheduled
+            while self.notices.open_for(person) and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            try:
+                await adapter.forget(person)
+            except Exception:
+                log.exception("the %s adapter could not forget a person", person.platform)
+
+        task = asyncio.create_task(forget(), name="forget-after-answer")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     async def sync(self, timeout: float = 30.0) -> None:
         """Wait until fan-outs are planned and every delivery is sent (TimeoutError after
         `timeout` seconds, e.g. while a platform's rate limit holds copies back)."""
@@ -360,6 +387,11 @@ class App:
     async def notify(self, address: Address, text: str) -> None:
         """Queue a notice to one person's chat with the bot (ahead of post copies)."""
         self._queue_replies(address, [Reply(text)], NoticeLane.NOTICE)
+
+
+def _is_forgetme(event: Inbound) -> bool:
+    parsed = parse_command(event.text) if isinstance(event, Message) else None
+    return isinstance(parsed, Command) and parsed.name == "forgetme"
 
 
 #: SDK loggers that print request URLs (the Bot API URL holds the token), payloads with ids,

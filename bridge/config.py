@@ -46,7 +46,7 @@ from pydantic_settings import (
 )
 from pydantic_settings.sources.utils import parse_env_vars
 
-from bridge.ports import RateLimits
+from bridge.ports import PostKind, RateLimits
 
 __all__ = [
     "ENV_CONFIG_PATH",
@@ -460,6 +460,26 @@ class SchedulerSettings(BaseModel):
     late_policy: Literal["publish", "skip"] = "publish"
 
 
+class MediaSettings(BaseModel):
+    """[media]: the largest photo, video and sticker an admin may post (checked before the
+    download where the platform announces the size, and on the bytes)."""
+
+    model_config = _FROZEN
+
+    max_photo_mb: float = Field(default=10.0, gt=0)
+    max_video_mb: float = Field(default=50.0, gt=0)
+    max_sticker_mb: float = Field(default=1.0, gt=0)
+
+    def limits(self) -> dict[PostKind, int]:
+        """The caps in bytes, per kind (`EngineOptions.media_limits`)."""
+        mb = 1024 * 1024
+        return {
+            PostKind.PHOTO: int(self.max_photo_mb * mb),
+            PostKind.VIDEO: int(self.max_video_mb * mb),
+            PostKind.STICKER: int(self.max_sticker_mb * mb),
+        }
+
+
 class ChannelEntry(BaseModel):
     """[[channels]]: a channel declared by the operator, optionally mirrored into rooms."""
 
@@ -529,6 +549,7 @@ class Settings(BaseSettings):
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+    media: MediaSettings = Field(default_factory=MediaSettings)
     channels: list[ChannelEntry] = Field(default_factory=list)
 
     @classmethod

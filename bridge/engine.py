@@ -38,7 +38,9 @@ from bridge.models import (
     PostStatus,
 )
 from bridge.ports import (
+    DeliveryError,
     Inbound,
+    MediaTooLarge,
     Message,
     PollVote,
     PostKind,
@@ -63,6 +65,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: commands whose media is kept (and so downloaded, once the sender is authorized)
+_WITH_MEDIA = frozenset({"post", "schedule"})
 #: commands after which the scheduler re-reads what is timed
 _TIMED = frozenset({"schedule", "every", "poll", "cancel", "delete", "deletechannel", "edit"})
 
@@ -81,6 +85,8 @@ class ChannelEngine(FollowerCommands, AdminCommands):
         parsed = parse_command(event.text) if isinstance(event, Message) else None
         try:
             if isinstance(event, Message):
+                if event.media is not None:
+                    event = await self._with_media(actor, event, parsed)
                 if isinstance(parsed, Command) and parsed.name == "mirror" and parsed.text == "create matrix":
                     replies = await self._create_mirror(actor, parsed)  # talks to a platform: async
                 else:
@@ -98,6 +104,46 @@ class ChannelEngine(FollowerCommands, AdminCommands):
         if isinstance(parsed, Command) and parsed.name in _TIMED:
             self._schedule_changed()
         return replies
+
+    async def _with_media(
+        self, actor: Actor, message: Message, parsed: Command | CommandError | None
+    ) -> Message:
+        """Download a message's media only for an admin posting it, within the kind's cap.
+
+        Anything else (a stranger's photo captioned `/help`, a caption that is no command)
+        never triggers a download: the media goes on without bytes, and no handler uses it.
+        """
+        media = message.media
+        assert media is not None
+        if not isinstance(parsed, Command) or parsed.name not in _WITH_MEDIA:
+            return message
+        with self.store.session() as s:
+            self._require_admin(s, actor, self._channel(s, parsed.handle))
+        cap = self.options.media_limits.get(media.kind)
+        if cap is None:
+            raise Refusal("Only photos, videos and stickers can be posted as media.")
+        too_big = Refusal(
+            f"This {media.kind.value} is larger than the {round(cap / (1024 * 1024), 3):g} MB allowed for a "
+            f"{media.kind.value}; nothing was posted. Send a smaller one."
+        )
+        if (media.size or 0) > cap or len(media.data or b"") > cap:
+            raise too_big
+        if media.data is not None or media.fetch is None:
+            return message
+        try:
+            data = await media.fetch(cap)
+        except MediaTooLarge as exc:
+            raise too_big from exc
+        except DeliveryError as exc:
+            if media.platform_ref:  # the platform can still reuse its own copy
+                log.warning("inbound media could not be downloaded: %s", type(exc).__name__)
+                return message
+            raise Refusal(
+                f"The {media.kind.value} could not be downloaded; nothing was posted. Try again."
+            ) from exc
+        if len(data) > cap:
+            raise too_big
+        return replace(message, media=replace(media, data=data, size=len(data), fetch=None))
 
     def _handle_message(
         self, actor: Actor, message: Message, parsed: Command | CommandError | None

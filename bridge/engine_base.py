@@ -67,6 +67,7 @@ Notify = Callable[[Address, str], Awaitable[None]]
 """Sends a notice to one person's chat with the bot (progress, scheduling outcomes)."""
 
 MAX_TEXT = 16_000
+_MB = 1024 * 1024
 INVITE_TTL_S = 7 * 24 * 3600
 
 
@@ -86,6 +87,14 @@ class EngineOptions:
     accept_window_s: float = 600.0
     fanout_batch: int = 1000
     planning_lease_s: float = 60.0
+    #: the largest inbound media accepted per kind, in bytes (config `[media]`)
+    media_limits: dict[PostKind, int] = field(
+        default_factory=lambda: {
+            PostKind.PHOTO: 10 * _MB,
+            PostKind.VIDEO: 50 * _MB,
+            PostKind.STICKER: 1 * _MB,
+        }
+    )
 
 
 @dataclass(frozen=True)

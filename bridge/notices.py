@@ -330,6 +330,17 @@ class NoticeQueue:
             },
         )
 
+    def open_for(self, address: Address) -> int:
+        """How many notices to this person's chat are still to be sent."""
+        with self.store.connection() as conn:
+            value = conn.execute(
+                text(
+                    "SELECT count(*) FROM notice WHERE chat_index = :chat AND status IN ('pending', 'leased')"
+                ),
+                {"chat": self._chat_index(address)},
+            ).scalar()
+        return int(value or 0)
+
     def counts(self) -> dict[tuple[int, str], int]:
         """Rows per (lane, status): what an operator sees of the queue (counts only)."""
         with self.store.connection() as conn:

@@ -53,8 +53,12 @@ MEDIA_KINDS = frozenset({PostKind.PHOTO, PostKind.VIDEO, PostKind.STICKER})
 class InboundMedia:
     """Media attached to an inbound message.
 
-    `data` holds the bytes when the adapter downloaded them; `platform_ref` is the platform's
-    own reference (Telegram file_id, Matrix mxc:// URI) so the same platform can reuse it.
+    `data` holds the bytes when the adapter already has them (the console); otherwise `fetch`
+    downloads them, and the engine calls it only for an authorized sender, after checking `size`
+    (what the platform announced, maybe nothing or a lie) against the cap for the kind.
+    `fetch(limit)` returns the bytes, or raises `MediaTooLarge` as soon as they exceed `limit`,
+    or another `DeliveryError` when the download fails. `platform_ref` is the platform's own
+    reference (Telegram file_id, Matrix mxc:// URI) so the same platform can reuse it.
     """
 
     kind: PostKind
@@ -65,6 +69,8 @@ class InboundMedia:
     width: int | None = None
     height: int | None = None
     duration: int | None = None
+    size: int | None = None
+    fetch: Callable[[int], Awaitable[bytes]] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -223,6 +229,13 @@ class MediaRefRejected(PermanentFailure):
         super().__init__(reason)
 
 
+class MediaTooLarge(PermanentFailure):
+    """The media is larger than the limit for its kind: it was not (fully) downloaded."""
+
+    def __init__(self, reason: str = "the media is too large"):
+        super().__init__(reason)
+
+
 @dataclass(frozen=True)
 class Capabilities:
     """What a platform can render natively; missing ones degrade visibly."""
@@ -284,6 +297,17 @@ class Adapter(Protocol):
         earlier message `reply.edit_of`). The delivery worker calls it, under the same rate
         limiter and retry rules as copies; it returns where the message landed when the
         platform can edit it later, else None."""
+
+
+@runtime_checkable
+class ForgettingAdapter(Protocol):
+    """An optional extension: an adapter that keeps something about people of its own (the
+    Matrix adapter's direct-chat map, reactions, the DM itself) erases it when asked. The app
+    calls `forget` after a `/forgetme` was applied and answered by the engine."""
+
+    async def forget(self, address: Address) -> None:
+        """Erase what this adapter keeps about the person at `address` (the sender of the
+        `/forgetme`); failures are logged, never raised."""
 
 
 @runtime_checkable

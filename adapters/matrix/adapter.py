@@ -39,16 +39,19 @@ import io
 import json
 import logging
 import os
+import time
 import traceback
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable, Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlparse
 
 import aiohttp
 from nio import (
+    Api,
     AsyncClient,
     AsyncClientConfig,
     ErrorResponse,
@@ -74,6 +77,7 @@ from bridge.ports import (
     Content,
     InboundHandler,
     InboundMedia,
+    MediaTooLarge,
     Message,
     MessageRef,
     PermanentFailure,
@@ -89,6 +93,7 @@ from bridge.ports import (
 from . import render
 from .errors import check, error_for_response, is_rate_limited, translated
 from .normalize import (
+    COMMAND_PREFIXES,
     MediaMessage,
     MediaPointer,
     ReactionSeen,
@@ -112,6 +117,15 @@ _MAX_REACTIONS = 5_000
 _MAX_SEEN = 500
 _SYNC_TIMEOUT_MS = 30_000
 _JOIN_GRACE_S = 5.0
+_JOINS_PER_MIN = 60  # invites answered per minute; more are ignored (an invite flood)
+_MAX_PENDING_JOINS = 50  # invites still being retried in the background
+_JOIN_TTL_S = 300.0  # an invite not joined within this time is given up
+_MAX_GONE = 10_000  # rooms remembered as left by their follower
+_GONE_TTL_S = 90 * 24 * 3600.0  # ... and for how long
+_DIRECT_ONLY = (
+    "Commands work only in a direct chat with just you and me (nobody else in the room). "
+    "Start a direct chat with me and send it there."
+)
 _SYNC_FILTER = {"room": {"timeline": {"limit": 50}}, "presence": {"types": []}}
 _FIRST_SYNC_FILTER = {"room": {"timeline": {"limit": 1}}, "presence": {"types": []}}
 
@@ -129,11 +143,12 @@ class _State:
     """What survives a restart, persisted as JSON under store_dir."""
 
     dm_rooms: dict[str, str] = field(default_factory=dict)  # user hash -> DM room id
-    gone_rooms: list[str] = field(default_factory=list)  # DM rooms whose follower left
+    gone_rooms: dict[str, float] = field(default_factory=dict)  # DM room whose follower left -> when
+    shared_rooms: dict[str, float] = field(default_factory=dict)  # ex-DM left as not private -> when
     mirror_rooms: list[str] = field(default_factory=list)  # rooms made by create_mirror_room
     reactions: dict[str, list[str]] = field(default_factory=dict)  # event -> [user hash, post_ref]
     enc_media: dict[str, dict[str, Any]] = field(default_factory=dict)  # blob id -> `file`
-    seen: list[str] = field(default_factory=list)  # recently handled event ids
+    seen: list[str] = field(default_factory=list)  # recently handled "<room>|<event>"
 
     @classmethod
     def load(cls, path: Path) -> _State:
@@ -143,6 +158,10 @@ class _State:
         except (OSError, ValueError):
             return cls()
         known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
+        gone = known.get("gone_rooms")
+        if isinstance(gone, list):  # written before gone rooms expired: they count from now
+            now = time.time()
+            known["gone_rooms"] = {room_id: now for room_id in gone if isinstance(room_id, str)}
         return cls(**known)
 
     def hash_user_ids(self, digest: Callable[[str], str]) -> bool:
@@ -157,15 +176,48 @@ class _State:
                 changed = True
         return changed
 
+    def mark_gone(self, room_id: str, now: float) -> bool:
+        """Remember that a DM's follower left (bounded: the oldest entries go first)."""
+        if room_id in self.gone_rooms:
+            return False
+        self.gone_rooms[room_id] = now
+        return True
+
+    def forget_user(self, user_hash: str, rooms: Collection[str]) -> None:
+        """Erase what names one person: their DM entry, their reactions, their rooms."""
+        self.dm_rooms.pop(user_hash, None)
+        for room_id in rooms:
+            self.gone_rooms.pop(room_id, None)
+            self.shared_rooms.pop(room_id, None)
+            for other in [h for h, r in self.dm_rooms.items() if r == room_id]:
+                del self.dm_rooms[other]
+        prefixes = tuple(f"{room_id}|" for room_id in rooms)
+        self.seen = [key for key in self.seen if not key.startswith(prefixes)]
+        for event_id in [
+            e for e, (who, ref) in self.reactions.items() if who == user_hash or ref.startswith(prefixes)
+        ]:
+            del self.reactions[event_id]
+
     def save(self, path: Path) -> None:
-        """Write atomically (temp file + rename)."""
+        """Write atomically (temp file + rename), bounding what only grows."""
         if len(self.reactions) > _MAX_REACTIONS:
             for key in list(self.reactions)[: len(self.reactions) - _MAX_REACTIONS]:
                 del self.reactions[key]
         self.seen = self.seen[-_MAX_SEEN:]
+        self.gone_rooms = _bounded(self.gone_rooms)
+        self.shared_rooms = _bounded(self.shared_rooms)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.__dict__))
         os.replace(tmp, path)
+
+
+def _bounded(rooms: dict[str, float]) -> dict[str, float]:
+    """Rooms marked less than `_GONE_TTL_S` ago, at most `_MAX_GONE` of them (the newest)."""
+    horizon = time.time() - _GONE_TTL_S
+    if len(rooms) <= _MAX_GONE and all(t >= horizon for t in rooms.values()):
+        return rooms
+    kept = sorted((t, r) for r, t in rooms.items() if t >= horizon)[-_MAX_GONE:]
+    return {r: t for t, r in kept}
 
 
 class MatrixAdapter:
@@ -216,6 +268,9 @@ class MatrixAdapter:
         self._paced_until = 0.0  # loop time until which requests are spaced
         self._probe = asyncio.Lock()  # while pacing, one request at a time
         self._joining: dict[str, asyncio.Task[None]] = {}  # invites still to join, by room
+        self._joins: deque[float] = deque()  # loop times of recent invite answers
+        self.join_cap = _JOINS_PER_MIN  # invites answered per minute (tests lower it)
+        self._to_leave: dict[str, str | None] = {}  # rooms to leave after this batch -> notice
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -401,10 +456,13 @@ class MatrixAdapter:
     async def _handle_sync(self, resp: SyncResponse) -> None:
         await self._handle_invites(resp)
         for room_id in resp.rooms.leave:
-            self._mark_gone(room_id)
+            self._left_dm(room_id)
         for room_id, info in resp.rooms.join.items():
+            changed = someone_left = False
             for event in [*info.state, *info.timeline.events]:
                 if isinstance(event, RoomMemberEvent):
+                    changed = True
+                    someone_left |= event.membership in ("leave", "ban")
                     await self._on_membership(room_id, event)
             for event in info.timeline.events:
                 if isinstance(event, MegolmEvent):
@@ -413,6 +471,9 @@ class MatrixAdapter:
                 source = getattr(event, "source", None)
                 if isinstance(source, dict):
                     await self._on_event(room_id, source)
+            if changed:
+                self._review_room(room_id, someone_left=someone_left)
+        await self._leave_pending()
         self._save_token(resp.next_batch)
         self._synced.set()
         self._synced = asyncio.Event()
@@ -427,10 +488,24 @@ class MatrixAdapter:
             )
             await self._answer_invite(room_id, direct)
 
+    def _may_answer_invite(self) -> bool:
+        """At most `join_cap` invites a minute and `_MAX_PENDING_JOINS` in the background:
+        the rest of an invite flood is ignored (a restart's full sync shows them again)."""
+        now = asyncio.get_running_loop().time()
+        while self._joins and self._joins[0] <= now - 60.0:
+            self._joins.popleft()
+        if len(self._joins) >= self.join_cap or len(self._joining) >= _MAX_PENDING_JOINS:
+            return False
+        self._joins.append(now)
+        return True
+
     async def _answer_invite(self, room_id: str, direct: bool) -> None:
         """Join an invited room now; when the homeserver is limiting us (or fails), keep
-        trying in the background — an incremental sync shows an invite only once."""
-        if room_id in self._joining:
+        trying in the background for a while — an incremental sync shows an invite only once."""
+        if room_id in self._joining or room_id in self.client.rooms:
+            return
+        if not self._may_answer_invite():
+            log.info("matrix: ignoring an invite: too many invites in the last minute")
             return
         if not self._pacing() and self._not_before <= asyncio.get_running_loop().time():
             try:
@@ -446,30 +521,35 @@ class MatrixAdapter:
         task.add_done_callback(lambda _t: self._joining.pop(room_id, None))
 
     async def _join_later(self, room_id: str, direct: bool) -> None:
-        for attempt in range(1, _JOIN_ATTEMPTS + 1):
-            try:
-                await self._join_invited(room_id, direct)
-                return
-            except RetryLater as exc:
-                if exc.after_s is None:  # a rate limit waits at the gate; others back off
-                    await asyncio.sleep(min(30.0, 0.5 * 2**attempt))
-            except (RecipientGone, PermanentFailure) as exc:
-                log.warning("matrix: could not join an invited room: %s", exc.reason)
-                return
-        log.warning("matrix: gave up joining an invited room after %d attempts", _JOIN_ATTEMPTS)
+        try:
+            async with asyncio.timeout(_JOIN_TTL_S):  # a pending invite expires
+                for attempt in range(1, _JOIN_ATTEMPTS + 1):
+                    try:
+                        await self._join_invited(room_id, direct)
+                        return
+                    except RetryLater as exc:
+                        if exc.after_s is None:  # a rate limit waits at the gate; others back off
+                            await asyncio.sleep(min(30.0, 0.5 * 2**attempt))
+                    except (RecipientGone, PermanentFailure) as exc:
+                        log.warning("matrix: could not join an invited room: %s", exc.reason)
+                        return
+        except TimeoutError:
+            pass
+        log.warning("matrix: gave up joining an invited room")
 
     async def _join_invited(self, room_id: str, direct: bool) -> None:
-        """Join (paced like every send), then leave again unless it is a DM or a mirror room."""
+        """Join (paced like every send), then leave again unless it is a mirror room or a
+        direct chat: the bot and one person (the `is_direct` flag alone proves nothing)."""
         client = self.client
         await self._paced("join", lambda: client.join(room_id))
-        if room_id in self._mirrors or direct:
+        if room_id in self._mirrors:
             return
         try:
             members = await client.joined_members(room_id)
             if isinstance(members, JoinedMembersResponse) and len(members.members) <= 2:
-                return  # a two-person room is a direct chat even without the flag
+                return  # invited members are checked when the room's state arrives by sync
             log.info("matrix: leaving a room that is neither a DM nor a mirror room")
-            await client.room_leave(room_id)
+            await self._leave(room_id)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             log.warning("matrix: invite handling failed: %s", type(exc).__name__)
 
@@ -477,40 +557,109 @@ class MatrixAdapter:
         if room_id in self._mirrors or event.membership not in ("leave", "ban"):
             return
         if event.state_key == self._user_id:
-            self._mark_gone(room_id)
-            return
-        if room_id in self._state.gone_rooms:
+            self._left_dm(room_id)
+
+    def _review_room(self, room_id: str, *, someone_left: bool = False) -> None:
+        """After a membership change: a room that is no longer a direct chat is left at the
+        end of the batch — when the follower left (the bot is alone; later sends raise
+        `RecipientGone`), or when someone else was invited or joined (it is not private any
+        more: later sends go to the person's new direct chat)."""
+        if room_id in self._mirrors or room_id in self._state.gone_rooms:
             return
         room = self.client.rooms.get(room_id)
-        others = [u for u in (room.users if room else {}) if u != self._user_id]
-        if not others:  # the follower left: the bot is alone in the DM
+        if room is None or self._user_id not in room.users:
+            return
+        others = [u for u in room.users if u != self._user_id]
+        if not others:
+            if not someone_left:  # a room the bot is still creating (the invite comes next)
+                return
+            # the follower left: the bot is alone in the DM
             self._mark_gone(room_id)
-            with contextlib.suppress(aiohttp.ClientError, TimeoutError, OSError):
-                await self.client.room_leave(room_id)
+            self._to_leave.setdefault(room_id, None)
+        elif len(others) > 1:
+            self._drop_dm(room_id)
+            self._state.shared_rooms[room_id] = time.time()
+            self._dirty = True
+            self._to_leave.setdefault(
+                room_id,
+                "This chat is not private any more, so I am leaving it. Commands and channel "
+                "posts work only in a direct chat with just you and me: start one to go on.",
+            )
 
-    def _mark_gone(self, room_id: str) -> None:
-        if room_id not in self._state.gone_rooms:
-            self._state.gone_rooms.append(room_id)
+    def _drop_dm(self, room_id: str) -> None:
+        for user_hash in [h for h, r in self._state.dm_rooms.items() if r == room_id]:
+            del self._state.dm_rooms[user_hash]
             self._dirty = True
 
-    def _is_conversation(self, room_id: str) -> bool:
-        """A room where commands are accepted and answered: a DM, never a mirror room."""
-        if room_id in self._mirrors or room_id in self._state.gone_rooms:
-            return False
+    async def _leave_pending(self) -> None:
+        """Leave the rooms this batch found are no longer direct chats (after its answers)."""
+        pending, self._to_leave = self._to_leave, {}
+        for room_id, notice in pending.items():
+            if notice is not None:
+                await self._send_reply(room_id, Reply(notice))
+            log.info("matrix: leaving a room that is no longer a direct chat")
+            await self._leave(room_id)
+
+    async def _leave(self, room_id: str) -> None:
+        """Leave a room and forget it (nio drops its state; the server may purge it once
+        every member forgot it). Failures are logged: the next start's sync shows it again."""
+        client = self.client
+        try:
+            left = await client.room_leave(room_id)
+            if isinstance(left, ErrorResponse):
+                log.warning("matrix: could not leave a room: %s", left.status_code)
+                return
+            await client.room_forget(room_id)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            log.warning("matrix: could not leave a room: %s", type(exc).__name__)
+
+    def _left_dm(self, room_id: str) -> None:
+        """The bot is out of a room (kicked, or it left): a DM still in use is gone. Rooms it
+        left because they were shared, or after a `/forgetme`, are no DM any more."""
         if room_id in self._state.dm_rooms.values():
-            return True
+            self._mark_gone(room_id)
+
+    def _mark_gone(self, room_id: str) -> None:
+        if self._state.mark_gone(room_id, time.time()):
+            self._dirty = True
+
+    def _is_dm_of(self, room_id: str, user_id: str) -> bool:
+        """True while the room holds exactly the bot and `user_id` (joined or invited): the
+        only room where that person's commands are accepted and their posts delivered."""
+        if room_id in self._mirrors or room_id in self._state.gone_rooms or room_id in self._to_leave:
+            return False
         room = self.client.rooms.get(room_id)
-        return room is not None and room.member_count <= 2
+        return room is not None and set(room.users) == {self._user_id, user_id}
+
+    async def forget(self, address: Address) -> None:
+        """Erase what this adapter keeps about a person after their `/forgetme` (called by the
+        app): their DM entry, reactions and gone-room marks in state.json, and the bot's
+        `m.direct` entry for them on the homeserver; their DM is left and forgotten once the
+        current batch's answers are sent. What the homeserver itself keeps is in the README."""
+        user_hash = self._user_hash(address.id)
+        rooms = {r for r in (self._state.dm_rooms.get(user_hash), address.chat) if r}
+        rooms.discard(address.id)
+        rooms -= self._mirrors
+        self._state.forget_user(user_hash, rooms)
+        self._save()
+        for room_id in rooms:
+            if room_id in self.client.rooms:
+                self._to_leave.setdefault(room_id, None)
+        if self._client is not None and address.id.startswith("@"):
+            await self._unmark_direct(address.id)
+        if self._polling:  # called between sync batches: no answer is pending
+            await self._leave_pending()
 
     async def _on_event(self, room_id: str, source: dict[str, Any]) -> None:
         event_id = source.get("event_id")
-        if isinstance(event_id, str) and event_id in self._state.seen:
+        handled = post_ref(room_id, event_id) if isinstance(event_id, str) else None
+        if handled is not None and handled in self._state.seen:
             return
         item = normalize(source, room_id, own_user_id=self._user_id)
         if item is None:
             return
-        if isinstance(event_id, str):
-            self._state.seen.append(event_id)
+        if handled is not None:
+            self._state.seen.append(handled)
             self._dirty = True
         inbound: Message | PollVote | Reaction | None
         if isinstance(item, ReactionSeen):
@@ -532,18 +681,39 @@ class MatrixAdapter:
         elif isinstance(item, PollVote):
             inbound = item
         else:
-            if not self._is_conversation(room_id):
+            if not self._is_dm_of(room_id, item.sender.id):
+                if room_id not in self._mirrors and item.text.startswith(COMMAND_PREFIXES):
+                    await self._send_reply(room_id, Reply(_DIRECT_ONLY))
+                    self._review_room(room_id)
                 return
             user_hash = self._user_hash(item.sender.id)
             if self._state.dm_rooms.get(user_hash) != room_id:
                 self._state.dm_rooms[user_hash] = room_id
                 self._dirty = True
-            if isinstance(item, MediaMessage):
-                inbound = await self._with_media(item)
-            else:
-                inbound = item
-        if inbound is not None:
-            await self._dispatch(room_id, inbound)
+            inbound = self._with_media(item) if isinstance(item, MediaMessage) else item
+        if inbound is None:
+            return
+        if not self._is_dm_of(room_id, inbound.sender.id):  # a vote or reaction in a shared room:
+            inbound = replace(inbound, sender=Address(inbound.sender.platform, inbound.sender.id))
+        await self._dispatch(room_id, inbound)
+
+    async def _unmark_direct(self, user_id: str) -> None:
+        """Remove a person from the bot's `m.direct` account data (kept on the homeserver)."""
+        client = self.client
+        path = f"/_matrix/client/v3/user/{quote(self._user_id)}/account_data/m.direct"
+        headers = {"Authorization": f"Bearer {client.access_token}", "Content-Type": "application/json"}
+        try:
+            got = await client.send("GET", path, headers=headers)
+            if got.status != 200:
+                return
+            current = await got.json()
+            if not isinstance(current, dict) or current.pop(user_id, None) is None:
+                return
+            put = await client.send("PUT", path, json.dumps(current), headers=headers)
+            if put.status != 200:
+                log.warning("matrix: could not update m.direct (%s)", put.status)
+        except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
+            log.warning("matrix: could not update m.direct: %s", type(exc).__name__)
 
     def _member_with_hash(self, room_id: str, user_hash: str, likely: str) -> str | None:
         """The user id (the redacting user, else a room member) whose hash is `user_hash`."""
@@ -555,37 +725,70 @@ class MatrixAdapter:
                 return user_id
         return None
 
-    async def _with_media(self, item: MediaMessage) -> Message:
+    def _with_media(self, item: MediaMessage) -> Message:
+        """The message with a bounded download for the engine to call once it has authorized
+        the sender; nothing is fetched here."""
         pointer = item.media
-        data: bytes | None = None
-        try:
-            data = await self._download(pointer)
-        except Exception as exc:  # the command still reaches the engine, without bytes
-            log.warning("matrix: media download failed: %s", type(exc).__name__)
+
+        async def fetch(limit: int) -> bytes:
+            return await self._download(pointer, limit)
+
         media = InboundMedia(
             kind=pointer.kind,
-            data=data,
             mime=pointer.mime,
             filename=pointer.filename,
             platform_ref=None if pointer.file else pointer.url,
             width=pointer.width,
             height=pointer.height,
             duration=pointer.duration,
+            size=pointer.size,
+            fetch=fetch,
         )
         return Message(item.sender, item.text, media)
 
-    async def _download(self, pointer: MediaPointer) -> bytes:
-        resp = await self.client.download(pointer.url)
-        if not isinstance(resp, MemoryDownloadResponse):
-            raise (
-                error_for_response(resp, "download")
-                if isinstance(resp, ErrorResponse)
-                else PermanentFailure("download: unexpected response")
-            )
+    async def _download(self, pointer: MediaPointer, limit: int | None = None) -> bytes:
+        """Fetch (and decrypt) media; with `limit`, stop reading and raise `MediaTooLarge` as
+        soon as the body is larger (an encrypted attachment is as long as its plaintext)."""
+        if limit is None:
+            resp = await self.client.download(pointer.url)
+            if not isinstance(resp, MemoryDownloadResponse):
+                raise (
+                    error_for_response(resp, "download")
+                    if isinstance(resp, ErrorResponse)
+                    else PermanentFailure("download: unexpected response")
+                )
+            body = resp.body
+        else:
+            body = await self._download_bounded(pointer.url, limit)
         if pointer.file is None:
-            return resp.body
+            return body
         file = pointer.file
-        return decrypt_attachment(resp.body, file["key"]["k"], file["hashes"]["sha256"], file["iv"])
+        try:
+            return decrypt_attachment(body, file["key"]["k"], file["hashes"]["sha256"], file["iv"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PermanentFailure("download: the attachment does not decrypt") from exc
+
+    async def _download_bounded(self, mxc: str, limit: int) -> bytes:
+        client = self.client
+        parsed = urlparse(mxc)
+        _, path = Api.download(
+            parsed.netloc, parsed.path.strip("/"), None, True, access_token=client.access_token
+        )
+        with translated("download"):
+            resp = await client.send("GET", path)
+            try:
+                if resp.status != 200:
+                    raise PermanentFailure(f"download refused ({resp.status})")
+                if (resp.content_length or 0) > limit:
+                    raise MediaTooLarge()
+                body = bytearray()
+                async for chunk in resp.content.iter_chunked(64 * 1024):
+                    body += chunk
+                    if len(body) > limit:
+                        raise MediaTooLarge()
+                return bytes(body)
+            finally:
+                resp.release()
 
     async def _dispatch(self, room_id: str, inbound: Message | PollVote | Reaction) -> None:
         assert self._handler is not None
@@ -640,10 +843,17 @@ class MatrixAdapter:
         return self._locks.setdefault(key, asyncio.Lock())
 
     async def _room_for(self, address: Address) -> str:
-        if address.chat:
-            return address.chat
+        """The room of an address: a mirror room, or the person's direct chat. A chat the bot
+        left because it was no longer private (or forgot) is replaced by their current DM,
+        opened anew when there is none: a copy never goes to a room with others in it."""
         if address.id.startswith("!"):
             return address.id
+        chat = address.chat
+        if chat and chat not in self._state.shared_rooms and chat not in self._to_leave:
+            if chat in self._mirrors or chat in self._state.gone_rooms:
+                return chat
+            if await self._known_room(chat) is not None:
+                return chat
         user_hash = self._user_hash(address.id)
         async with self._lock(f"dm:{user_hash}"):
             room_id = self._state.dm_rooms.get(user_hash)
@@ -713,6 +923,15 @@ class MatrixAdapter:
     async def _check_room(self, room_id: str) -> MatrixRoom:
         if room_id in self._state.gone_rooms:
             raise RecipientGone("the follower left the chat")
+        room = await self._known_room(room_id)
+        if room is None:
+            raise RecipientGone("the bot is not in that room")
+        if room_id not in self._mirrors and room.joined_count <= 1 and not room.invited_users:
+            raise RecipientGone("the bot is alone in the chat")
+        return room
+
+    async def _known_room(self, room_id: str) -> MatrixRoom | None:
+        """The room, waiting a moment when the bot may just have joined it."""
         room = self.client.rooms.get(room_id)
         if room is None:  # maybe just joined: give the sync loop a moment to catch up
             with contextlib.suppress(TimeoutError):
@@ -720,10 +939,6 @@ class MatrixAdapter:
                     while room is None and self._sync_task is not None:
                         await self._synced.wait()
                         room = self.client.rooms.get(room_id)
-        if room is None:
-            raise RecipientGone("the bot is not in that room")
-        if room_id not in self._mirrors and room.joined_count <= 1 and not room.invited_users:
-            raise RecipientGone("the bot is alone in the chat")
         return room
 
     def _pacing(self) -> bool:

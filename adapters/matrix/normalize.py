@@ -44,6 +44,7 @@ class MediaPointer:
     width: int | None = None
     height: int | None = None
     duration: int | None = None
+    size: int | None = None  # what the sender's client announced (`info.size`), unverified
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,7 @@ def _media_pointer(content: dict[str, Any], kind: PostKind) -> MediaPointer | No
         width=_int(info.get("w")),
         height=_int(info.get("h")),
         duration=None if duration_ms is None else duration_ms // 1000,
+        size=_int(info.get("size")),
     )
 
 

@@ -34,6 +34,7 @@ from adapters.base import (
     Inbound,
     InboundHandler,
     MediaRefRejected,
+    MediaTooLarge,
     Message,
     MessageRef,
     PermanentFailure,
@@ -241,7 +242,7 @@ class TelegramAdapter:
         if event is None:
             return
         if isinstance(event, Message) and event.media is not None:
-            event = await self._with_media_bytes(event)
+            event = self._with_media_loader(event)
         assert self._handler is not None
         try:
             replies = await self._handler(event)
@@ -256,15 +257,23 @@ class TelegramAdapter:
             except Exception:
                 log.exception("telegram: could not send a reply")
 
-    async def _with_media_bytes(self, event: Message) -> Inbound:
+    def _with_media_loader(self, event: Message) -> Inbound:
+        """Attach the download (`getFile` + the file) for the engine to call, only once it has
+        authorized the sender; nothing is fetched here."""
         assert event.media is not None and event.media.platform_ref is not None
-        try:
-            tg_file = await self._bot.get_file(event.media.platform_ref)
-            data = bytes(await tg_file.download_as_bytearray())
-        except TelegramError as exc:  # e.g. over the 20 MB Bot API download limit
-            log.warning("telegram: could not download inbound media: %s", exc.message)
-            return event
-        return dataclasses.replace(event, media=dataclasses.replace(event.media, data=data))
+        file_id = event.media.platform_ref
+
+        async def fetch(limit: int) -> bytes:
+            with errors.translated():  # e.g. over the 20 MB Bot API download limit
+                tg_file = await self._bot.get_file(file_id)
+                if (tg_file.file_size or 0) > limit:
+                    raise MediaTooLarge()
+                data = bytes(await tg_file.download_as_bytearray())
+            if len(data) > limit:
+                raise MediaTooLarge()
+            return data
+
+        return dataclasses.replace(event, media=dataclasses.replace(event.media, fetch=fetch))
 
     # ------------------------------------------------------------------ outbound
 

@@ -71,6 +71,7 @@ def media_of(message: TgMessage) -> InboundMedia | None:
             platform_ref=largest.file_id,
             width=largest.width,
             height=largest.height,
+            size=largest.file_size,
         )
     if message.video:
         video: Video = message.video
@@ -85,6 +86,7 @@ def media_of(message: TgMessage) -> InboundMedia | None:
             width=video.width,
             height=video.height,
             duration=duration,
+            size=video.file_size,
         )
     if message.sticker:
         sticker: Sticker = message.sticker
@@ -101,6 +103,7 @@ def media_of(message: TgMessage) -> InboundMedia | None:
             platform_ref=sticker.file_id,
             width=sticker.width,
             height=sticker.height,
+            size=sticker.file_size,
         )
     return None
 

@@ -113,3 +113,43 @@ async def test_send_while_not_running_is_retried_later(tmp_path: Path) -> None:
     with pytest.raises(RetryLater) as caught:
         await adapter.send(Address("matrix", "!room:example.org"), content)
     assert "not running" in caught.value.reason
+
+
+def test_gone_rooms_are_a_bounded_expiring_map(tmp_path: Path) -> None:
+    import time
+
+    from adapters.matrix import adapter as module
+
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps({"gone_rooms": ["!old1:example.org", "!old2:example.org"]}))
+    state = _State.load(path)
+    assert set(state.gone_rooms) == {"!old1:example.org", "!old2:example.org"}  # old list form
+
+    now = time.time()
+    state.gone_rooms["!expired:example.org"] = now - module._GONE_TTL_S - 10
+    for n in range(module._MAX_GONE + 500):
+        state.mark_gone(f"!r{n}:example.org", now + n)
+    state.save(path)
+
+    again = _State.load(path)
+    assert isinstance(again.gone_rooms, dict) and len(again.gone_rooms) == module._MAX_GONE
+    assert "!expired:example.org" not in again.gone_rooms
+    assert f"!r{module._MAX_GONE + 499}:example.org" in again.gone_rooms  # the newest stay
+    assert "!r0:example.org" not in again.gone_rooms
+
+
+def test_forget_user_erases_their_dm_reactions_and_handled_events(tmp_path: Path) -> None:
+    adapter = _adapter(tmp_path)
+    alice, bob = adapter._user_hash(ALICE), adapter._user_hash("@bob:example.org")
+    state = _State(
+        dm_rooms={alice: "!a:example.org", bob: "!b:example.org"},
+        gone_rooms={"!a:example.org": 1.0, "!b:example.org": 1.0},
+        reactions={"$1": [alice, "!a:example.org|$p"], "$2": [bob, "!b:example.org|$p"],
+                   "$3": [alice, "!mirror:example.org|$p"]},
+        seen=["!a:example.org|$x", "!b:example.org|$y"],
+    )
+    state.forget_user(alice, {"!a:example.org"})
+    assert state.dm_rooms == {bob: "!b:example.org"}
+    assert state.gone_rooms == {"!b:example.org": 1.0}
+    assert list(state.reactions) == ["$2"]
+    assert state.seen == ["!b:example.org|$y"]

@@ -431,3 +431,88 @@ async def test_operator_creates_a_read_only_mirror_room_by_command(
     assert text_of(copy.source) == "Daily News (#1)\ninto the mirror"
     refused = await member.client.room_send(mirror, "m.room.message", {"msgtype": "m.text", "body": "hi"})
     assert isinstance(refused, RoomSendError) and refused.transport_response.status == 403
+
+
+async def test_forgetme_also_erases_the_adapter_state_and_leaves_the_dm(
+    bridge: Bridge, bot_user: RegisteredUser, follower_factory: Callable[[], Awaitable[Follower]],
+    tmp_path: Path,
+) -> None:
+    op, alice = [await follower_factory() for _ in range(2)]
+    _app, adapter = await bridge(bot_user, op.user_id)
+    bot = bot_user.user_id
+    op_room = await op.open_dm(bot, encrypted=False)
+    await ask(op, op_room, "/newchannel news Daily News", bot, "created")
+    alice_room = await alice.open_dm(bot, encrypted=True)
+    await ask(alice, alice_room, "/follow news", bot, "You now follow Daily News")
+    await ask(op, op_room, "/post news Hello", bot, "Post #1 is on its way")
+    copy = await copy_of(alice, alice_room, bot, numbered(1))
+    await alice.send(alice_room, "m.reaction", {"m.relates_to": {
+        "rel_type": "m.annotation", "event_id": copy.source["event_id"], "key": "👍"}})
+    await ask_until(op, op_room, "/stats news", bot, "news", lambda text: "👍" in text)
+    state_file = tmp_path / "bot-store" / "state.json"
+    user_hash = adapter._user_hash(alice.user_id)
+    assert user_hash in state_file.read_text() and alice_room in state_file.read_text()
+
+    await ask(alice, alice_room, "/forgetme", bot, "erased")
+
+    def bot_left() -> bool:
+        room = alice.client.rooms.get(alice_room)
+        return room is not None and bot not in room.users
+
+    await alice.wait_until(bot_left)
+    text = state_file.read_text()
+    assert user_hash not in text and alice_room not in text
+    assert copy.source["event_id"] not in text
+
+
+async def test_strangers_media_is_never_downloaded_and_oversize_media_is_refused(
+    bridge: Bridge, bot_user: RegisteredUser, follower_factory: Callable[[], Awaitable[Follower]],
+) -> None:
+    op, ann = [await follower_factory() for _ in range(2)]
+    _app, adapter = await bridge(bot_user, op.user_id,
+                                 env={"CHANNELBRIDGE_MEDIA__MAX_PHOTO_MB": "0.001"})  # 1,048 bytes
+    bot = bot_user.user_id
+    downloads: list[str] = []
+    real_download = adapter._download
+
+    async def counting(pointer: Any, limit: int | None = None) -> bytes:
+        downloads.append(pointer.url)
+        return await real_download(pointer, limit)
+
+    adapter._download = counting  # type: ignore[method-assign]
+    op_room = await op.open_dm(bot, encrypted=True)
+    await ask(op, op_room, "/newchannel news Daily News", bot, "created")
+    ann_room = await ann.open_dm(bot, encrypted=True)
+    await ask(ann, ann_room, "/follow news", bot, "You now follow")
+    big = PICTURE + bytes(2000)
+
+    async def send_photo(person: Follower, room: str, caption: str, data: bytes,
+                         expect: str, **info: Any) -> str:
+        start = len(person.timeline.get(room, []))
+        await send_encrypted_media(person, room, "m.image", caption, data, "image/png", "p.png",
+                                   **info)
+        found: list[str] = []
+
+        def answered() -> bool:
+            for ev in person.timeline.get(room, [])[start:]:
+                if ev.source.get("sender") == bot and expect in text_of(ev.source):
+                    found.append(text_of(ev.source))
+                    return True
+            return False
+
+        await person.wait_until(answered)
+        return found[0]
+
+    await send_photo(ann, ann_room, "/help", big, "/follow")
+    await send_photo(ann, ann_room, "/post news x", big, "Only admins")
+    assert downloads == []  # a stranger's media is never fetched
+
+    # the size the client announces is checked first; a lie is caught while downloading
+    announced = await send_photo(op, op_room, "/post news Big", big, "larger than", size=len(big))
+    lied = await send_photo(op, op_room, "/post news Big", big, "larger than", size=10)
+    assert announced.startswith("This photo is larger than the 0.001 MB allowed for a photo")
+    assert lied == announced and len(downloads) == 1
+
+    await send_photo(op, op_room, "/post news Small", PICTURE, "is on its way to 1 follower")
+    copy = await copy_of(ann, ann_room, bot, numbered(1))
+    assert await media_bytes(ann, content_of(copy.source)) == PICTURE

@@ -70,8 +70,9 @@ async def test_caption_command_on_encrypted_image_carries_the_decrypted_bytes(
     event = await recorder.next()
     assert isinstance(event, Message)
     assert event.text == "/post news look at this"
-    assert event.media is not None
-    assert event.media.data == picture
+    assert event.media is not None and event.media.fetch is not None
+    assert event.media.data is None  # nothing is downloaded before the engine authorizes
+    assert await event.media.fetch(10_000) == picture
     assert (event.media.mime, event.media.filename, event.media.width) == ("image/png", "cat.png", 4)
 
 

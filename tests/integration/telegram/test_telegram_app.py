@@ -482,3 +482,29 @@ async def test_mirror_group_and_channel_get_every_post(start_bridge: Start, api:
     assert min(gaps) >= 0.24
     stats = await bridge.ask(bridge.operator, "/stats news", "Stats for")
     assert "Mirror rooms: 2" in stats and "#1 text: delivered 3" in stats and "#3 poll: delivered 3" in stats
+
+
+async def test_strangers_media_is_never_downloaded_and_oversize_media_is_refused(
+    start_bridge: Start, api: FakeBotApi
+) -> None:
+    bridge = await start_bridge(env={"CHANNELBRIDGE_MEDIA__MAX_PHOTO_MB": "0.001"})  # 1,048 bytes
+    ann = await bridge.follower("Ann")
+    big = PNG + bytes(2000)
+
+    help_msg = api.user_sends_photo(ann.id, big, caption="/help")
+    await bridge.answer(ann, help_msg.message_id, "/follow")
+    post_msg = api.user_sends_photo(ann.id, big, caption="/post news x")
+    assert "Only admins" in await bridge.answer(ann, post_msg.message_id, "Only admins")
+    assert api.calls_to("getFile") == []  # neither photo was fetched
+
+    too_big = api.user_sends_photo(bridge.operator.id, big, caption="/post news Too big")
+    refusal = await bridge.answer(bridge.operator, too_big.message_id, "larger than")
+    assert refusal.startswith("This photo is larger than the 0.001 MB allowed for a photo")
+    assert api.calls_to("getFile") == []  # Telegram announced the size: nothing was fetched
+
+    fine = api.user_sends_photo(bridge.operator.id, PNG, caption="/post news Small enough")
+    await bridge.answer(bridge.operator, fine.message_id, "is on its way to 1 follower")
+    await bridge.app.sync()
+    [photo] = copies(api, ann.id)
+    assert photo.kind == "photo" and photo.caption == f"{CHANNEL} (#1)\nSmall enough"
+    assert len(api.calls_to("getFile")) == 1

@@ -158,11 +158,14 @@ async def test_media_with_a_command_caption_arrives_with_its_bytes(
     assert isinstance(event, Message) and event.media is not None
     assert event.text.startswith("/post news")
     assert event.media.kind is kind
+    assert event.media.data is None and not api.calls_to("getFile")  # fetched only on demand
+    assert event.media.fetch is not None
+    data = await event.media.fetch(1_000_000)
     if kind is PostKind.PHOTO:
-        assert event.media.data == PNG  # the full size, not the thumbnail
+        assert data == PNG  # the full size, not the thumbnail
         assert (event.media.width, event.media.height) == (256, 192)
     else:
-        assert event.media.data == b"\x00\x00\x00\x18ftypmp42" * 50
+        assert data == b"\x00\x00\x00\x18ftypmp42" * 50
         assert event.media.duration == 3 and event.media.mime == "video/mp4"
     assert event.media.platform_ref in api.files
 
@@ -176,7 +179,8 @@ async def test_sticker_then_reply_with_post_command_carries_the_sticker(
     [event] = await inbox.next()
     assert isinstance(event, Message) and event.text == "/post news"
     assert event.media is not None and event.media.kind is PostKind.STICKER
-    assert event.media.data == b"RIFF....WEBPVP8 sticker"
+    assert event.media.fetch is not None
+    assert await event.media.fetch(1_000_000) == b"RIFF....WEBPVP8 sticker"
     assert event.media.mime == "image/webp"
 
 
