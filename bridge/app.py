@@ -335,6 +335,9 @@ class App:
             if isinstance(adapter, ForgettingAdapter) and _is_forgetme(event):
                 self._forget_after_answer(adapter, event.sender)
         self._queue_replies(event.sender, replies)
+        # the store is synchronous: let the worker, the coordinator and the other adapters run
+        # between two inbound events, so a burst of commands cannot starve them
+        await asyncio.sleep(0)
         return []
 
     def sending_report(self) -> list[str]:

@@ -111,6 +111,9 @@ class _Retry:
 
 #: queue priorities: replies, then notices, then post copies
 _BULK = len(NoticeLane)
+#: a message whose chat may not receive for longer than this goes back to the queue until
+#: then rather than hold a sender (a person's second answer within a second, a busy group)
+_HOLD_S = 0.25
 
 
 @dataclass
@@ -306,6 +309,8 @@ class DeliveryWorker:
             return 0
         if not self._look_for_notices and now - self._last_notice_look < 0.25:
             return 0
+        if len(self._notices_inflight) >= 4 * self.policy.concurrency:
+            return 0  # enough in hand; the rest is claimed as these go out
         self._look_for_notices = False
         self._last_notice_look = now
         limit = max(1, 4 * self.policy.concurrency)
@@ -394,6 +399,11 @@ class DeliveryWorker:
             exc = RetryLater(None, reason=f"{notice.platform} adapter is not running")
             return self._notice_retry(notice, exc)
         address = notice.address
+        wait = self.limiter.chat_wait(notice.platform, address.target)
+        if wait > _HOLD_S:  # that chat's budget is spent for now: come back then, free the sender
+            return NoticeOutcome(
+                notice.id, DeliveryStatus.PENDING, next_attempt_at=self.clock() + wait, refund_attempt=True
+            )
         try:
             await self.limiter.acquire(notice.platform, address.target)
             ref = await adapter.reply(address, notice.reply)
@@ -468,6 +478,12 @@ class DeliveryWorker:
         address = job.address
         if address is None:
             return self._final(row, DeliveryStatus.SKIPPED, error="recipient no longer exists")
+        wait = self.limiter.chat_wait(row.platform, address.target)
+        if wait > _HOLD_S:  # that chat's budget is spent for now: come back then, free the sender
+            outcome = DeliveryOutcome(
+                row.id, DeliveryStatus.PENDING, next_attempt_at=self.clock() + wait, refund_attempt=True
+            )
+            return _Result(row, outcome)
         content = view.content
         if row.silent or content.delivery_id != row.id:
             content = _replace(content, silent=row.silent, delivery_id=row.id)
@@ -668,9 +684,7 @@ class DeliveryWorker:
         assert self.notices is not None
         now = self.clock()
         if report.progress is not None:
-            self.notices.update_progress(
-                post_id, report.author, report.progress, now, self.policy.progress_interval_s
-            )
+            self.notices.update_progress(post_id, report.author, report.progress, now)
         if report.summary is not None:
             address = self.sealer.open(report.author)
             self.notices.enqueue(address, [Reply(report.summary)], NoticeLane.NOTICE, now)

@@ -358,3 +358,4 @@ class Notice(SQLModel, table=True):
     error: str | None = None
     created_at: float
     sent_at: float | None = None  #: when the message (or its latest edit) went out
+    stale: bool = False  #: the progress text changed while it was being sent: edit once more

@@ -30,7 +30,7 @@ from bridge.store import Store
 log = logging.getLogger(__name__)
 
 _NOTICE_COLUMNS = (
-    "lane, platform, chat_index, sealed, body, post_id, status, attempts, next_attempt_at, created_at"
+    "lane, platform, chat_index, sealed, body, post_id, status, attempts, next_attempt_at, created_at, stale"
 )
 
 
@@ -66,9 +66,11 @@ class NoticeOutcome:
 class NoticeQueue:
     """Reads and writes the `notice` table; every method is one short transaction."""
 
-    def __init__(self, store: Store, sealer: Sealer) -> None:
+    def __init__(self, store: Store, sealer: Sealer, *, progress_interval_s: float = 5.0) -> None:
         self.store = store
         self.sealer = sealer
+        #: a progress message is edited at most this often
+        self.progress_interval_s = progress_interval_s
 
     # ---- writing --------------------------------------------------------------------------
 
@@ -83,45 +85,41 @@ class NoticeQueue:
                 self._seal_row(conn, notice_id, address, reply)
         return len(replies)
 
-    def update_progress(
-        self, post_id: int, author: Sealed, text_: str, now: float, min_interval_s: float
-    ) -> bool:
+    def update_progress(self, post_id: int, author: Sealed, text_: str, now: float) -> None:
         """Set the text of a post's progress message: the first update sends it, later ones edit
-        it, at most once per `min_interval_s`. An update that finds the message being sent
-        right now is dropped (the next one carries newer figures); returns whether it was kept."""
+        it, at most once per `progress_interval_s`. An update that finds the message being sent
+        right now is kept too (`stale`): it goes out as an edit once that send is recorded."""
         address = self.sealer.open(author)
         greatest = "MAX" if self.store.is_sqlite else "GREATEST"
         with self.store.connection() as conn:
-            row = conn.execute(
-                text("SELECT id, status FROM notice WHERE post_id = :post"), {"post": post_id}
-            ).first()
+            row = conn.execute(text("SELECT id FROM notice WHERE post_id = :post"), {"post": post_id}).first()
             if row is not None:
-                if row.status == DeliveryStatus.LEASED.value:
-                    return False
-                changed = conn.execute(
+                conn.execute(
                     text(
-                        "UPDATE notice SET body = :body, status = 'pending', attempts = 0, error = NULL,"
-                        " next_attempt_at = CASE WHEN sent_at IS NULL THEN :now"
+                        "UPDATE notice SET body = :body, attempts = 0, error = NULL,"
+                        " stale = (status = 'leased'),"
+                        " status = CASE WHEN status = 'leased' THEN status ELSE 'pending' END,"
+                        " next_attempt_at = CASE WHEN status = 'leased' THEN next_attempt_at"
+                        " WHEN sent_at IS NULL THEN :now"
                         f" ELSE {greatest}(sent_at + :gap, :now) END"
-                        " WHERE id = :id AND status <> 'leased'"
+                        " WHERE id = :id"
                     ),
                     {
                         "body": self._seal_body(row.id, address.platform, Reply(text_)),
                         "now": now,
-                        "gap": min_interval_s,
+                        "gap": self.progress_interval_s,
                         "id": row.id,
                     },
-                ).rowcount
-                return bool(changed)
+                )
+                return
         try:
             with self.store.connection() as conn:
                 notice_id = self._insert(
                     conn, NoticeLane.NOTICE, address.platform, self._chat_index(address), post_id, now
                 )
                 self._seal_row(conn, notice_id, address, Reply(text_))
-        except IntegrityError:  # another process created it a moment ago
-            return False
-        return True
+        except IntegrityError:  # another process created it a moment ago: the next update edits it
+            return
 
     # ---- the worker's side ----------------------------------------------------------------
 
@@ -169,12 +167,21 @@ class NoticeQueue:
             if sent:
                 conn.execute(
                     text(
-                        "UPDATE notice SET status = 'delivered', lease_owner = NULL, lease_expires_at = NULL,"
-                        " error = NULL, sent_at = :now, ref_sealed = COALESCE(:ref, ref_sealed)"
+                        "UPDATE notice SET lease_owner = NULL, lease_expires_at = NULL, error = NULL,"
+                        " sent_at = :now, ref_sealed = COALESCE(:ref, ref_sealed),"
+                        " status = CASE WHEN stale THEN 'pending' ELSE 'delivered' END,"
+                        " next_attempt_at = :next, stale = :f"
                         " WHERE id = :id AND lease_owner = :owner"
                     ),
                     [
-                        {"id": o.id, "owner": owner, "now": now, "ref": self._seal_ref(o, o.platform)}
+                        {
+                            "id": o.id,
+                            "owner": owner,
+                            "now": now,
+                            "ref": self._seal_ref(o, o.platform),
+                            "next": now + self.progress_interval_s,  # an update made while it was sent
+                            "f": False,
+                        }
                         for o in sent
                     ],
                 )
@@ -200,7 +207,8 @@ class NoticeQueue:
                 conn.execute(
                     text(
                         "UPDATE notice SET status = 'pending', error = :error, next_attempt_at = :next,"
-                        " lease_owner = NULL, lease_expires_at = NULL, attempts = attempts - :refund"
+                        " lease_owner = NULL, lease_expires_at = NULL, attempts = attempts - :refund,"
+                        " stale = :f"
                         " WHERE id = :id AND lease_owner = :owner"
                     ),
                     [
@@ -210,6 +218,7 @@ class NoticeQueue:
                             "error": o.error,
                             "next": o.next_attempt_at,
                             "refund": 1 if o.refund_attempt else 0,
+                            "f": False,
                         }
                         for o in retry
                     ],
@@ -359,9 +368,10 @@ class NoticeQueue:
             conn.execute(
                 text(
                     f"INSERT INTO notice ({_NOTICE_COLUMNS}) VALUES (:lane, :platform, :chat, :e, :e,"
-                    " :post, 'pending', 0, :now, :now) RETURNING id"
+                    " :post, 'pending', 0, :now, :now, :f) RETURNING id"
                 ),
                 {
+                    "f": False,
                     "lane": int(lane),
                     "platform": platform,
                     "chat": chat,

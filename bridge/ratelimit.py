@@ -158,6 +158,19 @@ class RateLimiter:
             return 0.0
         return max(0.0, self._pause_end(state, chat) - self._clock())
 
+    def chat_wait(self, platform: str, chat: str) -> float:
+        """Seconds before the chat's own bucket (or a pause) lets a send to it start, ignoring
+        the global budget: a sender can put a message back for that long instead of holding a
+        slot while it waits."""
+        state = self._platforms.get(platform)
+        if state is None:
+            return 0.0
+        until = self._pause_end(state, chat)
+        chat_state = state.chats.get(chat)
+        if chat_state is not None and state.limits is not None:
+            until = max(until, chat_state.next_at)
+        return max(0.0, until - self._clock())
+
     def rate(self, platform: str) -> float | None:
         """A platform's global sends per second (None: not limited)."""
         state = self._platforms.get(platform)

@@ -196,7 +196,9 @@ def build(
         {fake.platform: fake},
         limiter,
         policy=policy or DeliveryPolicy(concurrency=4, backoff_base_s=0.01, backoff_max_s=0.05),
-        notices=NoticeQueue(store, sealer),
+        notices=NoticeQueue(
+            store, sealer, progress_interval_s=(policy or DeliveryPolicy()).progress_interval_s
+        ),
         clock=clock or time.time,
     )
     engine.set_on_work(worker.wake)

@@ -115,7 +115,7 @@ async def test_queued_messages_hold_no_identity_or_text_in_clear(
     alice = person(424242)
     _say(h, alice, "Your invite code is SECRETCODE-123")
     author = Sealed("post", 1, "fake", h.sealer.seal(alice, table="post", row_id=1))
-    _queue(h).update_progress(1, author, "Post #1 progress XYZZY-FIGURES", time.time(), 5.0)
+    _queue(h).update_progress(1, author, "Post #1 progress XYZZY-FIGURES", time.time())
     h.store.dispose()
     raw = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
     assert raw.count(b"SECRETCODE") == 0 and raw.count(alice.id.encode()) == 0

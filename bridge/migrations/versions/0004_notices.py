@@ -38,6 +38,7 @@ def upgrade() -> None:
         sa.Column("error", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column("created_at", sa.Float(), nullable=False),
         sa.Column("sent_at", sa.Float(), nullable=True),
+        sa.Column("stale", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("notice", schema=None) as batch_op:
