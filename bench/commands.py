@@ -43,7 +43,7 @@ def _prepare(url: str, followers: int, with_post: bool) -> None:
         asyncio.run(engine.handle(Message(OPERATOR, "/post bench one post to everyone")))
         engine.plan(1)
         with store.connection() as conn:
-            conn.execute(text("UPDATE delivery SET status = 'delivered', ref_key = 'r' || id"))
+            conn.execute(text("UPDATE delivery SET status = 'delivered', ref_index = 'r' || id"))
     store.dispose()
 
 

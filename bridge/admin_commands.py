@@ -372,7 +372,7 @@ class AdminCommands(EngineBase):
 
     def post_stats_line(self, s: Session, post: Post) -> str:
         """One post's delivery status, reactions and poll tally."""
-        counts = self.store.delivery_counts(s, post.id or 0)
+        counts = self.store.send_counts(s, post)
         delivered = counts.get("delivered", 0)
         pending = counts.get("pending", 0) + counts.get("leased", 0)
         failed = counts.get("failed", 0)
@@ -383,7 +383,7 @@ class AdminCommands(EngineBase):
         line += f": delivered {delivered}, pending {pending}, failed {failed}"
         if skipped:
             line += f", skipped {skipped}"
-        reasons = self.store.failure_reasons(s, post.id or 0)
+        reasons = self.store.failure_reasons(s, post.id or 0) if failed else []
         if reasons:
             line += " [" + "; ".join(f"{r} ×{n}" for r, n in reasons) + "]"
         reactions = {
@@ -482,6 +482,8 @@ class AdminCommands(EngineBase):
                 )
             )
             self.store.audit(s, channel.id, who, "mirror", platform)
+            if self._on_mirror_added is not None:  # the adapter treats it as a mirror from now on
+                self._on_mirror_added(platform, chat)
             return [Reply(self._mirror_added(channel, f"{platform}:{chat}"))]
         mirrors = self.store.mirrors(s, channel.id or 0)
         if not mirrors:

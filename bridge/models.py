@@ -201,6 +201,8 @@ class Post(SQLModel, table=True):
     plan_lease_until: float | None = None  #: a planner crashed if this passed while publishing
     progress_notified_at: float | None = None
     summary_sent: bool = False
+    #: the copies per status once nothing is left to send (JSON; `/stats` reads it)
+    send_counts: str | None = None
 
 
 class PostEdit(SQLModel, table=True):

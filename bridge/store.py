@@ -506,6 +506,13 @@ class Store:
             self._count_change(
                 conn, row.channel_id, follower.platform, (bool(row.muted), bool(row.paused)), None
             )
+        conn.execute(
+            text(
+                "UPDATE post SET send_counts = NULL WHERE id IN"
+                " (SELECT post_id FROM delivery WHERE follower_id = :f)"
+            ),
+            {"f": follower.id},
+        )
         s.exec(delete(Delivery).where(col(Delivery.follower_id) == follower.id))
         s.delete(follower)
 
@@ -797,6 +804,19 @@ class Store:
             .group_by(Delivery.status)
         ).all()
         return {status: int(n) for status, n in rows}
+
+    def send_counts(self, s: Session, post: Post) -> dict[str, int]:
+        """A post's copies per status. Once a published post has nothing left to send its
+        figures no longer change: they are kept on the post, so `/stats` does not count 100k
+        rows again (a `/forgetme` that removes one of its receipts drops the kept figures)."""
+        if post.send_counts:
+            return {str(k): int(v) for k, v in json.loads(post.send_counts).items()}
+        counts = self.delivery_counts(s, post.id or 0)
+        settled = post.status in (PostStatus.PUBLISHED.value, PostStatus.DELETED.value)
+        if settled and not counts.get("pending") and not counts.get("leased"):
+            post.send_counts = json.dumps(counts)
+            s.add(post)
+        return counts
 
     def failure_reasons(self, s: Session, post_id: int, limit: int = 3) -> list[tuple[str, int]]:
         """The commonest failure reasons of a post's sends (no identities: reasons only)."""

@@ -512,3 +512,34 @@ def test_the_migration_fills_the_counters_and_the_admin_numbers(store_url: str) 
             assert store.next_admin_number(s, 1) == 4
     finally:
         store.dispose()
+
+
+async def test_a_mirror_added_at_run_time_reaches_its_adapter_at_once(harness: Harness) -> None:
+    added: list[tuple[str, str]] = []
+
+    async def no_rooms(platform: str, name: str, topic: str) -> str:
+        raise AssertionError("no room is created for an existing one")
+
+    harness.engine.set_mirror_factory(no_rooms, lambda platform, chat: added.append((platform, chat)))
+    await harness.say(OPERATOR, "/newchannel news Daily News")
+    answer = await harness.say(OPERATOR, "/mirror news matrix:!mirror:example.org")
+    assert "now mirrors" in answer
+    assert added == [("matrix", "!mirror:example.org")]
+    assert "already mirrors" in await harness.say(OPERATOR, "/mirror news matrix:!mirror:example.org")
+    assert added == [("matrix", "!mirror:example.org")]  # a refused command changes nothing
+
+
+async def test_stats_of_a_finished_post_do_not_count_its_copies_again(harness: Harness) -> None:
+    await harness.say(OPERATOR, "/newchannel news Daily News")
+    people = [person(n) for n in range(3)]
+    for p in people:
+        await harness.say(p, "/follow news")
+    await harness.say(OPERATOR, "/post news hello")
+    await harness.settle()
+    assert "#1 text: delivered 3, pending 0, failed 0" in await harness.say(OPERATOR, "/stats news")
+    with _statements(harness.store) as seen:
+        stats = await harness.say(OPERATOR, "/stats news")
+    assert "#1 text: delivered 3, pending 0, failed 0" in stats
+    assert not [q for q in seen if "count(" in q and "from delivery" in q], seen
+    await harness.say(people[0], "/forgetme")  # its receipt goes: the kept figures go with it
+    assert "#1 text: delivered 2, pending 0, failed 0" in await harness.say(OPERATOR, "/stats news")

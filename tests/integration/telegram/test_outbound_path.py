@@ -70,6 +70,11 @@ async def start_app(api: FakeBotApi, tmp_path: Path) -> AsyncIterator[Start]:
         await app.stop()
 
 
+def _import(app: App, people: list[FakeUser]) -> None:
+    """Make these users followers of `news` in bulk (as an operator migrating an audience)."""
+    app.store.import_followers(1, (Address("telegram", str(p.id)) for p in people), app.sealer, time.time())
+
+
 def _answers(api: FakeBotApi, user: FakeUser, containing: str) -> list[str]:
     return [
         m.text or ""
@@ -135,7 +140,7 @@ async def test_a_server_enforcing_half_the_configured_rate_gets_each_copy_once_w
 ) -> None:
     app, operator = await start_app(RateLimits(global_per_s=30, per_chat_per_s=1, group_per_min=20))
     people = [api.add_user(f"F{n}") for n in range(300)]
-    app.store.import_followers(1, (Address("telegram", str(p.id)) for p in people), app.sealer, time.time())
+    _import(app, people)
     api.enforce_limits(global_per_s=15, per_chat_per_s=1, per_chat_burst=3)  # not telling the bot
     started = time.monotonic()
     api.user_sends_text(operator.id, "/post news Half speed")
@@ -155,7 +160,7 @@ async def test_a_newcomers_help_is_answered_within_two_seconds_during_a_large_fa
     api.enforce_limits(global_per_s=30, per_chat_per_s=1, per_chat_burst=3)
     app, operator = await start_app(RateLimits(global_per_s=30, per_chat_per_s=1, group_per_min=20))
     people = [api.add_user(f"F{n}") for n in range(10_000)]
-    app.store.import_followers(1, (Address("telegram", str(p.id)) for p in people), app.sealer, time.time())
+    _import(app, people)
     api.user_sends_text(operator.id, "/post news Big news")
     await _until(lambda: len(api.calls_to("sendMessage")) > 100, 30, "the fan-out to run")
     newcomer = api.add_user("New")
@@ -172,7 +177,7 @@ async def test_a_large_post_has_one_progress_message_edited_at_most_every_five_s
     api.enforce_limits(global_per_s=200, per_chat_per_s=1, per_chat_burst=3)
     app, operator = await start_app(RateLimits(global_per_s=200, per_chat_per_s=1, group_per_min=20))
     people = [api.add_user(f"F{n}") for n in range(2000)]
-    app.store.import_followers(1, (Address("telegram", str(p.id)) for p in people), app.sealer, time.time())
+    _import(app, people)
     api.user_sends_text(operator.id, "/post news Everyone")
     await _until(lambda: _answers(api, operator, "finished"), 60, "the summary")
     await app.sync(timeout=30)
