@@ -291,6 +291,7 @@ async def bench(synapse: SynapseServer, args: argparse.Namespace, tmp: Path) -> 
         synapse.url, bot.user_id, access_token=bot.access_token, device_id=bot.device_id,
         store_dir=tmp / "bot-store", encryption=True,
     )  # fmt: skip
+    adapter.join_cap = 2 * args.followers + 10  # the DMs open at once: not an invite flood here
     await adapter.start(_ignore)
     raw: AsyncClient | None = None
     runs: list[Run] = []

@@ -17,9 +17,10 @@ back it up together with the database. No log line of this module names a user o
 
 Rate limits: a 429 becomes `RetryLater(scope="global")` for the delivery worker, and the adapter
 also closes a gate until the server's `retry_after_ms` has passed, then for a while sends one
-request at a time spaced by that interval, so a fan-out drains at the homeserver's pace instead
-of collecting a 429 per request. Command replies and joins of invited rooms wait at the same gate
-and are retried instead of being dropped (an incremental sync shows an invite only once).
+request at a time spaced by the server's refill period (learnt from the 429s), so a fan-out
+drains at the homeserver's pace instead of collecting a 429 per request. Command replies and
+joins of invited rooms wait at the same gate and are retried instead of being dropped (an
+incremental sync shows an invite only once).
 
 Media reuse: in unencrypted rooms (and for stickers, which Matrix only allows as plain `url`) a
 post's media is uploaded once and its plain mxc:// URI is returned as `MessageRef.media_ref`;
@@ -75,6 +76,7 @@ from bridge.ports import (
     Address,
     Capabilities,
     Content,
+    DeliveryError,
     InboundHandler,
     InboundMedia,
     MediaTooLarge,
@@ -264,7 +266,8 @@ class MatrixAdapter:
         self._dirty = False  # state changed since it was last written
         self._hash_key = b""
         self._not_before = 0.0  # loop time before which nothing is sent (after a 429)
-        self._interval = 0.0  # spacing of requests while pacing (the last retry-after)
+        self._interval = 0.0  # spacing of requests while pacing (the server's refill period)
+        self._last_ok = float("-inf")  # loop time of the last request the server accepted
         self._paced_until = 0.0  # loop time until which requests are spaced
         self._probe = asyncio.Lock()  # while pacing, one request at a time
         self._joining: dict[str, asyncio.Task[None]] = {}  # invites still to join, by room
@@ -949,41 +952,63 @@ class MatrixAdapter:
         """Run one rate-limited request: wait for the 429 gate, record a new 429, translate.
 
         After a 429 the gate stays shut for the server's `retry_after_ms`, and for a while
-        (`_PACING_S`, renewed by every further 429) requests go out one at a time, spaced by
-        that interval — Synapse's retry-after of an empty bucket is exactly its refill time —
-        so a fan-out drains at the server's pace instead of collecting a 429 per request.
+        (`_PACING_S`, renewed by every further 429) requests go out one at a time, the gate
+        shutting for the server's refill period after each, so a fan-out drains at the
+        server's pace instead of collecting a 429 per request.
         """
         await self._wait_gate()
         if not self._pacing():
-            return await self._attempt(what, call)
+            return await self._attempt(what, call, paced=False)
         async with self._probe:
             await self._wait_gate()
-            try:
-                return await self._attempt(what, call)
-            finally:
-                if self._pacing():
-                    now = asyncio.get_running_loop().time()
-                    self._not_before = max(self._not_before, now + self._interval)
+            return await self._attempt(what, call, paced=True)
 
     async def _wait_gate(self) -> None:
         loop = asyncio.get_running_loop()
         while (wait := self._not_before - loop.time()) > 0:
             await asyncio.sleep(wait)
 
-    async def _attempt(self, what: str, call: Callable[[], Awaitable[Any]]) -> Any:
-        with translated(what):
-            resp = await call()
+    async def _attempt(self, what: str, call: Callable[[], Awaitable[Any]], *, paced: bool) -> Any:
+        """One request. A 429 shuts the gate for its retry-after and (re)starts pacing; while
+        pacing, any other outcome shuts the gate for one refill period (`_interval`).
+
+        The refill period: Synapse's retry-after is the time until its bucket holds one more
+        event. While pacing, requests go one at a time and the bucket is empty after each
+        accepted one, so the time since the last accepted request plus the retry-after is one
+        period (the retry-after alone is shorter whenever the refused request came late, and
+        spacing by it alone draws a 429 for nearly every event). Outside pacing (concurrent
+        requests) only the retry-after is known. An estimate at most doubles at a time.
+        """
+        try:
+            with translated(what):
+                resp = await call()
+        except DeliveryError:
+            self._space_next()
+            raise
+        now = asyncio.get_running_loop().time()
         if isinstance(resp, ErrorResponse):
             if is_rate_limited(resp):
                 retry_ms = getattr(resp, "retry_after_ms", None)
                 after = retry_ms / 1000 if isinstance(retry_ms, int | float) else 1.0
                 after = min(max(after, 0.05), 300.0)
-                now = asyncio.get_running_loop().time()
-                self._interval = after
+                period = after
+                if paced:
+                    period = min(after + max(0.0, now - self._last_ok), 2 * max(self._interval, after))
+                self._interval = min(period, 300.0)
                 self._not_before = max(self._not_before, now + after)
-                self._paced_until = now + max(_PACING_S, 10 * after)
+                self._paced_until = now + max(_PACING_S, 10 * self._interval)
+                raise error_for_response(resp, what)
+            self._space_next()
             raise error_for_response(resp, what)
+        self._last_ok = now
+        self._space_next()
         return resp
+
+    def _space_next(self) -> None:
+        """While pacing, shut the gate for one refill period after a request."""
+        if self._pacing():
+            now = asyncio.get_running_loop().time()
+            self._not_before = max(self._not_before, now + self._interval)
 
     async def _send_event(
         self, room_id: str, event_type: str, body: dict[str, Any], tx_id: str | None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import stat
@@ -104,6 +105,46 @@ async def test_after_a_429_requests_wait_for_retry_after_and_go_out_spaced(
     gaps = [b - a for a, b in itertools.pairwise(sent_at)]
     assert len(sent_at) == 4
     assert all(gap >= 0.19 for gap in gaps), gaps  # never faster than the server's refill
+
+
+async def test_pacing_learns_the_refill_period_from_a_late_429_and_stops_drawing_429s(
+    tmp_path: Path,
+) -> None:
+    # a homeserver bucket like Synapse's: one event per 0.3 s; a 429 tells the time until the
+    # bucket holds one more event, which is less than the period when the request came late
+    adapter = _adapter(tmp_path)
+    loop = asyncio.get_running_loop()
+    period = 0.3
+    last_accept = loop.time() - 0.2
+    accepted: list[float] = []
+    refused: list[float] = []
+
+    async def server() -> object:
+        nonlocal last_accept
+        now = loop.time()
+        if now < last_accept + period - 0.005:
+            refused.append(now)
+            return _limited(round((last_accept + period - now) * 1000))
+        last_accept = now
+        accepted.append(now)
+        return RoomSendResponse("$e", "!r:s")
+
+    async def send_until_accepted() -> None:
+        while True:  # the delivery worker retries a RetryLater; the gate paces the retry
+            with contextlib.suppress(RetryLater):
+                await adapter._paced("send", server)
+                return
+
+    with pytest.raises(RetryLater):  # a late request: "retry after 0.1 s"
+        await adapter._paced("send", server)
+    await asyncio.gather(*(send_until_accepted() for _ in range(6)))
+
+    assert len(accepted) == 6
+    gaps = [b - a for a, b in itertools.pairwise(accepted)]
+    assert all(gap >= period - 0.01 for gap in gaps), gaps
+    # spacing by the last retry-after alone would draw a 429 for about every event
+    assert len(refused) <= 2, len(refused)
+    assert sum(gaps) < 6 * period  # and the pace is the server's, not slower
 
 
 async def test_send_while_not_running_is_retried_later(tmp_path: Path) -> None:

@@ -263,3 +263,9 @@ class SynapseServer:
         assert status == 200, body
         members: list[str] = body["members"]
         return members
+
+    def restore_default_ratelimit(self, admin_token: str, user_id: str) -> None:
+        """Remove `user_id`'s rate-limit override: the server's defaults apply again."""
+        path = f"/_synapse/admin/v1/users/{urllib.parse.quote(user_id)}/override_ratelimit"
+        status, body = self.request("DELETE", path, token=admin_token)
+        assert status == 200, body
