@@ -307,6 +307,11 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
         re.compile(r"(?i)(\b" + _ID_WORDS + r"\b[\"']?\s*(?:=|:|\s)\s*[\"']?)-?\d+"),
         r"\1" + _REDACTED,
     ),
+    # a Matrix device id named as such (matrix-nio logs "Missing session for device ABCDEFGHIJ")
+    (
+        re.compile(r"(?i)(\bdevice(?:_id)?\b[\"']?\s*(?:=|:|\s)\s*[\"']?)[A-Za-z0-9_\-]{6,}"),
+        r"\1" + _REDACTED,
+    ),
     # the "id" of a JSON object (a Telegram chat or user), however short
     (re.compile(r"([\"']id[\"']\s*:\s*)-?\d+"), r"\1" + _REDACTED),
     # a long number anywhere (Telegram user and chat ids)
