@@ -325,6 +325,8 @@ class MatrixAdapter:
         sealed: dict[str, Any] = {}
         if self._sealer is not None:
             self._sealed_store = SealedStore(self._sealer, self._store_dir)
+            # our sync_token file is what counts: nio's copy would re-seal the store every batch
+            sealed["store_sync_tokens"] = False
             try:
                 sealed["store"] = self._sealed_store.store_class()
             except UnsealError as exc:
@@ -334,9 +336,8 @@ class MatrixAdapter:
         config = AsyncClientConfig(
             max_limit_exceeded=0,
             max_timeouts=0,
-            store_sync_tokens=True,
             encryption_enabled=self._encryption,
-            **sealed,
+            **({"store_sync_tokens": True} | sealed),
         )
         if self._state.hash_user_ids(self._user_hash) or (
             self._sealer is not None and (self._store_dir / _STATE_FILE).exists()
