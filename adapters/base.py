@@ -30,6 +30,7 @@ from bridge.ports import (
     RecipientGone,
     Reply,
     RetryLater,
+    SealingAdapter,
 )
 
 __all__ = [
@@ -58,4 +59,5 @@ __all__ = [
     "RecipientGone",
     "Reply",
     "RetryLater",
+    "SealingAdapter",
 ]

@@ -25,7 +25,7 @@ from bridge.flood import FloodControl
 from bridge.keys import key_location, load_key_for, verify_key
 from bridge.models import NoticeLane
 from bridge.notices import NoticeQueue
-from bridge.ports import Adapter, Address, ForgettingAdapter, Inbound, Message, Reply
+from bridge.ports import Adapter, Address, ForgettingAdapter, Inbound, Message, Reply, SealingAdapter
 from bridge.privacy import RedactingFormatter, Sealer, install_log_redaction
 from bridge.ratelimit import RateLimiter
 from bridge.store import Store
@@ -166,6 +166,9 @@ class App:
             self.engine.add_operator(console.operator_address)
             console.set_sync(self.sync)
         self.adapters: dict[str, Adapter] = {a.platform: a for a in chosen}
+        for adapter in chosen:
+            if isinstance(adapter, SealingAdapter):
+                adapter.use_sealer(self.sealer)
         d = settings.delivery
         self.worker = DeliveryWorker(
             self.store,

@@ -109,6 +109,7 @@ def _rotate_key(config: Path | None, batch: int) -> int:
             settings.general.data_dir,
             batch=max(1, batch),
             progress=lambda line: print(line, flush=True),
+            file_dirs=[settings.matrix_store_dir],
         )
     except (KeyMismatch, PrivacyKeyError, migrate.SchemaOutOfDate) as exc:
         print(f"channelbridge: {exc}", file=sys.stderr)

@@ -11,14 +11,15 @@ under the new key are passed over. The processes must be stopped while it runs.
 
 Steps (each durable before the next): the new key is written to `privacy.key.new`; the
 database records `rotating_to` (processes now refuse to start); rows are re-sealed; the record
-names the new key; the key files are swapped (`privacy.key` -> `privacy.key.old`,
+names the new key (sealed files — `*.sealed`, e.g. the Matrix adapter's store — are re-sealed
+before that); the key files are swapped (`privacy.key` -> `privacy.key.old`,
 `privacy.key.new` -> `privacy.key`). Re-running after a crash at any step finishes the job.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from bridge.privacy import (
     KEY_FILE_NAME,
     NEW_KEY_FILE_NAME,
     OLD_KEY_FILE_NAME,
+    SEALED_FILE_SUFFIX,
     Sealer,
     UnsealError,
     decode_key,
@@ -34,6 +36,7 @@ from bridge.privacy import (
     key_fingerprint,
     load_or_create_key,
     read_key_file,
+    reseal_file,
     write_key_file,
 )
 from bridge.store import Store
@@ -175,8 +178,10 @@ def rotate_key(
     *,
     batch: int = 500,
     progress: Callable[[str], None] = lambda _line: None,
+    file_dirs: Iterable[Path] = (),
 ) -> RotationReport:
-    """Re-seal and re-index everything with a new key; resumable (see the module docstring)."""
+    """Re-seal and re-index everything with a new key; resumable (see the module docstring).
+    Sealed files are searched under `data_dir` and `file_dirs` (a store_dir kept elsewhere)."""
     report = RotationReport()
     new_path, key_path = data_dir / NEW_KEY_FILE_NAME, data_dir / KEY_FILE_NAME
     if (
@@ -212,10 +217,21 @@ def rotate_key(
         for spec in SEALED_COLUMNS:
             _rotate_table(store, old, new, spec, batch, report, progress)
         report.add("notice", *NoticeQueue(store, old).reseal(new, batch))
+        _reseal_files(old, new, [data_dir, *file_dirs], report)
         report.invites_voided = store.void_unused_invites()
         store.set_key_record({"fingerprint": new.fingerprint})
     report.key_file = _swap_key_files(configured, data_dir)
     return report
+
+
+def _reseal_files(old: Sealer, new: Sealer, dirs: Iterable[Path], report: RotationReport) -> None:
+    """Re-seal every sealed file under `dirs` (files already under `new` are passed over)."""
+    paths = {p.resolve() for d in dirs if d.exists() for p in d.rglob("*" + SEALED_FILE_SUFFIX)}
+    for path in sorted(paths):
+        try:
+            report.add("file", int(reseal_file(old, new, path)), 0)
+        except UnsealError:
+            report.add("file", 0, 1)
 
 
 def _swap_key_files(configured: str | None, data_dir: Path) -> Path:

@@ -9,7 +9,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from bridge.privacy import Sealer
 
 
 @dataclass(frozen=True)
@@ -308,6 +311,16 @@ class ForgettingAdapter(Protocol):
     async def forget(self, address: Address) -> None:
         """Erase what this adapter keeps about the person at `address` (the sender of the
         `/forgetme`); failures are logged, never raised."""
+
+
+@runtime_checkable
+class SealingAdapter(Protocol):
+    """An optional extension: an adapter that keeps files of its own that can name people (the
+    Matrix adapter's olm store and state) seals them with the operator's privacy key. The app
+    hands it the sealer before `start()`."""
+
+    def use_sealer(self, sealer: Sealer) -> None:
+        """Seal what this adapter writes to disk with `sealer` from now on."""
 
 
 @runtime_checkable

@@ -247,6 +247,45 @@ class Sealer:
         return Address(platform, data["id"], data.get("chat"))
 
 
+# ---- sealed files ---------------------------------------------------------------------------
+
+SEALED_FILE_SUFFIX = ".sealed"  #: files that hold one value sealed with the privacy key
+
+
+def write_sealed_file(sealer: Sealer, path: Path, plain: bytes) -> None:
+    """Seal `plain` (bound to the file's name) into `path`: atomically (temp file, fsync,
+    rename), readable by its owner only."""
+    blob = sealer.seal_bytes(plain, table="file", row_id=1, platform=path.name)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(blob)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def read_sealed_file(sealer: Sealer, path: Path) -> bytes | None:
+    """What `write_sealed_file` sealed into `path`; None when there is no such file,
+    `UnsealError` when it does not open with this key."""
+    try:
+        blob = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    return sealer.unseal_bytes(blob, table="file", row_id=1, platform=path.name)
+
+
+def reseal_file(old: Sealer, new: Sealer, path: Path) -> bool:
+    """Re-seal one sealed file from `old` to `new` (`channelbridge rotate-key`); True if it
+    was re-sealed, False if `new` had sealed it already (a resumed rotation)."""
+    if new.is_current(path.read_bytes()):
+        return False
+    plain = read_sealed_file(old, path)
+    assert plain is not None
+    write_sealed_file(new, path, plain)
+    return True
+
+
 # ---- log redaction -------------------------------------------------------------------------
 
 _REDACTED = "[redacted]"
@@ -266,6 +305,11 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     # a number named as an id, however short: chat_id=12, "chat_id": 12, chat_id: '12', user 12
     (
         re.compile(r"(?i)(\b" + _ID_WORDS + r"\b[\"']?\s*(?:=|:|\s)\s*[\"']?)-?\d+"),
+        r"\1" + _REDACTED,
+    ),
+    # a Matrix device id named as such (matrix-nio logs "Missing session for device ABCDEFGHIJ")
+    (
+        re.compile(r"(?i)(\bdevice(?:_id)?\b[\"']?\s*(?:=|:|\s)\s*[\"']?)[A-Za-z0-9_\-]{6,}"),
         r"\1" + _REDACTED,
     ),
     # the "id" of a JSON object (a Telegram chat or user), however short

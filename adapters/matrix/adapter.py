@@ -8,12 +8,16 @@ was handled; DM rooms, rooms whose follower left, the reaction map, recently han
 and the encrypted-media cache live in `store_dir/state.json`. So a restart neither replays
 handled commands nor misses new ones.
 
-Privacy: state.json names no person. The DM map and the reaction map are keyed by a keyed hash
-(HMAC-SHA256 with a random key kept in `store_dir/state.key`) of the Matrix user id; a removed
-reaction is mapped back to its author by hashing the room's members. The olm/megolm store
-(SQLite, `store_dir/<bot>_<device>.db`) necessarily holds the user and device ids the bot shares
-keys with, and state.json holds the keys of encrypted media: keep store_dir private (0700) and
-back it up together with the database. No log line of this module names a user or a room.
+Privacy: the DM map and the reaction map are keyed by a keyed hash (HMAC-SHA256 with a random
+key kept in `store_dir/state.key`) of the Matrix user id; a removed reaction is mapped back to
+its author by hashing the room's members. The state still holds room and event ids, and the
+olm/megolm store necessarily holds the user ids, device ids and identity keys of everyone the bot
+shares keys with. Under the app (`use_sealer`) both are sealed with the operator's privacy key:
+the state as `store_dir/state.sealed`, the olm store kept in memory and written as
+`store_dir/olm-store.sealed` (see `sealed_store`), so nothing in store_dir names a person.
+Without a sealer (the adapter on its own) they are plain files (`state.json`,
+`<bot>_<device>.db`): keep store_dir private (0700). No log line of this module names a user or
+a room.
 
 Rate limits: a 429 becomes `RetryLater(scope="global")` for the delivery worker, and the adapter
 also closes a gate until the server's `retry_after_ms` has passed, then for a while sends one
@@ -91,6 +95,7 @@ from bridge.ports import (
     Reply,
     RetryLater,
 )
+from bridge.privacy import Sealer, UnsealError, read_sealed_file, write_sealed_file
 
 from . import render
 from .errors import check, error_for_response, is_rate_limited, translated
@@ -104,11 +109,13 @@ from .normalize import (
     post_ref,
     split_ref,
 )
+from .sealed_store import SealedStore
 
 log = logging.getLogger(__name__)
 
 _MEGOLM = "m.megolm.v1.aes-sha2"
 _STATE_FILE = "state.json"
+_SEALED_STATE_FILE = "state.sealed"
 _SESSION_FILE = "session.json"
 _TOKEN_FILE = "sync_token"
 _KEY_FILE = "state.key"
@@ -156,8 +163,16 @@ class _State:
     def load(cls, path: Path) -> _State:
         """Read the state file, or start empty."""
         try:
-            raw = json.loads(path.read_text())
-        except (OSError, ValueError):
+            return cls.parse(path.read_bytes())
+        except OSError:
+            return cls()
+
+    @classmethod
+    def parse(cls, text: bytes) -> _State:
+        """The state written by `dumps` (empty when unreadable)."""
+        try:
+            raw = json.loads(text)
+        except ValueError:
             return cls()
         known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
         gone = known.get("gone_rooms")
@@ -202,15 +217,19 @@ class _State:
 
     def save(self, path: Path) -> None:
         """Write atomically (temp file + rename), bounding what only grows."""
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(self.dumps())
+        os.replace(tmp, path)
+
+    def dumps(self) -> bytes:
+        """The state as JSON, after bounding what only grows."""
         if len(self.reactions) > _MAX_REACTIONS:
             for key in list(self.reactions)[: len(self.reactions) - _MAX_REACTIONS]:
                 del self.reactions[key]
         self.seen = self.seen[-_MAX_SEEN:]
         self.gone_rooms = _bounded(self.gone_rooms)
         self.shared_rooms = _bounded(self.shared_rooms)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.__dict__))
-        os.replace(tmp, path)
+        return json.dumps(self.__dict__).encode()
 
 
 def _bounded(rooms: dict[str, float]) -> dict[str, float]:
@@ -274,6 +293,13 @@ class MatrixAdapter:
         self._joins: deque[float] = deque()  # loop times of recent invite answers
         self.join_cap = _JOINS_PER_MIN  # invites answered per minute (tests lower it)
         self._to_leave: dict[str, str | None] = {}  # rooms to leave after this batch -> notice
+        self._sealer: Sealer | None = None
+        self._sealed_store: SealedStore | None = None
+
+    def use_sealer(self, sealer: Sealer) -> None:
+        """Seal what this adapter keeps in store_dir (its state and nio's olm store) with the
+        operator's privacy key. The app calls this before `start()`."""
+        self._sealer = sealer
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -298,17 +324,30 @@ class MatrixAdapter:
         with contextlib.suppress(OSError):
             self._store_dir.chmod(0o700)
         self._hash_key = self._load_hash_key()
-        self._state = _State.load(self._store_dir / _STATE_FILE)
-        if self._state.hash_user_ids(self._user_hash):
-            self._save()
-        self._handler = handler
-        self._stopping = False
+        self._state = self._load_state()
+        sealed: dict[str, Any] = {}
+        if self._sealer is not None:
+            self._sealed_store = SealedStore(self._sealer, self._store_dir)
+            # our sync_token file is what counts: nio's copy would re-seal the store every batch
+            sealed["store_sync_tokens"] = False
+            try:
+                sealed["store"] = self._sealed_store.store_class()
+            except UnsealError as exc:
+                raise PermanentFailure(
+                    f"matrix: the sealed store in {self._store_dir} does not open with this privacy key"
+                ) from exc
         config = AsyncClientConfig(
             max_limit_exceeded=0,
             max_timeouts=0,
-            store_sync_tokens=True,
             encryption_enabled=self._encryption,
+            **({"store_sync_tokens": True} | sealed),
         )
+        if self._state.hash_user_ids(self._user_hash) or (
+            self._sealer is not None and (self._store_dir / _STATE_FILE).exists()
+        ):
+            self._save()
+        self._handler = handler
+        self._stopping = False
         client = AsyncClient(self._homeserver, self._user_id, store_path=str(self._store_dir), config=config)
         self._client = client
         try:
@@ -316,6 +355,7 @@ class MatrixAdapter:
             if client.should_upload_keys:
                 check(await client.keys_upload(), "keys upload")
             first = await self._initial_sync(client)
+            self._save_store()
         except BaseException:
             await self._close_client()
             raise
@@ -357,6 +397,7 @@ class MatrixAdapter:
             pending.cancel()
         if joining:
             await asyncio.wait(joining)
+        self._save_store()
         await self._close_client()
 
     async def _close_client(self) -> None:
@@ -822,9 +863,32 @@ class MatrixAdapter:
                 log.warning("matrix: reply not delivered: %s", exc.reason)
                 return
 
+    def _load_state(self) -> _State:
+        """The state: sealed, or (no sealer, or written by an earlier version) state.json."""
+        if self._sealer is not None:
+            try:
+                sealed = read_sealed_file(self._sealer, self._store_dir / _SEALED_STATE_FILE)
+            except UnsealError as exc:
+                raise PermanentFailure(
+                    f"matrix: the sealed state in {self._store_dir} does not open with this privacy key"
+                ) from exc
+            if sealed is not None:
+                return _State.parse(sealed)
+        return _State.load(self._store_dir / _STATE_FILE)
+
     def _save(self) -> None:
-        self._state.save(self._store_dir / _STATE_FILE)
+        if self._sealer is None:
+            self._state.save(self._store_dir / _STATE_FILE)
+        else:
+            write_sealed_file(self._sealer, self._store_dir / _SEALED_STATE_FILE, self._state.dumps())
+            with contextlib.suppress(FileNotFoundError):
+                (self._store_dir / _STATE_FILE).unlink()  # written by an earlier version, in clear
         self._dirty = False
+
+    def _save_store(self) -> None:
+        """Write nio's olm store sealed when it changed (only under a sealer)."""
+        if self._sealed_store is not None and self._client is not None:
+            self._sealed_store.save(self._client.store)
 
     def _load_token(self) -> str | None:
         with contextlib.suppress(OSError):
@@ -832,7 +896,9 @@ class MatrixAdapter:
         return None
 
     def _save_token(self, token: str) -> None:
-        """Persist handled-state (when changed) first, then the sync token, atomically."""
+        """Persist the olm store and handled-state (when changed) first, then the sync token,
+        atomically: a restart never skips past keys it has not kept."""
+        self._save_store()
         if self._dirty:
             self._save()
         path = self._store_dir / _TOKEN_FILE

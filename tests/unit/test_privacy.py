@@ -116,3 +116,9 @@ def test_formatter_redacts_tracebacks_tokens_and_short_ids() -> None:
         redact("chat_id=12") == "chat_id=[redacted]" and redact("post #12 delivered") == "post #12 delivered"
     )
     assert redact("postgresql+psycopg://bridge:pw@db/cb") == "postgresql+psycopg://[redacted]@db/cb"
+
+
+def test_matrix_device_ids_are_redacted() -> None:
+    assert redact("Missing session for device HTTEBQYCIE") == "Missing session for device [redacted]"
+    assert redact('{"device_id": "JQNUCGKKGX"}') == '{"device_id": "[redacted]"}'
+    assert redact("device_id=ABCDEFGHIJ ok") == "device_id=[redacted] ok"

@@ -26,6 +26,7 @@ from adapters.base import Address, Message
 from adapters.matrix import MatrixAdapter
 from bridge.app import App
 from bridge.config import load_settings
+from bridge.privacy import read_sealed_file
 
 from .conftest import Follower
 from .synapse import RegisteredUser, SynapseServer
@@ -173,6 +174,15 @@ async def send_encrypted_media(person: Follower, room_id: str, msgtype: str, cap
         "info": {"mimetype": mime, **info}, "file": {"url": upload.content_uri, **keys}})
 
 
+def adapter_state(app: App, store_dir: Path) -> str:
+    """The Matrix adapter's state as the app keeps it: sealed with the privacy key (the plain
+    state.json of an adapter without a sealer must not exist)."""
+    assert not (store_dir / "state.json").exists()
+    sealed = read_sealed_file(app.sealer, store_dir / "state.sealed")
+    assert sealed is not None
+    return sealed.decode()
+
+
 def everything_seen(person: Follower) -> str:
     """Every event of every room the person's client received, as one JSON text."""
     return json.dumps([ev.source for events in person.timeline.values() for ev in events])
@@ -299,10 +309,12 @@ async def test_operator_posts_reach_both_followers_privately_and_feedback_is_cou
     stats = await ask(op, op_room, "/stats news", bot, "Stats for Daily News")
     assert not MATRIX_ID.search(stats.replace(mirror, ""))
 
-    # store_dir/state.json names nobody
-    state = (Path(adapter._store_dir) / "state.json").read_text()
+    # the adapter's state names nobody, even unsealed; no file in store_dir names anybody
+    state = adapter_state(app, Path(adapter._store_dir))
     for person in (alice, bob, carol, op):
         assert person.user_id not in state
+        for path in Path(adapter._store_dir).iterdir():
+            assert person.user_id.encode() not in path.read_bytes(), path.name
 
 
 async def test_restart_mid_conversation_neither_replays_nor_misses_and_leaver_is_paused(
@@ -438,7 +450,7 @@ async def test_forgetme_also_erases_the_adapter_state_and_leaves_the_dm(
     tmp_path: Path,
 ) -> None:
     op, alice = [await follower_factory() for _ in range(2)]
-    _app, adapter = await bridge(bot_user, op.user_id)
+    app, adapter = await bridge(bot_user, op.user_id)
     bot = bot_user.user_id
     op_room = await op.open_dm(bot, encrypted=False)
     await ask(op, op_room, "/newchannel news Daily News", bot, "created")
@@ -449,9 +461,9 @@ async def test_forgetme_also_erases_the_adapter_state_and_leaves_the_dm(
     await alice.send(alice_room, "m.reaction", {"m.relates_to": {
         "rel_type": "m.annotation", "event_id": copy.source["event_id"], "key": "👍"}})
     await ask_until(op, op_room, "/stats news", bot, "news", lambda text: "👍" in text)
-    state_file = tmp_path / "bot-store" / "state.json"
+    store_dir = tmp_path / "bot-store"
     user_hash = adapter._user_hash(alice.user_id)
-    assert user_hash in state_file.read_text() and alice_room in state_file.read_text()
+    assert user_hash in adapter_state(app, store_dir) and alice_room in adapter_state(app, store_dir)
 
     await ask(alice, alice_room, "/forgetme", bot, "erased")
 
@@ -460,7 +472,7 @@ async def test_forgetme_also_erases_the_adapter_state_and_leaves_the_dm(
         return room is not None and bot not in room.users
 
     await alice.wait_until(bot_left)
-    text = state_file.read_text()
+    text = adapter_state(app, store_dir)
     assert user_hash not in text and alice_room not in text
     assert copy.source["event_id"] not in text
 
