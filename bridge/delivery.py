@@ -120,10 +120,12 @@ _HOLD_S = 0.25
 class WorkerStats:
     """Counters of one worker since it started (for benchmarks and logs)."""
 
-    sent: int = 0
+    sent: int = 0  #: post copies, edits, deletes and poll closes done
     failed: int = 0
-    retried: int = 0
+    retried: int = 0  #: copies and notices put back to wait (a 429, a transient error)
     skipped: int = 0
+    notices_sent: int = 0  #: replies, notices and progress messages (or edits of them) sent
+    notices_failed: int = 0
 
 
 class DeliveryWorker:
@@ -366,6 +368,7 @@ class DeliveryWorker:
             done = asyncio.get_running_loop().create_future()
             if isinstance(job, ClaimedNotice):
                 outcome = await self._process_notice(job)  # the recorder swaps the list meanwhile
+                self._count(outcome)
                 self._notice_results.append(replace(outcome, platform=job.platform))
             else:
                 row = job.row
@@ -386,6 +389,15 @@ class DeliveryWorker:
                 self._notices_inflight.discard(job.id)
             else:
                 self._inflight.discard(job.row.id)
+
+    def _count(self, outcome: NoticeOutcome) -> None:
+        """Count a notice's outcome (a deferral until its chat may receive is not a retry)."""
+        if outcome.status == DeliveryStatus.DELIVERED:
+            self.stats.notices_sent += 1
+        elif outcome.status == DeliveryStatus.FAILED:
+            self.stats.notices_failed += 1
+        elif outcome.error is not None:
+            self.stats.retried += 1
 
     async def _process_notice(self, notice: ClaimedNotice) -> NoticeOutcome:
         """Send one reply or notice (or edit a progress message) under the same limiter and

@@ -50,6 +50,9 @@ class FloodPolicy:
     probe_every_s: float = 5.0  #: how often the rate may climb back while sending goes well
     probe_step_share: float = 0.02  #: one climb, as a share of the ceiling (at least 0.5/s)
     floor_share: float = 0.02  #: the rate never goes below this share of the ceiling
+    margin: float = 0.97  #: the new rate is this share of what got through before the 429
+    #: the rate a 429 came at is not tried again for this long (the limit may have risen by then)
+    relearn_s: float = 60.0
 
 
 @dataclass
@@ -61,6 +64,8 @@ class _State:
     last_success: float = float("-inf")
     penalty_until: float = float("-inf")
     changed_at: float = float("-inf")
+    refused_rate: float = float("inf")  #: the rate the last platform-wide 429 came at
+    refused_at: float = float("-inf")
     scopes: dict[str, int] = field(default_factory=lambda: {Scope.CHAT: 0, Scope.GLOBAL: 0})
 
 
@@ -107,7 +112,10 @@ class FloodControl:
         if len(state.sends) < 0.8 * state.rate * self.policy.window_s:
             return  # not sending at the current rate: nothing to learn by going faster
         step = max(0.5, self.policy.probe_step_share * ceiling)
-        self._set_rate(platform, state, min(ceiling, state.rate + step), now, "no 429 lately")
+        target = min(ceiling, state.rate + step)
+        if target >= state.refused_rate and now - state.refused_at < self.policy.relearn_s:
+            return  # that rate drew a 429 a moment ago: stay just under it for a while
+        self._set_rate(platform, state, target, now, "no 429 lately")
 
     def rate_limited(self, platform: str, chat: str, after_s: float, *, known_global: bool = False) -> str:
         """A send to `chat` was refused with "retry after `after_s`": pause what must wait and
@@ -133,9 +141,12 @@ class FloodControl:
         self.limiter.pause(platform, None, after_s)
         if now >= state.penalty_until:  # a new penalty, not a send that left before we paused
             succeeded = sum(1 for when in state.sends if when >= horizon)
+            through = succeeded / self.policy.window_s  # what the server let through: its limit
+            state.refused_rate = min(state.rate, through) if succeeded >= 3 else state.rate
+            state.refused_at = now
             lower = state.rate * self.policy.decrease
             if succeeded >= 3:
-                lower = min(lower, 0.95 * succeeded / self.policy.window_s)
+                lower = min(lower, self.policy.margin * through)
             floor = max(0.1, self.policy.floor_share * state.ceiling.global_per_s)
             self._set_rate(
                 platform, state, max(floor, lower), now, f"platform-wide 429, retry after {after_s:g}s"

@@ -287,6 +287,8 @@ class MatrixAdapter:
         self._not_before = 0.0  # loop time before which nothing is sent (after a 429)
         self._interval = 0.0  # spacing of requests while pacing (the server's refill period)
         self._last_ok = float("-inf")  # loop time of the last request the server accepted
+        #: how many requests the homeserver refused with M_LIMIT_EXCEEDED (counts only)
+        self.rate_limited = 0
         self._paced_until = 0.0  # loop time until which requests are spaced
         self._probe = asyncio.Lock()  # while pacing, one request at a time
         self._joining: dict[str, asyncio.Task[None]] = {}  # invites still to join, by room
@@ -1054,6 +1056,7 @@ class MatrixAdapter:
         now = asyncio.get_running_loop().time()
         if isinstance(resp, ErrorResponse):
             if is_rate_limited(resp):
+                self.rate_limited += 1
                 retry_ms = getattr(resp, "retry_after_ms", None)
                 after = retry_ms / 1000 if isinstance(retry_ms, int | float) else 1.0
                 after = min(max(after, 0.05), 300.0)

@@ -3,6 +3,7 @@ send rate falls on a platform-wide penalty and climbs back while sending goes we
 
 from __future__ import annotations
 
+import itertools
 import logging
 
 import pytest
@@ -94,14 +95,37 @@ def test_the_rate_climbs_back_additively_to_the_ceiling_while_sending_goes_well(
     low = flood.current_rate("tg")
     assert low is not None and low < 30
     clock.advance(1.1)
-    rates = []
+    started = clock.now
+    rates: list[float] = []
     while (rate := flood.current_rate("tg")) is not None and rate < 30:
         send_at_rate(flood, clock, rate, 5.5)
-        rates.append(flood.current_rate("tg"))
+        rates.append(flood.current_rate("tg") or 0)
         assert len(rates) < 100
-    steps = [b - a for a, b in zip([low, *rates], rates, strict=False) if b is not None and a is not None]
-    assert all(0 < step <= 0.61 for step in steps[:-1]), steps  # one step of 2 % per 5 s
+    climbs = [b - a for a, b in itertools.pairwise([low, *rates]) if b != a]
+    assert climbs and all(0 < step <= 0.61 for step in climbs[:-1]), climbs  # 2 % of 30 per 5 s
+    # the rate the 429 came at (30) is not tried again before relearn_s has passed
+    first_at_ceiling = started + 5.5 * len(rates)
+    assert first_at_ceiling - started >= FloodPolicy().relearn_s
     assert limiter.rate("tg") == 30
+
+
+def test_after_a_429_the_rate_stays_just_under_the_rate_it_came_at() -> None:
+    flood, _, clock = make()
+    send_at_rate(flood, clock, 30, 0.5)  # a server enforcing 15/s refuses the 16th
+    flood.rate_limited("tg", "a", 1)
+    clock.advance(0.01)
+    flood.rate_limited("tg", "b", 1)
+    learned = flood.current_rate("tg") or 0
+    assert 14 <= learned <= 15
+    clock.advance(1.1)
+    seen = []
+    for _ in range(8):  # 44 s of sending: probing does not go back to what drew the 429
+        send_at_rate(flood, clock, flood.current_rate("tg") or 1, 5.5)
+        seen.append(flood.current_rate("tg") or 0)
+    assert max(seen) < 15, seen
+    for _ in range(6):  # after relearn_s it probes again (the limit may have risen)
+        send_at_rate(flood, clock, flood.current_rate("tg") or 1, 5.5)
+    assert (flood.current_rate("tg") or 0) >= 15
 
 
 def test_an_idle_bot_does_not_climb() -> None:
