@@ -244,7 +244,7 @@ def main() -> None:
     parser.add_argument("--rate-followers", type=int, default=600, help="followers for (b) and (c)")
     parser.add_argument("--concurrency", type=int, default=32, help="delivery worker senders")
     parser.add_argument("--skip-rate", action="store_true", help="skip (b), (c) and (d), about 70 s")
-    parser.add_argument("--paid-followers", type=int, default=5000, help="followers for (e)")
+    parser.add_argument("--paid-followers", type=int, default=10000, help="users for (e), half raw")
     parser.add_argument("--skip-paid", action="store_true", help="skip (e)")
     args = parser.parse_args()
     print(f"channelbridge Telegram send benchmark — {os.cpu_count()} cores, Python {sys.version.split()[0]}")
@@ -358,10 +358,12 @@ def _paid_run(server: ServerProcess, tmp: Path, followers: int, concurrency: int
     ok = [at for at, status, _ in sends if status == 200]
     refused = sum(1 for _, status, _ in sends if status == 429)
     rate = _rate(ok)
+    ceiling = min(raw_rate, 1000.0)  # the server's paid ceiling, unless the machine is slower
     print(
         f"(e) paid broadcast (server paid ceiling 1,000/s), {r.delivered} followers: "
         f"{rate:.0f} msg/s, {1000 * r.cpu_s / max(1, r.delivered):.2f} ms CPU per delivery, 429s: {refused}; "
-        f"raw aiohttp loop: {raw_rate:.0f} msg/s; ratio {rate / raw_rate:.2f} (goal >= 0.9)"
+        f"raw aiohttp loop without limits: {raw_rate:.0f} msg/s, so the ceiling here is {ceiling:.0f} msg/s; "
+        f"ratio {rate / ceiling:.2f} (goal >= 0.9)"
     )
     server.request("limits", None)
 

@@ -30,6 +30,10 @@ __all__ = ["RateLimiter"]
 _MARGIN_S = 1e-6
 #: below this many tracked chats per platform, idle chat state is not swept
 _PRUNE_MIN = 1024
+#: the paid-broadcast budget's burst, as a share of its rate (the rest is its refill rate)
+PAID_BURST = 0.05
+#: and the share of it left unused, so requests arriving a little early still fit the server's second
+PAID_MARGIN = 0.03
 
 
 @dataclass
@@ -51,6 +55,9 @@ class _Platform:
     reserved: list[float] = field(default_factory=list)
     #: the same for paid-broadcast sends, on their own budget (`RateLimits.paid_per_s`)
     paid_reserved: list[float] = field(default_factory=list)
+    #: the paid budget as a bucket (see `_acquire_paid`): tokens left, and when they were counted
+    paid_tokens: float = 0.0
+    paid_at: float = -math.inf
     paused_until: float = -math.inf
     chats: dict[str, _Chat] = field(default_factory=dict)
     prune_at: int = _PRUNE_MIN
@@ -102,7 +109,10 @@ class RateLimiter:
         if state is None:
             return
         now = self._clock()
-        paid = paid and state.limits is not None and state.limits.paid_per_s is not None
+        if paid and state.limits is not None and state.limits.paid_per_s is not None:
+            await self._acquire_paid(state, state.limits.paid_per_s, chat, group)
+            return
+        paid = False
         first = self._reserve(state, chat, group, now, paid)
         reservation: _Reservation | None = first
         wake_at = first.at
@@ -129,6 +139,38 @@ class RateLimiter:
             if wake_at - now > 1.0:  # a pause: take a planned place again so others plan around it
                 reservation = self._reserve(state, chat, group, now, paid)
                 wake_at = reservation.at
+
+    async def _acquire_paid(self, state: _Platform, rate: float, chat: str, group: bool) -> None:
+        """A paid-broadcast send: the global paid budget is a bucket of `PAID_BURST` of the
+        rate, refilled at the rest of it, so no sliding second holds more than `rate` sends
+        while many senders go out together (at 1,000/s the strict one-slot spacing of the free
+        budget leaves senders slipping behind one another's late wake-ups). The chat's own
+        bucket and any pause apply as for every send."""
+        capacity = max(1.0, PAID_BURST * rate)
+        # a share of the second is kept back for the jitter between our clock and the server's
+        refill = max(rate * (1.0 - PAID_MARGIN) - capacity, rate * PAID_MARGIN)
+        limits = state.limits
+        assert limits is not None
+        interval = 60.0 / limits.group_per_min if group else 1.0 / limits.per_chat_per_s
+        while True:
+            now = self._clock()
+            if state.paid_at == -math.inf:
+                state.paid_tokens, state.paid_at = capacity, now
+            state.paid_tokens = min(capacity, state.paid_tokens + (now - state.paid_at) * refill)
+            state.paid_at = now
+            wait = self._pause_end(state, chat) - now
+            chat_state = state.chats.get(chat)
+            if chat_state is not None:
+                wait = max(wait, chat_state.next_at - now)
+            if state.paid_tokens < 1.0:
+                wait = max(wait, (1.0 - state.paid_tokens) / refill)
+            if wait <= 0:
+                state.paid_tokens -= 1.0
+                chat_state = state.chats.setdefault(chat, _Chat())
+                chat_state.allowed_at = now + interval + _MARGIN_S
+                chat_state.next_at = max(chat_state.next_at, chat_state.allowed_at)
+                return
+            await self._sleep(wait + _MARGIN_S)
 
     def pause(self, platform: str, chat: str | None, seconds: float) -> None:
         """Stop sends to `chat` (or, with None, the whole platform token) for `seconds`.

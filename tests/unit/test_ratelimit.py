@@ -357,3 +357,35 @@ def test_every_bucket_holds_under_random_arrivals_and_pauses(
             assert all(b - a >= 2.0 for a, b in pairwise(times))
         else:
             assert max_in_window(times, 1.0) <= 2
+
+
+async def test_paid_broadcasts_fill_their_own_budget_without_exceeding_it_in_any_second() -> None:
+    vt = VirtualTime()
+    limiter = make_limiter(vt, RateLimits(30, 1, 20, paid_per_s=1000))
+    sent: list[float] = []
+    chats = iter(range(100_000))
+
+    async def sender() -> None:
+        for _ in range(100):
+            await limiter.acquire("telegram", f"c{next(chats)}", paid=True)
+            sent.append(vt.now)
+
+    await vt.run(*(sender() for _ in range(32)))
+    assert len(sent) == 3200
+    assert max_in_window(sent, 1.0) <= 1000  # never above the paid ceiling in any second ...
+    assert sent[-1] - sent[0] < 3200 / 1000 * 1.1  # ... and close to it overall
+
+
+async def test_a_paid_copy_still_waits_for_its_chat_and_for_a_pause() -> None:
+    vt = VirtualTime()
+    limiter = make_limiter(vt, RateLimits(30, 1, 20, paid_per_s=1000))
+    limiter.pause("telegram", None, 2.0)
+    sent: list[float] = []
+
+    async def send() -> None:
+        await limiter.acquire("telegram", "one-chat", paid=True)
+        sent.append(vt.now)
+
+    await vt.run(send(), send(), send())
+    assert sent[0] >= 2.0
+    assert sent[1] - sent[0] >= 1.0 and sent[2] - sent[1] >= 1.0  # one per second in a chat
