@@ -420,7 +420,9 @@ class DeliveryWorker:
             await self.limiter.acquire(notice.platform, address.target)
             ref = await adapter.reply(address, notice.reply)
             self.flood.sent(notice.platform)
-            return NoticeOutcome(notice.id, DeliveryStatus.DELIVERED, ref=ref)
+            # only a progress message is edited later: an answer's row is deleted, not its ref sealed
+            kept = ref if notice.post_id is not None else None
+            return NoticeOutcome(notice.id, DeliveryStatus.DELIVERED, ref=kept)
         except RetryLater as exc:
             self._paused(notice.platform, address.target, exc, notice.attempts)
             return self._notice_retry(notice, exc)

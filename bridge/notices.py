@@ -155,7 +155,7 @@ class NoticeQueue:
         if not outcomes:
             return
         with self.store.connection() as conn:
-            done = [o.id for o in outcomes if o.status == DeliveryStatus.DELIVERED or o.gone]
+            done = [o.id for o in outcomes if o.status == DeliveryStatus.DELIVERED]
             if done:
                 conn.execute(
                     text(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -71,3 +72,14 @@ async def adapter(api: FakeBotApi, inbox: Inbox) -> AsyncIterator[TelegramAdapte
     await tg.start(inbox)
     yield tg
     await tg.stop()
+
+
+async def until(condition: Callable[[], object], timeout: float, what: str) -> float:
+    """Wait until `condition()` is truthy; returns the seconds it took (AssertionError after
+    `timeout`)."""
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+    return time.monotonic() - started

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,7 @@ from adapters.base import RateLimits
 from adapters.telegram import TelegramAdapter
 from bridge.app import App
 from bridge.config import load_settings
+from tests.integration.telegram.conftest import until
 from tests.telegram_api import FakeBotApi, FakeUser
 
 pytestmark = [
@@ -49,7 +50,7 @@ async def app_and_operator(api: FakeBotApi, tmp_path: Path) -> AsyncIterator[tup
     await app.start()
     try:
         api.user_sends_text(operator.id, "/newchannel news Daily News")
-        await _until(lambda: _texts(api, operator, "created"), 10, "the channel")
+        await until(lambda: _texts(api, operator, "created"), 10, "the channel")
         yield app, operator
     finally:
         await app.stop()
@@ -66,15 +67,6 @@ def _copies(api: FakeBotApi, user: FakeUser) -> list[str]:
             for post in POSTS if post in (m.text or "")]
 
 
-async def _until(condition: Callable[[], object], timeout: float, what: str) -> float:
-    started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-    return time.monotonic() - started
-
-
 async def test_three_quick_posts_reach_every_follower_once_and_in_order_despite_a_429(
     api: FakeBotApi, app_and_operator: tuple[App, FakeUser]
 ) -> None:
@@ -82,7 +74,7 @@ async def test_three_quick_posts_reach_every_follower_once_and_in_order_despite_
     followers = [api.add_user(f"F{n}") for n in range(12)]
     for person in followers:
         api.user_sends_text(person.id, "/follow news")
-    await _until(lambda: all(_texts(api, p, "You now follow") for p in followers), 15, "the follows")
+    await until(lambda: all(_texts(api, p, "You now follow") for p in followers), 15, "the follows")
 
     # the first copy to one chat is refused: a later copy must not overtake it
     slow = followers[5]
@@ -91,7 +83,7 @@ async def test_three_quick_posts_reach_every_follower_once_and_in_order_despite_
     for text in POSTS:  # published within a second
         api.user_sends_text(operator.id, f"/post news {text}")
         await asyncio.sleep(0.2)
-    await _until(lambda: all(len(_copies(api, p)) >= 3 for p in followers), 15, "every copy")
+    await until(lambda: all(len(_copies(api, p)) >= 3 for p in followers), 15, "every copy")
     elapsed = time.monotonic() - started
     await app.sync(timeout=10)
 

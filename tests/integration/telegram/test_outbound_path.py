@@ -22,6 +22,7 @@ from adapters.base import Address, RateLimits
 from adapters.telegram import TelegramAdapter
 from bridge.app import SLOW_DOWN, App
 from bridge.config import load_settings
+from tests.integration.telegram.conftest import until
 from tests.telegram_api import FakeBotApi, FakeUser
 
 pytestmark = [
@@ -62,7 +63,7 @@ async def start_app(api: FakeBotApi, tmp_path: Path) -> AsyncIterator[Start]:
         await app.start()
         apps.append(app)
         api.user_sends_text(operator.id, "/newchannel news Daily News")
-        await _until(lambda: _answers(api, operator, "created"), 10, "the channel")
+        await until(lambda: _answers(api, operator, "created"), 10, "the channel")
         return app, operator
 
     yield make
@@ -87,15 +88,6 @@ def _copies(api: FakeBotApi, user: FakeUser, text: str) -> int:
     return sum(1 for m in api.bot_messages(user.id) if text in (m.text or ""))
 
 
-async def _until(condition: Callable[[], object], timeout: float, what: str) -> float:
-    started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-    return time.monotonic() - started
-
-
 async def test_a_thousand_people_pressing_start_are_all_answered_and_then_all_get_the_post(
     api: FakeBotApi, start_app: Start
 ) -> None:
@@ -105,11 +97,11 @@ async def test_a_thousand_people_pressing_start_are_all_answered_and_then_all_ge
     people = [api.add_user(f"P{n}") for n in range(1000)]
     for person in people:  # within one second, as when a channel's link is shared
         api.user_sends_text(person.id, "/start news")
-    await _until(lambda: all(_answers(api, p, "You now follow") for p in people), 90, "every confirmation")
+    await until(lambda: all(_answers(api, p, "You now follow") for p in people), 90, "every confirmation")
     assert api.rate_limited <= 5, api.rate_limited_by_scope
 
     api.user_sends_text(operator.id, "/post news Launch day")
-    await _until(lambda: all(_copies(api, p, "Launch day") for p in people), 60, "every copy")
+    await until(lambda: all(_copies(api, p, "Launch day") for p in people), 60, "every copy")
     await app.sync(timeout=30)
     assert all(_copies(api, p, "Launch day") == 1 for p in people)
     assert all(len(_answers(api, p, "You now follow")) == 1 for p in people)
@@ -124,7 +116,7 @@ async def test_one_person_typing_forty_commands_loses_no_answer_to_a_429(
     eager = api.add_user("Eager")
     for _ in range(40):
         api.user_sends_text(eager.id, "/following")
-    await _until(lambda: _answers(api, eager, SLOW_DOWN[:20]), 20, "the slow-down answer")
+    await until(lambda: _answers(api, eager, SLOW_DOWN[:20]), 20, "the slow-down answer")
     await asyncio.sleep(2.5)  # anything still to come would be paced at 1/s per chat
     answered = _answers(api, eager, "You follow no channels")
     slow_downs = _answers(api, eager, SLOW_DOWN[:20])
@@ -144,7 +136,7 @@ async def test_a_server_enforcing_half_the_configured_rate_gets_each_copy_once_w
     api.enforce_limits(global_per_s=15, per_chat_per_s=1, per_chat_burst=3)  # not telling the bot
     started = time.monotonic()
     api.user_sends_text(operator.id, "/post news Half speed")
-    await _until(lambda: all(_copies(api, p, "Half speed") for p in people), 90, "every copy")
+    await until(lambda: all(_copies(api, p, "Half speed") for p in people), 90, "every copy")
     elapsed = time.monotonic() - started
     await app.sync(timeout=30)
     assert all(_copies(api, p, "Half speed") == 1 for p in people)
@@ -162,10 +154,10 @@ async def test_a_newcomers_help_is_answered_within_two_seconds_during_a_large_fa
     people = [api.add_user(f"F{n}") for n in range(10_000)]
     _import(app, people)
     api.user_sends_text(operator.id, "/post news Big news")
-    await _until(lambda: len(api.calls_to("sendMessage")) > 100, 30, "the fan-out to run")
+    await until(lambda: len(api.calls_to("sendMessage")) > 100, 30, "the fan-out to run")
     newcomer = api.add_user("New")
     api.user_sends_text(newcomer.id, "/help")
-    waited = await _until(lambda: api.bot_messages(newcomer.id), 10, "the answer to /help")
+    waited = await until(lambda: api.bot_messages(newcomer.id), 10, "the answer to /help")
     assert waited < 2.0, waited
     assert sum(1 for p in people if api.bot_messages(p.id)) < 2000  # the fan-out was still running
     assert api.rate_limited == 0
@@ -179,7 +171,7 @@ async def test_a_large_post_has_one_progress_message_edited_at_most_every_five_s
     people = [api.add_user(f"F{n}") for n in range(2000)]
     _import(app, people)
     api.user_sends_text(operator.id, "/post news Everyone")
-    await _until(lambda: _answers(api, operator, "finished"), 60, "the summary")
+    await until(lambda: _answers(api, operator, "finished"), 60, "the summary")
     await app.sync(timeout=30)
     progress = _answers(api, operator, "progress")
     assert len(progress) == 1, progress
