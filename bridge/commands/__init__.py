@@ -13,7 +13,7 @@ Tokenizing rules:
   An unbalanced quote is an error only where the command needs that token.
 - Handles are lower-cased and must be 3-32 of `a-z 0-9 _`. Post ids are `12` or `#12`;
   `/cancel` also takes a recurring post's id `r3` (returned lower-cased in `code`).
-- `<when>` is only split off here (see `_split_when`); `bridge.when.parse_when` interprets
+- `<when>` is only split off here (see `tokens.split_when`); `bridge.when.parse_when` interprets
   it later. `/every` takes its recurrence spec as one quoted token (`"mon-fri 08:00"`), or
   unquoted as a bare `HH:MM` (daily) or up to four day words followed by `HH:MM`
   (`daily 09:00`, `sat, sun 10:30`, `every day 07:00`); `bridge.when.parse_recurrence`

@@ -207,7 +207,7 @@ def cmd_schedule(ctx: Context, cmd: ScheduleArgs) -> list[Reply]:
     s = ctx.s
     channel = find_channel(ctx, cmd.handle)
     who = require_admin(ctx, channel)
-    at = ctx.core.when(cmd.when or "")
+    at = ctx.core.when(cmd.when)
     if cmd.sub is not None:
         post = _build_poll(ctx, channel, cmd.sub)
         if post.poll_closes_at is not None and post.poll_closes_at <= at:

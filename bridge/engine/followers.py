@@ -178,7 +178,7 @@ def cmd_vote(ctx: Context, cmd: VoteArgs) -> list[Reply]:
 def cmd_results(ctx: Context, cmd: ResultsArgs) -> list[Reply]:
     """`/results <post-id>`."""
     s = ctx.s
-    post = ctx.store.post(s, cmd.post_id or 0)
+    post = ctx.store.post(s, cmd.post_id)
     if (
         post is None
         or post.kind != PostKind.POLL.value
