@@ -27,8 +27,9 @@ async def with_media(
     """
     media = message.media
     assert media is not None
-    if not isinstance(parsed, PostArgs | ScheduleArgs) or not ROUTES[type(parsed)].keeps_media:
+    if not isinstance(parsed, Command) or not ROUTES[type(parsed)].keeps_media:
         return message
+    assert isinstance(parsed, PostArgs | ScheduleArgs), "a command that keeps media names its channel"
     with core.store.session() as s:
         ctx = Context(core, s, actor)
         require_admin(ctx, find_channel(ctx, parsed.handle))
