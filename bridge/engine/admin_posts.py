@@ -47,7 +47,6 @@ def cmd_newchannel(ctx: Context, cmd: NewChannelArgs) -> list[Reply]:
     s, actor = ctx.s, ctx.actor
     if not actor.is_operator:
         raise Refusal("Only operators can create channels.")
-    assert cmd.handle is not None
     if ctx.store.handle_taken(s, cmd.handle):
         raise Refusal(f"The handle '{cmd.handle}' is taken; choose another.")
     name = one_line(cmd.text)
