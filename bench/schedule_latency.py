@@ -38,8 +38,8 @@ from bridge.ports import Address, Content, Message, MessageRef
 from bridge.privacy import Sealer
 from bridge.ratelimit import RateLimiter
 from bridge.store import Store
+from bridge.when import parse_recurrence, parse_when
 from scheduler.service import SchedulerService
-from scheduler.when import parse_recurrence, parse_when
 
 OPERATOR = Address("bench", "operator")
 

@@ -76,14 +76,12 @@ def operator_addresses(settings: Settings) -> list[Address]:
 def build_adapters(settings: Settings) -> list[Adapter]:
     """The platform adapters the config enables (SDKs are imported only when enabled)."""
     adapters: list[Adapter] = []
-    from bridge.commands import COMMANDS, Audience
+    from bridge.commands import Audience, menu_entries
 
     if settings.telegram.enabled:
         from adapters.telegram import TelegramAdapter
 
         tg = settings.telegram
-        everyone = [(n, c.summary) for n, c in COMMANDS.items() if c.audience == Audience.FOLLOWER]
-        admin = [(n, c.summary) for n, c in COMMANDS.items() if c.audience != Audience.FOLLOWER]
         adapters.append(
             TelegramAdapter(
                 tg.token.get_secret_value() if tg.token else "",
@@ -91,8 +89,8 @@ def build_adapters(settings: Settings) -> list[Adapter]:
                 file_base_url=tg.file_base_url,
                 poll_interval=tg.poll_interval,
                 poll_timeout=tg.poll_timeout,
-                commands=[(n.replace("-", "_"), s) for n, s in everyone],
-                admin_commands=[(n.replace("-", "_"), s) for n, s in admin],
+                commands=menu_entries({Audience.FOLLOWER}),
+                admin_commands=menu_entries({Audience.ADMIN, Audience.OPERATOR}),
                 limits=tg.rate_limit.as_limits(paid_broadcast=tg.paid_broadcast),
                 paid_broadcast=tg.paid_broadcast,
             )
@@ -203,7 +201,6 @@ class App:
                     matrix.add_mirror_room(chat)
 
             self.engine.set_mirror_factory(mirror_factory, mirror_added)
-        self._install_time_parsers()
         self.scheduler = scheduler_factory(self) if scheduler_factory is not None else None
         self._started: list[Callable[[], Any]] = []
         self._sending: set[str] = set()
@@ -211,11 +208,6 @@ class App:
         self.coordinator: Coordinator | None = None
         self.stopped = asyncio.Event()
         self._background: set[asyncio.Task[None]] = set()
-
-    def _install_time_parsers(self) -> None:
-        from scheduler.when import parse_recurrence, parse_when  # the wiring place may know it
-
-        self.engine.set_time_parsers(parse_when, parse_recurrence)
 
     # ---- lifecycle ------------------------------------------------------------------------
 

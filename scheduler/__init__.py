@@ -1,7 +1,7 @@
 """APScheduler wiring: timed posts, poll deadlines, recurring posts."""
 
+from bridge.when import Recurrence, WhenError, format_local, parse_recurrence, parse_when
 from scheduler.service import LatePolicy, PassReport, SchedulerService, Wakeup, WakeupKind
-from scheduler.when import Recurrence, WhenError, format_local, parse_recurrence, parse_when
 
 __all__ = [
     "LatePolicy",

@@ -27,7 +27,7 @@ from bridge.ports import (
 from bridge.privacy import Sealer
 from bridge.ratelimit import RateLimiter
 from bridge.store import Store
-from scheduler.when import parse_recurrence, parse_when
+from bridge.when import parse_recurrence, parse_when
 
 OPERATOR = Address("fake", "op-1000001")
 

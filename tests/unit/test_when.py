@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scheduler.when import (
+from bridge.when import (
     Recurrence,
     WhenError,
     format_local,

@@ -27,14 +27,16 @@ ACCEPTED_FORMS = (
     "(zone: Z, UTC, +01:00 or a name like Europe/Paris)"
 )
 
-_UNIT_MINUTES = {
+#: every duration unit `in <n><unit>` accepts -> minutes (the grammar's too)
+UNIT_MINUTES: dict[str, int] = {
     **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), 1),
     **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), 60),
     **dict.fromkeys(("d", "day", "days"), 24 * 60),
     **dict.fromkeys(("w", "week", "weeks"), 7 * 24 * 60),
 }
 _DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_WEEKDAY_INDEX = {
+#: every weekday word `<when>` and `/every` accept -> 0=Monday .. 6=Sunday (the grammar's too)
+WEEKDAY_INDEX: dict[str, int] = {
     **{name: i for i, name in enumerate(_DAY_NAMES)},
     **{
         name: i
@@ -77,28 +79,30 @@ def _clip(text: str, limit: int = 60) -> str:
 
 
 def _zone_name(tz: tzinfo) -> str:
-    key = getattr(tz, "key", None)
-    return key if isinstance(key, str) else str(tz)
-
-
-def _is_utc(tz: tzinfo) -> bool:
-    return _zone_name(tz) in {"UTC", "Etc/UTC", "Etc/UCT", "UCT", "Zulu", "Etc/Zulu"} or tz is UTC
+    return tz.key if isinstance(tz, ZoneInfo) else str(tz)
 
 
 def _describe(dt: datetime, tz: tzinfo, joiner: str) -> str:
-    """`2026-12-01 09:00 Europe/Paris` + joiner + `08:00 UTC` (UTC date shown if different)."""
+    """`2026-12-01 09:00 Europe/Paris` + joiner + `08:00 UTC` (UTC date shown if different).
+
+    A moment when `tz` is at UTC+0 is shown once, as UTC: `2026-12-01 08:00 UTC`.
+    """
     local = dt.astimezone(tz)
-    text = f"{local:%Y-%m-%d %H:%M} {_zone_name(tz)}"
-    if _is_utc(tz):
-        return text
     utc = dt.astimezone(UTC)
+    if local.utcoffset() == timedelta(0):
+        return f"{utc:%Y-%m-%d %H:%M} UTC"
     utc_text = f"{utc:%H:%M}" if utc.date() == local.date() else f"{utc:%Y-%m-%d %H:%M}"
-    return text + joiner.format(f"{utc_text} UTC")
+    return f"{local:%Y-%m-%d %H:%M} {_zone_name(tz)}" + joiner.format(f"{utc_text} UTC")
 
 
 def format_local(dt: datetime, tz: ZoneInfo) -> str:
     """`dt` for people: `2026-12-01 09:00 Europe/Paris (08:00 UTC)`."""
     return _describe(dt, tz, " ({})")
+
+
+def format_timestamp(ts: float, tz: ZoneInfo) -> str:
+    """An epoch timestamp for people, like `format_local`."""
+    return format_local(datetime.fromtimestamp(ts, UTC), tz)
 
 
 def _understood(dt: datetime, tz: tzinfo) -> str:
@@ -149,7 +153,7 @@ def _interpret(text: str, now: datetime, tz: ZoneInfo) -> datetime | None:
     if m is not None:
         total = 0
         for number, unit in _IN_PART_RE.findall(m.group(1)):
-            factor = _UNIT_MINUTES.get(unit.lower())
+            factor = UNIT_MINUTES.get(unit.lower())
             if factor is None:
                 raise WhenError(f"unknown unit {unit!r} in {_clip(text)!r} (use m, h or d, like in 90m)")
             if len(number) > 9:
@@ -177,7 +181,7 @@ def _interpret(text: str, now: datetime, tz: ZoneInfo) -> datetime | None:
             return _localize(today, clock, tz)
         if word == "tomorrow":
             return _localize(today + timedelta(days=1), clock, tz)
-        weekday = _WEEKDAY_INDEX.get(word)
+        weekday = WEEKDAY_INDEX.get(word)
         if weekday is None:
             return None
         for offset in range(8):
@@ -292,10 +296,10 @@ def _days_text(days: tuple[int, ...]) -> str:
 
 
 def _day_word(word: str) -> int | None:
-    if word in _WEEKDAY_INDEX:
-        return _WEEKDAY_INDEX[word]
-    if word.endswith("s") and word[:-1] in _WEEKDAY_INDEX:  # "mondays"
-        return _WEEKDAY_INDEX[word[:-1]]
+    if word in WEEKDAY_INDEX:
+        return WEEKDAY_INDEX[word]
+    if word.endswith("s") and word[:-1] in WEEKDAY_INDEX:  # "mondays"
+        return WEEKDAY_INDEX[word[:-1]]
     return None
 
 
@@ -358,9 +362,12 @@ def parse_recurrence(spec: str) -> Recurrence:
 __all__ = [
     "ACCEPTED_FORMS",
     "MAX_AHEAD",
+    "UNIT_MINUTES",
+    "WEEKDAY_INDEX",
     "Recurrence",
     "WhenError",
     "format_local",
+    "format_timestamp",
     "parse_recurrence",
     "parse_when",
 ]

@@ -2,76 +2,55 @@
 reactions. Adapters hand it neutral inbound events; it answers with `Reply` values.
 
 Every command runs in one database transaction: a refused or failed command changes nothing.
-Replies never contain anyone's identity; admins see counts and admin numbers.
+Replies never contain anyone's identity; admins see counts and admin numbers. Commands are
+applied by the handlers bound in `bridge.engine.registry`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Collection
+import time
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from bridge.admin_commands import AdminCommands
-from bridge.commands import Command, CommandError, parse_command
-from bridge.engine_base import (
-    INVITE_TTL_S,
-    MAX_TEXT,
+from sqlmodel import Session
+
+from bridge.commands import Command, CommandError, MirrorArgs, parse_command
+from bridge.engine.admin_channels import create_mirror
+from bridge.engine.context import Context, follower_row
+from bridge.engine.core import (
     Actor,
-    EngineBase,
+    EngineCore,
     EngineOptions,
+    Hooks,
     MirrorFactory,
     Notify,
-    Recurrence,
-    RecurrenceParser,
     Refusal,
-    WhenParser,
     duration_text,
 )
-from bridge.follower_commands import FollowerCommands
-from bridge.models import (
-    Channel,
-    DeliveryAction,
-    MirrorRoom,
-    Post,
-    PostStatus,
-)
+from bridge.engine.inbound import native_vote, reaction, with_media
+from bridge.engine.registry import ROUTES
+from bridge.models import Channel, DeliveryAction, Follower, MirrorRoom, Post, PostStatus
 from bridge.ports import (
-    DeliveryError,
+    Address,
     Inbound,
-    MediaTooLarge,
     Message,
     PollVote,
     PostKind,
     Reaction,
     Reply,
 )
-from bridge.safetext import clean, is_single_emoji
-
-__all__ = [
-    "INVITE_TTL_S",
-    "MAX_TEXT",
-    "ChannelEngine",
-    "EngineBase",
-    "EngineOptions",
-    "MirrorFactory",
-    "Notify",
-    "Recurrence",
-    "RecurrenceParser",
-    "Refusal",
-    "WhenParser",
-]
+from bridge.privacy import Sealer
+from bridge.safetext import clean
+from bridge.store import Store
+from bridge.when import parse_recurrence
 
 log = logging.getLogger(__name__)
 
-#: commands whose media is kept (and so downloaded, once the sender is authorized)
-_WITH_MEDIA = frozenset({"post", "schedule"})
-#: commands after which the scheduler re-reads what is timed
-_TIMED = frozenset({"schedule", "every", "poll", "cancel", "delete", "deletechannel", "edit"})
 
-
-class ChannelEngine(FollowerCommands, AdminCommands):
+class ChannelEngine:
     """The platform-neutral channel engine.
 
     Adapters call `handle` for every inbound event; the scheduler calls `publish`,
@@ -79,71 +58,103 @@ class ChannelEngine(FollowerCommands, AdminCommands):
     publishing planned.
     """
 
+    def __init__(
+        self,
+        store: Store,
+        sealer: Sealer,
+        *,
+        operators: Iterable[Address] = (),
+        options: EngineOptions | None = None,
+        parse_when: object = None,
+        parse_recurrence: object = None,
+        clock: Callable[[], float] = time.time,
+        notify: Notify | None = None,
+        on_work: Callable[[], None] | None = None,
+    ) -> None:
+        """`parse_when` and `parse_recurrence` are accepted for callers written when the time
+        grammar was injected; the engine always uses `bridge.when`'s."""
+        del parse_when, parse_recurrence
+        self._core = EngineCore(
+            store,
+            sealer,
+            operators=operators,
+            options=options,
+            clock=clock,
+            hooks=Hooks(notify=notify, on_work=on_work),
+        )
+        self._planning: set[asyncio.Task[None]] = set()
+
+    @property
+    def store(self) -> Store:
+        """The store the engine works on."""
+        return self._core.store
+
+    @property
+    def sealer(self) -> Sealer:
+        """Seals addresses and computes blind indexes."""
+        return self._core.sealer
+
+    @property
+    def options(self) -> EngineOptions:
+        """The engine's tunables (tests may change them in place)."""
+        return self._core.options
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """Epoch seconds now."""
+        return self._core.clock
+
+    def set_sending_report(self, report: Callable[[], list[str]] | None) -> None:
+        """Install what operators see of the bot's sending in `/stats` (counts and rates)."""
+        self._core.hooks.sending_report = report
+
+    def is_operator_index(self, index: str) -> bool:
+        """Whether a blind index is an operator's (operators are not throttled)."""
+        return index in self._core.operators
+
+    def add_operator(self, address: Address) -> None:
+        """Treat `address` as an operator (the console's local user)."""
+        self._core.operators.add(self.sealer.address_index(address))
+
+    def set_notify(self, notify: Notify | None) -> None:
+        """Install the function used to send notices to admins."""
+        self._core.hooks.notify = notify
+
+    def set_on_work(self, on_work: Callable[[], None] | None) -> None:
+        """Install the callback that wakes the delivery worker when rows are planned."""
+        self._core.hooks.on_work = on_work
+
+    def _actor(self, address: Address) -> Actor:
+        return self._core.actor(address)
+
+    def _follower(self, s: Session, actor: Actor, create: bool) -> Follower | None:
+        return follower_row(self._core, s, actor, create)
+
     async def handle(self, event: Inbound) -> list[Reply]:
         """Apply one inbound event and return the replies for its sender."""
-        actor = self._actor(event.sender)
+        actor = self._core.actor(event.sender)
         parsed = parse_command(event.text) if isinstance(event, Message) else None
         try:
             if isinstance(event, Message):
                 if event.media is not None:
-                    event = await self._with_media(actor, event, parsed)
-                if isinstance(parsed, Command) and parsed.name == "mirror" and parsed.text == "create matrix":
-                    replies = await self._create_mirror(actor, parsed)  # talks to a platform: async
+                    event = await with_media(self._core, actor, event, parsed)
+                if isinstance(parsed, MirrorArgs) and parsed.text == "create matrix":
+                    replies = await create_mirror(self._core, actor, parsed)  # talks to a platform: async
                 else:
                     replies = self._handle_message(actor, event, parsed)
             elif isinstance(event, PollVote):
-                replies = self._handle_native_vote(actor, event)
+                replies = native_vote(self._core, actor, event)
             elif isinstance(event, Reaction):
-                replies = self._handle_reaction(actor, event)
+                replies = reaction(self._core, actor, event)
             else:  # pragma: no cover - the Inbound union is closed
                 replies = []
         except Refusal as refusal:
             replies = [Reply(str(refusal))]
         replies = [replace(r, text=clean(r.text), html=clean(r.html) if r.html else r.html) for r in replies]
         self._kick_planning()
-        if isinstance(parsed, Command) and parsed.name in _TIMED:
-            self._schedule_changed()
+        if isinstance(parsed, Command) and ROUTES[type(parsed)].timed:
+            self._core.schedule_changed()
         return replies
-
-    async def _with_media(
-        self, actor: Actor, message: Message, parsed: Command | CommandError | None
-    ) -> Message:
-        """Download a message's media only for an admin posting it, within the kind's cap.
-
-        Anything else (a stranger's photo captioned `/help`, a caption that is no command)
-        never triggers a download: the media goes on without bytes, and no handler uses it.
-        """
-        media = message.media
-        assert media is not None
-        if not isinstance(parsed, Command) or parsed.name not in _WITH_MEDIA:
-            return message
-        with self.store.session() as s:
-            self._require_admin(s, actor, self._channel(s, parsed.handle))
-        cap = self.options.media_limits.get(media.kind)
-        if cap is None:
-            raise Refusal("Only photos, videos and stickers can be posted as media.")
-        too_big = Refusal(
-            f"This {media.kind.value} is larger than the {round(cap / (1024 * 1024), 3):g} MB allowed for a "
-            f"{media.kind.value}; nothing was posted. Send a smaller one."
-        )
-        if (media.size or 0) > cap or len(media.data or b"") > cap:
-            raise too_big
-        if media.data is not None or media.fetch is None:
-            return message
-        try:
-            data = await media.fetch(cap)
-        except MediaTooLarge as exc:
-            raise too_big from exc
-        except DeliveryError as exc:
-            if media.platform_ref:  # the platform can still reuse its own copy
-                log.warning("inbound media could not be downloaded: %s", type(exc).__name__)
-                return message
-            raise Refusal(
-                f"The {media.kind.value} could not be downloaded; nothing was posted. Try again."
-            ) from exc
-        if len(data) > cap:
-            raise too_big
-        return replace(message, media=replace(media, data=data, size=len(data), fetch=None))
 
     def _handle_message(
         self, actor: Actor, message: Message, parsed: Command | CommandError | None
@@ -154,56 +165,25 @@ class ChannelEngine(FollowerCommands, AdminCommands):
             return [Reply("I only understand commands. Send /help for the list.")]
         if isinstance(parsed, CommandError):
             return [Reply(str(parsed))]
-        handler = getattr(self, "_cmd_" + parsed.name.replace("-", "_"), None)
-        if handler is None:
-            return [Reply(f"/{parsed.name} is not available yet.")]
+        route = ROUTES[type(parsed)]
         with self.store.session() as s:
-            result: list[Reply] = handler(s, actor, parsed, message.media)
-        return result
+            return route.run(Context(self._core, s, actor, message.media), parsed)
 
     def set_mirror_factory(
         self, factory: MirrorFactory | None, on_added: Callable[[str, str], None] | None = None
     ) -> None:
         """Install what creates a read-only mirror room on a platform (the Matrix adapter's), and
         what to tell when an operator adds an existing room as a mirror."""
-        self._mirror_factory = factory
-        self._on_mirror_added = on_added
+        self._core.hooks.mirror_factory = factory
+        self._core.hooks.on_mirror_added = on_added
 
     def mirror_rooms(self, platform: str) -> list[str]:
         """Every mirror room of every live channel on one platform."""
         with self.store.session() as s:
             return self.store.mirror_chats_of(s, platform)
 
-    def _handle_native_vote(self, actor: Actor, vote: PollVote) -> list[Reply]:
-        with self.store.session() as s:
-            platform = actor.address.platform
-            copy = self.store.copy_by_ref_index(s, platform, self.sealer.ref_index(platform, vote.post_ref))
-            if copy is None:
-                return []
-            post, options = self._poll_for_voting(s, copy.post_id)
-            positions = [i for i in vote.option_ids if 0 <= i < len(options)]
-            if not post.poll_multi:
-                positions = positions[:1]
-            self.store.set_votes(s, post.id or 0, actor.index, positions)
-        return []
-
-    def _handle_reaction(self, actor: Actor, reaction: Reaction) -> list[Reply]:
-        if reaction.key is not None and not is_single_emoji(reaction.key):
-            return []  # only one emoji counts; anything else is not a reaction
-        with self.store.session() as s:
-            platform = actor.address.platform
-            index = self.sealer.ref_index(platform, reaction.post_ref)
-            copy = self.store.copy_by_ref_index(s, platform, index)
-            if copy is None:
-                return []
-            post = self.store.post(s, copy.post_id)
-            if post is None or post.status == PostStatus.DELETED.value:
-                return []
-            self.store.set_reaction(s, copy.post_id, actor.index, reaction.key)
-        return []
-
     def _kick_planning(self) -> None:
-        pending, self._to_plan = self._to_plan, []
+        pending, self._core.to_plan = self._core.to_plan, []
         for post_id in pending:
             self._start_planning(post_id)
 
@@ -239,7 +219,7 @@ class ChannelEngine(FollowerCommands, AdminCommands):
             )
             if n > 0:
                 total += n
-                self._wake()
+                self._core.wake()
             if n < 0 or n == 0:
                 return total
 
@@ -251,7 +231,7 @@ class ChannelEngine(FollowerCommands, AdminCommands):
                     post_id, self.options.fanout_batch, self.clock(), self.options.planning_lease_s
                 )
                 if n > 0:
-                    self._wake()
+                    self._core.wake()
                 if n <= 0:
                     return
                 await asyncio.sleep(0.002)  # let the worker start sending the planned batch
@@ -280,7 +260,7 @@ class ChannelEngine(FollowerCommands, AdminCommands):
             post = self.store.post(s, post_id)
             if post is not None and post.status in (PostStatus.PUBLISHED.value, PostStatus.PUBLISHING.value):
                 self.store.plan_followups(s, post_id, DeliveryAction.CLOSE_POLL, self.clock())
-        self._wake()
+        self._core.wake()
         return True
 
     def schedule_snapshot(
@@ -292,7 +272,7 @@ class ChannelEngine(FollowerCommands, AdminCommands):
 
     def set_on_schedule_change(self, callback: Callable[[], None] | None) -> None:
         """Install what to call after a command adds or removes something timed."""
-        self._on_schedule_change = callback
+        self._core.hooks.on_schedule_change = callback
 
     async def publish_scheduled(self, post_id: int, *, grace_s: float, late_policy: str) -> str:
         """Publish a scheduled post whose time has come, once across processes.
@@ -309,13 +289,13 @@ class ChannelEngine(FollowerCommands, AdminCommands):
             if post.scheduled_at > self.clock():
                 return "not due"
             late_by = self.clock() - post.scheduled_at
-            author_ok = self._author_still_admin(s, post.channel_id, post)
+            author_ok = self._core.author_still_admin(s, post.channel_id, post)
         if not author_ok:
             if not self.store.skip_scheduled_post(post_id):
                 return "already handled"
             await self.notify_owner(
                 post.channel_id,
-                f"Scheduled post #{post_id} was due {self._local(post.scheduled_at)} but was skipped: "
+                f"Scheduled post #{post_id} was due {self._core.local(post.scheduled_at)} but was skipped: "
                 "its author is no longer an admin of the channel.",
             )
             return "skipped"
@@ -324,7 +304,7 @@ class ChannelEngine(FollowerCommands, AdminCommands):
                 return "already handled"
             await self.notify_author(
                 post,
-                f"Scheduled post #{post_id} was due {self._local(post.scheduled_at)} but the bridge was "
+                f"Scheduled post #{post_id} was due {self._core.local(post.scheduled_at)} but the bridge was "
                 f"down; it was {duration_text(late_by)} late, so it was skipped (late_policy = skip).",
             )
             return "skipped"
@@ -333,8 +313,8 @@ class ChannelEngine(FollowerCommands, AdminCommands):
         if late_by > grace_s:
             await self.notify_author(
                 post,
-                f"Scheduled post #{post_id} was due {self._local(post.scheduled_at)}; the bridge was down, "
-                f"so it went out {duration_text(late_by)} late (late_policy = publish).",
+                f"Scheduled post #{post_id} was due {self._core.local(post.scheduled_at)}; the bridge was "
+                f"down, so it went out {duration_text(late_by)} late (late_policy = publish).",
             )
             return "published late"
         await self.notify_author(post, f"Scheduled post #{post_id} is going out now.")
@@ -344,24 +324,22 @@ class ChannelEngine(FollowerCommands, AdminCommands):
         """Post one occurrence of a recurring post (once across processes); returns the new
         post's id, or None when another wake-up already posted this occurrence. A recurring
         post whose author is no longer an admin is stopped instead, and the owner told."""
-        if self._parse_recurrence is None:
-            return None
         if due_at > self.clock() + 1.0:
             return None  # not due yet: a stray wake-up must not post early
         with self.store.session() as s:
             row = self.store.recurring(s, recurring_id)
             if row is None or not row.active or row.next_at != due_at:
                 return None
-            recurrence = self._parse_recurrence(row.spec)
-            author_ok = self._author_still_admin(s, row.channel_id, row)
+            recurrence = parse_recurrence(row.spec)
+            author_ok = self._core.author_still_admin(s, row.channel_id, row)
         if not author_ok:
             if self.store.stop_recurring(recurring_id, due_at):
                 await self.notify_owner(
                     row.channel_id,
                     f"Recurring post r{recurring_id} ({row.spec}) was stopped and its post of "
-                    f"{self._local(due_at)} skipped: its author is no longer an admin of the channel.",
+                    f"{self._core.local(due_at)} skipped: its author is no longer an admin of the channel.",
                 )
-                self._schedule_changed()
+                self._core.schedule_changed()
             return None
         after = datetime.fromtimestamp(max(due_at, self.clock()), UTC)
         next_at = recurrence.next_after(after, self.options.tz).timestamp()
@@ -380,12 +358,12 @@ class ChannelEngine(FollowerCommands, AdminCommands):
                 return None
             s.add(post)
             s.flush()
-            author = self._open_author(row)
+            author = self._core.open_author(row)
             if author is not None:  # the post's own copy of its author, sealed to the post
-                self._seal_author(s, post, author)
-            self._begin_publish(s, post)
+                self._core.seal_author(s, post, author)
+            self._core.begin_publish(s, post)
         self._kick_planning()
-        self._schedule_changed()
+        self._core.schedule_changed()
         return post.id
 
     def ensure_channel(
@@ -416,7 +394,8 @@ class ChannelEngine(FollowerCommands, AdminCommands):
 
     async def notify_owner(self, channel_id: int, text: str) -> None:
         """Tell a channel's owner something about the channel (nobody, if it has no owner)."""
-        if self._notify is None:
+        notify = self._core.hooks.notify
+        if notify is None:
             return
         with self.store.session() as s:
             owner = self.store.channel_owner(s, channel_id)
@@ -426,18 +405,19 @@ class ChannelEngine(FollowerCommands, AdminCommands):
             owner_address = self.sealer.unseal(
                 owner.platform, owner.sealed, table="channeladmin", row_id=owner.id or 0
             )
-            await self._notify(owner_address, text)
+            await notify(owner_address, text)
         except Exception as exc:  # a notice must never break the caller; it is recorded in the log
             log.warning("could not notify the owner of channel %s: %s", channel_id, type(exc).__name__)
 
     async def notify_author(self, post: Post, text: str) -> None:
         """Tell the admin who made a post something about it (progress, schedule outcome)."""
-        if self._notify is None:
+        notify = self._core.hooks.notify
+        if notify is None:
             return
-        address = self._open_author(post)
+        address = self._core.open_author(post)
         if address is None:
             return
         try:
-            await self._notify(address, text)
+            await notify(address, text)
         except Exception as exc:  # a notice must never break the caller; it is recorded in the log
             log.warning("could not notify the author of post %s: %s", post.id, type(exc).__name__)

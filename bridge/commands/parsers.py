@@ -1,0 +1,299 @@
+"""One parser per command: a `Cursor` over the tokens after the command's name -> its typed
+arguments, or `Malformed` with a one-line message. Pure syntax, no I/O."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from bridge.commands.args import (
+    AcceptArgs,
+    CancelArgs,
+    ChannelsArgs,
+    Command,
+    DescribeArgs,
+    EditArgs,
+    EveryArgs,
+    HelpArgs,
+    MirrorArgs,
+    NewChannelArgs,
+    PollArgs,
+    PostArgs,
+    RemoveAdminArgs,
+    ScheduleArgs,
+    StartArgs,
+    VoteArgs,
+)
+from bridge.commands.tokens import (
+    Cursor,
+    Malformed,
+    flag_name,
+    is_flag,
+    show,
+    take_recurrence,
+    take_when,
+)
+
+MIN_POLL_OPTIONS = 2
+MAX_POLL_OPTIONS = 12
+MAX_OPTION_LEN = 100
+MAX_QUESTION_LEN = 300
+MAX_QUERY_LEN = 64
+MAX_NAME_LEN = 128
+MAX_DESCRIPTION_LEN = 1000
+
+_RECURRING_RE = re.compile(r"[rR][0-9]{1,18}")
+_NUMBER_RE = re.compile(r"#?([0-9]{1,9})")
+_TELEGRAM_CHAT_RE = re.compile(r"-?[0-9]{1,20}|@[A-Za-z0-9_]{5,32}")
+_MATRIX_ROOM_RE = re.compile(
+    r"![^\s:|]{1,200}:(?:[A-Za-z0-9.\-]{1,255}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?"
+)
+
+
+def _poll_body(cur: Cursor, handle: str) -> PollArgs:
+    """Parse `"question" "a" "b" ... [--multi] [--closes <when>]` up to the end."""
+    positional: list[str] = []
+    multi = False
+    closes: str | None = None
+    while not cur.at_end():
+        tok = cur.take()
+        assert tok is not None
+        if is_flag(tok):
+            flag = flag_name(tok.value)
+            if flag == "multi":
+                multi = True
+            elif flag == "closes":
+                if closes is not None:
+                    raise Malformed("--closes given twice")
+                closes = take_when(cur, "the time after --closes")
+            else:
+                raise Malformed(f"unknown option {show(tok.value)!r} (use --multi or --closes)")
+        else:
+            positional.append(tok.value.strip())
+    if not positional:
+        raise Malformed("missing the question")
+    question, options = positional[0], positional[1:]
+    if not question:
+        raise Malformed("the question is empty")
+    if len(question) > MAX_QUESTION_LEN:
+        raise Malformed(f"the question is longer than {MAX_QUESTION_LEN} characters")
+    if len(options) < MIN_POLL_OPTIONS:
+        raise Malformed(f"a poll needs at least {MIN_POLL_OPTIONS} options")
+    if len(options) > MAX_POLL_OPTIONS:
+        raise Malformed(f"a poll has at most {MAX_POLL_OPTIONS} options, got {len(options)}")
+    seen: set[str] = set()
+    for number, option in enumerate(options, start=1):
+        if not option:
+            raise Malformed(f"option {number} is empty")
+        if len(option) > MAX_OPTION_LEN:
+            raise Malformed(f"option {number} is longer than {MAX_OPTION_LEN} characters")
+        key = option.casefold()
+        if key in seen:
+            raise Malformed(f"option {show(option)!r} appears twice")
+        seen.add(key)
+    return PollArgs(handle=handle, text=question, options=tuple(options), multi=multi, when=closes)
+
+
+# --- one parser per command shape -------------------------------------------------------
+
+
+def no_arguments(args: type[Command]) -> Callable[[Cursor], Command]:
+    """The parser of a command that takes nothing (`/following`, `/forgetme`)."""
+
+    def parse(cur: Cursor) -> Command:
+        cur.no_more(f"/{args.name}")
+        return args()
+
+    return parse
+
+
+def handle_only(args: Callable[[str], Command]) -> Callable[[Cursor], Command]:
+    """The parser of a command that takes one channel handle (`/follow <handle>`)."""
+
+    def parse(cur: Cursor) -> Command:
+        handle = cur.handle()
+        cur.no_more("the handle")
+        return args(handle)
+
+    return parse
+
+
+def post_id_only(args: Callable[[int], Command]) -> Callable[[Cursor], Command]:
+    """The parser of a command that takes one post id (`/delete <post-id>`)."""
+
+    def parse(cur: Cursor) -> Command:
+        post_id = cur.post_id()
+        cur.no_more("the post id")
+        return args(post_id)
+
+    return parse
+
+
+def parse_help(cur: Cursor) -> Command:
+    return HelpArgs()
+
+
+def parse_start(cur: Cursor) -> Command:
+    if cur.at_end():
+        return StartArgs()
+    handle = cur.handle()
+    cur.no_more("the handle")
+    return StartArgs(handle=handle)
+
+
+def parse_channels(cur: Cursor) -> Command:
+    query = cur.rest().strip()
+    if len(query) > MAX_QUERY_LEN:
+        raise Malformed(f"the search is longer than {MAX_QUERY_LEN} characters")
+    return ChannelsArgs(query=query)
+
+
+def parse_vote(cur: Cursor) -> Command:
+    post_id = cur.post_id()
+    numbers: list[int] = []
+    while not cur.at_end():
+        tok = cur.take()
+        assert tok is not None
+        for part in tok.value.split(","):
+            if not part:
+                continue
+            m = _NUMBER_RE.fullmatch(part)
+            if m is None:
+                raise Malformed(f"{show(part)!r} is not an option number")
+            number = int(m.group(1))
+            if not 1 <= number <= MAX_POLL_OPTIONS:
+                raise Malformed(f"option numbers go from 1 to {MAX_POLL_OPTIONS}, not {number}")
+            if number not in numbers:
+                numbers.append(number)
+    if not numbers:
+        raise Malformed("missing the option number(s) to vote for")
+    return VoteArgs(post_id=post_id, numbers=tuple(numbers))
+
+
+def parse_accept(cur: Cursor) -> Command:
+    tok = cur.take()
+    if tok is None or not tok.value.strip():
+        raise Malformed("missing the invitation code")
+    cur.no_more("the code")
+    return AcceptArgs(code=tok.value.strip())
+
+
+def parse_newchannel(cur: Cursor) -> Command:
+    handle = cur.handle()
+    name = cur.rest()
+    only = cur.peek()
+    if only is not None and only.quoted and not only.broken and cur.peek(1) is None:
+        name = only.value
+    name = name.strip()
+    if not name:
+        raise Malformed("missing the channel's name")
+    if len(name) > MAX_NAME_LEN:
+        raise Malformed(f"the name is longer than {MAX_NAME_LEN} characters")
+    return NewChannelArgs(handle=handle, text=name)
+
+
+def parse_mirror(cur: Cursor) -> Command:
+    handle = cur.handle()
+    if cur.at_end():
+        return MirrorArgs(handle=handle)
+    first = cur.take()
+    assert first is not None
+    word = first.value.lower()
+    if word == "create":
+        target = cur.take()
+        if target is None or target.value.lower() != "matrix":
+            raise Malformed(
+                "only Matrix mirror rooms can be created by the bot: /mirror <handle> create matrix"
+            )
+        cur.no_more("the platform")
+        return MirrorArgs(handle=handle, text="create matrix")
+    kind, _, chat = first.value.partition(":")
+    if kind.lower() not in ("telegram", "matrix") or not chat:
+        raise Malformed(
+            f"expected create matrix, telegram:<chat id> or matrix:<room id>, not '{show(first.value)}'"
+        )
+    if kind.lower() == "telegram" and _TELEGRAM_CHAT_RE.fullmatch(chat) is None:
+        raise Malformed(f"'{show(chat)}' is not a Telegram chat id (a number like -1001234567890)")
+    if kind.lower() == "matrix" and _MATRIX_ROOM_RE.fullmatch(chat) is None:
+        raise Malformed(f"'{show(chat)}' is not a Matrix room id (like !abcdef:example.org)")
+    cur.no_more("the mirror room")
+    return MirrorArgs(handle=handle, text=f"{kind.lower()}:{chat}")
+
+
+def parse_describe(cur: Cursor) -> Command:
+    handle = cur.handle()
+    text = cur.rest()
+    if not text.strip():
+        raise Malformed("missing the description")
+    if len(text.strip()) > MAX_DESCRIPTION_LEN:
+        raise Malformed(f"the description is longer than {MAX_DESCRIPTION_LEN} characters")
+    return DescribeArgs(handle=handle, text=text)
+
+
+def parse_post(cur: Cursor) -> Command:
+    handle = cur.handle()
+    return PostArgs(handle=handle, text=cur.rest())
+
+
+def parse_poll(cur: Cursor) -> Command:
+    handle = cur.handle()
+    return _poll_body(cur, handle)
+
+
+def parse_schedule(cur: Cursor) -> Command:
+    handle = cur.handle()
+    when = take_when(cur, "the time")
+    nxt = cur.peek()
+    if nxt is not None and not nxt.quoted and _is_poll_word(nxt.value):
+        cur.take()
+        again = cur.peek()
+        if again is not None and not again.quoted and again.value.lower() == handle:
+            cur.take()
+        return ScheduleArgs(handle=handle, when=when, sub=_poll_body(cur, handle))
+    return ScheduleArgs(handle=handle, when=when, text=cur.rest())
+
+
+def _is_poll_word(value: str) -> bool:
+    if value[:1] not in ("/", "!"):
+        return False
+    return value[1:].split("@", 1)[0].lower() == "poll"
+
+
+def parse_every(cur: Cursor) -> Command:
+    handle = cur.handle()
+    spec = take_recurrence(cur)
+    text = cur.rest()
+    if not text.strip():
+        raise Malformed("missing the text to post")
+    return EveryArgs(handle=handle, spec=spec, text=text)
+
+
+def parse_edit(cur: Cursor) -> Command:
+    post_id = cur.post_id()
+    text = cur.rest()
+    if not text.strip():
+        raise Malformed("missing the new text")
+    return EditArgs(post_id=post_id, text=text)
+
+
+def parse_cancel(cur: Cursor) -> Command:
+    tok = cur.peek()
+    if tok is not None and not tok.quoted and _RECURRING_RE.fullmatch(tok.value):
+        cur.take()
+        cur.no_more("the recurring post id")
+        return CancelArgs(code=tok.value.lower())
+    post_id = cur.post_id()
+    cur.no_more("the post id")
+    return CancelArgs(post_id=post_id)
+
+
+def parse_removeadmin(cur: Cursor) -> Command:
+    handle = cur.handle()
+    tok = cur.take()
+    if tok is None:
+        raise Malformed("missing the admin number (see /admins)")
+    m = _NUMBER_RE.fullmatch(tok.value)
+    if m is None or int(m.group(1)) < 1:
+        raise Malformed(f"{show(tok.value)!r} is not an admin number (see /admins)")
+    cur.no_more("the admin number")
+    return RemoveAdminArgs(handle=handle, numbers=(int(m.group(1)),))

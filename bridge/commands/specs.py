@@ -1,0 +1,267 @@
+"""The command table: every command's spec, in help order, and `parse_command`.
+
+A new command is one `_spec(...)` line here (with its parser in `bridge.commands.parsers` and
+its arguments in `bridge.commands.args`) plus one registration of its handler in
+`bridge.engine.registry`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+
+from bridge.commands import args as a
+from bridge.commands import parsers as p
+from bridge.commands.args import Command, CommandError
+from bridge.commands.tokens import Cursor, Malformed, show, tokenize
+
+
+class Audience(enum.StrEnum):
+    """Who may use a command (the engine enforces it; help lists by it)."""
+
+    FOLLOWER = "follower"  #: anyone talking to the bot
+    ADMIN = "admin"  #: an admin of the channel named in the command
+    OPERATOR = "operator"  #: a person listed in the operators section of the config
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """One command, declared once: its name, grammar, help line and audience.
+
+    The handler that applies it is bound in the engine layer (`bridge.engine.registry`).
+    """
+
+    args: type[Command]  #: the class of its parsed arguments (its `name` is the command's)
+    usage: str  #: one-line usage, shown with every refusal of a malformed command
+    summary: str  #: what it does, for /help and chat apps' command menus
+    audience: Audience  #: who may use it (help lists by it)
+    parse: Callable[[Cursor], Command]  #: its grammar: the tokens after its name -> its arguments
+
+    @property
+    def name(self) -> str:
+        """The canonical name, e.g. "invite-admin"."""
+        return self.args.name
+
+
+def _spec(
+    args: type[Command],
+    parse: Callable[[Cursor], Command],
+    usage: str,
+    summary: str,
+    audience: Audience,
+) -> CommandSpec:
+    return CommandSpec(args, usage, summary, audience, parse)
+
+
+_F, _A, _O = Audience.FOLLOWER, Audience.ADMIN, Audience.OPERATOR
+
+#: canonical name -> spec, in help order
+COMMANDS: dict[str, CommandSpec] = {
+    spec.name: spec
+    for spec in (
+        _spec(a.StartArgs, p.parse_start, "/start [handle]", "begin, or follow the channel of a link", _F),
+        _spec(a.HelpArgs, p.parse_help, "/help", "list the commands you may use", _F),
+        _spec(a.ChannelsArgs, p.parse_channels, "/channels [query]", "find public channels", _F),
+        _spec(
+            a.InfoArgs,
+            p.handle_only(a.InfoArgs),
+            "/info <handle>",
+            "show a channel's name and description",
+            _F,
+        ),
+        _spec(a.FollowArgs, p.handle_only(a.FollowArgs), "/follow <handle>", "receive a channel's posts", _F),
+        _spec(
+            a.UnfollowArgs,
+            p.handle_only(a.UnfollowArgs),
+            "/unfollow <handle>",
+            "stop receiving a channel's posts",
+            _F,
+        ),
+        _spec(
+            a.MuteArgs,
+            p.handle_only(a.MuteArgs),
+            "/mute <handle>",
+            "keep receiving posts, without notifications",
+            _F,
+        ),
+        _spec(a.UnmuteArgs, p.handle_only(a.UnmuteArgs), "/unmute <handle>", "get notifications again", _F),
+        _spec(
+            a.FollowingArgs,
+            p.no_arguments(a.FollowingArgs),
+            "/following",
+            "list the channels you follow",
+            _F,
+        ),
+        _spec(a.VoteArgs, p.parse_vote, "/vote <post-id> <option-number>...", "answer a poll", _F),
+        _spec(
+            a.ResultsArgs,
+            p.post_id_only(a.ResultsArgs),
+            "/results <post-id>",
+            "show a poll's results",
+            _F,
+        ),
+        _spec(
+            a.ForgetMeArgs,
+            p.no_arguments(a.ForgetMeArgs),
+            "/forgetme",
+            "erase everything stored about you",
+            _F,
+        ),
+        _spec(a.AcceptArgs, p.parse_accept, "/accept <code>", "become an admin with an invitation code", _F),
+        _spec(a.NewChannelArgs, p.parse_newchannel, "/newchannel <handle> <name...>", "create a channel", _O),
+        _spec(
+            a.DescribeArgs,
+            p.parse_describe,
+            "/describe <handle> <text...>",
+            "set a channel's description",
+            _A,
+        ),
+        _spec(
+            a.PostArgs,
+            p.parse_post,
+            "/post <handle> [text...]",
+            "publish now (attach media to send it)",
+            _A,
+        ),
+        _spec(
+            a.PollArgs,
+            p.parse_poll,
+            '/poll <handle> "question" "a" "b" [...] [--multi] [--closes <when>]',
+            "publish a poll (2-12 options)",
+            _A,
+        ),
+        _spec(
+            a.ScheduleArgs,
+            p.parse_schedule,
+            '/schedule <handle> <when> <text...|/poll "question" "a" "b" ...>',
+            "publish a post or poll later (when: in 90m, tomorrow 09:00, 2026-12-01 09:00)",
+            _A,
+        ),
+        _spec(
+            a.EveryArgs,
+            p.parse_every,
+            '/every <handle> "<days> <HH:MM>" <text...>',
+            'publish a recurring post (days: daily, mon-fri, "sat,sun", weekdays, weekends)',
+            _A,
+        ),
+        _spec(
+            a.ScheduledArgs,
+            p.handle_only(a.ScheduledArgs),
+            "/scheduled <handle>",
+            "list scheduled and recurring posts",
+            _A,
+        ),
+        _spec(
+            a.CancelArgs,
+            p.parse_cancel,
+            "/cancel <post-id | r<n>>",
+            "cancel a scheduled post, or stop recurring post r<n>",
+            _A,
+        ),
+        _spec(a.EditArgs, p.parse_edit, "/edit <post-id> <text...>", "replace a post's text everywhere", _A),
+        _spec(
+            a.DeleteArgs,
+            p.post_id_only(a.DeleteArgs),
+            "/delete <post-id>",
+            "delete a post everywhere",
+            _A,
+        ),
+        _spec(
+            a.StatsArgs,
+            p.handle_only(a.StatsArgs),
+            "/stats <handle>",
+            "followers, deliveries, reactions, votes",
+            _A,
+        ),
+        _spec(
+            a.AdminsArgs,
+            p.handle_only(a.AdminsArgs),
+            "/admins <handle>",
+            "list a channel's admins by number",
+            _A,
+        ),
+        _spec(
+            a.InviteAdminArgs,
+            p.handle_only(a.InviteAdminArgs),
+            "/invite-admin <handle>",
+            "make a one-time admin invite code",
+            _A,
+        ),
+        _spec(
+            a.RemoveAdminArgs,
+            p.parse_removeadmin,
+            "/removeadmin <handle> <admin-number>",
+            "remove an admin",
+            _A,
+        ),
+        _spec(
+            a.MirrorArgs,
+            p.parse_mirror,
+            "/mirror <handle> [create matrix|telegram:<chat id>|matrix:<room id>]",
+            "list a channel's mirror rooms, or add one (operators)",
+            _A,
+        ),
+        _spec(
+            a.DeleteChannelArgs,
+            p.handle_only(a.DeleteChannelArgs),
+            "/deletechannel <handle>",
+            "delete a channel (owner only)",
+            _A,
+        ),
+    )
+}
+
+#: alias key (lower case, without '-' and '_') -> canonical name
+_ALIASES: dict[str, str] = {name.replace("-", ""): name for name in COMMANDS}
+
+
+def canonical_name(word: str) -> str | None:
+    """The canonical command name for `word` (without prefix; `@bot` suffix allowed), or None.
+
+    Case-insensitive; `-` and `_` are ignored, so `invite_admin`, `inviteadmin` and
+    `Invite-Admin` are all `invite-admin`.
+    """
+    base = word.split("@", 1)[0].lower().replace("-", "").replace("_", "")
+    return _ALIASES.get(base)
+
+
+def parse_command(text: str) -> Command | CommandError | None:
+    """Parse one message. None when it is not a command (does not start with `/` or `!`).
+
+    Never raises: malformed input of any kind becomes a `CommandError` with a one-line
+    message and that command's usage.
+    """
+    start = len(text) - len(text.lstrip())
+    if start >= len(text) or text[start] not in "/!":
+        return None
+    end = start + 1
+    while end < len(text) and not text[end].isspace():
+        end += 1
+    typed = text[start + 1 : end]
+    name = canonical_name(typed)
+    if name is None:
+        shown = show(typed.split("@", 1)[0], 30)
+        if not shown:
+            return CommandError("Empty command — send /help for the list", "")
+        return CommandError(f"Unknown command /{shown} — send /help for the list", "")
+    cur = Cursor(text, tokenize(text, end), end)
+    try:
+        return COMMANDS[name].parse(cur)
+    except Malformed as refusal:
+        message = str(refusal)
+        return CommandError(message[:1].upper() + message[1:], COMMANDS[name].usage)
+
+
+def help_text(audiences: Collection[Audience]) -> str:
+    """The commands someone with these audiences may use, one `usage — summary` per line."""
+    return "\n".join(
+        f"{spec.usage} — {spec.summary}" for spec in COMMANDS.values() if spec.audience in audiences
+    )
+
+
+def menu_entries(audiences: Collection[Audience]) -> list[tuple[str, str]]:
+    """`(name, summary)` of the commands for these audiences, for a chat app's command menu
+    (Telegram's setMyCommands): names written with `_` for `-`, which the parser accepts too."""
+    chosen = [spec for spec in COMMANDS.values() if spec.audience in audiences]
+    return [(spec.name.replace("-", "_"), spec.summary) for spec in chosen]

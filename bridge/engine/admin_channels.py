@@ -1,0 +1,230 @@
+"""Admin commands about a channel itself: statistics (counts only, never identities), admins
+and invitations, mirror rooms.
+
+One plain function per command, `cmd_<name>(ctx, args) -> replies`, bound to its command in
+`bridge.engine.registry`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from bridge.commands import AdminsArgs, InviteAdminArgs, MirrorArgs, RemoveAdminArgs, StatsArgs
+from bridge.engine.context import Context, find_channel, require_admin, require_owner
+from bridge.engine.core import Actor, EngineCore, Refusal, new_invite_code, normalize_code
+from bridge.models import AdminInvite, AdminRole, Channel, MirrorRoom, Post, PostStatus
+from bridge.ports import PostKind, Reply
+from bridge.safetext import is_single_emoji
+
+log = logging.getLogger(__name__)
+
+
+def cmd_stats(ctx: Context, cmd: StatsArgs) -> list[Reply]:
+    """`/stats <handle>`."""
+    actor = ctx.actor
+    channel = find_channel(ctx, cmd.handle)
+    require_admin(ctx, channel)
+    text_ = stats_text(ctx, channel)
+    if actor.is_operator and ctx.core.hooks.sending_report is not None:
+        text_ += "\n" + "\n".join(ctx.core.hooks.sending_report())
+    return [Reply(text_)]
+
+
+def stats_text(ctx: Context, channel: Channel) -> str:
+    """Aggregate statistics of a channel: counts only, never identities."""
+    s = ctx.s
+    cid = channel.id or 0
+    per_platform = ctx.store.follower_counts_by_platform(s, cid)
+    total = sum(n for n, _ in per_platform.values())
+    muted = sum(m for _, m in per_platform.values())
+    parts = ", ".join(f"{p} {n}" for p, (n, _) in sorted(per_platform.items()))
+    lines = [
+        f"Stats for {channel.name} ({channel.handle})",
+        f"Followers: {total}" + (f" ({parts})" if parts else "") + f"; muted {muted}",
+    ]
+    paused = ctx.store.paused_count(s, cid)
+    if paused:
+        lines.append(f"Paused (blocked the bot or left): {paused}")
+    mirrors = ctx.store.mirrors(s, cid)
+    if mirrors:
+        lines.append(f"Mirror rooms: {len(mirrors)}")
+    for post in ctx.store.recent_posts(s, cid, limit=5):
+        lines.append(post_stats_line(ctx, post))
+    return "\n".join(lines)
+
+
+def post_stats_line(ctx: Context, post: Post) -> str:
+    """One post's delivery status, reactions and poll tally."""
+    s = ctx.s
+    counts = ctx.store.send_counts(s, post)
+    delivered = counts.get("delivered", 0)
+    pending = counts.get("pending", 0) + counts.get("leased", 0)
+    failed = counts.get("failed", 0)
+    skipped = counts.get("skipped", 0)
+    line = f"#{post.id} {post.kind}"
+    if post.status == PostStatus.DELETED.value:
+        line += " (deleted)"
+    line += f": delivered {delivered}, pending {pending}, failed {failed}"
+    if skipped:
+        line += f", skipped {skipped}"
+    reasons = ctx.store.failure_reasons(s, post.id or 0) if failed else []
+    if reasons:
+        line += " [" + "; ".join(f"{r} ×{n}" for r, n in reasons) + "]"
+    reactions = {
+        k: n for k, n in ctx.store.reaction_counts(s, post.id or 0).items() if is_single_emoji(k)
+    }
+    if reactions:
+        line += "; reactions " + " ".join(f"{k} {n}" for k, n in reactions.items())
+    if post.kind == PostKind.POLL.value:
+        tally, voters = ctx.store.tally(s, post.id or 0)
+        options = ctx.store.poll_options(s, post.id or 0)
+        votes = ", ".join(f"{o.text} {tally.get(o.position, 0)}" for o in options)
+        line += f"; votes ({voters} voters): {votes}"
+    return line
+
+
+def cmd_admins(ctx: Context, cmd: AdminsArgs) -> list[Reply]:
+    """`/admins <handle>`."""
+    s, actor = ctx.s, ctx.actor
+    channel = find_channel(ctx, cmd.handle)
+    require_admin(ctx, channel)
+    admins = ctx.store.admins(s, channel.id or 0)
+    lines = [
+        f"#{a.number} {a.role} ({a.platform})" + (" — you" if a.account_index == actor.index else "")
+        for a in admins
+    ]
+    return [
+        Reply(
+            f"Admins of {channel.handle} ({len(admins)}/{ctx.options.max_admins}):\n" + "\n".join(lines)
+        )
+    ]
+
+
+def cmd_invite_admin(ctx: Context, cmd: InviteAdminArgs) -> list[Reply]:
+    """`/invite-admin <handle>`."""
+    s, actor = ctx.s, ctx.actor
+    channel = find_channel(ctx, cmd.handle)
+    who = require_admin(ctx, channel)
+    if len(ctx.store.admins(s, channel.id or 0)) >= ctx.options.max_admins:
+        raise Refusal(f"{channel.handle} already has {ctx.options.max_admins} admins, the most allowed.")
+    now = ctx.clock()
+    if ctx.store.outstanding_invites(s, channel.id or 0, now) >= ctx.options.max_open_invites:
+        raise Refusal(
+            f"{channel.handle} already has {ctx.options.max_open_invites} unused admin codes; "
+            "a new one can be made once one of them is accepted or expires."
+        )
+    inviter = ctx.store.admin_of(s, channel.id or 0, actor.index)
+    code = new_invite_code()
+    s.add(
+        AdminInvite(
+            channel_id=channel.id or 0,
+            code_digest=ctx.sealer.code_digest(normalize_code(code)),
+            created_at=now,
+            expires_at=now + ctx.options.invite_ttl_s,
+            created_by=inviter.id if inviter else None,
+        )
+    )
+    ctx.store.audit(s, channel.id, who, "invite-admin")
+    days = round(ctx.options.invite_ttl_s / 86400)
+    return [
+        Reply(
+            f"One-time admin code for {channel.handle}: {code}\nIt works once, for {days} days: "
+            f"the new admin sends /accept {code} to me."
+        )
+    ]
+
+
+def cmd_removeadmin(ctx: Context, cmd: RemoveAdminArgs) -> list[Reply]:
+    """`/removeadmin <handle> <admin-number>`."""
+    s = ctx.s
+    channel = find_channel(ctx, cmd.handle)
+    who = require_owner(ctx, channel)
+    number = cmd.admin_number
+    target = next((a for a in ctx.store.admins(s, channel.id or 0) if a.number == number), None)
+    if target is None:
+        raise Refusal(f"{channel.handle} has no admin #{number}; /admins {channel.handle} lists them.")
+    if target.role == AdminRole.OWNER.value:
+        raise Refusal("The owner cannot be removed.")
+    revoked = ctx.store.revoke_invites_by(s, target.id or 0)
+    s.delete(target)
+    ctx.store.audit(s, channel.id, who, "removeadmin", f"#{number}")
+    note = f" The {revoked} unused admin code(s) they made no longer work." if revoked else ""
+    return [Reply(f"Admin #{number} removed from {channel.handle}.{note}")]
+
+
+def cmd_mirror(ctx: Context, cmd: MirrorArgs) -> list[Reply]:
+    """`/mirror <handle> [create matrix|telegram:<chat id>|matrix:<room id>]`."""
+    s, actor = ctx.s, ctx.actor
+    channel = find_channel(ctx, cmd.handle)
+    who = require_admin(ctx, channel)
+    if cmd.text:
+        if not actor.is_operator:
+            raise Refusal("Only operators can add mirror rooms.")
+        if cmd.text == "create matrix":
+            # creating a room needs the Matrix adapter: handled by `_create_mirror` (async)
+            raise Refusal("Mirror rooms can only be created while the Matrix adapter runs.")
+        platform, chat = cmd.text.split(":", 1)
+        if any(
+            m.platform == platform and m.chat_id == chat for m in ctx.store.mirrors(s, channel.id or 0)
+        ):
+            raise Refusal(f"{platform}:{chat} already mirrors {channel.handle}.")
+        s.add(
+            MirrorRoom(
+                channel_id=channel.id or 0, platform=platform, chat_id=chat, created_at=ctx.clock()
+            )
+        )
+        ctx.store.audit(s, channel.id, who, "mirror", platform)
+        if ctx.core.hooks.on_mirror_added is not None:  # the adapter treats it as a mirror from now on
+            ctx.core.hooks.on_mirror_added(platform, chat)
+        return [Reply(_mirror_added(channel, f"{platform}:{chat}"))]
+    mirrors = ctx.store.mirrors(s, channel.id or 0)
+    if not mirrors:
+        return [
+            Reply(
+                f"{channel.handle} has no mirror rooms. Operators add them in the config "
+                '([[channels]] mirrors = ["telegram:<chat id>", "matrix:<room id>"]) or with '
+                f"/mirror {channel.handle} create matrix."
+            )
+        ]
+    lines = [f"{m.platform}:{m.chat_id}" for m in mirrors]
+    return [
+        Reply(
+            f"Mirror rooms of {channel.handle} (members of a room can see each other):\n"
+            + "\n".join(lines)
+        )
+    ]
+
+
+def _mirror_added(channel: Channel, where: str) -> str:
+    return (
+        f"{where} now mirrors every new post of {channel.handle}. Members of a mirror room can see "
+        "each other: use mirrors for public channels only."
+    )
+
+
+async def create_mirror(core: EngineCore, actor: Actor, cmd: MirrorArgs) -> list[Reply]:
+    """`/mirror <handle> create matrix`: the bot creates a read-only room and mirrors into it.
+
+    Asynchronous (it talks to a platform), so it runs outside the command's transaction: one
+    to check, one to record the room.
+    """
+    with core.store.session() as s:
+        channel = find_channel(Context(core, s, actor), cmd.handle)
+        if not actor.is_operator:
+            raise Refusal("Only operators can add mirror rooms.")
+        name, description = channel.name, channel.description
+    factory = core.hooks.mirror_factory
+    if factory is None:
+        raise Refusal("Mirror rooms can only be created while the Matrix adapter runs.")
+    try:
+        room = await factory("matrix", name, description or f"Mirror of {name}")
+    except Exception as exc:
+        log.warning("creating a mirror room failed: %s", type(exc).__name__)
+        raise Refusal("The homeserver refused to create the room; nothing was changed.") from exc
+    with core.store.session() as s:
+        channel = find_channel(Context(core, s, actor), cmd.handle)
+        s.add(
+            MirrorRoom(channel_id=channel.id or 0, platform="matrix", chat_id=room, created_at=core.clock())
+        )
+        core.store.audit(s, channel.id, "operator", "mirror", "matrix")
+        return [Reply(_mirror_added(channel, f"matrix:{room}"))]

@@ -1,0 +1,363 @@
+"""Admin commands about posts: create, describe and delete channels; post, poll, schedule and
+repeat; list and cancel what is timed; edit and delete posts everywhere.
+
+One plain function per command, `cmd_<name>(ctx, args) -> replies`, bound to its command in
+`bridge.engine.registry`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+
+from bridge.commands import (
+    CancelArgs,
+    DeleteArgs,
+    DeleteChannelArgs,
+    DescribeArgs,
+    EditArgs,
+    EveryArgs,
+    NewChannelArgs,
+    PollArgs,
+    PostArgs,
+    ScheduleArgs,
+    ScheduledArgs,
+)
+from bridge.engine.context import Context, find_channel, post_for_admin, require_admin, require_owner
+from bridge.engine.core import MAX_TEXT, Refusal, followers_text, preview
+from bridge.models import (
+    AdminRole,
+    Channel,
+    DeliveryAction,
+    MediaBlob,
+    MediaUpload,
+    PollOption,
+    Post,
+    PostEdit,
+    PostStatus,
+    RecurringPost,
+)
+from bridge.ports import MEDIA_KINDS, InboundMedia, PostKind, Reply
+from bridge.safetext import clean, one_line
+from bridge.when import parse_recurrence
+
+
+def cmd_newchannel(ctx: Context, cmd: NewChannelArgs) -> list[Reply]:
+    """`/newchannel <handle> <name...>`."""
+    s, actor = ctx.s, ctx.actor
+    if not actor.is_operator:
+        raise Refusal("Only operators can create channels.")
+    if ctx.store.handle_taken(s, cmd.handle):
+        raise Refusal(f"The handle '{cmd.handle}' is taken; choose another.")
+    name = one_line(cmd.text)
+    if not name:
+        raise Refusal("The name has no visible characters; choose another.")
+    channel = Channel(handle=cmd.handle, name=name, created_at=ctx.clock(), last_admin_number=1)
+    s.add(channel)
+    s.flush()
+    assert channel.id is not None
+    ctx.core.add_admin(s, channel.id, 1, AdminRole.OWNER, actor.address)
+    ctx.store.audit(s, channel.id, "operator", "newchannel", channel.handle)
+    return [
+        Reply(
+            f"Channel {channel.name} ({channel.handle}) created; you are its owner. "
+            f"Post with /post {channel.handle} <text>; followers join with /follow {channel.handle}."
+        )
+    ]
+
+
+def cmd_deletechannel(ctx: Context, cmd: DeleteChannelArgs) -> list[Reply]:
+    """`/deletechannel <handle>`."""
+    s = ctx.s
+    channel = find_channel(ctx, cmd.handle)
+    who = require_owner(ctx, channel)
+    channel.deleted_at = ctx.clock()
+    s.add(channel)
+    for post in ctx.store.scheduled_posts(s, channel.id or 0):
+        post.status = PostStatus.CANCELLED.value
+        s.add(post)
+    ctx.store.audit(s, channel.id, who, "deletechannel", channel.handle)
+    return [Reply(f"Channel {channel.handle} is deleted; followers receive nothing more from it.")]
+
+
+def cmd_describe(ctx: Context, cmd: DescribeArgs) -> list[Reply]:
+    """`/describe <handle> <text...>`."""
+    s = ctx.s
+    channel = find_channel(ctx, cmd.handle)
+    who = require_admin(ctx, channel)
+    channel.description = clean(cmd.text).strip()
+    s.add(channel)
+    ctx.store.audit(s, channel.id, who, "describe")
+    return [Reply(f"Description of {channel.handle} updated.")]
+
+
+def _store_media(ctx: Context, media: InboundMedia) -> int:
+    """Store an inbound media's bytes once (by hash) and remember the platform's own copy."""
+    s, platform = ctx.s, ctx.actor.address.platform
+    digest = hashlib.sha256(media.data or (media.platform_ref or "").encode()).hexdigest()
+    size = len(media.data or b"")
+    blob = ctx.store.media_by_hash(s, digest, size) if media.data else None
+    if blob is None:
+        blob = MediaBlob(
+            kind=media.kind.value,
+            mime=media.mime,
+            filename=media.filename,
+            sha256=digest,
+            size=size,
+            data=media.data,
+            width=media.width,
+            height=media.height,
+            duration=media.duration,
+        )
+        s.add(blob)
+        s.flush()
+    assert blob.id is not None
+    if media.platform_ref and platform not in ctx.store.media_refs(s, blob.id):
+        s.add(MediaUpload(media_id=blob.id, platform=platform, ref=media.platform_ref))
+    return blob.id
+
+
+def _new_post(ctx: Context, channel: Channel, typed_text: str) -> Post:
+    """A text or media post from the sender (not yet added to the session)."""
+    s, actor, media = ctx.s, ctx.actor, ctx.media
+    text = typed_text.strip()
+    if len(text) > MAX_TEXT:
+        raise Refusal(f"A post can have at most {MAX_TEXT} characters (this one has {len(text)}).")
+    kind = PostKind.TEXT
+    media_id = None
+    if media is not None:
+        if media.kind not in MEDIA_KINDS:
+            raise Refusal("Only photos, videos and stickers can be posted as media.")
+        if media.kind == PostKind.STICKER and text:
+            raise Refusal("A sticker post cannot carry text; post the text separately.")
+        kind = media.kind
+        media_id = _store_media(ctx, media)
+    elif not text:
+        raise Refusal(
+            f"Nothing to post. Usage: /post {channel.handle} <text> (or media with that caption)"
+        )
+    post = Post(
+        channel_id=channel.id or 0,
+        kind=kind.value,
+        text=text,
+        media_id=media_id,
+        created_at=ctx.clock(),
+    )
+    ctx.core.seal_author(s, post, actor.address)
+    return post
+
+
+def cmd_post(ctx: Context, cmd: PostArgs) -> list[Reply]:
+    """`/post <handle> [text...]`."""
+    s = ctx.s
+    channel = find_channel(ctx, cmd.handle)
+    who = require_admin(ctx, channel)
+    post = _new_post(ctx, channel, cmd.text)
+    s.add(post)
+    s.flush()
+    ctx.store.audit(s, channel.id, who, "post", f"#{post.id}")
+    ctx.core.begin_publish(s, post)
+    return [Reply(_published_text(ctx, post, channel))]
+
+
+def _published_text(ctx: Context, post: Post, channel: Channel) -> str:
+    s = ctx.s
+    count = ctx.store.follower_count(s, channel.id or 0)
+    mirrors = len(ctx.store.mirrors(s, channel.id or 0))
+    where = followers_text(count) + (f" and {mirrors} mirror room(s)" if mirrors else "")
+    return f"Post #{post.id} is on its way to {where}. /stats {channel.handle} shows its delivery."
+
+
+def _build_poll(ctx: Context, channel: Channel, cmd: PollArgs) -> Post:
+    s, actor = ctx.s, ctx.actor
+    closes_at = None
+    if cmd.when is not None:
+        closes_at = ctx.core.when(cmd.when)
+    post = Post(
+        channel_id=channel.id or 0,
+        kind=PostKind.POLL.value,
+        text=clean(cmd.text).strip(),
+        poll_multi=cmd.multi,
+        poll_closes_at=closes_at,
+        created_at=ctx.clock(),
+    )
+    ctx.core.seal_author(s, post, actor.address)
+    for position, option in enumerate(cmd.options):
+        s.add(PollOption(post_id=post.id or 0, position=position, text=one_line(option)))
+    return post
+
+
+def cmd_poll(ctx: Context, cmd: PollArgs) -> list[Reply]:
+    """`/poll <handle> "question" "a" "b" [...] [--multi] [--closes <when>]`."""
+    s = ctx.s
+    channel = find_channel(ctx, cmd.handle)
+    who = require_admin(ctx, channel)
+    post = _build_poll(ctx, channel, cmd)
+    ctx.store.audit(s, channel.id, who, "poll", f"#{post.id}")
+    ctx.core.begin_publish(s, post)
+    text = _published_text(ctx, post, channel)
+    if post.poll_closes_at:
+        text += f" It closes {ctx.core.local(post.poll_closes_at)}."
+    return [Reply(text)]
+
+
+def cmd_schedule(ctx: Context, cmd: ScheduleArgs) -> list[Reply]:
+    """`/schedule <handle> <when> <text...|/poll "question" "a" "b" ...>`."""
+    s = ctx.s
+    channel = find_channel(ctx, cmd.handle)
+    who = require_admin(ctx, channel)
+    at = ctx.core.when(cmd.when)
+    if cmd.sub is not None:
+        post = _build_poll(ctx, channel, cmd.sub)
+        if post.poll_closes_at is not None and post.poll_closes_at <= at:
+            raise Refusal(
+                f"The poll would close ({ctx.core.local(post.poll_closes_at)}) before it is "
+                f"published ({ctx.core.local(at)}); choose a later --closes."
+            )
+    else:
+        post = _new_post(ctx, channel, cmd.text)
+        s.add(post)
+    post.status = PostStatus.SCHEDULED.value
+    post.scheduled_at = at
+    s.add(post)
+    s.flush()
+    ctx.store.audit(s, channel.id, who, "schedule", f"#{post.id}")
+    ctx.core.wake()
+    return [Reply(f"Post #{post.id} is scheduled for {ctx.core.local(at)}. /cancel {post.id} cancels it.")]
+
+
+def cmd_every(ctx: Context, cmd: EveryArgs) -> list[Reply]:
+    """`/every <handle> "<days> <HH:MM>" <text...>`."""
+    s, actor = ctx.s, ctx.actor
+    channel = find_channel(ctx, cmd.handle)
+    who = require_admin(ctx, channel)
+    try:
+        recurrence = parse_recurrence(cmd.spec)
+    except ValueError as exc:
+        raise Refusal(str(exc)) from exc
+    if not cmd.text.strip():
+        raise Refusal("A recurring post needs text.")
+    now = datetime.fromtimestamp(ctx.clock(), UTC)
+    next_at = recurrence.next_after(now, ctx.options.tz).timestamp()
+    row = RecurringPost(
+        channel_id=channel.id or 0,
+        spec=recurrence.text,
+        text=cmd.text.strip(),
+        created_at=ctx.clock(),
+        next_at=next_at,
+    )
+    ctx.core.seal_author(s, row, actor.address)
+    ctx.store.audit(s, channel.id, who, "every", f"r{row.id}")
+    ctx.core.wake()
+    return [
+        Reply(
+            f"Recurring post r{row.id} ({recurrence.text}); next at {ctx.core.local(next_at)}. "
+            f"/cancel r{row.id} stops it."
+        )
+    ]
+
+
+def cmd_scheduled(ctx: Context, cmd: ScheduledArgs) -> list[Reply]:
+    """`/scheduled <handle>`."""
+    s = ctx.s
+    channel = find_channel(ctx, cmd.handle)
+    require_admin(ctx, channel)
+    posts = ctx.store.scheduled_posts(s, channel.id or 0)
+    recurring = ctx.store.recurring_posts(s, channel.id or 0)
+    if not posts and not recurring:
+        return [Reply(f"Nothing is scheduled in {channel.handle}.")]
+    lines = [f"#{p.id} {p.kind} at {ctx.core.local(p.scheduled_at or 0)}: {preview(p.text)}" for p in posts]
+    lines += [f"r{r.id} every {r.spec}: {preview(r.text)}" for r in recurring]
+    return [Reply(f"Scheduled in {channel.handle}:\n" + "\n".join(lines))]
+
+
+def cmd_cancel(ctx: Context, cmd: CancelArgs) -> list[Reply]:
+    """`/cancel <post-id | r<n>>`."""
+    s = ctx.s
+    if cmd.code is not None and cmd.code.startswith("r"):
+        return _cancel_recurring(ctx, cmd.code)
+    post, channel, who = post_for_admin(ctx, cmd.post_id)
+    if post.status != PostStatus.SCHEDULED.value:
+        raise Refusal(f"Post #{post.id} is not scheduled ({post.status}); use /delete {post.id}.")
+    post.status = PostStatus.CANCELLED.value
+    s.add(post)
+    ctx.store.audit(s, channel.id, who, "cancel", f"#{post.id}")
+    return [Reply(f"Scheduled post #{post.id} is cancelled; it will not be published.")]
+
+
+def _cancel_recurring(ctx: Context, code: str) -> list[Reply]:
+    s = ctx.s
+    row = ctx.store.recurring(s, int(code[1:])) if code[1:].isdigit() else None
+    channel = ctx.store.channel_by_id(s, row.channel_id) if row else None
+    if row is None or channel is None or not row.active:
+        raise Refusal(f"There is no recurring post {code}.")
+    who = require_admin(ctx, channel)
+    row.active = False
+    s.add(row)
+    ctx.store.audit(s, channel.id, who, "cancel", code)
+    return [Reply(f"Recurring post {code} is stopped.")]
+
+
+def cmd_edit(ctx: Context, cmd: EditArgs) -> list[Reply]:
+    """`/edit <post-id> <text...>`."""
+    s = ctx.s
+    post, channel, who = post_for_admin(ctx, cmd.post_id)
+    if post.kind in (PostKind.POLL.value, PostKind.STICKER.value):
+        raise Refusal(f"A {post.kind} cannot be edited; delete it and post again.")
+    if post.status not in (
+        PostStatus.PUBLISHED.value,
+        PostStatus.PUBLISHING.value,
+        PostStatus.SCHEDULED.value,
+    ):
+        raise Refusal(f"Post #{post.id} is {post.status}; it cannot be edited.")
+    new_text = cmd.text.strip()
+    if not new_text and post.kind == PostKind.TEXT.value:
+        raise Refusal("The new text is empty.")
+    if len(new_text) > MAX_TEXT:
+        raise Refusal(f"A post can have at most {MAX_TEXT} characters.")
+    s.add(PostEdit(post_id=post.id or 0, previous_text=post.text, edited_at=ctx.clock()))
+    post.text = new_text
+    post.edited_at = ctx.clock()
+    post.edit_count += 1
+    s.add(post)
+    s.flush()
+    copies = 0
+    if post.status != PostStatus.SCHEDULED.value:
+        copies = ctx.store.plan_followups(s, post.id or 0, DeliveryAction.EDIT, ctx.clock())
+    ctx.store.audit(s, channel.id, who, "edit", f"#{post.id}")
+    ctx.core.wake()
+    return [
+        Reply(
+            f"Post #{post.id} edited; {copies} delivered cop{'y' if copies == 1 else 'ies'} "
+            "will be updated, and copies still to send carry the new text."
+        )
+    ]
+
+
+def cmd_delete(ctx: Context, cmd: DeleteArgs) -> list[Reply]:
+    """`/delete <post-id>`."""
+    s = ctx.s
+    post, channel, who = post_for_admin(ctx, cmd.post_id)
+    if post.status == PostStatus.SCHEDULED.value:
+        return cmd_cancel(ctx, CancelArgs(post_id=cmd.post_id))
+    if post.status not in (PostStatus.PUBLISHED.value, PostStatus.PUBLISHING.value):
+        raise Refusal(f"Post #{post.id} is {post.status}; there is nothing to delete.")
+    post.status = PostStatus.DELETED.value
+    post.deleted_at = ctx.clock()
+    s.add(post)
+    s.flush()
+    skipped = ctx.store.skip_pending(
+        s,
+        post.id or 0,
+        "post deleted",
+        [DeliveryAction.SEND.value, DeliveryAction.EDIT.value, DeliveryAction.CLOSE_POLL.value],
+    )
+    copies = ctx.store.plan_followups(s, post.id or 0, DeliveryAction.DELETE, ctx.clock())
+    ctx.store.audit(s, channel.id, who, "delete", f"#{post.id}")
+    ctx.core.wake()
+    return [
+        Reply(
+            f"Post #{post.id} deleted: {copies} delivered cop{'y' if copies == 1 else 'ies'} "
+            f"will be removed; {skipped} not yet sent will not be sent."
+        )
+    ]

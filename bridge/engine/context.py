@@ -1,0 +1,204 @@
+"""What a command handler is given, `Context`, and the checks handlers share: which channel,
+whether the sender administers it, owns it, follows it, may see a post or vote in a poll.
+
+Every check that refuses raises `Refusal` with the sentence the sender reads.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlmodel import Session
+
+from bridge.engine.core import Actor, EngineCore, EngineOptions, Refusal
+from bridge.models import (
+    AdminRole,
+    Channel,
+    DeliveryStatus,
+    Follower,
+    PollOption,
+    Post,
+    PostStatus,
+    Subscription,
+)
+from bridge.ports import InboundMedia, PostKind
+from bridge.privacy import Sealer, UnsealError
+from bridge.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Context:
+    """One command being applied: the engine's core, the command's transaction, who sent it,
+    and the media that came with it (downloaded only for commands that keep media)."""
+
+    core: EngineCore
+    s: Session  #: the command's one transaction: a refusal rolls everything back
+    actor: Actor
+    media: InboundMedia | None = None
+
+    @property
+    def store(self) -> Store:
+        """The store (queries take `s`)."""
+        return self.core.store
+
+    @property
+    def sealer(self) -> Sealer:
+        """Seals addresses and computes blind indexes."""
+        return self.core.sealer
+
+    @property
+    def options(self) -> EngineOptions:
+        """The engine's tunables."""
+        return self.core.options
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """Epoch seconds now (the engine's clock: tests move it)."""
+        return self.core.clock
+
+
+def find_channel(ctx: Context, handle: str | None) -> Channel:
+    """The live channel with this handle, or a refusal pointing to /channels."""
+    channel = ctx.store.channel_by_handle(ctx.s, handle or "")
+    if channel is None:
+        raise Refusal(f"There is no channel '{handle}'. Send /channels to find one.")
+    return channel
+
+
+def require_admin(ctx: Context, channel: Channel) -> str:
+    """Refuse unless the sender administers the channel; returns the audit actor name."""
+    if ctx.actor.is_operator:
+        return "operator"
+    assert channel.id is not None
+    admin = ctx.store.admin_of(ctx.s, channel.id, ctx.actor.index)
+    if admin is None:
+        raise Refusal(f"Only admins of '{channel.handle}' can do that.")
+    return f"admin #{admin.number}"
+
+
+def require_owner(ctx: Context, channel: Channel) -> str:
+    """Refuse unless the sender owns the channel (or is an operator); returns the audit name."""
+    if ctx.actor.is_operator:
+        return "operator"
+    assert channel.id is not None
+    admin = ctx.store.admin_of(ctx.s, channel.id, ctx.actor.index)
+    if admin is None or admin.role != AdminRole.OWNER.value:
+        raise Refusal(f"Only the owner of '{channel.handle}' can do that.")
+    return f"admin #{admin.number}"
+
+
+def post_for_admin(ctx: Context, post_id: int | None) -> tuple[Post, Channel, str]:
+    """A post of a live channel the sender administers, its channel and the audit name."""
+    post = ctx.store.post(ctx.s, post_id or 0)
+    channel = ctx.store.channel_by_id(ctx.s, post.channel_id) if post else None
+    if post is None or channel is None or channel.deleted_at is not None:
+        raise Refusal(f"There is no post #{post_id}.")
+    who = require_admin(ctx, channel)
+    return post, channel, who
+
+
+def is_admin_anywhere(ctx: Context) -> bool:
+    """Whether the sender is an operator or administers at least one channel."""
+    return ctx.actor.is_operator or bool(ctx.store.administered_channels(ctx.s, ctx.actor.index))
+
+
+def follower_row(core: EngineCore, s: Session, actor: Actor, create: bool) -> Follower | None:
+    """The sender's follower row (made when `create`); their sealed chat is renewed if it moved."""
+    follower = core.store.follower_by_index(s, actor.index)
+    if follower is None and create:
+        follower = Follower(
+            platform=actor.address.platform,
+            account_index=actor.index,
+            sealed=b"",  # sealed to the row's id once it has one
+            created_at=core.clock(),
+        )
+        s.add(follower)
+        s.flush()
+        follower.sealed = core.sealer.seal(actor.address, table="follower", row_id=follower.id or 0)
+        s.add(follower)
+    elif follower is not None and create:
+        try:
+            current = core.sealer.unseal(
+                follower.platform, follower.sealed, table="follower", row_id=follower.id or 0
+            )
+        except UnsealError:  # unreadable (altered, or another key): they are here, seal them anew
+            log.warning("follower %s had an unreadable sealed address; sealed again", follower.id)
+            current = None
+        if current is None or (actor.address.chat and current.chat != actor.address.chat):
+            follower.sealed = core.sealer.seal(actor.address, table="follower", row_id=follower.id or 0)
+            s.add(follower)  # their chat moved
+    return follower
+
+
+def subscription_of(ctx: Context, handle: str) -> tuple[Subscription, Channel]:
+    """The sender's subscription to a channel, or a refusal saying they do not follow it."""
+    channel = find_channel(ctx, handle)
+    follower = ctx.store.follower_by_index(ctx.s, ctx.actor.index)
+    sub = (
+        ctx.store.subscription(ctx.s, follower.id, channel.id)
+        if follower and follower.id and channel.id
+        else None
+    )
+    if sub is None:
+        raise Refusal(f"You do not follow {channel.handle}.")
+    return sub, channel
+
+
+def may_see(ctx: Context, post: Post) -> bool:
+    """Whether the sender may read and answer a post: not deleted, of a live channel, and
+    the channel is public or the sender follows it, holds a delivered copy of the post, or
+    administers it."""
+    s, store, actor = ctx.s, ctx.store, ctx.actor
+    channel = store.channel_by_id(s, post.channel_id)
+    if channel is None or channel.deleted_at is not None or post.status == PostStatus.DELETED.value:
+        return False
+    if channel.public or actor.is_operator:
+        return True
+    if store.admin_of(s, post.channel_id, actor.index) is not None:
+        return True
+    follower = store.follower_by_index(s, actor.index)
+    if follower is None or follower.id is None:
+        return False
+    if store.subscription(s, follower.id, post.channel_id) is not None:
+        return True
+    copy = store.copy_for_follower(s, post.id or 0, follower.id)
+    return copy is not None and copy.status == DeliveryStatus.DELIVERED.value
+
+
+def poll_for_voting(
+    ctx: Context, post_id: int | None, *, check_visibility: bool = True
+) -> tuple[Post, list[PollOption]]:
+    """An open poll the sender may vote in (`check_visibility=False`: the platform already
+    proved they hold a copy). A poll they may not see is refused exactly like one that does
+    not exist."""
+    post = ctx.store.post(ctx.s, post_id or 0)
+    channel = ctx.store.channel_by_id(ctx.s, post.channel_id) if post else None
+    if (
+        post is None
+        or channel is None
+        or channel.deleted_at is not None
+        or (check_visibility and not may_see(ctx, post))
+        or post.kind != PostKind.POLL.value
+        or post.status not in (PostStatus.PUBLISHED.value, PostStatus.PUBLISHING.value)
+    ):
+        raise Refusal(f"There is no open poll #{post_id} in a channel you follow.")
+    if ctx.core.poll_closed(post):
+        raise Refusal(f"Poll #{post.id} is closed; votes are no longer accepted.")
+    return post, ctx.store.poll_options(ctx.s, post.id or 0)
+
+
+def results_text(ctx: Context, post: Post) -> str:
+    """A poll's tally across every platform, with percentages."""
+    options = ctx.store.poll_options(ctx.s, post.id or 0)
+    counts, voters = ctx.store.tally(ctx.s, post.id or 0)
+    total = sum(counts.values()) or 1
+    state = "closed" if ctx.core.poll_closed(post) else "open"
+    lines = [f"Poll #{post.id}: {post.text} ({state}, {voters} voter{'s' if voters != 1 else ''})"]
+    for option in options:
+        n = counts.get(option.position, 0)
+        lines.append(f"{option.position + 1}. {option.text} — {n} ({round(100 * n / total)}%)")
+    return "\n".join(lines)

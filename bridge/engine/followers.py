@@ -1,0 +1,234 @@
+"""Follower commands: find, follow, mute and leave channels, vote, see results, be forgotten.
+
+One plain function per command, `cmd_<name>(ctx, args) -> replies`, bound to its command in
+`bridge.engine.registry`.
+"""
+
+from __future__ import annotations
+
+from bridge.commands import (
+    AcceptArgs,
+    Audience,
+    ChannelsArgs,
+    FollowArgs,
+    FollowingArgs,
+    ForgetMeArgs,
+    HelpArgs,
+    InfoArgs,
+    MuteArgs,
+    ResultsArgs,
+    StartArgs,
+    UnfollowArgs,
+    UnmuteArgs,
+    VoteArgs,
+    help_text,
+)
+from bridge.engine.context import (
+    Context,
+    find_channel,
+    follower_row,
+    is_admin_anywhere,
+    may_see,
+    poll_for_voting,
+    results_text,
+    subscription_of,
+)
+from bridge.engine.core import Refusal, followers_text, normalize_code
+from bridge.models import AdminRole
+from bridge.ports import Button, PostKind, Reply
+
+
+def cmd_help(ctx: Context, cmd: HelpArgs) -> list[Reply]:
+    """`/help`."""
+    actor = ctx.actor
+    audiences = {Audience.FOLLOWER}
+    if is_admin_anywhere(ctx):
+        audiences.add(Audience.ADMIN)
+    if actor.is_operator:
+        audiences.add(Audience.OPERATOR)
+    return [Reply(help_text(audiences))]
+
+
+def cmd_start(ctx: Context, cmd: StartArgs) -> list[Reply]:
+    """`/start [handle]`."""
+    intro = (
+        "Welcome to channelbridge: private one-way channels. Nobody can see who else follows, "
+        "and admins only see counts. Send /channels to find channels, /help for everything."
+    )
+    if cmd.handle:
+        return [Reply(intro), *cmd_follow(ctx, FollowArgs(cmd.handle))]
+    return [Reply(intro)]
+
+
+def cmd_channels(ctx: Context, cmd: ChannelsArgs) -> list[Reply]:
+    """`/channels [query]`."""
+    s = ctx.s
+    channels = ctx.store.search_channels(s, cmd.query.strip())
+    if not channels:
+        return [Reply("No channels found." if cmd.query else "There are no channels yet.")]
+    lines, buttons = [], []
+    for channel in channels:
+        assert channel.id is not None
+        count = ctx.store.follower_count(s, channel.id)
+        lines.append(f"{channel.handle} — {channel.name} ({followers_text(count)})")
+        buttons.append(Button(f"Follow {channel.handle}", f"/follow {channel.handle}"))
+    return [Reply("Channels:\n" + "\n".join(lines), buttons=tuple(buttons[:10]))]
+
+
+def cmd_info(ctx: Context, cmd: InfoArgs) -> list[Reply]:
+    """`/info <handle>`."""
+    s, actor = ctx.s, ctx.actor
+    channel = find_channel(ctx, cmd.handle)
+    assert channel.id is not None
+    count = ctx.store.follower_count(s, channel.id)
+    follower = ctx.store.follower_by_index(s, actor.index)
+    sub = ctx.store.subscription(s, follower.id, channel.id) if follower and follower.id else None
+    state = "You do not follow it."
+    buttons = [Button("Follow", f"/follow {channel.handle}")]
+    if sub is not None:
+        state = "You follow it" + (" (muted)." if sub.muted else ".")
+        buttons = [
+            Button("Unfollow", f"/unfollow {channel.handle}"),
+            Button(
+                "Unmute" if sub.muted else "Mute",
+                f"/{'unmute' if sub.muted else 'mute'} {channel.handle}",
+            ),
+        ]
+    text = f"{channel.name} ({channel.handle}) — {followers_text(count)}"
+    if channel.description:
+        text += f"\n{channel.description}"
+    return [Reply(f"{text}\n{state}", buttons=tuple(buttons))]
+
+
+def cmd_follow(ctx: Context, cmd: FollowArgs) -> list[Reply]:
+    """`/follow <handle>`."""
+    s, actor = ctx.s, ctx.actor
+    channel = find_channel(ctx, cmd.handle)
+    assert channel.id is not None
+    follower = follower_row(ctx.core, s, actor, create=True)
+    assert follower is not None and follower.id is not None
+    if not ctx.store.subscribe(s, follower, channel.id, ctx.clock()):
+        return [Reply(f"You already follow {channel.name}.")]
+    return [
+        Reply(
+            f"You now follow {channel.name}. Its posts will arrive here; nobody else can see "
+            f"that you follow it. /mute {channel.handle} silences them, "
+            f"/unfollow {channel.handle} stops them.",
+            buttons=(
+                Button("Mute", f"/mute {channel.handle}"),
+                Button("Unfollow", f"/unfollow {channel.handle}"),
+            ),
+        )
+    ]
+
+
+def cmd_unfollow(ctx: Context, cmd: UnfollowArgs) -> list[Reply]:
+    """`/unfollow <handle>`."""
+    s, actor = ctx.s, ctx.actor
+    sub, channel = subscription_of(ctx, cmd.handle)
+    ctx.store.unsubscribe(s, sub, actor.address.platform)
+    return [Reply(f"You no longer follow {channel.name}. Nothing more will arrive from it.")]
+
+
+def cmd_mute(ctx: Context, cmd: MuteArgs) -> list[Reply]:
+    """`/mute <handle>`."""
+    s, actor = ctx.s, ctx.actor
+    sub, channel = subscription_of(ctx, cmd.handle)
+    ctx.store.set_muted(s, sub, actor.address.platform, True)
+    return [Reply(f"{channel.name} is muted: posts still arrive, without notifications.")]
+
+
+def cmd_unmute(ctx: Context, cmd: UnmuteArgs) -> list[Reply]:
+    """`/unmute <handle>`."""
+    s, actor = ctx.s, ctx.actor
+    sub, channel = subscription_of(ctx, cmd.handle)
+    ctx.store.set_muted(s, sub, actor.address.platform, False)
+    return [Reply(f"{channel.name} is unmuted.")]
+
+
+def cmd_following(ctx: Context, cmd: FollowingArgs) -> list[Reply]:
+    """`/following`."""
+    s, actor = ctx.s, ctx.actor
+    follower = ctx.store.follower_by_index(s, actor.index)
+    subs = ctx.store.subscriptions_of(s, follower.id) if follower and follower.id else []
+    if not subs:
+        return [Reply("You follow no channels. Send /channels to find some.")]
+    lines = [
+        f"{channel.handle} — {channel.name}{' (muted)' if sub.muted else ''}" for sub, channel in subs
+    ]
+    return [Reply("You follow:\n" + "\n".join(lines))]
+
+
+def cmd_vote(ctx: Context, cmd: VoteArgs) -> list[Reply]:
+    """`/vote <post-id> <option-number>...`."""
+    s, actor = ctx.s, ctx.actor
+    post, options = poll_for_voting(ctx, cmd.post_id)
+    bad = [n for n in cmd.numbers if not 1 <= n <= len(options)]
+    if bad:
+        raise Refusal(f"Poll #{post.id} has options 1 to {len(options)}.")
+    if len(set(cmd.numbers)) > 1 and not post.poll_multi:
+        raise Refusal(f"Poll #{post.id} allows one choice.")
+    ctx.store.set_votes(s, post.id or 0, actor.index, [n - 1 for n in cmd.numbers])
+    chosen = ", ".join(options[n - 1].text for n in sorted(set(cmd.numbers)))
+    return [
+        Reply(f"Your vote on #{post.id} is recorded: {chosen}. You can change it until the poll closes.")
+    ]
+
+
+def cmd_results(ctx: Context, cmd: ResultsArgs) -> list[Reply]:
+    """`/results <post-id>`."""
+    s = ctx.s
+    post = ctx.store.post(s, cmd.post_id)
+    if (
+        post is None
+        or post.kind != PostKind.POLL.value
+        or post.published_at is None
+        or not may_see(ctx, post)
+    ):
+        raise Refusal(f"There is no poll #{cmd.post_id} in a channel you follow.")
+    return [Reply(results_text(ctx, post))]
+
+
+def cmd_forgetme(ctx: Context, cmd: ForgetMeArgs) -> list[Reply]:
+    """`/forgetme`."""
+    s, actor = ctx.s, ctx.actor
+    follower = ctx.store.follower_by_index(s, actor.index)
+    if follower is not None:
+        ctx.store.forget_follower(s, follower)
+    else:
+        ctx.store.forget_voter(s, actor.index)
+    note = ""
+    if ctx.store.administered_channels(s, actor.index):
+        note = " Your admin roles remain; an owner can remove them with /removeadmin."
+    return [Reply("Done: your follows, votes, reactions and delivery records are erased." + note)]
+
+
+def cmd_accept(ctx: Context, cmd: AcceptArgs) -> list[Reply]:
+    """`/accept <code>`."""
+    s, actor = ctx.s, ctx.actor
+    wait = ctx.core.accept_guard.blocked_for(actor.index)
+    if wait > 0:
+        raise Refusal(
+            f"Too many wrong codes; try again in {max(1, round(wait / 60))} min. "
+            "Ask the admin who invited you to check the code."
+        )
+    invite = ctx.store.invite_by_digest(s, ctx.sealer.code_digest(normalize_code(cmd.code)))
+    if invite is None or invite.used_at is not None:
+        ctx.core.accept_guard.failed(actor.index)
+        raise Refusal("That code is not valid (or was already used).")
+    if invite.expires_at <= ctx.clock():
+        ctx.core.accept_guard.failed(actor.index)
+        raise Refusal("That code has expired; ask an admin for a new one.")
+    channel = ctx.store.channel_by_id(s, invite.channel_id)
+    if channel is None or channel.deleted_at is not None:
+        raise Refusal("That channel no longer exists.")
+    if ctx.store.admin_of(s, channel.id or 0, actor.index) is not None:
+        raise Refusal(f"You are already an admin of {channel.handle}.")
+    if not ctx.store.redeem_invite(s, invite.id or 0, ctx.clock()):
+        raise Refusal("That code is not valid (or was already used).")
+    number = ctx.store.next_admin_number(s, channel.id or 0)  # queues admissions to the channel
+    if len(ctx.store.admins(s, channel.id or 0)) >= ctx.options.max_admins:
+        raise Refusal(f"{channel.handle} already has {ctx.options.max_admins} admins, the most allowed.")
+    ctx.core.add_admin(s, channel.id or 0, number, AdminRole.ADMIN, actor.address)
+    ctx.store.audit(s, channel.id, f"admin #{number}", "accept")
+    return [Reply(f"You are now admin #{number} of {channel.name}. Send /help for admin commands.")]

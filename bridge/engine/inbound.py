@@ -1,0 +1,92 @@
+"""Inbound events other than plain commands: media sent with a command (downloaded only for an
+authorized admin, within its cap), votes in a platform's own polls, and emoji reactions."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+from bridge.commands import Command, CommandError, PostArgs, ScheduleArgs
+from bridge.engine.context import Context, find_channel, poll_for_voting, require_admin
+from bridge.engine.core import Actor, EngineCore, Refusal
+from bridge.engine.registry import ROUTES
+from bridge.models import PostStatus
+from bridge.ports import DeliveryError, MediaTooLarge, Message, PollVote, Reaction, Reply
+from bridge.safetext import is_single_emoji
+
+log = logging.getLogger(__name__)
+
+
+async def with_media(
+    core: EngineCore, actor: Actor, message: Message, parsed: Command | CommandError | None
+) -> Message:
+    """Download a message's media only for an admin posting it, within the kind's cap.
+
+    Anything else (a stranger's photo captioned `/help`, a caption that is no command)
+    never triggers a download: the media goes on without bytes, and no handler uses it.
+    """
+    media = message.media
+    assert media is not None
+    if not isinstance(parsed, Command) or not ROUTES[type(parsed)].keeps_media:
+        return message
+    assert isinstance(parsed, PostArgs | ScheduleArgs), "a command that keeps media names its channel"
+    with core.store.session() as s:
+        ctx = Context(core, s, actor)
+        require_admin(ctx, find_channel(ctx, parsed.handle))
+    cap = core.options.media_limits.get(media.kind)
+    if cap is None:
+        raise Refusal("Only photos, videos and stickers can be posted as media.")
+    too_big = Refusal(
+        f"This {media.kind.value} is larger than the {round(cap / (1024 * 1024), 3):g} MB allowed for a "
+        f"{media.kind.value}; nothing was posted. Send a smaller one."
+    )
+    if (media.size or 0) > cap or len(media.data or b"") > cap:
+        raise too_big
+    if media.data is not None or media.fetch is None:
+        return message
+    try:
+        data = await media.fetch(cap)
+    except MediaTooLarge as exc:
+        raise too_big from exc
+    except DeliveryError as exc:
+        if media.platform_ref:  # the platform can still reuse its own copy
+            log.warning("inbound media could not be downloaded: %s", type(exc).__name__)
+            return message
+        raise Refusal(
+            f"The {media.kind.value} could not be downloaded; nothing was posted. Try again."
+        ) from exc
+    if len(data) > cap:
+        raise too_big
+    return replace(message, media=replace(media, data=data, size=len(data), fetch=None))
+
+
+def native_vote(core: EngineCore, actor: Actor, vote: PollVote) -> list[Reply]:
+    """A vote cast in a platform's own poll: recorded like `/vote`, answered with nothing."""
+    with core.store.session() as s:
+        platform = actor.address.platform
+        copy = core.store.copy_by_ref_index(s, platform, core.sealer.ref_index(platform, vote.post_ref))
+        if copy is None:
+            return []
+        ctx = Context(core, s, actor)
+        post, options = poll_for_voting(ctx, copy.post_id, check_visibility=False)
+        positions = [i for i in vote.option_ids if 0 <= i < len(options)]
+        if not post.poll_multi:
+            positions = positions[:1]
+        core.store.set_votes(s, post.id or 0, actor.index, positions)
+    return []
+
+def reaction(core: EngineCore, actor: Actor, reaction: Reaction) -> list[Reply]:
+    """An emoji reaction to a copy of a post: counted once per person and post."""
+    if reaction.key is not None and not is_single_emoji(reaction.key):
+        return []  # only one emoji counts; anything else is not a reaction
+    with core.store.session() as s:
+        platform = actor.address.platform
+        index = core.sealer.ref_index(platform, reaction.post_ref)
+        copy = core.store.copy_by_ref_index(s, platform, index)
+        if copy is None:
+            return []
+        post = core.store.post(s, copy.post_id)
+        if post is None or post.status == PostStatus.DELETED.value:
+            return []
+        core.store.set_reaction(s, copy.post_id, actor.index, reaction.key)
+    return []
