@@ -54,7 +54,7 @@ class AdminCommands(EngineBase):
         if not actor.is_operator:
             raise Refusal("Only operators can create channels.")
         assert cmd.handle is not None
-        if self.store.handle_taken(s, cmd.handle):
+        if self.store.channels.handle_taken(s, cmd.handle):
             raise Refusal(f"The handle '{cmd.handle}' is taken; choose another.")
         name = one_line(cmd.text)
         if not name:
@@ -64,7 +64,7 @@ class AdminCommands(EngineBase):
         s.flush()
         assert channel.id is not None
         self._add_admin(s, channel.id, 1, AdminRole.OWNER, actor.address)
-        self.store.audit(s, channel.id, "operator", "newchannel", channel.handle)
+        self.store.channels.audit(s, channel.id, "operator", "newchannel", channel.handle)
         return [
             Reply(
                 f"Channel {channel.name} ({channel.handle}) created; you are its owner. "
@@ -79,10 +79,10 @@ class AdminCommands(EngineBase):
         who = self._require_owner(s, actor, channel)
         channel.deleted_at = self.clock()
         s.add(channel)
-        for post in self.store.scheduled_posts(s, channel.id or 0):
+        for post in self.store.schedule.scheduled_posts(s, channel.id or 0):
             post.status = PostStatus.CANCELLED.value
             s.add(post)
-        self.store.audit(s, channel.id, who, "deletechannel", channel.handle)
+        self.store.channels.audit(s, channel.id, who, "deletechannel", channel.handle)
         return [Reply(f"Channel {channel.handle} is deleted; followers receive nothing more from it.")]
 
     def _cmd_describe(
@@ -92,13 +92,13 @@ class AdminCommands(EngineBase):
         who = self._require_admin(s, actor, channel)
         channel.description = clean(cmd.text).strip()
         s.add(channel)
-        self.store.audit(s, channel.id, who, "describe")
+        self.store.channels.audit(s, channel.id, who, "describe")
         return [Reply(f"Description of {channel.handle} updated.")]
 
     def _store_media(self, s: Session, media: InboundMedia, platform: str) -> int:
         digest = hashlib.sha256(media.data or (media.platform_ref or "").encode()).hexdigest()
         size = len(media.data or b"")
-        blob = self.store.media_by_hash(s, digest, size) if media.data else None
+        blob = self.store.posts.media_by_hash(s, digest, size) if media.data else None
         if blob is None:
             blob = MediaBlob(
                 kind=media.kind.value,
@@ -114,7 +114,7 @@ class AdminCommands(EngineBase):
             s.add(blob)
             s.flush()
         assert blob.id is not None
-        if media.platform_ref and platform not in self.store.media_refs(s, blob.id):
+        if media.platform_ref and platform not in self.store.posts.media_refs(s, blob.id):
             s.add(MediaUpload(media_id=blob.id, platform=platform, ref=media.platform_ref))
         return blob.id
 
@@ -153,13 +153,13 @@ class AdminCommands(EngineBase):
         post = self._new_post(s, actor, channel, cmd, media)
         s.add(post)
         s.flush()
-        self.store.audit(s, channel.id, who, "post", f"#{post.id}")
+        self.store.channels.audit(s, channel.id, who, "post", f"#{post.id}")
         self._begin_publish(s, post)
         return [Reply(self._published_text(s, post, channel))]
 
     def _published_text(self, s: Session, post: Post, channel: Channel) -> str:
-        count = self.store.follower_count(s, channel.id or 0)
-        mirrors = len(self.store.mirrors(s, channel.id or 0))
+        count = self.store.followers.count(s, channel.id or 0)
+        mirrors = len(self.store.channels.mirrors(s, channel.id or 0))
         where = followers_text(count) + (f" and {mirrors} mirror room(s)" if mirrors else "")
         return f"Post #{post.id} is on its way to {where}. /stats {channel.handle} shows its delivery."
 
@@ -184,7 +184,7 @@ class AdminCommands(EngineBase):
         channel = self._channel(s, cmd.handle)
         who = self._require_admin(s, actor, channel)
         post = self._build_poll(s, actor, channel, cmd)
-        self.store.audit(s, channel.id, who, "poll", f"#{post.id}")
+        self.store.channels.audit(s, channel.id, who, "poll", f"#{post.id}")
         self._begin_publish(s, post)
         text = self._published_text(s, post, channel)
         if post.poll_closes_at:
@@ -211,7 +211,7 @@ class AdminCommands(EngineBase):
         post.scheduled_at = at
         s.add(post)
         s.flush()
-        self.store.audit(s, channel.id, who, "schedule", f"#{post.id}")
+        self.store.channels.audit(s, channel.id, who, "schedule", f"#{post.id}")
         if self._on_work:
             self._on_work()
         return [Reply(f"Post #{post.id} is scheduled for {self._local(at)}. /cancel {post.id} cancels it.")]
@@ -237,7 +237,7 @@ class AdminCommands(EngineBase):
             next_at=next_at,
         )
         self._seal_author(s, row, actor.address)
-        self.store.audit(s, channel.id, who, "every", f"r{row.id}")
+        self.store.channels.audit(s, channel.id, who, "every", f"r{row.id}")
         if self._on_work:
             self._on_work()
         return [
@@ -252,8 +252,8 @@ class AdminCommands(EngineBase):
     ) -> list[Reply]:
         channel = self._channel(s, cmd.handle)
         self._require_admin(s, actor, channel)
-        posts = self.store.scheduled_posts(s, channel.id or 0)
-        recurring = self.store.recurring_posts(s, channel.id or 0)
+        posts = self.store.schedule.scheduled_posts(s, channel.id or 0)
+        recurring = self.store.schedule.recurring_posts(s, channel.id or 0)
         if not posts and not recurring:
             return [Reply(f"Nothing is scheduled in {channel.handle}.")]
         lines = [f"#{p.id} {p.kind} at {self._local(p.scheduled_at or 0)}: {preview(p.text)}" for p in posts]
@@ -268,18 +268,18 @@ class AdminCommands(EngineBase):
             raise Refusal(f"Post #{post.id} is not scheduled ({post.status}); use /delete {post.id}.")
         post.status = PostStatus.CANCELLED.value
         s.add(post)
-        self.store.audit(s, channel.id, who, "cancel", f"#{post.id}")
+        self.store.channels.audit(s, channel.id, who, "cancel", f"#{post.id}")
         return [Reply(f"Scheduled post #{post.id} is cancelled; it will not be published.")]
 
     def _cancel_recurring(self, s: Session, actor: Actor, code: str) -> list[Reply]:
-        row = self.store.recurring(s, int(code[1:])) if code[1:].isdigit() else None
-        channel = self.store.channel_by_id(s, row.channel_id) if row else None
+        row = self.store.schedule.recurring(s, int(code[1:])) if code[1:].isdigit() else None
+        channel = self.store.channels.by_id(s, row.channel_id) if row else None
         if row is None or channel is None or not row.active:
             raise Refusal(f"There is no recurring post {code}.")
         who = self._require_admin(s, actor, channel)
         row.active = False
         s.add(row)
-        self.store.audit(s, channel.id, who, "cancel", code)
+        self.store.channels.audit(s, channel.id, who, "cancel", code)
         return [Reply(f"Recurring post {code} is stopped.")]
 
     def _cmd_edit(self, s: Session, actor: Actor, cmd: Command, media: InboundMedia | None) -> list[Reply]:
@@ -305,8 +305,8 @@ class AdminCommands(EngineBase):
         s.flush()
         copies = 0
         if post.status != PostStatus.SCHEDULED.value:
-            copies = self.store.plan_followups(s, post.id or 0, DeliveryAction.EDIT, self.clock())
-        self.store.audit(s, channel.id, who, "edit", f"#{post.id}")
+            copies = self.store.fanout.plan_followups(s, post.id or 0, DeliveryAction.EDIT, self.clock())
+        self.store.channels.audit(s, channel.id, who, "edit", f"#{post.id}")
         self._wake()
         return [
             Reply(
@@ -325,14 +325,14 @@ class AdminCommands(EngineBase):
         post.deleted_at = self.clock()
         s.add(post)
         s.flush()
-        skipped = self.store.skip_pending(
+        skipped = self.store.fanout.skip_pending(
             s,
             post.id or 0,
             "post deleted",
             [DeliveryAction.SEND.value, DeliveryAction.EDIT.value, DeliveryAction.CLOSE_POLL.value],
         )
-        copies = self.store.plan_followups(s, post.id or 0, DeliveryAction.DELETE, self.clock())
-        self.store.audit(s, channel.id, who, "delete", f"#{post.id}")
+        copies = self.store.fanout.plan_followups(s, post.id or 0, DeliveryAction.DELETE, self.clock())
+        self.store.channels.audit(s, channel.id, who, "delete", f"#{post.id}")
         self._wake()
         return [
             Reply(
@@ -352,7 +352,7 @@ class AdminCommands(EngineBase):
     def stats_text(self, s: Session, channel: Channel) -> str:
         """Aggregate statistics of a channel: counts only, never identities."""
         cid = channel.id or 0
-        per_platform = self.store.follower_counts_by_platform(s, cid)
+        per_platform = self.store.followers.counts_by_platform(s, cid)
         total = sum(n for n, _ in per_platform.values())
         muted = sum(m for _, m in per_platform.values())
         parts = ", ".join(f"{p} {n}" for p, (n, _) in sorted(per_platform.items()))
@@ -360,40 +360,37 @@ class AdminCommands(EngineBase):
             f"Stats for {channel.name} ({channel.handle})",
             f"Followers: {total}" + (f" ({parts})" if parts else "") + f"; muted {muted}",
         ]
-        paused = self.store.paused_count(s, cid)
+        paused = self.store.followers.paused_count(s, cid)
         if paused:
             lines.append(f"Paused (blocked the bot or left): {paused}")
-        mirrors = self.store.mirrors(s, cid)
+        mirrors = self.store.channels.mirrors(s, cid)
         if mirrors:
             lines.append(f"Mirror rooms: {len(mirrors)}")
-        for post in self.store.recent_posts(s, cid, limit=5):
+        for post in self.store.posts.recent(s, cid, limit=5):
             lines.append(self.post_stats_line(s, post))
         return "\n".join(lines)
 
     def post_stats_line(self, s: Session, post: Post) -> str:
         """One post's delivery status, reactions and poll tally."""
-        counts = self.store.send_counts(s, post)
-        delivered = counts.get("delivered", 0)
-        pending = counts.get("pending", 0) + counts.get("leased", 0)
-        failed = counts.get("failed", 0)
-        skipped = counts.get("skipped", 0)
+        counts = self.store.fanout.send_counts(s, post)
+        delivered, pending, failed, skipped = counts.delivered, counts.pending, counts.failed, counts.skipped
         line = f"#{post.id} {post.kind}"
         if post.status == PostStatus.DELETED.value:
             line += " (deleted)"
         line += f": delivered {delivered}, pending {pending}, failed {failed}"
         if skipped:
             line += f", skipped {skipped}"
-        reasons = self.store.failure_reasons(s, post.id or 0) if failed else []
+        reasons = self.store.fanout.failure_reasons(s, post.id or 0) if failed else []
         if reasons:
             line += " [" + "; ".join(f"{r} ×{n}" for r, n in reasons) + "]"
         reactions = {
-            k: n for k, n in self.store.reaction_counts(s, post.id or 0).items() if is_single_emoji(k)
+            k: n for k, n in self.store.posts.reaction_counts(s, post.id or 0).items() if is_single_emoji(k)
         }
         if reactions:
             line += "; reactions " + " ".join(f"{k} {n}" for k, n in reactions.items())
         if post.kind == PostKind.POLL.value:
-            tally, voters = self.store.tally(s, post.id or 0)
-            options = self.store.poll_options(s, post.id or 0)
+            tally, voters = self.store.posts.tally(s, post.id or 0)
+            options = self.store.posts.poll_options(s, post.id or 0)
             votes = ", ".join(f"{o.text} {tally.get(o.position, 0)}" for o in options)
             line += f"; votes ({voters} voters): {votes}"
         return line
@@ -401,7 +398,7 @@ class AdminCommands(EngineBase):
     def _cmd_admins(self, s: Session, actor: Actor, cmd: Command, media: InboundMedia | None) -> list[Reply]:
         channel = self._channel(s, cmd.handle)
         self._require_admin(s, actor, channel)
-        admins = self.store.admins(s, channel.id or 0)
+        admins = self.store.channels.admins(s, channel.id or 0)
         lines = [
             f"#{a.number} {a.role} ({a.platform})" + (" — you" if a.account_index == actor.index else "")
             for a in admins
@@ -417,15 +414,15 @@ class AdminCommands(EngineBase):
     ) -> list[Reply]:
         channel = self._channel(s, cmd.handle)
         who = self._require_admin(s, actor, channel)
-        if len(self.store.admins(s, channel.id or 0)) >= self.options.max_admins:
+        if len(self.store.channels.admins(s, channel.id or 0)) >= self.options.max_admins:
             raise Refusal(f"{channel.handle} already has {self.options.max_admins} admins, the most allowed.")
         now = self.clock()
-        if self.store.outstanding_invites(s, channel.id or 0, now) >= self.options.max_open_invites:
+        if self.store.channels.outstanding_invites(s, channel.id or 0, now) >= self.options.max_open_invites:
             raise Refusal(
                 f"{channel.handle} already has {self.options.max_open_invites} unused admin codes; "
                 "a new one can be made once one of them is accepted or expires."
             )
-        inviter = self.store.admin_of(s, channel.id or 0, actor.index)
+        inviter = self.store.channels.admin_of(s, channel.id or 0, actor.index)
         code = new_invite_code()
         s.add(
             AdminInvite(
@@ -436,7 +433,7 @@ class AdminCommands(EngineBase):
                 created_by=inviter.id if inviter else None,
             )
         )
-        self.store.audit(s, channel.id, who, "invite-admin")
+        self.store.channels.audit(s, channel.id, who, "invite-admin")
         days = round(self.options.invite_ttl_s / 86400)
         return [
             Reply(
@@ -451,14 +448,14 @@ class AdminCommands(EngineBase):
         channel = self._channel(s, cmd.handle)
         who = self._require_owner(s, actor, channel)
         number = cmd.numbers[0] if cmd.numbers else 0
-        target = next((a for a in self.store.admins(s, channel.id or 0) if a.number == number), None)
+        target = next((a for a in self.store.channels.admins(s, channel.id or 0) if a.number == number), None)
         if target is None:
             raise Refusal(f"{channel.handle} has no admin #{number}; /admins {channel.handle} lists them.")
         if target.role == AdminRole.OWNER.value:
             raise Refusal("The owner cannot be removed.")
-        revoked = self.store.revoke_invites_by(s, target.id or 0)
+        revoked = self.store.channels.revoke_invites_by(s, target.id or 0)
         s.delete(target)
-        self.store.audit(s, channel.id, who, "removeadmin", f"#{number}")
+        self.store.channels.audit(s, channel.id, who, "removeadmin", f"#{number}")
         note = f" The {revoked} unused admin code(s) they made no longer work." if revoked else ""
         return [Reply(f"Admin #{number} removed from {channel.handle}.{note}")]
 
@@ -472,20 +469,19 @@ class AdminCommands(EngineBase):
                 # creating a room needs the Matrix adapter: handled by `_create_mirror` (async)
                 raise Refusal("Mirror rooms can only be created while the Matrix adapter runs.")
             platform, chat = cmd.text.split(":", 1)
-            if any(
-                m.platform == platform and m.chat_id == chat for m in self.store.mirrors(s, channel.id or 0)
-            ):
+            mirrors = self.store.channels.mirrors(s, channel.id or 0)
+            if any(m.platform == platform and m.chat_id == chat for m in mirrors):
                 raise Refusal(f"{platform}:{chat} already mirrors {channel.handle}.")
             s.add(
                 MirrorRoom(
                     channel_id=channel.id or 0, platform=platform, chat_id=chat, created_at=self.clock()
                 )
             )
-            self.store.audit(s, channel.id, who, "mirror", platform)
+            self.store.channels.audit(s, channel.id, who, "mirror", platform)
             if self._on_mirror_added is not None:  # the adapter treats it as a mirror from now on
                 self._on_mirror_added(platform, chat)
             return [Reply(self._mirror_added(channel, f"{platform}:{chat}"))]
-        mirrors = self.store.mirrors(s, channel.id or 0)
+        mirrors = self.store.channels.mirrors(s, channel.id or 0)
         if not mirrors:
             return [
                 Reply(
@@ -511,7 +507,7 @@ class AdminCommands(EngineBase):
 
     async def _create_mirror(self, actor: Actor, cmd: Command) -> list[Reply]:
         """`/mirror <handle> create matrix`: the bot creates a read-only room and mirrors into it."""
-        with self.store.session() as s:
+        with self.store.unit_of_work() as s:
             channel = self._channel(s, cmd.handle)
             if not actor.is_operator:
                 raise Refusal("Only operators can add mirror rooms.")
@@ -523,12 +519,12 @@ class AdminCommands(EngineBase):
         except Exception as exc:
             log.warning("creating a mirror room failed: %s", type(exc).__name__)
             raise Refusal("The homeserver refused to create the room; nothing was changed.") from exc
-        with self.store.session() as s:
+        with self.store.unit_of_work() as s:
             channel = self._channel(s, cmd.handle)
             s.add(
                 MirrorRoom(
                     channel_id=channel.id or 0, platform="matrix", chat_id=room, created_at=self.clock()
                 )
             )
-            self.store.audit(s, channel.id, "operator", "mirror", "matrix")
+            self.store.channels.audit(s, channel.id, "operator", "mirror", "matrix")
             return [Reply(self._mirror_added(channel, f"matrix:{room}"))]

@@ -37,6 +37,7 @@ from bridge.models import (
     Post,
     PostStatus,
 )
+from bridge.outcomes import PublishOutcome
 from bridge.ports import (
     DeliveryError,
     Inbound,
@@ -48,6 +49,7 @@ from bridge.ports import (
     Reply,
 )
 from bridge.safetext import clean, is_single_emoji
+from bridge.store import ScheduleSnapshot
 
 __all__ = [
     "INVITE_TTL_S",
@@ -117,7 +119,7 @@ class ChannelEngine(FollowerCommands, AdminCommands):
         assert media is not None
         if not isinstance(parsed, Command) or parsed.name not in _WITH_MEDIA:
             return message
-        with self.store.session() as s:
+        with self.store.unit_of_work() as s:
             self._require_admin(s, actor, self._channel(s, parsed.handle))
         cap = self.options.media_limits.get(media.kind)
         if cap is None:
@@ -157,7 +159,7 @@ class ChannelEngine(FollowerCommands, AdminCommands):
         handler = getattr(self, "_cmd_" + parsed.name.replace("-", "_"), None)
         if handler is None:
             return [Reply(f"/{parsed.name} is not available yet.")]
-        with self.store.session() as s:
+        with self.store.unit_of_work() as s:
             result: list[Reply] = handler(s, actor, parsed, message.media)
         return result
 
@@ -171,35 +173,36 @@ class ChannelEngine(FollowerCommands, AdminCommands):
 
     def mirror_rooms(self, platform: str) -> list[str]:
         """Every mirror room of every live channel on one platform."""
-        with self.store.session() as s:
-            return self.store.mirror_chats_of(s, platform)
+        with self.store.unit_of_work() as s:
+            return self.store.channels.mirror_chats_of(s, platform)
 
     def _handle_native_vote(self, actor: Actor, vote: PollVote) -> list[Reply]:
-        with self.store.session() as s:
+        with self.store.unit_of_work() as s:
             platform = actor.address.platform
-            copy = self.store.copy_by_ref_index(s, platform, self.sealer.ref_index(platform, vote.post_ref))
+            index = self.sealer.ref_index(platform, vote.post_ref)
+            copy = self.store.posts.copy_by_ref_index(s, platform, index)
             if copy is None:
                 return []
             post, options = self._poll_for_voting(s, copy.post_id)
             positions = [i for i in vote.option_ids if 0 <= i < len(options)]
             if not post.poll_multi:
                 positions = positions[:1]
-            self.store.set_votes(s, post.id or 0, actor.index, positions)
+            self.store.posts.set_votes(s, post.id or 0, actor.index, positions)
         return []
 
     def _handle_reaction(self, actor: Actor, reaction: Reaction) -> list[Reply]:
         if reaction.key is not None and not is_single_emoji(reaction.key):
             return []  # only one emoji counts; anything else is not a reaction
-        with self.store.session() as s:
+        with self.store.unit_of_work() as s:
             platform = actor.address.platform
             index = self.sealer.ref_index(platform, reaction.post_ref)
-            copy = self.store.copy_by_ref_index(s, platform, index)
+            copy = self.store.posts.copy_by_ref_index(s, platform, index)
             if copy is None:
                 return []
-            post = self.store.post(s, copy.post_id)
+            post = self.store.posts.get(s, copy.post_id)
             if post is None or post.status == PostStatus.DELETED.value:
                 return []
-            self.store.set_reaction(s, copy.post_id, actor.index, reaction.key)
+            self.store.posts.set_reaction(s, copy.post_id, actor.index, reaction.key)
         return []
 
     def _kick_planning(self) -> None:
@@ -220,10 +223,11 @@ class ChannelEngine(FollowerCommands, AdminCommands):
     def publish(self, post_id: int) -> bool:
         """Claim a scheduled or draft post (atomically) and plan its fan-out; False if another
         process or wake-up already did."""
-        if not self.store.claim_post_for_publishing(post_id, self.clock(), self.options.planning_lease_s):
+        lease_s = self.options.planning_lease_s
+        if not self.store.atomically(self.store.schedule.claim_publishing, post_id, self.clock(), lease_s):
             return False
-        with self.store.session() as s:
-            post = self.store.post(s, post_id)
+        with self.store.unit_of_work() as s:
+            post = self.store.posts.get(s, post_id)
             if post is not None:
                 post.published_at = self.clock()
                 s.add(post)
@@ -234,8 +238,12 @@ class ChannelEngine(FollowerCommands, AdminCommands):
         """Plan every batch of a publishing post's fan-out now; returns copies planned."""
         total = 0
         while True:
-            n = self.store.plan_fanout_batch(
-                post_id, self.options.fanout_batch, self.clock(), self.options.planning_lease_s
+            n = self.store.atomically(
+                self.store.fanout.plan_batch,
+                post_id,
+                self.options.fanout_batch,
+                self.clock(),
+                self.options.planning_lease_s,
             )
             if n > 0:
                 total += n
@@ -247,8 +255,12 @@ class ChannelEngine(FollowerCommands, AdminCommands):
         """Plan a fan-out batch by batch, yielding to the event loop between batches."""
         try:
             while True:
-                n = self.store.plan_fanout_batch(
-                    post_id, self.options.fanout_batch, self.clock(), self.options.planning_lease_s
+                n = self.store.atomically(
+                    self.store.fanout.plan_batch,
+                    post_id,
+                    self.options.fanout_batch,
+                    self.clock(),
+                    self.options.planning_lease_s,
                 )
                 if n > 0:
                     self._wake()
@@ -260,8 +272,8 @@ class ChannelEngine(FollowerCommands, AdminCommands):
 
     def resume_stale_planning(self) -> int:
         """Resume fan-outs whose planner died (called periodically by the worker)."""
-        with self.store.session() as s:
-            stale = self.store.stale_publishing_posts(s, self.clock())
+        with self.store.unit_of_work() as s:
+            stale = self.store.schedule.stale_publishing(s, self.clock())
         for post_id in stale:
             self._start_planning(post_id)
         return len(stale)
@@ -274,71 +286,69 @@ class ChannelEngine(FollowerCommands, AdminCommands):
     def close_poll(self, post_id: int) -> bool:
         """Close a poll now (atomically, once across processes): later votes are refused and
         every delivered copy is closed."""
-        if not self.store.claim_poll_close(post_id, self.clock()):
+        if not self.store.atomically(self.store.schedule.claim_poll_close, post_id, self.clock()):
             return False
-        with self.store.session() as s:
-            post = self.store.post(s, post_id)
+        with self.store.unit_of_work() as s:
+            post = self.store.posts.get(s, post_id)
             if post is not None and post.status in (PostStatus.PUBLISHED.value, PostStatus.PUBLISHING.value):
-                self.store.plan_followups(s, post_id, DeliveryAction.CLOSE_POLL, self.clock())
+                self.store.fanout.plan_followups(s, post_id, DeliveryAction.CLOSE_POLL, self.clock())
         self._wake()
         return True
 
-    def schedule_snapshot(
-        self,
-    ) -> tuple[list[tuple[int, float]], list[tuple[int, float]], list[tuple[int, float]]]:
-        """Scheduled posts, open poll deadlines and recurring posts: (id, epoch seconds) each."""
-        with self.store.session() as s:
-            return self.store.schedule_snapshot(s)
+    def schedule_snapshot(self) -> ScheduleSnapshot:
+        """Scheduled posts, open poll deadlines and recurring posts, each with its due time."""
+        with self.store.unit_of_work() as s:
+            return self.store.schedule.snapshot(s)
 
     def set_on_schedule_change(self, callback: Callable[[], None] | None) -> None:
         """Install what to call after a command adds or removes something timed."""
         self._on_schedule_change = callback
 
-    async def publish_scheduled(self, post_id: int, *, grace_s: float, late_policy: str) -> str:
+    async def publish_scheduled(self, post_id: int, *, grace_s: float, late_policy: str) -> PublishOutcome:
         """Publish a scheduled post whose time has come, once across processes.
 
-        Returns "published", "published late", "skipped" or "not due" / "already handled".
+        Returns what it did (`PublishOutcome`).
         A post missed by more than `grace_s` is published late or skipped per `late_policy`;
         the author is told either way. A post whose author is no longer an admin (nor an
         operator) is skipped, and the channel's owner is told, not the author.
         """
-        with self.store.session() as s:
-            post = self.store.post(s, post_id)
+        with self.store.unit_of_work() as s:
+            post = self.store.posts.get(s, post_id)
             if post is None or post.status != PostStatus.SCHEDULED.value or post.scheduled_at is None:
-                return "already handled"
+                return PublishOutcome.ALREADY_HANDLED
             if post.scheduled_at > self.clock():
-                return "not due"
+                return PublishOutcome.NOT_DUE
             late_by = self.clock() - post.scheduled_at
             author_ok = self._author_still_admin(s, post.channel_id, post)
         if not author_ok:
-            if not self.store.skip_scheduled_post(post_id):
-                return "already handled"
+            if not self.store.atomically(self.store.schedule.claim_skip, post_id):
+                return PublishOutcome.ALREADY_HANDLED
             await self.notify_owner(
                 post.channel_id,
                 f"Scheduled post #{post_id} was due {self._local(post.scheduled_at)} but was skipped: "
                 "its author is no longer an admin of the channel.",
             )
-            return "skipped"
+            return PublishOutcome.SKIPPED
         if late_by > grace_s and late_policy == "skip":
-            if not self.store.skip_scheduled_post(post_id):
-                return "already handled"
+            if not self.store.atomically(self.store.schedule.claim_skip, post_id):
+                return PublishOutcome.ALREADY_HANDLED
             await self.notify_author(
                 post,
                 f"Scheduled post #{post_id} was due {self._local(post.scheduled_at)} but the bridge was "
                 f"down; it was {duration_text(late_by)} late, so it was skipped (late_policy = skip).",
             )
-            return "skipped"
+            return PublishOutcome.SKIPPED
         if not self.publish(post_id):
-            return "already handled"
+            return PublishOutcome.ALREADY_HANDLED
         if late_by > grace_s:
             await self.notify_author(
                 post,
                 f"Scheduled post #{post_id} was due {self._local(post.scheduled_at)}; the bridge was down, "
                 f"so it went out {duration_text(late_by)} late (late_policy = publish).",
             )
-            return "published late"
+            return PublishOutcome.PUBLISHED_LATE
         await self.notify_author(post, f"Scheduled post #{post_id} is going out now.")
-        return "published"
+        return PublishOutcome.PUBLISHED
 
     async def fire_recurring(self, recurring_id: int, due_at: float) -> int | None:
         """Post one occurrence of a recurring post (once across processes); returns the new
@@ -348,14 +358,14 @@ class ChannelEngine(FollowerCommands, AdminCommands):
             return None
         if due_at > self.clock() + 1.0:
             return None  # not due yet: a stray wake-up must not post early
-        with self.store.session() as s:
-            row = self.store.recurring(s, recurring_id)
+        with self.store.unit_of_work() as s:
+            row = self.store.schedule.recurring(s, recurring_id)
             if row is None or not row.active or row.next_at != due_at:
                 return None
             recurrence = self._parse_recurrence(row.spec)
             author_ok = self._author_still_admin(s, row.channel_id, row)
         if not author_ok:
-            if self.store.stop_recurring(recurring_id, due_at):
+            if self.store.atomically(self.store.schedule.claim_stop_recurring, recurring_id, due_at):
                 await self.notify_owner(
                     row.channel_id,
                     f"Recurring post r{recurring_id} ({row.spec}) was stopped and its post of "
@@ -365,9 +375,9 @@ class ChannelEngine(FollowerCommands, AdminCommands):
             return None
         after = datetime.fromtimestamp(max(due_at, self.clock()), UTC)
         next_at = recurrence.next_after(after, self.options.tz).timestamp()
-        if not self.store.claim_recurrence(recurring_id, due_at, next_at):
+        if not self.store.atomically(self.store.schedule.claim_recurrence, recurring_id, due_at, next_at):
             return None
-        with self.store.session() as s:
+        with self.store.unit_of_work() as s:
             post = Post(
                 channel_id=row.channel_id,
                 kind=PostKind.TEXT.value,
@@ -375,7 +385,7 @@ class ChannelEngine(FollowerCommands, AdminCommands):
                 created_at=self.clock(),
                 recurring_id=recurring_id,
             )
-            channel = self.store.channel_by_id(s, row.channel_id)
+            channel = self.store.channels.by_id(s, row.channel_id)
             if channel is None or channel.deleted_at is not None:
                 return None
             s.add(post)
@@ -392,8 +402,8 @@ class ChannelEngine(FollowerCommands, AdminCommands):
         self, handle: str, name: str, description: str, public: bool, mirrors: Collection[tuple[str, str]]
     ) -> None:
         """Create or update a channel the operator declared in config, with its mirror rooms."""
-        with self.store.session() as s:
-            channel = self.store.channel_by_handle(s, handle)
+        with self.store.unit_of_work() as s:
+            channel = self.store.channels.by_handle(s, handle)
             if channel is None:
                 channel = Channel(
                     handle=handle, name=name, description=description, public=public, created_at=self.clock()
@@ -402,7 +412,7 @@ class ChannelEngine(FollowerCommands, AdminCommands):
                 channel.name, channel.description, channel.public = name, description, public
             s.add(channel)
             s.flush()
-            existing = {(m.platform, m.chat_id) for m in self.store.mirrors(s, channel.id or 0)}
+            existing = {(m.platform, m.chat_id) for m in self.store.channels.mirrors(s, channel.id or 0)}
             for platform, chat in mirrors:
                 if (platform, chat) not in existing:
                     s.add(
@@ -418,8 +428,8 @@ class ChannelEngine(FollowerCommands, AdminCommands):
         """Tell a channel's owner something about the channel (nobody, if it has no owner)."""
         if self._notify is None:
             return
-        with self.store.session() as s:
-            owner = self.store.channel_owner(s, channel_id)
+        with self.store.unit_of_work() as s:
+            owner = self.store.channels.owner(s, channel_id)
         if owner is None:
             return
         try:

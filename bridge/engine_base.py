@@ -170,7 +170,7 @@ class EngineBase:
         return Actor(address, index, index in self._operators)
 
     def _channel(self, s: Session, handle: str | None) -> Channel:
-        channel = self.store.channel_by_handle(s, handle or "")
+        channel = self.store.channels.by_handle(s, handle or "")
         if channel is None:
             raise Refusal(f"There is no channel '{handle}'. Send /channels to find one.")
         return channel
@@ -180,7 +180,7 @@ class EngineBase:
         if actor.is_operator:
             return "operator"
         assert channel.id is not None
-        admin = self.store.admin_of(s, channel.id, actor.index)
+        admin = self.store.channels.admin_of(s, channel.id, actor.index)
         if admin is None:
             raise Refusal(f"Only admins of '{channel.handle}' can do that.")
         return f"admin #{admin.number}"
@@ -189,24 +189,24 @@ class EngineBase:
         if actor.is_operator:
             return "operator"
         assert channel.id is not None
-        admin = self.store.admin_of(s, channel.id, actor.index)
+        admin = self.store.channels.admin_of(s, channel.id, actor.index)
         if admin is None or admin.role != AdminRole.OWNER.value:
             raise Refusal(f"Only the owner of '{channel.handle}' can do that.")
         return f"admin #{admin.number}"
 
     def _post_for_admin(self, s: Session, actor: Actor, post_id: int | None) -> tuple[Post, Channel, str]:
-        post = self.store.post(s, post_id or 0)
-        channel = self.store.channel_by_id(s, post.channel_id) if post else None
+        post = self.store.posts.get(s, post_id or 0)
+        channel = self.store.channels.by_id(s, post.channel_id) if post else None
         if post is None or channel is None or channel.deleted_at is not None:
             raise Refusal(f"There is no post #{post_id}.")
         who = self._require_admin(s, actor, channel)
         return post, channel, who
 
     def _is_admin_anywhere(self, s: Session, actor: Actor) -> bool:
-        return actor.is_operator or bool(self.store.administered_channels(s, actor.index))
+        return actor.is_operator or bool(self.store.channels.administered_by(s, actor.index))
 
     def _follower(self, s: Session, actor: Actor, create: bool) -> Follower | None:
-        follower = self.store.follower_by_index(s, actor.index)
+        follower = self.store.followers.by_index(s, actor.index)
         if follower is None and create:
             follower = Follower(
                 platform=actor.address.platform,
@@ -233,9 +233,9 @@ class EngineBase:
 
     def _subscription(self, s: Session, actor: Actor, cmd: Command) -> tuple[Subscription, Channel]:
         channel = self._channel(s, cmd.handle)
-        follower = self.store.follower_by_index(s, actor.index)
+        follower = self.store.followers.by_index(s, actor.index)
         sub = (
-            self.store.subscription(s, follower.id, channel.id)
+            self.store.followers.subscription(s, follower.id, channel.id)
             if follower and follower.id and channel.id
             else None
         )
@@ -247,19 +247,19 @@ class EngineBase:
         """Whether the actor may read and answer a post: not deleted, of a live channel, and
         the channel is public or the actor follows it, holds a delivered copy of the post, or
         administers it."""
-        channel = self.store.channel_by_id(s, post.channel_id)
+        channel = self.store.channels.by_id(s, post.channel_id)
         if channel is None or channel.deleted_at is not None or post.status == PostStatus.DELETED.value:
             return False
         if channel.public or actor.is_operator:
             return True
-        if self.store.admin_of(s, post.channel_id, actor.index) is not None:
+        if self.store.channels.admin_of(s, post.channel_id, actor.index) is not None:
             return True
-        follower = self.store.follower_by_index(s, actor.index)
+        follower = self.store.followers.by_index(s, actor.index)
         if follower is None or follower.id is None:
             return False
-        if self.store.subscription(s, follower.id, post.channel_id) is not None:
+        if self.store.followers.subscription(s, follower.id, post.channel_id) is not None:
             return True
-        copy = self.store.copy_for_follower(s, post.id or 0, follower.id)
+        copy = self.store.posts.copy_for_follower(s, post.id or 0, follower.id)
         return copy is not None and copy.status == DeliveryStatus.DELIVERED.value
 
     def _poll_for_voting(
@@ -267,8 +267,8 @@ class EngineBase:
     ) -> tuple[Post, list[PollOption]]:
         """An open poll the actor may vote in (None: the platform already proved they hold a
         copy). A poll they may not see is refused exactly like one that does not exist."""
-        post = self.store.post(s, post_id or 0)
-        channel = self.store.channel_by_id(s, post.channel_id) if post else None
+        post = self.store.posts.get(s, post_id or 0)
+        channel = self.store.channels.by_id(s, post.channel_id) if post else None
         if (
             post is None
             or channel is None
@@ -284,7 +284,7 @@ class EngineBase:
             raise Refusal(f"There is no open poll #{post_id} in a channel you follow.")
         if self._poll_closed(post):
             raise Refusal(f"Poll #{post.id} is closed; votes are no longer accepted.")
-        return post, self.store.poll_options(s, post.id or 0)
+        return post, self.store.posts.poll_options(s, post.id or 0)
 
     def _poll_closed(self, post: Post) -> bool:
         if post.poll_closed_at is not None:
@@ -292,8 +292,8 @@ class EngineBase:
         return post.poll_closes_at is not None and self.clock() >= post.poll_closes_at
 
     def _results_text(self, s: Session, post: Post) -> str:
-        options = self.store.poll_options(s, post.id or 0)
-        counts, voters = self.store.tally(s, post.id or 0)
+        options = self.store.posts.poll_options(s, post.id or 0)
+        counts, voters = self.store.posts.tally(s, post.id or 0)
         total = sum(counts.values()) or 1
         state = "closed" if self._poll_closed(post) else "open"
         lines = [f"Poll #{post.id}: {post.text} ({state}, {voters} voter{'s' if voters != 1 else ''})"]
@@ -348,7 +348,7 @@ class EngineBase:
         if author is None:
             return False
         index = self.sealer.address_index(author)
-        return index in self._operators or self.store.admin_of(s, channel_id, index) is not None
+        return index in self._operators or self.store.channels.admin_of(s, channel_id, index) is not None
 
     def _accept_blocked_for(self, actor: Actor) -> float:
         """Seconds until this sender may try another `/accept` code (0: now)."""

@@ -38,13 +38,13 @@ class FollowerCommands(EngineBase):
     def _cmd_channels(
         self, s: Session, actor: Actor, cmd: Command, media: InboundMedia | None
     ) -> list[Reply]:
-        channels = self.store.search_channels(s, cmd.query.strip())
+        channels = self.store.channels.search(s, cmd.query.strip())
         if not channels:
             return [Reply("No channels found." if cmd.query else "There are no channels yet.")]
         lines, buttons = [], []
         for channel in channels:
             assert channel.id is not None
-            count = self.store.follower_count(s, channel.id)
+            count = self.store.followers.count(s, channel.id)
             lines.append(f"{channel.handle} — {channel.name} ({followers_text(count)})")
             buttons.append(Button(f"Follow {channel.handle}", f"/follow {channel.handle}"))
         return [Reply("Channels:\n" + "\n".join(lines), buttons=tuple(buttons[:10]))]
@@ -52,9 +52,11 @@ class FollowerCommands(EngineBase):
     def _cmd_info(self, s: Session, actor: Actor, cmd: Command, media: InboundMedia | None) -> list[Reply]:
         channel = self._channel(s, cmd.handle)
         assert channel.id is not None
-        count = self.store.follower_count(s, channel.id)
-        follower = self.store.follower_by_index(s, actor.index)
-        sub = self.store.subscription(s, follower.id, channel.id) if follower and follower.id else None
+        count = self.store.followers.count(s, channel.id)
+        follower = self.store.followers.by_index(s, actor.index)
+        sub = None
+        if follower and follower.id:
+            sub = self.store.followers.subscription(s, follower.id, channel.id)
         state = "You do not follow it."
         buttons = [Button("Follow", f"/follow {channel.handle}")]
         if sub is not None:
@@ -76,7 +78,7 @@ class FollowerCommands(EngineBase):
         assert channel.id is not None
         follower = self._follower(s, actor, create=True)
         assert follower is not None and follower.id is not None
-        if not self.store.subscribe(s, follower, channel.id, self.clock()):
+        if not self.store.followers.subscribe(s, follower, channel.id, self.clock()):
             return [Reply(f"You already follow {channel.name}.")]
         return [
             Reply(
@@ -94,24 +96,24 @@ class FollowerCommands(EngineBase):
         self, s: Session, actor: Actor, cmd: Command, media: InboundMedia | None
     ) -> list[Reply]:
         sub, channel = self._subscription(s, actor, cmd)
-        self.store.unsubscribe(s, sub, actor.address.platform)
+        self.store.followers.unsubscribe(s, sub, actor.address.platform)
         return [Reply(f"You no longer follow {channel.name}. Nothing more will arrive from it.")]
 
     def _cmd_mute(self, s: Session, actor: Actor, cmd: Command, media: InboundMedia | None) -> list[Reply]:
         sub, channel = self._subscription(s, actor, cmd)
-        self.store.set_muted(s, sub, actor.address.platform, True)
+        self.store.followers.set_muted(s, sub, actor.address.platform, True)
         return [Reply(f"{channel.name} is muted: posts still arrive, without notifications.")]
 
     def _cmd_unmute(self, s: Session, actor: Actor, cmd: Command, media: InboundMedia | None) -> list[Reply]:
         sub, channel = self._subscription(s, actor, cmd)
-        self.store.set_muted(s, sub, actor.address.platform, False)
+        self.store.followers.set_muted(s, sub, actor.address.platform, False)
         return [Reply(f"{channel.name} is unmuted.")]
 
     def _cmd_following(
         self, s: Session, actor: Actor, cmd: Command, media: InboundMedia | None
     ) -> list[Reply]:
-        follower = self.store.follower_by_index(s, actor.index)
-        subs = self.store.subscriptions_of(s, follower.id) if follower and follower.id else []
+        follower = self.store.followers.by_index(s, actor.index)
+        subs = self.store.followers.subscriptions_of(s, follower.id) if follower and follower.id else []
         if not subs:
             return [Reply("You follow no channels. Send /channels to find some.")]
         lines = [
@@ -126,14 +128,14 @@ class FollowerCommands(EngineBase):
             raise Refusal(f"Poll #{post.id} has options 1 to {len(options)}.")
         if len(set(cmd.numbers)) > 1 and not post.poll_multi:
             raise Refusal(f"Poll #{post.id} allows one choice.")
-        self.store.set_votes(s, post.id or 0, actor.index, [n - 1 for n in cmd.numbers])
+        self.store.posts.set_votes(s, post.id or 0, actor.index, [n - 1 for n in cmd.numbers])
         chosen = ", ".join(options[n - 1].text for n in sorted(set(cmd.numbers)))
         return [
             Reply(f"Your vote on #{post.id} is recorded: {chosen}. You can change it until the poll closes.")
         ]
 
     def _cmd_results(self, s: Session, actor: Actor, cmd: Command, media: InboundMedia | None) -> list[Reply]:
-        post = self.store.post(s, cmd.post_id or 0)
+        post = self.store.posts.get(s, cmd.post_id or 0)
         if (
             post is None
             or post.kind != PostKind.POLL.value
@@ -146,13 +148,13 @@ class FollowerCommands(EngineBase):
     def _cmd_forgetme(
         self, s: Session, actor: Actor, cmd: Command, media: InboundMedia | None
     ) -> list[Reply]:
-        follower = self.store.follower_by_index(s, actor.index)
+        follower = self.store.followers.by_index(s, actor.index)
         if follower is not None:
-            self.store.forget_follower(s, follower)
+            self.store.followers.forget(s, follower)
         else:
-            self.store.forget_voter(s, actor.index)
+            self.store.followers.forget_voter(s, actor.index)
         note = ""
-        if self.store.administered_channels(s, actor.index):
+        if self.store.channels.administered_by(s, actor.index):
             note = " Your admin roles remain; an owner can remove them with /removeadmin."
         return [Reply("Done: your follows, votes, reactions and delivery records are erased." + note)]
 
@@ -170,16 +172,16 @@ class FollowerCommands(EngineBase):
         if invite.expires_at <= self.clock():
             self._accept_failed(actor)
             raise Refusal("That code has expired; ask an admin for a new one.")
-        channel = self.store.channel_by_id(s, invite.channel_id)
+        channel = self.store.channels.by_id(s, invite.channel_id)
         if channel is None or channel.deleted_at is not None:
             raise Refusal("That channel no longer exists.")
-        if self.store.admin_of(s, channel.id or 0, actor.index) is not None:
+        if self.store.channels.admin_of(s, channel.id or 0, actor.index) is not None:
             raise Refusal(f"You are already an admin of {channel.handle}.")
-        if not self.store.redeem_invite(s, invite.id or 0, self.clock()):
+        if not self.store.channels.redeem_invite(s, invite.id or 0, self.clock()):
             raise Refusal("That code is not valid (or was already used).")
-        number = self.store.next_admin_number(s, channel.id or 0)  # queues admissions to the channel
-        if len(self.store.admins(s, channel.id or 0)) >= self.options.max_admins:
+        number = self.store.channels.next_admin_number(s, channel.id or 0)  # queues admissions to the channel
+        if len(self.store.channels.admins(s, channel.id or 0)) >= self.options.max_admins:
             raise Refusal(f"{channel.handle} already has {self.options.max_admins} admins, the most allowed.")
         self._add_admin(s, channel.id or 0, number, AdminRole.ADMIN, actor.address)
-        self.store.audit(s, channel.id, f"admin #{number}", "accept")
+        self.store.channels.audit(s, channel.id, f"admin #{number}", "accept")
         return [Reply(f"You are now admin #{number} of {channel.name}. Send /help for admin commands.")]
