@@ -131,13 +131,7 @@ def default_scheduler(app: App) -> Service:
     """The APScheduler-based scheduler, wired to `app`."""
     from scheduler.service import SchedulerService
 
-    cfg = app.settings.scheduler
-    return SchedulerService(
-        app.engine,
-        sweep_interval_s=cfg.sweep_interval_s,
-        misfire_grace_s=cfg.misfire_grace_s,
-        late_policy=cfg.late_policy,
-    )
+    return SchedulerService.for_app(app)
 
 
 class App:

@@ -30,7 +30,7 @@ from collections.abc import Callable, Coroutine
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers import SchedulerNotRunningError
@@ -79,6 +79,44 @@ class SchedulerEngine(Protocol):
 
     async def drain_planning(self) -> None:
         """Wait for fan-out planning started by wake-ups (on stop)."""
+        ...
+
+
+class SchedulerSettings(Protocol):
+    """The `[scheduler]` settings the service reads."""
+
+    @property
+    def sweep_interval_s(self) -> float:
+        """Seconds between two sweeps."""
+        ...
+
+    @property
+    def misfire_grace_s(self) -> float:
+        """How late a post may go out before the late policy applies."""
+        ...
+
+    @property
+    def late_policy(self) -> str:
+        """ "publish" or "skip"."""
+        ...
+
+
+class _HasSchedulerSettings(Protocol):
+    @property
+    def scheduler(self) -> SchedulerSettings: ...
+
+
+class SchedulerHost(Protocol):
+    """What `SchedulerService.for_app` needs of the application (`bridge.app.App` is one)."""
+
+    @property
+    def engine(self) -> SchedulerEngine:
+        """The engine the wake-ups call."""
+        ...
+
+    @property
+    def settings(self) -> _HasSchedulerSettings:
+        """The settings, with a `[scheduler]` section."""
         ...
 
 
@@ -179,6 +217,17 @@ class SchedulerService:
         self._resync_handle: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = False
+
+    @classmethod
+    def for_app(cls, app: SchedulerHost) -> SchedulerService:
+        """The scheduler for a running application, configured from its `[scheduler]` settings."""
+        cfg = app.settings.scheduler
+        return cls(
+            app.engine,
+            sweep_interval_s=cfg.sweep_interval_s,
+            misfire_grace_s=cfg.misfire_grace_s,
+            late_policy=cast(LatePolicy, cfg.late_policy),
+        )
 
     # ---- lifecycle ------------------------------------------------------------------------
 
@@ -449,7 +498,9 @@ __all__ = [
     "LatePolicy",
     "PassReport",
     "SchedulerEngine",
+    "SchedulerHost",
     "SchedulerService",
+    "SchedulerSettings",
     "Wakeup",
     "WakeupKind",
     "WakeupOutcome",
