@@ -16,18 +16,15 @@ from bridge.models import Delivery, DeliveryStatus, Follower, MirrorRoom
 from bridge.ports import Address
 from bridge.privacy import Sealer, UnsealError
 from bridge.store.rows import ClaimedDelivery, DeliveryContext, DeliveryOutcome, SourceRef
-
-#: the partial indexes' predicate (`_OPEN` in bridge.models), spelled from the enum but inline:
-#: the planner uses a partial index only when the query repeats its predicate literally
-_OPEN_SQL = f"e.status IN ('{DeliveryStatus.PENDING.value}', '{DeliveryStatus.LEASED.value}')"
+from bridge.store.sql import open_predicate
 
 #: per-chat order: a row is claimed only when no earlier row to the same follower or mirror is
 #: still open, so a later copy never overtakes an earlier one waiting for a retry
 _HEAD_OF_CHAT = (
     " AND NOT EXISTS (SELECT 1 FROM delivery e WHERE e.follower_id = d.follower_id"
-    f" AND e.id < d.id AND {_OPEN_SQL})"
+    f" AND e.id < d.id AND {open_predicate('e')})"
     " AND NOT EXISTS (SELECT 1 FROM delivery e WHERE e.mirror_id = d.mirror_id"
-    f" AND e.id < d.id AND {_OPEN_SQL})"
+    f" AND e.id < d.id AND {open_predicate('e')})"
 )
 
 _STATUS = {
