@@ -25,7 +25,7 @@ class DeliveryPolicy:
 
     def backoff(self, attempts: int) -> float:
         """Exponential backoff with jitter for the given attempt number (1-based)."""
-        ceiling = min(self.backoff_max_s, self.backoff_base_s * 2 ** max(0, attempts - 1))
+        ceiling = min(self.backoff_max_s, self.backoff_base_s * 2.0 ** max(0, attempts - 1))
         return ceiling * random.uniform(0.5, 1.0)
 
 

@@ -81,9 +81,9 @@ class Store(Database):
     def import_followers(
         self, channel_id: int, addresses: Iterable[Address], sealer: Sealer, now: float, batch: int = 5000
     ) -> int:
-        """`followers.import_` in a Core transaction of its own."""
+        """`followers.bulk_import` in a Core transaction of its own."""
         with self.connection() as conn:
-            return self.followers.import_(conn, channel_id, addresses, sealer, now, batch)
+            return self.followers.bulk_import(conn, channel_id, addresses, sealer, now, batch)
 
     def follower_by_index(self, s: Session, account_index: str) -> Follower | None:
         """`followers.by_index`."""

@@ -4,7 +4,7 @@ Every query method of the store's aggregates takes the caller's `Session` as its
 argument and never commits: the caller opens the transaction with `unit_of_work()`, and the
 block's end commits it (`atomically(query, ...)` is that for a single query). The one
 exception is named here, once: the delivery worker's hot path (`Outbox`, and
-`Fanout.plan_catch_up`, `Followers.import_`) runs Core SQL on a `Connection` the caller
+`Fanout.plan_catch_up`, `Followers.bulk_import`) runs Core SQL on a `Connection` the caller
 opens with `connection()`, which saves the ORM's cost on every claimed batch.
 """
 

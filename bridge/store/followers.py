@@ -217,7 +217,7 @@ class Followers:
 
     # ---- bulk import ---------------------------------------------------------------------
 
-    def import_(
+    def bulk_import(
         self,
         conn: Connection,
         channel_id: int,

@@ -16,7 +16,7 @@ from bridge.models import Delivery, DeliveryStatus, Follower, MirrorRoom
 from bridge.ports import Address
 from bridge.privacy import Sealer, UnsealError
 from bridge.store.rows import ClaimedDelivery, DeliveryContext, DeliveryOutcome, SourceRef
-from bridge.store.sql import open_predicate
+from bridge.store.sql import STATUS_PARAMS, open_predicate
 
 #: per-chat order: a row is claimed only when no earlier row to the same follower or mirror is
 #: still open, so a later copy never overtakes an earlier one waiting for a retry
@@ -27,10 +27,6 @@ _HEAD_OF_CHAT = (
     f" AND e.id < d.id AND {open_predicate('e')})"
 )
 
-_STATUS = {
-    "pending": DeliveryStatus.PENDING.value,
-    "leased": DeliveryStatus.LEASED.value,
-}
 
 #: -- claim_deliveries -- lease the due rows that head their chat, soonest first
 _CLAIM = (
@@ -84,7 +80,7 @@ class Outbox:
             "exp": now + lease_s,
             "now": now,
             "lim": limit,
-            **_STATUS,
+            **STATUS_PARAMS,
         }
         if platforms is not None:
             if not platforms:
@@ -101,7 +97,7 @@ class Outbox:
                 "UPDATE delivery SET status = :pending, lease_owner = NULL"
                 " WHERE status = :leased AND lease_expires_at < :now"
             ),
-            {"now": now, **_STATUS},
+            {"now": now, **STATUS_PARAMS},
         )
         return result.rowcount or 0
 
@@ -109,7 +105,7 @@ class Outbox:
         """When the soonest pending row (of `platforms`, when given) is due."""
         sql = "SELECT min(next_attempt_at) FROM delivery WHERE status = :pending"
         statement = text(sql)
-        params: dict[str, object] = {"pending": _STATUS["pending"]}
+        params: dict[str, object] = {"pending": STATUS_PARAMS["pending"]}
         if platforms is not None:
             if not platforms:
                 return None
@@ -123,7 +119,7 @@ class Outbox:
     def has_leased(self, conn: Connection) -> bool:
         """Whether any worker holds a lease on a row."""
         found = conn.execute(
-            text("SELECT 1 FROM delivery WHERE status = :leased LIMIT 1"), {"leased": _STATUS["leased"]}
+            text("SELECT 1 FROM delivery WHERE status = :leased LIMIT 1"), {"leased": STATUS_PARAMS["leased"]}
         ).first()
         return found is not None
 
@@ -167,7 +163,7 @@ class Outbox:
                         "id": o.id,
                         "owner": owner,
                         "refund": 1 if o.refund_attempt else 0,
-                        "pending": _STATUS["pending"],
+                        "pending": STATUS_PARAMS["pending"],
                     }
                     for o in retry
                 ],
@@ -180,7 +176,7 @@ class Outbox:
                 "UPDATE delivery SET status = :pending, lease_owner = NULL,"
                 " attempts = attempts - 1 WHERE id = :id AND lease_owner = :owner"
             ),
-            [{"id": i, "owner": owner, "pending": _STATUS["pending"]} for i in ids],
+            [{"id": i, "owner": owner, "pending": STATUS_PARAMS["pending"]} for i in ids],
         )
 
     def extend_leases(self, conn: Connection, owner: str, ids: Sequence[int], until: float) -> None:
