@@ -238,13 +238,8 @@ class ChannelEngine(FollowerCommands, AdminCommands):
         """Plan every batch of a publishing post's fan-out now; returns copies planned."""
         total = 0
         while True:
-            n = self.store.atomically(
-                self.store.fanout.plan_batch,
-                post_id,
-                self.options.fanout_batch,
-                self.clock(),
-                self.options.planning_lease_s,
-            )
+            batch, lease_s = self.options.fanout_batch, self.options.planning_lease_s
+            n = self.store.atomically(self.store.fanout.plan_batch, post_id, batch, self.clock(), lease_s)
             if n > 0:
                 total += n
                 self._wake()
@@ -255,13 +250,8 @@ class ChannelEngine(FollowerCommands, AdminCommands):
         """Plan a fan-out batch by batch, yielding to the event loop between batches."""
         try:
             while True:
-                n = self.store.atomically(
-                    self.store.fanout.plan_batch,
-                    post_id,
-                    self.options.fanout_batch,
-                    self.clock(),
-                    self.options.planning_lease_s,
-                )
+                batch, lease_s = self.options.fanout_batch, self.options.planning_lease_s
+                n = self.store.atomically(self.store.fanout.plan_batch, post_id, batch, self.clock(), lease_s)
                 if n > 0:
                     self._wake()
                 if n <= 0:

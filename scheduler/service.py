@@ -30,7 +30,7 @@ from collections.abc import Callable, Coroutine
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, Protocol, cast
+from typing import Any, Literal, cast
 
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers import SchedulerNotRunningError
@@ -39,7 +39,7 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bridge.outcomes import PublishOutcome
-from bridge.store import ScheduleSnapshot
+from scheduler.ports import SchedulerEngine, SchedulerHost, SchedulerSettings
 
 log = logging.getLogger(__name__)
 
@@ -48,76 +48,6 @@ LatePolicy = Literal["publish", "skip"]
 SWEEP_JOB_ID = "sweep"
 RESYNC_DELAY_S = 0.2
 STOP_TIMEOUT_S = 10.0
-
-
-class SchedulerEngine(Protocol):
-    """What the scheduler needs of the engine (`bridge.engine.ChannelEngine` provides it)."""
-
-    def clock(self) -> float:
-        """Now, in epoch seconds (the engine's clock: tests may drive it)."""
-        ...
-
-    def schedule_snapshot(self) -> ScheduleSnapshot:
-        """Everything timed, from the database: called on every pass."""
-        ...
-
-    async def publish_scheduled(self, post_id: int, *, grace_s: float, late_policy: str) -> PublishOutcome:
-        """Publish a due scheduled post once across processes (a POST wake-up)."""
-        ...
-
-    def close_poll(self, post_id: int) -> bool:
-        """Close a poll at its deadline; False when it was already closed (a POLL_CLOSE wake-up)."""
-        ...
-
-    async def fire_recurring(self, recurring_id: int, due_at: float) -> int | None:
-        """Post one occurrence of a recurring post; None when already handled (a RECURRING wake-up)."""
-        ...
-
-    def set_on_schedule_change(self, callback: Callable[[], None] | None) -> None:
-        """Install (or remove) the hook a command calls when it adds or removes something timed."""
-        ...
-
-    async def drain_planning(self) -> None:
-        """Wait for fan-out planning started by wake-ups (on stop)."""
-        ...
-
-
-class SchedulerSettings(Protocol):
-    """The `[scheduler]` settings the service reads."""
-
-    @property
-    def sweep_interval_s(self) -> float:
-        """Seconds between two sweeps."""
-        ...
-
-    @property
-    def misfire_grace_s(self) -> float:
-        """How late a post may go out before the late policy applies."""
-        ...
-
-    @property
-    def late_policy(self) -> str:
-        """ "publish" or "skip"."""
-        ...
-
-
-class _HasSchedulerSettings(Protocol):
-    @property
-    def scheduler(self) -> SchedulerSettings: ...
-
-
-class SchedulerHost(Protocol):
-    """What `SchedulerService.for_app` needs of the application (`bridge.app.App` is one)."""
-
-    @property
-    def engine(self) -> SchedulerEngine:
-        """The engine the wake-ups call."""
-        ...
-
-    @property
-    def settings(self) -> _HasSchedulerSettings:
-        """The settings, with a `[scheduler]` section."""
-        ...
 
 
 class WakeupKind(enum.StrEnum):
