@@ -114,8 +114,8 @@ def populate(url: str, followers: int) -> None:
     store = Store(url)
     store.create_schema()
     _engine(store).ensure_channel("bench", "Bench", "", True, [])
-    with store.session() as s:
-        channel = store.channel_by_handle(s, "bench")
+    with store.unit_of_work() as s:
+        channel = store.channels.by_handle(s, "bench")
     assert channel is not None and channel.id is not None
     addresses = (Address("bench", str(100_000_000 + n)) for n in range(followers))
     store.import_followers(channel.id, addresses, Sealer(KEY), time.time())

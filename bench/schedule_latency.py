@@ -119,7 +119,7 @@ async def run(posts: int, followers: int, ahead: int, spread: int, concurrency: 
         finally:
             await service.stop()
             await worker.stop()
-        with store.session() as s:
+        with store.unit_of_work() as s:
             rows = list(s.exec(select(Post)))
         store.dispose()
     wake = [(p.published_at or math.inf) - (p.scheduled_at or 0) for p in rows]

@@ -136,8 +136,8 @@ def populate(url: str, user_ids: Sequence[int]) -> None:
     store = Store(url)
     store.create_schema()
     ChannelEngine(store, Sealer(KEY)).ensure_channel("bench", "Bench", "", True, [])
-    with store.session() as s:
-        channel = store.channel_by_handle(s, "bench")
+    with store.unit_of_work() as s:
+        channel = store.channels.by_handle(s, "bench")
     assert channel is not None and channel.id is not None
     addresses = (Address("telegram", str(u), chat=str(u)) for u in user_ids)
     store.import_followers(channel.id, addresses, Sealer(KEY), time.time())

@@ -82,10 +82,10 @@ class Coordinator:
         for platform in sorted(self.held):
             with contextlib.suppress(Exception):
                 await self.on_lease(platform, False)
-            self.store.release_lease(f"inbound:{platform}", self.owner)
+            self.store.atomically(self.store.leases.release, f"inbound:{platform}", self.owner)
         self.held.clear()
         with contextlib.suppress(Exception):
-            self.store.leave(self.owner)
+            self.store.atomically(self.store.leases.leave, self.owner)
 
     async def _loop(self) -> None:
         while True:
@@ -97,14 +97,15 @@ class Coordinator:
 
     async def _round(self) -> None:
         now = self.clock()
-        alive = self.store.heartbeat(self.owner, now, self.timing.ttl_s)
+        alive = self.store.atomically(self.store.leases.heartbeat, self.owner, now, self.timing.ttl_s)
         if alive != self.processes:
             self.processes = alive
             for platform, budget in self.budgets.items():
                 self.limiter.configure(platform, share(budget, alive))
             log.info("%d process(es) share the platform budgets", alive)
         for platform in sorted(self.budgets):
-            holds = self.store.hold_lease(f"inbound:{platform}", self.owner, now, self.timing.ttl_s)
+            lease = f"inbound:{platform}"
+            holds = self.store.atomically(self.store.leases.hold, lease, self.owner, now, self.timing.ttl_s)
             if holds and platform not in self.held:
                 self.held.add(platform)
                 log.info("this process now receives %s updates", platform)

@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sqlalchemy.exc import OperationalError, ProgrammingError
+
 from bridge.notices import NoticeQueue
 from bridge.privacy import (
     KEY_FILE_NAME,
@@ -39,7 +41,7 @@ from bridge.privacy import (
     reseal_file,
     write_key_file,
 )
-from bridge.store import Store
+from bridge.store import KeyRecord, Store
 
 
 class KeyMismatch(RuntimeError):
@@ -53,11 +55,26 @@ def key_location(configured: bool, data_dir: Path) -> str:
     return f"the key file {data_dir / KEY_FILE_NAME}"
 
 
+def _key_record(store: Store) -> KeyRecord | None:
+    """The recorded key state; None for a new database or one without a schema yet."""
+    try:
+        return store.atomically(store.keyring.record)
+    except (OperationalError, ProgrammingError):  # no schema yet
+        return None
+
+
+def _has_sealed_data(store: Store) -> bool:
+    try:
+        return store.atomically(store.keyring.has_sealed_data)
+    except (OperationalError, ProgrammingError):  # no schema yet
+        return False
+
+
 def load_key_for(store: Store, configured: str | None, data_dir: Path) -> bytes:
     """The operator's key; a new one is generated only for a database that holds nothing
     sealed yet. A missing key for a database with data is an error naming the fix."""
-    recorded = store.key_record()
-    create = recorded is None and not store.has_sealed_data()
+    recorded = _key_record(store)
+    create = recorded is None and not _has_sealed_data(store)
     try:
         return load_or_create_key(configured, data_dir, create=create)
     except FileNotFoundError:
@@ -67,7 +84,7 @@ def load_key_for(store: Store, configured: str | None, data_dir: Path) -> bytes:
         if not configured and not path.exists():
             raise KeyMismatch(
                 f"the privacy key file {path} is missing, but the database holds data sealed with a key "
-                f"(fingerprint {(recorded or {}).get('fingerprint', '?')[:8]}…). Restore the key from your "
+                f"(fingerprint {recorded.fingerprint[:8] if recorded else '?'}…). Restore the key from your "
                 f"backup into {path} (chmod 600), or set [privacy] key; a new key cannot open the data"
             ) from exc
         raise
@@ -76,16 +93,18 @@ def load_key_for(store: Store, configured: str | None, data_dir: Path) -> bytes:
 def verify_key(store: Store, sealer: Sealer, where: str) -> None:
     """Record the key's fingerprint in a new database; refuse a different key, or a database
     in the middle of a key rotation, with the fix."""
-    record = store.record_key_if_absent(sealer.fingerprint)
-    if record.get("rotating_to"):
+    store.atomically(store.keyring.record_if_absent, sealer.fingerprint)
+    record = _key_record(store)
+    assert record is not None
+    if record.rotating_to:
         raise KeyMismatch(
             "a privacy key rotation is in progress on this database: run `channelbridge rotate-key "
             "--config <file>` again to finish it, then start"
         )
-    if record.get("fingerprint") != sealer.fingerprint:
+    if record.fingerprint != sealer.fingerprint:
         raise KeyMismatch(
             f"the privacy key from {where} is not the key this database was sealed with "
-            f"(database key {str(record.get('fingerprint'))[:8]}…, this key {sealer.fingerprint[:8]}…). "
+            f"(database key {record.fingerprint[:8]}…, this key {sealer.fingerprint[:8]}…). "
             "Restore the original key from your backup (mode 600). To change keys, use "
             "`channelbridge rotate-key`; never replace the key file by hand"
         )
@@ -127,9 +146,9 @@ def _rotate_table(
     table, column, platform_column, kind = spec
     after = 0
     while True:
-        with store.connection() as conn:
-            rows = store.sealed_after(
-                conn, table, column, platform_column, after, batch, with_index=kind == "account"
+        with store.unit_of_work() as s:
+            rows = store.keyring.sealed_after(
+                s, table, column, platform_column, after, batch, with_index=kind == "account"
             )
             if not rows:
                 return
@@ -156,15 +175,16 @@ def _rotate_table(
                         address = old.unseal(row.platform, blob, table=table, row_id=row.id)
                         sealed = new.seal(address, table=table, row_id=row.id)
                         if kind == "account":
-                            accounts.append((row.id, sealed, row.account_index, new.address_index(address)))
+                            old_index = row.account_index or ""
+                            accounts.append((row.id, sealed, old_index, new.address_index(address)))
                         else:
                             addresses.append((row.id, sealed))
                     done += 1
                 except (UnsealError, ValueError):
                     bad += 1
-            store.reindex_accounts(conn, table, accounts)
-            store.reseal(conn, table, column, addresses)
-            store.reseal_refs(conn, refs)
+            store.keyring.reindex_accounts(s, table, accounts)
+            store.keyring.reseal(s, table, column, addresses)
+            store.keyring.reseal_refs(s, refs)
             after = rows[-1].id
         report.add(table, done, bad)
         if done:
@@ -194,7 +214,7 @@ def rotate_key(
     current = load_or_create_key(configured, data_dir, create=False)
     if new_path.exists() and key_fingerprint(read_key_file(new_path)) == key_fingerprint(current):
         new_path.unlink()  # left over from an earlier rotation whose key is now the current one
-    record = store.key_record() or {"fingerprint": key_fingerprint(current)}
+    record = _key_record(store) or KeyRecord(key_fingerprint(current))
     if new_path.exists():
         new_key = read_key_file(new_path)
     else:
@@ -205,21 +225,22 @@ def rotate_key(
         write_key_file(new_path, text)
         new_key = decode_key(text)
     old, new = Sealer(current), Sealer(new_key)
-    if record.get("fingerprint") == new.fingerprint:
+    if record.fingerprint == new.fingerprint:
         progress("the database is already sealed with the new key; finishing the key files")
     else:
-        if record.get("fingerprint") != old.fingerprint:
+        if record.fingerprint != old.fingerprint:
             raise KeyMismatch(
                 f"the current key from {key_location(bool(configured), data_dir)} is not the key this "
                 "database was sealed with: restore it before rotating"
             )
-        store.set_key_record({"fingerprint": old.fingerprint, "rotating_to": new.fingerprint})
+        rotating = KeyRecord(old.fingerprint, rotating_to=new.fingerprint)
+        store.atomically(store.keyring.set_record, rotating)
         for spec in SEALED_COLUMNS:
             _rotate_table(store, old, new, spec, batch, report, progress)
         report.add("notice", *NoticeQueue(store, old).reseal(new, batch))
         _reseal_files(old, new, [data_dir, *file_dirs], report)
-        report.invites_voided = store.void_unused_invites()
-        store.set_key_record({"fingerprint": new.fingerprint})
+        report.invites_voided = store.atomically(store.keyring.void_unused_invites)
+        store.atomically(store.keyring.set_record, KeyRecord(new.fingerprint))
     report.key_file = _swap_key_files(configured, data_dir)
     return report
 

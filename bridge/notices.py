@@ -26,6 +26,7 @@ from bridge.models import DeliveryStatus, NoticeLane
 from bridge.ports import Address, Button, MessageRef, Reply
 from bridge.privacy import Sealed, Sealer, UnsealError
 from bridge.store import Store
+from bridge.store.sql import open_predicate, status_text
 
 log = logging.getLogger(__name__)
 
@@ -95,11 +96,11 @@ class NoticeQueue:
             row = conn.execute(text("SELECT id FROM notice WHERE post_id = :post"), {"post": post_id}).first()
             if row is not None:
                 conn.execute(
-                    text(
+                    status_text(
                         "UPDATE notice SET body = :body, attempts = 0, error = NULL,"
-                        " stale = (status = 'leased'),"
-                        " status = CASE WHEN status = 'leased' THEN status ELSE 'pending' END,"
-                        " next_attempt_at = CASE WHEN status = 'leased' THEN next_attempt_at"
+                        " stale = (status = :leased),"
+                        " status = CASE WHEN status = :leased THEN status ELSE :pending END,"
+                        " next_attempt_at = CASE WHEN status = :leased THEN next_attempt_at"
                         " WHEN sent_at IS NULL THEN :now"
                         f" ELSE {greatest}(sent_at + :gap, :now) END"
                         " WHERE id = :id"
@@ -131,12 +132,12 @@ class NoticeQueue:
             return []
         lock = " FOR UPDATE SKIP LOCKED" if self.store.is_postgres else ""
         only = " AND n.platform IN :platforms" if platforms is not None else ""
-        statement = text(
-            "UPDATE notice SET status = 'leased', lease_owner = :owner, lease_expires_at = :exp,"
+        statement = status_text(
+            "UPDATE notice SET status = :leased, lease_owner = :owner, lease_expires_at = :exp,"
             " attempts = attempts + 1 WHERE id IN (SELECT n.id FROM notice n"
-            " WHERE n.status = 'pending' AND n.next_attempt_at <= :now" + only + " AND NOT EXISTS"
+            " WHERE n.status = :pending AND n.next_attempt_at <= :now" + only + " AND NOT EXISTS"
             " (SELECT 1 FROM notice e WHERE e.chat_index = n.chat_index AND e.id < n.id"
-            " AND e.status IN ('pending', 'leased') AND e.post_id IS NULL)"
+            f" AND {open_predicate('e')} AND e.post_id IS NULL)"
             " ORDER BY n.lane, n.next_attempt_at, n.id LIMIT :lim" + lock + ")"
             " RETURNING id, lane, platform, sealed, body, post_id, ref_sealed, attempts, created_at"
         )
@@ -166,10 +167,10 @@ class NoticeQueue:
             sent = [o for o in outcomes if o.status == DeliveryStatus.DELIVERED]
             if sent:
                 conn.execute(
-                    text(
+                    status_text(
                         "UPDATE notice SET lease_owner = NULL, lease_expires_at = NULL, error = NULL,"
                         " sent_at = :now, ref_sealed = COALESCE(:ref, ref_sealed),"
-                        " status = CASE WHEN stale THEN 'pending' ELSE 'delivered' END,"
+                        " status = CASE WHEN stale THEN :pending ELSE :delivered END,"
                         " next_attempt_at = :next, stale = :f"
                         " WHERE id = :id AND lease_owner = :owner"
                     ),
@@ -196,8 +197,8 @@ class NoticeQueue:
             failed = [o for o in outcomes if o.status == DeliveryStatus.FAILED and not o.gone]
             if failed:
                 conn.execute(
-                    text(
-                        "UPDATE notice SET status = 'failed', error = :error, lease_owner = NULL,"
+                    status_text(
+                        "UPDATE notice SET status = :failed, error = :error, lease_owner = NULL,"
                         " lease_expires_at = NULL WHERE id = :id AND lease_owner = :owner"
                     ),
                     [{"id": o.id, "owner": owner, "error": o.error} for o in failed],
@@ -205,8 +206,8 @@ class NoticeQueue:
             retry = [o for o in outcomes if o.status == DeliveryStatus.PENDING]
             if retry:
                 conn.execute(
-                    text(
-                        "UPDATE notice SET status = 'pending', error = :error, next_attempt_at = :next,"
+                    status_text(
+                        "UPDATE notice SET status = :pending, error = :error, next_attempt_at = :next,"
                         " lease_owner = NULL, lease_expires_at = NULL, attempts = attempts - :refund,"
                         " stale = :f"
                         " WHERE id = :id AND lease_owner = :owner"
@@ -228,11 +229,11 @@ class NoticeQueue:
         """When the soonest pending notice (of `platforms`, when given) is due."""
         if platforms is not None and not platforms:
             return None
-        sql = "SELECT min(next_attempt_at) FROM notice WHERE status = 'pending'"
-        statement = text(sql)
+        sql = "SELECT min(next_attempt_at) FROM notice WHERE status = :pending"
+        statement = status_text(sql)
         params: dict[str, object] = {}
         if platforms is not None:
-            statement = text(sql + " AND platform IN :platforms").bindparams(
+            statement = status_text(sql + " AND platform IN :platforms").bindparams(
                 bindparam("platforms", expanding=True)
             )
             params["platforms"] = list(platforms)
@@ -243,16 +244,16 @@ class NoticeQueue:
     def has_leased(self) -> bool:
         """Whether any worker holds a lease on a notice."""
         with self.store.connection() as conn:
-            row = conn.execute(text("SELECT 1 FROM notice WHERE status = 'leased' LIMIT 1")).first()
+            row = conn.execute(status_text("SELECT 1 FROM notice WHERE status = :leased LIMIT 1")).first()
         return row is not None
 
     def release_expired(self, now: float) -> int:
         """Return notices whose worker died (lease expired) to pending."""
         with self.store.connection() as conn:
             result = conn.execute(
-                text(
-                    "UPDATE notice SET status = 'pending', lease_owner = NULL"
-                    " WHERE status = 'leased' AND lease_expires_at < :now"
+                status_text(
+                    "UPDATE notice SET status = :pending, lease_owner = NULL"
+                    " WHERE status = :leased AND lease_expires_at < :now"
                 ),
                 {"now": now},
             )
@@ -264,8 +265,8 @@ class NoticeQueue:
             return
         with self.store.connection() as conn:
             conn.execute(
-                text(
-                    "UPDATE notice SET status = 'pending', lease_owner = NULL, attempts = attempts - 1"
+                status_text(
+                    "UPDATE notice SET status = :pending, lease_owner = NULL, attempts = attempts - 1"
                     " WHERE id = :id AND lease_owner = :owner"
                 ),
                 [{"id": i, "owner": owner} for i in ids],
@@ -309,7 +310,7 @@ class NoticeQueue:
                     except (UnsealError, ValueError):
                         bad += 1
                         conn.execute(
-                            text("UPDATE notice SET status = 'failed', error = :e WHERE id = :id"),
+                            status_text("UPDATE notice SET status = :failed, error = :e WHERE id = :id"),
                             {"id": row.id, "e": "does not unseal with the key being rotated"},
                         )
 
@@ -343,9 +344,7 @@ class NoticeQueue:
         """How many notices to this person's chat are still to be sent."""
         with self.store.connection() as conn:
             value = conn.execute(
-                text(
-                    "SELECT count(*) FROM notice WHERE chat_index = :chat AND status IN ('pending', 'leased')"
-                ),
+                text(f"SELECT count(*) FROM notice n WHERE n.chat_index = :chat AND {open_predicate('n')}"),
                 {"chat": self._chat_index(address)},
             ).scalar()
         return int(value or 0)
@@ -366,9 +365,9 @@ class NoticeQueue:
     ) -> int:
         return int(
             conn.execute(
-                text(
+                status_text(
                     f"INSERT INTO notice ({_NOTICE_COLUMNS}) VALUES (:lane, :platform, :chat, :e, :e,"
-                    " :post, 'pending', 0, :now, :now, :f) RETURNING id"
+                    " :post, :pending, 0, :now, :now, :f) RETURNING id"
                 ),
                 {
                     "f": False,

@@ -4,7 +4,8 @@ occurrences fall due. The database is the truth; APScheduler only holds wake-up 
 How it works:
 
 - Every *pass* (at start, every `sweep_interval_s`, and shortly after any command that may add
-  or remove something timed) reads `engine.schedule_snapshot()`, handles everything already
+  or remove something timed) reads `engine.schedule_snapshot()` (the engine is anything
+  that satisfies `SchedulerEngine`; `bridge.app` passes the `ChannelEngine`), handles everything already
   due (publish per the late policy, close polls, fire missed recurring occurrences once), then
   makes the in-memory APScheduler job store match the database: one `DateTrigger` job per
   scheduled post, per open poll deadline and per recurring post's `next_at`.
@@ -25,11 +26,11 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import Any, Literal, cast
 
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers import SchedulerNotRunningError
@@ -37,12 +38,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bridge.engine import ChannelEngine
-
-if TYPE_CHECKING:  # pragma: no cover - typing only; bridge.app never imports this module eagerly
-    from collections.abc import Callable
-
-    from bridge.app import App
+from bridge.outcomes import PublishOutcome
+from scheduler.ports import SchedulerEngine, SchedulerHost, SchedulerSettings
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +56,24 @@ class WakeupKind(enum.StrEnum):
     POST = "post"  #: publish a scheduled post (late policy applies)
     POLL_CLOSE = "poll-close"  #: close a poll at its deadline
     RECURRING = "recurring"  #: post one occurrence of a recurring post
+
+
+class WakeupOutcome(enum.StrEnum):
+    """What one wake-up did (a post's outcome is the engine's `PublishOutcome`)."""
+
+    PUBLISHED = PublishOutcome.PUBLISHED.value  #: a scheduled post went out on time
+    PUBLISHED_LATE = PublishOutcome.PUBLISHED_LATE.value  #: it went out after the grace
+    SKIPPED = PublishOutcome.SKIPPED.value  #: it was skipped (late policy, author gone)
+    NOT_DUE = PublishOutcome.NOT_DUE.value  #: woken early: the job is re-armed
+    ALREADY_HANDLED = PublishOutcome.ALREADY_HANDLED.value  #: another wake-up or process did it
+    CLOSED = "closed"  #: a poll was closed at its deadline
+    ALREADY_CLOSED = "already closed"  #: the poll was closed before
+    FIRED = "fired"  #: a recurring post's occurrence was posted
+    FAILED = "failed"  #: it raised; the next sweep retries it
+
+
+#: the quiet outcomes: nothing happened worth a log line
+_QUIET = frozenset({WakeupOutcome.ALREADY_HANDLED, WakeupOutcome.ALREADY_CLOSED, WakeupOutcome.NOT_DUE})
 
 
 @dataclass(frozen=True)
@@ -97,7 +112,7 @@ class PassReport:
 class SchedulerService:
     """Timed posts, poll deadlines and recurring posts on an `AsyncIOScheduler`.
 
-    The app builds it with `for_app`, calls `start()` after the worker and adapters and
+    `bridge.app` builds it from its `[scheduler]` settings, calls `start()` after the worker and adapters and
     `stop()` before them. Tests may drive it without real waiting: `sweep()` runs one pass and
     `run_wakeup()` is exactly what a fired job does. `clock` (epoch seconds) defaults to the
     engine's clock; due times are read on it and mapped onto APScheduler's wall clock.
@@ -105,7 +120,7 @@ class SchedulerService:
 
     def __init__(
         self,
-        engine: ChannelEngine,
+        engine: SchedulerEngine,
         *,
         sweep_interval_s: float = 30.0,
         misfire_grace_s: float = 300.0,
@@ -134,8 +149,8 @@ class SchedulerService:
         self._stopping = False
 
     @classmethod
-    def for_app(cls, app: App) -> SchedulerService:
-        """The scheduler for a running `App`, configured from its `[scheduler]` settings."""
+    def for_app(cls, app: SchedulerHost) -> SchedulerService:
+        """The scheduler for a running application, configured from its `[scheduler]` settings."""
         cfg = app.settings.scheduler
         return cls(
             app.engine,
@@ -264,26 +279,27 @@ class SchedulerService:
 
     # ---- wake-ups ----------------------------------------------------------------------------
 
-    async def run_wakeup(self, wakeup: Wakeup) -> str:
-        """What a fired job does; never raises. Returns the outcome: the engine's word for a
-        post ("published", "published late", "skipped", "already handled"), "closed" /
-        "already closed" for a poll, "fired" / "already handled" for a recurring post,
-        "not due" when woken early (the job is re-armed), or "failed"."""
+    async def run_wakeup(self, wakeup: Wakeup) -> WakeupOutcome:
+        """What a fired job does; never raises. Returns its outcome; NOT_DUE when woken early
+        (the job is re-armed)."""
+        outcome: WakeupOutcome
         try:
             if wakeup.at > self._clock():
                 self._rearm(wakeup)
-                return "not due"
+                return WakeupOutcome.NOT_DUE
             if wakeup.kind is WakeupKind.POST:
-                outcome = await self.engine.publish_scheduled(
+                published = await self.engine.publish_scheduled(
                     wakeup.target_id, grace_s=self.misfire_grace_s, late_policy=self.late_policy
                 )
-                if outcome == "not due":
+                outcome = WakeupOutcome(published.value)
+                if outcome is WakeupOutcome.NOT_DUE:
                     self._rearm(wakeup)
             elif wakeup.kind is WakeupKind.POLL_CLOSE:
-                outcome = "closed" if self.engine.close_poll(wakeup.target_id) else "already closed"
+                closed = self.engine.close_poll(wakeup.target_id)
+                outcome = WakeupOutcome.CLOSED if closed else WakeupOutcome.ALREADY_CLOSED
             else:
                 post_id = await self.engine.fire_recurring(wakeup.target_id, wakeup.at)
-                outcome = "fired" if post_id is not None else "already handled"
+                outcome = WakeupOutcome.FIRED if post_id is not None else WakeupOutcome.ALREADY_HANDLED
                 if post_id is not None:
                     self.request_resync()  # register the next occurrence's job
         except Exception as exc:  # a job must never raise into APScheduler; the sweep retries
@@ -294,8 +310,8 @@ class SchedulerService:
                 type(exc).__name__,
             )
             log.debug("scheduler failure detail", exc_info=True)
-            return "failed"
-        if outcome not in ("already handled", "already closed", "not due"):
+            return WakeupOutcome.FAILED
+        if outcome not in _QUIET:
             log.info("scheduler: %s #%s %s", wakeup.kind.value, wakeup.target_id, outcome)
         return outcome
 
@@ -382,19 +398,22 @@ class SchedulerService:
 _ORDER = {WakeupKind.POST: 0, WakeupKind.POLL_CLOSE: 1, WakeupKind.RECURRING: 2}
 
 
-def _count(report: PassReport, outcome: str) -> None:
-    if outcome == "published":
-        report.published += 1
-    elif outcome == "published late":
-        report.published_late += 1
-    elif outcome == "skipped":
-        report.skipped += 1
-    elif outcome == "closed":
-        report.polls_closed += 1
-    elif outcome == "fired":
-        report.recurring_fired += 1
-    elif outcome == "failed":
-        report.failed += 1
+def _count(report: PassReport, outcome: WakeupOutcome) -> None:
+    match outcome:
+        case WakeupOutcome.PUBLISHED:
+            report.published += 1
+        case WakeupOutcome.PUBLISHED_LATE:
+            report.published_late += 1
+        case WakeupOutcome.SKIPPED:
+            report.skipped += 1
+        case WakeupOutcome.CLOSED:
+            report.polls_closed += 1
+        case WakeupOutcome.FIRED:
+            report.recurring_fired += 1
+        case WakeupOutcome.FAILED:
+            report.failed += 1
+        case _:
+            pass
 
 
 def _summary(report: PassReport) -> str:
@@ -405,4 +424,14 @@ def _summary(report: PassReport) -> str:
     )
 
 
-__all__ = ["LatePolicy", "PassReport", "SchedulerService", "Wakeup", "WakeupKind"]
+__all__ = [
+    "LatePolicy",
+    "PassReport",
+    "SchedulerEngine",
+    "SchedulerHost",
+    "SchedulerService",
+    "SchedulerSettings",
+    "Wakeup",
+    "WakeupKind",
+    "WakeupOutcome",
+]

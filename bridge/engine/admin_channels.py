@@ -34,7 +34,7 @@ def stats_text(ctx: Context, channel: Channel) -> str:
     """Aggregate statistics of a channel: counts only, never identities."""
     s = ctx.s
     cid = channel.id or 0
-    per_platform = ctx.store.follower_counts_by_platform(s, cid)
+    per_platform = ctx.store.followers.counts_by_platform(s, cid)
     total = sum(n for n, _ in per_platform.values())
     muted = sum(m for _, m in per_platform.values())
     parts = ", ".join(f"{p} {n}" for p, (n, _) in sorted(per_platform.items()))
@@ -42,13 +42,13 @@ def stats_text(ctx: Context, channel: Channel) -> str:
         f"Stats for {channel.name} ({channel.handle})",
         f"Followers: {total}" + (f" ({parts})" if parts else "") + f"; muted {muted}",
     ]
-    paused = ctx.store.paused_count(s, cid)
+    paused = ctx.store.followers.paused_count(s, cid)
     if paused:
         lines.append(f"Paused (blocked the bot or left): {paused}")
-    mirrors = ctx.store.mirrors(s, cid)
+    mirrors = ctx.store.channels.mirrors(s, cid)
     if mirrors:
         lines.append(f"Mirror rooms: {len(mirrors)}")
-    for post in ctx.store.recent_posts(s, cid, limit=5):
+    for post in ctx.store.posts.recent(s, cid, limit=5):
         lines.append(post_stats_line(ctx, post))
     return "\n".join(lines)
 
@@ -56,28 +56,25 @@ def stats_text(ctx: Context, channel: Channel) -> str:
 def post_stats_line(ctx: Context, post: Post) -> str:
     """One post's delivery status, reactions and poll tally."""
     s = ctx.s
-    counts = ctx.store.send_counts(s, post)
-    delivered = counts.get("delivered", 0)
-    pending = counts.get("pending", 0) + counts.get("leased", 0)
-    failed = counts.get("failed", 0)
-    skipped = counts.get("skipped", 0)
+    counts = ctx.store.fanout.send_counts(s, post)
+    delivered, pending, failed, skipped = counts.delivered, counts.pending, counts.failed, counts.skipped
     line = f"#{post.id} {post.kind}"
     if post.status == PostStatus.DELETED.value:
         line += " (deleted)"
     line += f": delivered {delivered}, pending {pending}, failed {failed}"
     if skipped:
         line += f", skipped {skipped}"
-    reasons = ctx.store.failure_reasons(s, post.id or 0) if failed else []
+    reasons = ctx.store.fanout.failure_reasons(s, post.id or 0) if failed else []
     if reasons:
         line += " [" + "; ".join(f"{r} ×{n}" for r, n in reasons) + "]"
     reactions = {
-        k: n for k, n in ctx.store.reaction_counts(s, post.id or 0).items() if is_single_emoji(k)
+        k: n for k, n in ctx.store.posts.reaction_counts(s, post.id or 0).items() if is_single_emoji(k)
     }
     if reactions:
         line += "; reactions " + " ".join(f"{k} {n}" for k, n in reactions.items())
     if post.kind == PostKind.POLL.value:
-        tally, voters = ctx.store.tally(s, post.id or 0)
-        options = ctx.store.poll_options(s, post.id or 0)
+        tally, voters = ctx.store.posts.tally(s, post.id or 0)
+        options = ctx.store.posts.poll_options(s, post.id or 0)
         votes = ", ".join(f"{o.text} {tally.get(o.position, 0)}" for o in options)
         line += f"; votes ({voters} voters): {votes}"
     return line
@@ -88,7 +85,7 @@ def cmd_admins(ctx: Context, cmd: AdminsArgs) -> list[Reply]:
     s, actor = ctx.s, ctx.actor
     channel = find_channel(ctx, cmd.handle)
     require_admin(ctx, channel)
-    admins = ctx.store.admins(s, channel.id or 0)
+    admins = ctx.store.channels.admins(s, channel.id or 0)
     lines = [
         f"#{a.number} {a.role} ({a.platform})" + (" — you" if a.account_index == actor.index else "")
         for a in admins
@@ -105,15 +102,15 @@ def cmd_invite_admin(ctx: Context, cmd: InviteAdminArgs) -> list[Reply]:
     s, actor = ctx.s, ctx.actor
     channel = find_channel(ctx, cmd.handle)
     who = require_admin(ctx, channel)
-    if len(ctx.store.admins(s, channel.id or 0)) >= ctx.options.max_admins:
+    if len(ctx.store.channels.admins(s, channel.id or 0)) >= ctx.options.max_admins:
         raise Refusal(f"{channel.handle} already has {ctx.options.max_admins} admins, the most allowed.")
     now = ctx.clock()
-    if ctx.store.outstanding_invites(s, channel.id or 0, now) >= ctx.options.max_open_invites:
+    if ctx.store.channels.outstanding_invites(s, channel.id or 0, now) >= ctx.options.max_open_invites:
         raise Refusal(
             f"{channel.handle} already has {ctx.options.max_open_invites} unused admin codes; "
             "a new one can be made once one of them is accepted or expires."
         )
-    inviter = ctx.store.admin_of(s, channel.id or 0, actor.index)
+    inviter = ctx.store.channels.admin_of(s, channel.id or 0, actor.index)
     code = new_invite_code()
     s.add(
         AdminInvite(
@@ -124,7 +121,7 @@ def cmd_invite_admin(ctx: Context, cmd: InviteAdminArgs) -> list[Reply]:
             created_by=inviter.id if inviter else None,
         )
     )
-    ctx.store.audit(s, channel.id, who, "invite-admin")
+    ctx.store.channels.audit(s, channel.id, who, "invite-admin")
     days = round(ctx.options.invite_ttl_s / 86400)
     return [
         Reply(
@@ -140,14 +137,14 @@ def cmd_removeadmin(ctx: Context, cmd: RemoveAdminArgs) -> list[Reply]:
     channel = find_channel(ctx, cmd.handle)
     who = require_owner(ctx, channel)
     number = cmd.admin_number
-    target = next((a for a in ctx.store.admins(s, channel.id or 0) if a.number == number), None)
+    target = next((a for a in ctx.store.channels.admins(s, channel.id or 0) if a.number == number), None)
     if target is None:
         raise Refusal(f"{channel.handle} has no admin #{number}; /admins {channel.handle} lists them.")
     if target.role == AdminRole.OWNER.value:
         raise Refusal("The owner cannot be removed.")
-    revoked = ctx.store.revoke_invites_by(s, target.id or 0)
+    revoked = ctx.store.channels.revoke_invites_by(s, target.id or 0)
     s.delete(target)
-    ctx.store.audit(s, channel.id, who, "removeadmin", f"#{number}")
+    ctx.store.channels.audit(s, channel.id, who, "removeadmin", f"#{number}")
     note = f" The {revoked} unused admin code(s) they made no longer work." if revoked else ""
     return [Reply(f"Admin #{number} removed from {channel.handle}.{note}")]
 
@@ -164,20 +161,19 @@ def cmd_mirror(ctx: Context, cmd: MirrorArgs) -> list[Reply]:
             # creating a room needs the Matrix adapter: handled by `_create_mirror` (async)
             raise Refusal("Mirror rooms can only be created while the Matrix adapter runs.")
         platform, chat = cmd.text.split(":", 1)
-        if any(
-            m.platform == platform and m.chat_id == chat for m in ctx.store.mirrors(s, channel.id or 0)
-        ):
+        mirrors = ctx.store.channels.mirrors(s, channel.id or 0)
+        if any(m.platform == platform and m.chat_id == chat for m in mirrors):
             raise Refusal(f"{platform}:{chat} already mirrors {channel.handle}.")
         s.add(
             MirrorRoom(
                 channel_id=channel.id or 0, platform=platform, chat_id=chat, created_at=ctx.clock()
             )
         )
-        ctx.store.audit(s, channel.id, who, "mirror", platform)
+        ctx.store.channels.audit(s, channel.id, who, "mirror", platform)
         if ctx.core.hooks.on_mirror_added is not None:  # the adapter treats it as a mirror from now on
             ctx.core.hooks.on_mirror_added(platform, chat)
         return [Reply(_mirror_added(channel, f"{platform}:{chat}"))]
-    mirrors = ctx.store.mirrors(s, channel.id or 0)
+    mirrors = ctx.store.channels.mirrors(s, channel.id or 0)
     if not mirrors:
         return [
             Reply(
@@ -208,7 +204,7 @@ async def create_mirror(core: EngineCore, actor: Actor, cmd: MirrorArgs) -> list
     Asynchronous (it talks to a platform), so it runs outside the command's transaction: one
     to check, one to record the room.
     """
-    with core.store.session() as s:
+    with core.store.unit_of_work() as s:
         channel = find_channel(Context(core, s, actor), cmd.handle)
         if not actor.is_operator:
             raise Refusal("Only operators can add mirror rooms.")
@@ -221,10 +217,10 @@ async def create_mirror(core: EngineCore, actor: Actor, cmd: MirrorArgs) -> list
     except Exception as exc:
         log.warning("creating a mirror room failed: %s", type(exc).__name__)
         raise Refusal("The homeserver refused to create the room; nothing was changed.") from exc
-    with core.store.session() as s:
+    with core.store.unit_of_work() as s:
         channel = find_channel(Context(core, s, actor), cmd.handle)
         s.add(
             MirrorRoom(channel_id=channel.id or 0, platform="matrix", chat_id=room, created_at=core.clock())
         )
-        core.store.audit(s, channel.id, "operator", "mirror", "matrix")
+        core.store.channels.audit(s, channel.id, "operator", "mirror", "matrix")
         return [Reply(_mirror_added(channel, f"matrix:{room}"))]

@@ -47,7 +47,7 @@ def cmd_newchannel(ctx: Context, cmd: NewChannelArgs) -> list[Reply]:
     s, actor = ctx.s, ctx.actor
     if not actor.is_operator:
         raise Refusal("Only operators can create channels.")
-    if ctx.store.handle_taken(s, cmd.handle):
+    if ctx.store.channels.handle_taken(s, cmd.handle):
         raise Refusal(f"The handle '{cmd.handle}' is taken; choose another.")
     name = one_line(cmd.text)
     if not name:
@@ -57,7 +57,7 @@ def cmd_newchannel(ctx: Context, cmd: NewChannelArgs) -> list[Reply]:
     s.flush()
     assert channel.id is not None
     ctx.core.add_admin(s, channel.id, 1, AdminRole.OWNER, actor.address)
-    ctx.store.audit(s, channel.id, "operator", "newchannel", channel.handle)
+    ctx.store.channels.audit(s, channel.id, "operator", "newchannel", channel.handle)
     return [
         Reply(
             f"Channel {channel.name} ({channel.handle}) created; you are its owner. "
@@ -73,10 +73,10 @@ def cmd_deletechannel(ctx: Context, cmd: DeleteChannelArgs) -> list[Reply]:
     who = require_owner(ctx, channel)
     channel.deleted_at = ctx.clock()
     s.add(channel)
-    for post in ctx.store.scheduled_posts(s, channel.id or 0):
+    for post in ctx.store.schedule.scheduled_posts(s, channel.id or 0):
         post.status = PostStatus.CANCELLED.value
         s.add(post)
-    ctx.store.audit(s, channel.id, who, "deletechannel", channel.handle)
+    ctx.store.channels.audit(s, channel.id, who, "deletechannel", channel.handle)
     return [Reply(f"Channel {channel.handle} is deleted; followers receive nothing more from it.")]
 
 
@@ -87,7 +87,7 @@ def cmd_describe(ctx: Context, cmd: DescribeArgs) -> list[Reply]:
     who = require_admin(ctx, channel)
     channel.description = clean(cmd.text).strip()
     s.add(channel)
-    ctx.store.audit(s, channel.id, who, "describe")
+    ctx.store.channels.audit(s, channel.id, who, "describe")
     return [Reply(f"Description of {channel.handle} updated.")]
 
 
@@ -96,7 +96,7 @@ def _store_media(ctx: Context, media: InboundMedia) -> int:
     s, platform = ctx.s, ctx.actor.address.platform
     digest = hashlib.sha256(media.data or (media.platform_ref or "").encode()).hexdigest()
     size = len(media.data or b"")
-    blob = ctx.store.media_by_hash(s, digest, size) if media.data else None
+    blob = ctx.store.posts.media_by_hash(s, digest, size) if media.data else None
     if blob is None:
         blob = MediaBlob(
             kind=media.kind.value,
@@ -112,7 +112,7 @@ def _store_media(ctx: Context, media: InboundMedia) -> int:
         s.add(blob)
         s.flush()
     assert blob.id is not None
-    if media.platform_ref and platform not in ctx.store.media_refs(s, blob.id):
+    if media.platform_ref and platform not in ctx.store.posts.media_refs(s, blob.id):
         s.add(MediaUpload(media_id=blob.id, platform=platform, ref=media.platform_ref))
     return blob.id
 
@@ -155,15 +155,15 @@ def cmd_post(ctx: Context, cmd: PostArgs) -> list[Reply]:
     post = _new_post(ctx, channel, cmd.text)
     s.add(post)
     s.flush()
-    ctx.store.audit(s, channel.id, who, "post", f"#{post.id}")
+    ctx.store.channels.audit(s, channel.id, who, "post", f"#{post.id}")
     ctx.core.begin_publish(s, post)
     return [Reply(_published_text(ctx, post, channel))]
 
 
 def _published_text(ctx: Context, post: Post, channel: Channel) -> str:
     s = ctx.s
-    count = ctx.store.follower_count(s, channel.id or 0)
-    mirrors = len(ctx.store.mirrors(s, channel.id or 0))
+    count = ctx.store.followers.count(s, channel.id or 0)
+    mirrors = len(ctx.store.channels.mirrors(s, channel.id or 0))
     where = followers_text(count) + (f" and {mirrors} mirror room(s)" if mirrors else "")
     return f"Post #{post.id} is on its way to {where}. /stats {channel.handle} shows its delivery."
 
@@ -193,7 +193,7 @@ def cmd_poll(ctx: Context, cmd: PollArgs) -> list[Reply]:
     channel = find_channel(ctx, cmd.handle)
     who = require_admin(ctx, channel)
     post = _build_poll(ctx, channel, cmd)
-    ctx.store.audit(s, channel.id, who, "poll", f"#{post.id}")
+    ctx.store.channels.audit(s, channel.id, who, "poll", f"#{post.id}")
     ctx.core.begin_publish(s, post)
     text = _published_text(ctx, post, channel)
     if post.poll_closes_at:
@@ -221,7 +221,7 @@ def cmd_schedule(ctx: Context, cmd: ScheduleArgs) -> list[Reply]:
     post.scheduled_at = at
     s.add(post)
     s.flush()
-    ctx.store.audit(s, channel.id, who, "schedule", f"#{post.id}")
+    ctx.store.channels.audit(s, channel.id, who, "schedule", f"#{post.id}")
     ctx.core.wake()
     return [Reply(f"Post #{post.id} is scheduled for {ctx.core.local(at)}. /cancel {post.id} cancels it.")]
 
@@ -247,7 +247,7 @@ def cmd_every(ctx: Context, cmd: EveryArgs) -> list[Reply]:
         next_at=next_at,
     )
     ctx.core.seal_author(s, row, actor.address)
-    ctx.store.audit(s, channel.id, who, "every", f"r{row.id}")
+    ctx.store.channels.audit(s, channel.id, who, "every", f"r{row.id}")
     ctx.core.wake()
     return [
         Reply(
@@ -262,8 +262,8 @@ def cmd_scheduled(ctx: Context, cmd: ScheduledArgs) -> list[Reply]:
     s = ctx.s
     channel = find_channel(ctx, cmd.handle)
     require_admin(ctx, channel)
-    posts = ctx.store.scheduled_posts(s, channel.id or 0)
-    recurring = ctx.store.recurring_posts(s, channel.id or 0)
+    posts = ctx.store.schedule.scheduled_posts(s, channel.id or 0)
+    recurring = ctx.store.schedule.recurring_posts(s, channel.id or 0)
     if not posts and not recurring:
         return [Reply(f"Nothing is scheduled in {channel.handle}.")]
     lines = [f"#{p.id} {p.kind} at {ctx.core.local(p.scheduled_at or 0)}: {preview(p.text)}" for p in posts]
@@ -281,20 +281,20 @@ def cmd_cancel(ctx: Context, cmd: CancelArgs) -> list[Reply]:
         raise Refusal(f"Post #{post.id} is not scheduled ({post.status}); use /delete {post.id}.")
     post.status = PostStatus.CANCELLED.value
     s.add(post)
-    ctx.store.audit(s, channel.id, who, "cancel", f"#{post.id}")
+    ctx.store.channels.audit(s, channel.id, who, "cancel", f"#{post.id}")
     return [Reply(f"Scheduled post #{post.id} is cancelled; it will not be published.")]
 
 
 def _cancel_recurring(ctx: Context, code: str) -> list[Reply]:
     s = ctx.s
-    row = ctx.store.recurring(s, int(code[1:])) if code[1:].isdigit() else None
-    channel = ctx.store.channel_by_id(s, row.channel_id) if row else None
+    row = ctx.store.schedule.recurring(s, int(code[1:])) if code[1:].isdigit() else None
+    channel = ctx.store.channels.by_id(s, row.channel_id) if row else None
     if row is None or channel is None or not row.active:
         raise Refusal(f"There is no recurring post {code}.")
     who = require_admin(ctx, channel)
     row.active = False
     s.add(row)
-    ctx.store.audit(s, channel.id, who, "cancel", code)
+    ctx.store.channels.audit(s, channel.id, who, "cancel", code)
     return [Reply(f"Recurring post {code} is stopped.")]
 
 
@@ -323,8 +323,8 @@ def cmd_edit(ctx: Context, cmd: EditArgs) -> list[Reply]:
     s.flush()
     copies = 0
     if post.status != PostStatus.SCHEDULED.value:
-        copies = ctx.store.plan_followups(s, post.id or 0, DeliveryAction.EDIT, ctx.clock())
-    ctx.store.audit(s, channel.id, who, "edit", f"#{post.id}")
+        copies = ctx.store.fanout.plan_followups(s, post.id or 0, DeliveryAction.EDIT, ctx.clock())
+    ctx.store.channels.audit(s, channel.id, who, "edit", f"#{post.id}")
     ctx.core.wake()
     return [
         Reply(
@@ -346,14 +346,14 @@ def cmd_delete(ctx: Context, cmd: DeleteArgs) -> list[Reply]:
     post.deleted_at = ctx.clock()
     s.add(post)
     s.flush()
-    skipped = ctx.store.skip_pending(
+    skipped = ctx.store.fanout.skip_pending(
         s,
         post.id or 0,
         "post deleted",
         [DeliveryAction.SEND.value, DeliveryAction.EDIT.value, DeliveryAction.CLOSE_POLL.value],
     )
-    copies = ctx.store.plan_followups(s, post.id or 0, DeliveryAction.DELETE, ctx.clock())
-    ctx.store.audit(s, channel.id, who, "delete", f"#{post.id}")
+    copies = ctx.store.fanout.plan_followups(s, post.id or 0, DeliveryAction.DELETE, ctx.clock())
+    ctx.store.channels.audit(s, channel.id, who, "delete", f"#{post.id}")
     ctx.core.wake()
     return [
         Reply(

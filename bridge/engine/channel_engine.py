@@ -33,6 +33,7 @@ from bridge.engine.core import (
 from bridge.engine.inbound import native_vote, reaction, with_media
 from bridge.engine.registry import ROUTES
 from bridge.models import Channel, DeliveryAction, Follower, MirrorRoom, Post, PostStatus
+from bridge.outcomes import PublishOutcome
 from bridge.ports import (
     Address,
     Inbound,
@@ -44,7 +45,7 @@ from bridge.ports import (
 )
 from bridge.privacy import Sealer
 from bridge.safetext import clean
-from bridge.store import Store
+from bridge.store import ScheduleSnapshot, Store
 from bridge.when import parse_recurrence
 
 log = logging.getLogger(__name__)
@@ -166,7 +167,7 @@ class ChannelEngine:
         if isinstance(parsed, CommandError):
             return [Reply(str(parsed))]
         route = ROUTES[type(parsed)]
-        with self.store.session() as s:
+        with self.store.unit_of_work() as s:
             return route.run(Context(self._core, s, actor, message.media), parsed)
 
     def set_mirror_factory(
@@ -179,8 +180,8 @@ class ChannelEngine:
 
     def mirror_rooms(self, platform: str) -> list[str]:
         """Every mirror room of every live channel on one platform."""
-        with self.store.session() as s:
-            return self.store.mirror_chats_of(s, platform)
+        with self.store.unit_of_work() as s:
+            return self.store.channels.mirror_chats_of(s, platform)
 
     def _kick_planning(self) -> None:
         pending, self._core.to_plan = self._core.to_plan, []
@@ -200,10 +201,11 @@ class ChannelEngine:
     def publish(self, post_id: int) -> bool:
         """Claim a scheduled or draft post (atomically) and plan its fan-out; False if another
         process or wake-up already did."""
-        if not self.store.claim_post_for_publishing(post_id, self.clock(), self.options.planning_lease_s):
+        lease_s = self.options.planning_lease_s
+        if not self.store.atomically(self.store.schedule.claim_publishing, post_id, self.clock(), lease_s):
             return False
-        with self.store.session() as s:
-            post = self.store.post(s, post_id)
+        with self.store.unit_of_work() as s:
+            post = self.store.posts.get(s, post_id)
             if post is not None:
                 post.published_at = self.clock()
                 s.add(post)
@@ -214,7 +216,7 @@ class ChannelEngine:
         """Plan every batch of a publishing post's fan-out now; returns copies planned."""
         total = 0
         while True:
-            n = self.store.plan_fanout_batch(
+            n = self.store.atomically(self.store.fanout.plan_batch,
                 post_id, self.options.fanout_batch, self.clock(), self.options.planning_lease_s
             )
             if n > 0:
@@ -227,7 +229,7 @@ class ChannelEngine:
         """Plan a fan-out batch by batch, yielding to the event loop between batches."""
         try:
             while True:
-                n = self.store.plan_fanout_batch(
+                n = self.store.atomically(self.store.fanout.plan_batch,
                     post_id, self.options.fanout_batch, self.clock(), self.options.planning_lease_s
                 )
                 if n > 0:
@@ -240,8 +242,8 @@ class ChannelEngine:
 
     def resume_stale_planning(self) -> int:
         """Resume fan-outs whose planner died (called periodically by the worker)."""
-        with self.store.session() as s:
-            stale = self.store.stale_publishing_posts(s, self.clock())
+        with self.store.unit_of_work() as s:
+            stale = self.store.schedule.stale_publishing(s, self.clock())
         for post_id in stale:
             self._start_planning(post_id)
         return len(stale)
@@ -254,71 +256,69 @@ class ChannelEngine:
     def close_poll(self, post_id: int) -> bool:
         """Close a poll now (atomically, once across processes): later votes are refused and
         every delivered copy is closed."""
-        if not self.store.claim_poll_close(post_id, self.clock()):
+        if not self.store.atomically(self.store.schedule.claim_poll_close, post_id, self.clock()):
             return False
-        with self.store.session() as s:
-            post = self.store.post(s, post_id)
+        with self.store.unit_of_work() as s:
+            post = self.store.posts.get(s, post_id)
             if post is not None and post.status in (PostStatus.PUBLISHED.value, PostStatus.PUBLISHING.value):
-                self.store.plan_followups(s, post_id, DeliveryAction.CLOSE_POLL, self.clock())
+                self.store.fanout.plan_followups(s, post_id, DeliveryAction.CLOSE_POLL, self.clock())
         self._core.wake()
         return True
 
-    def schedule_snapshot(
-        self,
-    ) -> tuple[list[tuple[int, float]], list[tuple[int, float]], list[tuple[int, float]]]:
-        """Scheduled posts, open poll deadlines and recurring posts: (id, epoch seconds) each."""
-        with self.store.session() as s:
-            return self.store.schedule_snapshot(s)
+    def schedule_snapshot(self) -> ScheduleSnapshot:
+        """Scheduled posts, open poll deadlines and recurring posts, each with its due time."""
+        with self.store.unit_of_work() as s:
+            return self.store.schedule.snapshot(s)
 
     def set_on_schedule_change(self, callback: Callable[[], None] | None) -> None:
         """Install what to call after a command adds or removes something timed."""
         self._core.hooks.on_schedule_change = callback
 
-    async def publish_scheduled(self, post_id: int, *, grace_s: float, late_policy: str) -> str:
+    async def publish_scheduled(self, post_id: int, *, grace_s: float, late_policy: str) -> PublishOutcome:
         """Publish a scheduled post whose time has come, once across processes.
 
-        Returns "published", "published late", "skipped" or "not due" / "already handled".
+        Returns what it did (`PublishOutcome`).
         A post missed by more than `grace_s` is published late or skipped per `late_policy`;
         the author is told either way. A post whose author is no longer an admin (nor an
         operator) is skipped, and the channel's owner is told, not the author.
         """
-        with self.store.session() as s:
-            post = self.store.post(s, post_id)
+        with self.store.unit_of_work() as s:
+            post = self.store.posts.get(s, post_id)
             if post is None or post.status != PostStatus.SCHEDULED.value or post.scheduled_at is None:
-                return "already handled"
+                return PublishOutcome.ALREADY_HANDLED
             if post.scheduled_at > self.clock():
-                return "not due"
+                return PublishOutcome.NOT_DUE
             late_by = self.clock() - post.scheduled_at
             author_ok = self._core.author_still_admin(s, post.channel_id, post)
         if not author_ok:
-            if not self.store.skip_scheduled_post(post_id):
-                return "already handled"
+            if not self.store.atomically(self.store.schedule.claim_skip, post_id):
+                return PublishOutcome.ALREADY_HANDLED
             await self.notify_owner(
                 post.channel_id,
                 f"Scheduled post #{post_id} was due {self._core.local(post.scheduled_at)} but was skipped: "
                 "its author is no longer an admin of the channel.",
             )
-            return "skipped"
+            return PublishOutcome.SKIPPED
         if late_by > grace_s and late_policy == "skip":
-            if not self.store.skip_scheduled_post(post_id):
-                return "already handled"
+            if not self.store.atomically(self.store.schedule.claim_skip, post_id):
+                return PublishOutcome.ALREADY_HANDLED
             await self.notify_author(
                 post,
                 f"Scheduled post #{post_id} was due {self._core.local(post.scheduled_at)} but the bridge was "
                 f"down; it was {duration_text(late_by)} late, so it was skipped (late_policy = skip).",
             )
-            return "skipped"
+            return PublishOutcome.SKIPPED
         if not self.publish(post_id):
-            return "already handled"
+            return PublishOutcome.ALREADY_HANDLED
         if late_by > grace_s:
             await self.notify_author(
                 post,
                 f"Scheduled post #{post_id} was due {self._core.local(post.scheduled_at)}; the bridge was "
                 f"down, so it went out {duration_text(late_by)} late (late_policy = publish).",
             )
-            return "published late"
+            return PublishOutcome.PUBLISHED_LATE
         await self.notify_author(post, f"Scheduled post #{post_id} is going out now.")
-        return "published"
+        return PublishOutcome.PUBLISHED
 
     async def fire_recurring(self, recurring_id: int, due_at: float) -> int | None:
         """Post one occurrence of a recurring post (once across processes); returns the new
@@ -326,14 +326,14 @@ class ChannelEngine:
         post whose author is no longer an admin is stopped instead, and the owner told."""
         if due_at > self.clock() + 1.0:
             return None  # not due yet: a stray wake-up must not post early
-        with self.store.session() as s:
-            row = self.store.recurring(s, recurring_id)
+        with self.store.unit_of_work() as s:
+            row = self.store.schedule.recurring(s, recurring_id)
             if row is None or not row.active or row.next_at != due_at:
                 return None
             recurrence = parse_recurrence(row.spec)
             author_ok = self._core.author_still_admin(s, row.channel_id, row)
         if not author_ok:
-            if self.store.stop_recurring(recurring_id, due_at):
+            if self.store.atomically(self.store.schedule.claim_stop_recurring, recurring_id, due_at):
                 await self.notify_owner(
                     row.channel_id,
                     f"Recurring post r{recurring_id} ({row.spec}) was stopped and its post of "
@@ -343,9 +343,9 @@ class ChannelEngine:
             return None
         after = datetime.fromtimestamp(max(due_at, self.clock()), UTC)
         next_at = recurrence.next_after(after, self.options.tz).timestamp()
-        if not self.store.claim_recurrence(recurring_id, due_at, next_at):
+        if not self.store.atomically(self.store.schedule.claim_recurrence, recurring_id, due_at, next_at):
             return None
-        with self.store.session() as s:
+        with self.store.unit_of_work() as s:
             post = Post(
                 channel_id=row.channel_id,
                 kind=PostKind.TEXT.value,
@@ -353,7 +353,7 @@ class ChannelEngine:
                 created_at=self.clock(),
                 recurring_id=recurring_id,
             )
-            channel = self.store.channel_by_id(s, row.channel_id)
+            channel = self.store.channels.by_id(s, row.channel_id)
             if channel is None or channel.deleted_at is not None:
                 return None
             s.add(post)
@@ -370,8 +370,8 @@ class ChannelEngine:
         self, handle: str, name: str, description: str, public: bool, mirrors: Collection[tuple[str, str]]
     ) -> None:
         """Create or update a channel the operator declared in config, with its mirror rooms."""
-        with self.store.session() as s:
-            channel = self.store.channel_by_handle(s, handle)
+        with self.store.unit_of_work() as s:
+            channel = self.store.channels.by_handle(s, handle)
             if channel is None:
                 channel = Channel(
                     handle=handle, name=name, description=description, public=public, created_at=self.clock()
@@ -380,7 +380,7 @@ class ChannelEngine:
                 channel.name, channel.description, channel.public = name, description, public
             s.add(channel)
             s.flush()
-            existing = {(m.platform, m.chat_id) for m in self.store.mirrors(s, channel.id or 0)}
+            existing = {(m.platform, m.chat_id) for m in self.store.channels.mirrors(s, channel.id or 0)}
             for platform, chat in mirrors:
                 if (platform, chat) not in existing:
                     s.add(
@@ -397,8 +397,8 @@ class ChannelEngine:
         notify = self._core.hooks.notify
         if notify is None:
             return
-        with self.store.session() as s:
-            owner = self.store.channel_owner(s, channel_id)
+        with self.store.unit_of_work() as s:
+            owner = self.store.channels.owner(s, channel_id)
         if owner is None:
             return
         try:

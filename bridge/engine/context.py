@@ -63,7 +63,7 @@ class Context:
 
 def find_channel(ctx: Context, handle: str | None) -> Channel:
     """The live channel with this handle, or a refusal pointing to /channels."""
-    channel = ctx.store.channel_by_handle(ctx.s, handle or "")
+    channel = ctx.store.channels.by_handle(ctx.s, handle or "")
     if channel is None:
         raise Refusal(f"There is no channel '{handle}'. Send /channels to find one.")
     return channel
@@ -74,7 +74,7 @@ def require_admin(ctx: Context, channel: Channel) -> str:
     if ctx.actor.is_operator:
         return "operator"
     assert channel.id is not None
-    admin = ctx.store.admin_of(ctx.s, channel.id, ctx.actor.index)
+    admin = ctx.store.channels.admin_of(ctx.s, channel.id, ctx.actor.index)
     if admin is None:
         raise Refusal(f"Only admins of '{channel.handle}' can do that.")
     return f"admin #{admin.number}"
@@ -85,7 +85,7 @@ def require_owner(ctx: Context, channel: Channel) -> str:
     if ctx.actor.is_operator:
         return "operator"
     assert channel.id is not None
-    admin = ctx.store.admin_of(ctx.s, channel.id, ctx.actor.index)
+    admin = ctx.store.channels.admin_of(ctx.s, channel.id, ctx.actor.index)
     if admin is None or admin.role != AdminRole.OWNER.value:
         raise Refusal(f"Only the owner of '{channel.handle}' can do that.")
     return f"admin #{admin.number}"
@@ -93,8 +93,8 @@ def require_owner(ctx: Context, channel: Channel) -> str:
 
 def post_for_admin(ctx: Context, post_id: int | None) -> tuple[Post, Channel, str]:
     """A post of a live channel the sender administers, its channel and the audit name."""
-    post = ctx.store.post(ctx.s, post_id or 0)
-    channel = ctx.store.channel_by_id(ctx.s, post.channel_id) if post else None
+    post = ctx.store.posts.get(ctx.s, post_id or 0)
+    channel = ctx.store.channels.by_id(ctx.s, post.channel_id) if post else None
     if post is None or channel is None or channel.deleted_at is not None:
         raise Refusal(f"There is no post #{post_id}.")
     who = require_admin(ctx, channel)
@@ -103,12 +103,12 @@ def post_for_admin(ctx: Context, post_id: int | None) -> tuple[Post, Channel, st
 
 def is_admin_anywhere(ctx: Context) -> bool:
     """Whether the sender is an operator or administers at least one channel."""
-    return ctx.actor.is_operator or bool(ctx.store.administered_channels(ctx.s, ctx.actor.index))
+    return ctx.actor.is_operator or bool(ctx.store.channels.administered_by(ctx.s, ctx.actor.index))
 
 
 def follower_row(core: EngineCore, s: Session, actor: Actor, create: bool) -> Follower | None:
     """The sender's follower row (made when `create`); their sealed chat is renewed if it moved."""
-    follower = core.store.follower_by_index(s, actor.index)
+    follower = core.store.followers.by_index(s, actor.index)
     if follower is None and create:
         follower = Follower(
             platform=actor.address.platform,
@@ -137,9 +137,9 @@ def follower_row(core: EngineCore, s: Session, actor: Actor, create: bool) -> Fo
 def subscription_of(ctx: Context, handle: str) -> tuple[Subscription, Channel]:
     """The sender's subscription to a channel, or a refusal saying they do not follow it."""
     channel = find_channel(ctx, handle)
-    follower = ctx.store.follower_by_index(ctx.s, ctx.actor.index)
+    follower = ctx.store.followers.by_index(ctx.s, ctx.actor.index)
     sub = (
-        ctx.store.subscription(ctx.s, follower.id, channel.id)
+        ctx.store.followers.subscription(ctx.s, follower.id, channel.id)
         if follower and follower.id and channel.id
         else None
     )
@@ -153,19 +153,19 @@ def may_see(ctx: Context, post: Post) -> bool:
     the channel is public or the sender follows it, holds a delivered copy of the post, or
     administers it."""
     s, store, actor = ctx.s, ctx.store, ctx.actor
-    channel = store.channel_by_id(s, post.channel_id)
+    channel = store.channels.by_id(s, post.channel_id)
     if channel is None or channel.deleted_at is not None or post.status == PostStatus.DELETED.value:
         return False
     if channel.public or actor.is_operator:
         return True
-    if store.admin_of(s, post.channel_id, actor.index) is not None:
+    if store.channels.admin_of(s, post.channel_id, actor.index) is not None:
         return True
-    follower = store.follower_by_index(s, actor.index)
+    follower = store.followers.by_index(s, actor.index)
     if follower is None or follower.id is None:
         return False
-    if store.subscription(s, follower.id, post.channel_id) is not None:
+    if store.followers.subscription(s, follower.id, post.channel_id) is not None:
         return True
-    copy = store.copy_for_follower(s, post.id or 0, follower.id)
+    copy = store.posts.copy_for_follower(s, post.id or 0, follower.id)
     return copy is not None and copy.status == DeliveryStatus.DELIVERED.value
 
 
@@ -175,8 +175,8 @@ def poll_for_voting(
     """An open poll the sender may vote in (`check_visibility=False`: the platform already
     proved they hold a copy). A poll they may not see is refused exactly like one that does
     not exist."""
-    post = ctx.store.post(ctx.s, post_id or 0)
-    channel = ctx.store.channel_by_id(ctx.s, post.channel_id) if post else None
+    post = ctx.store.posts.get(ctx.s, post_id or 0)
+    channel = ctx.store.channels.by_id(ctx.s, post.channel_id) if post else None
     if (
         post is None
         or channel is None
@@ -188,13 +188,13 @@ def poll_for_voting(
         raise Refusal(f"There is no open poll #{post_id} in a channel you follow.")
     if ctx.core.poll_closed(post):
         raise Refusal(f"Poll #{post.id} is closed; votes are no longer accepted.")
-    return post, ctx.store.poll_options(ctx.s, post.id or 0)
+    return post, ctx.store.posts.poll_options(ctx.s, post.id or 0)
 
 
 def results_text(ctx: Context, post: Post) -> str:
     """A poll's tally across every platform, with percentages."""
-    options = ctx.store.poll_options(ctx.s, post.id or 0)
-    counts, voters = ctx.store.tally(ctx.s, post.id or 0)
+    options = ctx.store.posts.poll_options(ctx.s, post.id or 0)
+    counts, voters = ctx.store.posts.tally(ctx.s, post.id or 0)
     total = sum(counts.values()) or 1
     state = "closed" if ctx.core.poll_closed(post) else "open"
     lines = [f"Poll #{post.id}: {post.text} ({state}, {voters} voter{'s' if voters != 1 else ''})"]

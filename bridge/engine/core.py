@@ -225,7 +225,7 @@ class EngineCore:
         if author is None:
             return False
         index = self.sealer.address_index(author)
-        return index in self.operators or self.store.admin_of(s, channel_id, index) is not None
+        return index in self.operators or self.store.channels.admin_of(s, channel_id, index) is not None
 
 
 def followers_text(n: int) -> str:

@@ -63,13 +63,13 @@ def cmd_start(ctx: Context, cmd: StartArgs) -> list[Reply]:
 def cmd_channels(ctx: Context, cmd: ChannelsArgs) -> list[Reply]:
     """`/channels [query]`."""
     s = ctx.s
-    channels = ctx.store.search_channels(s, cmd.query.strip())
+    channels = ctx.store.channels.search(s, cmd.query.strip())
     if not channels:
         return [Reply("No channels found." if cmd.query else "There are no channels yet.")]
     lines, buttons = [], []
     for channel in channels:
         assert channel.id is not None
-        count = ctx.store.follower_count(s, channel.id)
+        count = ctx.store.followers.count(s, channel.id)
         lines.append(f"{channel.handle} — {channel.name} ({followers_text(count)})")
         buttons.append(Button(f"Follow {channel.handle}", f"/follow {channel.handle}"))
     return [Reply("Channels:\n" + "\n".join(lines), buttons=tuple(buttons[:10]))]
@@ -80,9 +80,9 @@ def cmd_info(ctx: Context, cmd: InfoArgs) -> list[Reply]:
     s, actor = ctx.s, ctx.actor
     channel = find_channel(ctx, cmd.handle)
     assert channel.id is not None
-    count = ctx.store.follower_count(s, channel.id)
-    follower = ctx.store.follower_by_index(s, actor.index)
-    sub = ctx.store.subscription(s, follower.id, channel.id) if follower and follower.id else None
+    count = ctx.store.followers.count(s, channel.id)
+    follower = ctx.store.followers.by_index(s, actor.index)
+    sub = ctx.store.followers.subscription(s, follower.id, channel.id) if follower and follower.id else None
     state = "You do not follow it."
     buttons = [Button("Follow", f"/follow {channel.handle}")]
     if sub is not None:
@@ -107,7 +107,7 @@ def cmd_follow(ctx: Context, cmd: FollowArgs) -> list[Reply]:
     assert channel.id is not None
     follower = follower_row(ctx.core, s, actor, create=True)
     assert follower is not None and follower.id is not None
-    if not ctx.store.subscribe(s, follower, channel.id, ctx.clock()):
+    if not ctx.store.followers.subscribe(s, follower, channel.id, ctx.clock()):
         return [Reply(f"You already follow {channel.name}.")]
     return [
         Reply(
@@ -126,7 +126,7 @@ def cmd_unfollow(ctx: Context, cmd: UnfollowArgs) -> list[Reply]:
     """`/unfollow <handle>`."""
     s, actor = ctx.s, ctx.actor
     sub, channel = subscription_of(ctx, cmd.handle)
-    ctx.store.unsubscribe(s, sub, actor.address.platform)
+    ctx.store.followers.unsubscribe(s, sub, actor.address.platform)
     return [Reply(f"You no longer follow {channel.name}. Nothing more will arrive from it.")]
 
 
@@ -134,7 +134,7 @@ def cmd_mute(ctx: Context, cmd: MuteArgs) -> list[Reply]:
     """`/mute <handle>`."""
     s, actor = ctx.s, ctx.actor
     sub, channel = subscription_of(ctx, cmd.handle)
-    ctx.store.set_muted(s, sub, actor.address.platform, True)
+    ctx.store.followers.set_muted(s, sub, actor.address.platform, True)
     return [Reply(f"{channel.name} is muted: posts still arrive, without notifications.")]
 
 
@@ -142,15 +142,15 @@ def cmd_unmute(ctx: Context, cmd: UnmuteArgs) -> list[Reply]:
     """`/unmute <handle>`."""
     s, actor = ctx.s, ctx.actor
     sub, channel = subscription_of(ctx, cmd.handle)
-    ctx.store.set_muted(s, sub, actor.address.platform, False)
+    ctx.store.followers.set_muted(s, sub, actor.address.platform, False)
     return [Reply(f"{channel.name} is unmuted.")]
 
 
 def cmd_following(ctx: Context, cmd: FollowingArgs) -> list[Reply]:
     """`/following`."""
     s, actor = ctx.s, ctx.actor
-    follower = ctx.store.follower_by_index(s, actor.index)
-    subs = ctx.store.subscriptions_of(s, follower.id) if follower and follower.id else []
+    follower = ctx.store.followers.by_index(s, actor.index)
+    subs = ctx.store.followers.subscriptions_of(s, follower.id) if follower and follower.id else []
     if not subs:
         return [Reply("You follow no channels. Send /channels to find some.")]
     lines = [
@@ -168,7 +168,7 @@ def cmd_vote(ctx: Context, cmd: VoteArgs) -> list[Reply]:
         raise Refusal(f"Poll #{post.id} has options 1 to {len(options)}.")
     if len(set(cmd.numbers)) > 1 and not post.poll_multi:
         raise Refusal(f"Poll #{post.id} allows one choice.")
-    ctx.store.set_votes(s, post.id or 0, actor.index, [n - 1 for n in cmd.numbers])
+    ctx.store.posts.set_votes(s, post.id or 0, actor.index, [n - 1 for n in cmd.numbers])
     chosen = ", ".join(options[n - 1].text for n in sorted(set(cmd.numbers)))
     return [
         Reply(f"Your vote on #{post.id} is recorded: {chosen}. You can change it until the poll closes.")
@@ -178,7 +178,7 @@ def cmd_vote(ctx: Context, cmd: VoteArgs) -> list[Reply]:
 def cmd_results(ctx: Context, cmd: ResultsArgs) -> list[Reply]:
     """`/results <post-id>`."""
     s = ctx.s
-    post = ctx.store.post(s, cmd.post_id)
+    post = ctx.store.posts.get(s, cmd.post_id)
     if (
         post is None
         or post.kind != PostKind.POLL.value
@@ -192,13 +192,13 @@ def cmd_results(ctx: Context, cmd: ResultsArgs) -> list[Reply]:
 def cmd_forgetme(ctx: Context, cmd: ForgetMeArgs) -> list[Reply]:
     """`/forgetme`."""
     s, actor = ctx.s, ctx.actor
-    follower = ctx.store.follower_by_index(s, actor.index)
+    follower = ctx.store.followers.by_index(s, actor.index)
     if follower is not None:
-        ctx.store.forget_follower(s, follower)
+        ctx.store.followers.forget(s, follower)
     else:
-        ctx.store.forget_voter(s, actor.index)
+        ctx.store.followers.forget_voter(s, actor.index)
     note = ""
-    if ctx.store.administered_channels(s, actor.index):
+    if ctx.store.channels.administered_by(s, actor.index):
         note = " Your admin roles remain; an owner can remove them with /removeadmin."
     return [Reply("Done: your follows, votes, reactions and delivery records are erased." + note)]
 
@@ -219,16 +219,16 @@ def cmd_accept(ctx: Context, cmd: AcceptArgs) -> list[Reply]:
     if invite.expires_at <= ctx.clock():
         ctx.core.accept_guard.failed(actor.index)
         raise Refusal("That code has expired; ask an admin for a new one.")
-    channel = ctx.store.channel_by_id(s, invite.channel_id)
+    channel = ctx.store.channels.by_id(s, invite.channel_id)
     if channel is None or channel.deleted_at is not None:
         raise Refusal("That channel no longer exists.")
-    if ctx.store.admin_of(s, channel.id or 0, actor.index) is not None:
+    if ctx.store.channels.admin_of(s, channel.id or 0, actor.index) is not None:
         raise Refusal(f"You are already an admin of {channel.handle}.")
-    if not ctx.store.redeem_invite(s, invite.id or 0, ctx.clock()):
+    if not ctx.store.channels.redeem_invite(s, invite.id or 0, ctx.clock()):
         raise Refusal("That code is not valid (or was already used).")
-    number = ctx.store.next_admin_number(s, channel.id or 0)  # queues admissions to the channel
-    if len(ctx.store.admins(s, channel.id or 0)) >= ctx.options.max_admins:
+    number = ctx.store.channels.next_admin_number(s, channel.id or 0)  # queues admissions to the channel
+    if len(ctx.store.channels.admins(s, channel.id or 0)) >= ctx.options.max_admins:
         raise Refusal(f"{channel.handle} already has {ctx.options.max_admins} admins, the most allowed.")
     ctx.core.add_admin(s, channel.id or 0, number, AdminRole.ADMIN, actor.address)
-    ctx.store.audit(s, channel.id, f"admin #{number}", "accept")
+    ctx.store.channels.audit(s, channel.id, f"admin #{number}", "accept")
     return [Reply(f"You are now admin #{number} of {channel.name}. Send /help for admin commands.")]

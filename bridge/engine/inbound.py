@@ -30,7 +30,7 @@ async def with_media(
     if not isinstance(parsed, Command) or not ROUTES[type(parsed)].keeps_media:
         return message
     assert isinstance(parsed, PostArgs | ScheduleArgs), "a command that keeps media names its channel"
-    with core.store.session() as s:
+    with core.store.unit_of_work() as s:
         ctx = Context(core, s, actor)
         require_admin(ctx, find_channel(ctx, parsed.handle))
     cap = core.options.media_limits.get(media.kind)
@@ -62,9 +62,9 @@ async def with_media(
 
 def native_vote(core: EngineCore, actor: Actor, vote: PollVote) -> list[Reply]:
     """A vote cast in a platform's own poll: recorded like `/vote`, answered with nothing."""
-    with core.store.session() as s:
+    with core.store.unit_of_work() as s:
         platform = actor.address.platform
-        copy = core.store.copy_by_ref_index(s, platform, core.sealer.ref_index(platform, vote.post_ref))
+        copy = core.store.posts.copy_by_ref_index(s, platform, core.sealer.ref_index(platform, vote.post_ref))
         if copy is None:
             return []
         ctx = Context(core, s, actor)
@@ -72,21 +72,21 @@ def native_vote(core: EngineCore, actor: Actor, vote: PollVote) -> list[Reply]:
         positions = [i for i in vote.option_ids if 0 <= i < len(options)]
         if not post.poll_multi:
             positions = positions[:1]
-        core.store.set_votes(s, post.id or 0, actor.index, positions)
+        core.store.posts.set_votes(s, post.id or 0, actor.index, positions)
     return []
 
 def reaction(core: EngineCore, actor: Actor, reaction: Reaction) -> list[Reply]:
     """An emoji reaction to a copy of a post: counted once per person and post."""
     if reaction.key is not None and not is_single_emoji(reaction.key):
         return []  # only one emoji counts; anything else is not a reaction
-    with core.store.session() as s:
+    with core.store.unit_of_work() as s:
         platform = actor.address.platform
         index = core.sealer.ref_index(platform, reaction.post_ref)
-        copy = core.store.copy_by_ref_index(s, platform, index)
+        copy = core.store.posts.copy_by_ref_index(s, platform, index)
         if copy is None:
             return []
-        post = core.store.post(s, copy.post_id)
+        post = core.store.posts.get(s, copy.post_id)
         if post is None or post.status == PostStatus.DELETED.value:
             return []
-        core.store.set_reaction(s, copy.post_id, actor.index, reaction.key)
+        core.store.posts.set_reaction(s, copy.post_id, actor.index, reaction.key)
     return []

@@ -1,0 +1,404 @@
+"""The outbox worker: claims due deliveries, sends them through adapters, records the outcome.
+
+A pipeline of three kinds of task shares one process: a claimer leases due rows in batches, a
+pool of `concurrency` senders pushes them through the rate limiter to the adapter, and a
+recorder writes outcomes in batches (and keeps the leases of rows in flight alive). A process
+that dies leaves leased rows; their lease expires and any worker takes them again, so nothing
+is lost and at most the sends in flight at the crash are repeated.
+
+Everything the bot sends takes this road. Besides post copies (the `delivery` table) the
+claimer takes queued replies and notices (`bridge.notices`) first, and senders serve them
+first: a person's answer overtakes a broadcast, inside the same budgets. A 429 goes to flood
+control (`bridge.flood`), which decides whether the chat or the whole platform waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+import uuid
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import replace
+
+from bridge.delivery.policy import DeliveryPolicy
+from bridge.delivery.progress import ProgressReporter
+from bridge.delivery.sender import Job, Result, Sender, WorkerStats
+from bridge.flood import FloodControl
+from bridge.models import DeliveryAction, DeliveryStatus, NoticeLane
+from bridge.notices import ClaimedNotice, NoticeOutcome, NoticeQueue
+from bridge.ports import Adapter, RetryLater
+from bridge.privacy import Sealer
+from bridge.ratelimit import RateLimiter
+from bridge.store import Store
+
+log = logging.getLogger(__name__)
+
+
+#: queue priorities: replies, then notices, then post copies
+_BULK = len(NoticeLane)
+
+
+class DeliveryWorker:
+    """Moves outbox rows to the platforms. `start()` runs it in the background, `stop()` ends
+    it after recording what is in flight; `drain()` waits until nothing is due (tests, console)."""
+
+    def __init__(
+        self,
+        store: Store,
+        sealer: Sealer,
+        adapters: Mapping[str, Adapter],
+        limiter: RateLimiter,
+        *,
+        policy: DeliveryPolicy | None = None,
+        owner: str | None = None,
+        clock: Callable[[], float] = time.time,
+        notices: NoticeQueue | None = None,
+        flood: FloodControl | None = None,
+        active_platforms: Callable[[], Collection[str]] | None = None,
+    ) -> None:
+        self.store = store
+        self.sealer = sealer
+        self.adapters = dict(adapters)
+        self.limiter = limiter
+        #: replies and notices; without it the worker sends post copies only
+        self.notices = notices
+        self.flood = flood or FloodControl(limiter)
+        self.policy = policy or DeliveryPolicy()
+        self.owner = owner or f"w-{uuid.uuid4().hex[:12]}"
+        self.clock = clock
+        #: with several processes: the platforms whose adapter runs here now (see bridge.app)
+        self.active_platforms = active_platforms
+        self.stats = WorkerStats()
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._queue: asyncio.PriorityQueue[tuple[int, int, Job | ClaimedNotice | None]] = (
+            asyncio.PriorityQueue()
+        )
+        self._seq = itertools.count()
+        self._inflight: set[int] = set()
+        self._notices_inflight: set[int] = set()
+        self._notice_results: list[NoticeOutcome] = []
+        self._look_for_notices = True
+        self._last_notice_look = 0.0
+        self._results: list[Result] = []
+        self._waiters: list[asyncio.Future[None]] = []
+        self._have_results = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._progress_posts: set[int] = set()
+        self._last_reap = 0.0
+        self._sender_ = Sender(store, self.adapters, limiter, self.flood, self.policy, clock, self.stats)
+        self._progress = (
+            ProgressReporter(
+                store, sealer, notices, self.policy.progress_threshold, self.policy.progress_interval_s, clock
+            )
+            if notices is not None
+            else None
+        )
+        self._first_claim = max(1, min(self.policy.batch_size, 2 * self.policy.concurrency))
+        self._claim_size = self._first_claim
+
+    # ---- lifecycle --------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """New rows may be due: claim now rather than at the next poll."""
+        self._wake.set()
+
+    def wake_notices(self) -> None:
+        """A reply or notice was queued: claim it before anything else."""
+        self._look_for_notices = True
+        self._wake.set()
+
+    async def start(self) -> None:
+        """Start the claimer, the senders and the recorder."""
+        self._stopping = False
+        self._tasks = [
+            asyncio.create_task(self._claimer(), name="delivery-claimer"),
+            asyncio.create_task(self._recorder(), name="delivery-recorder"),
+        ]
+        self._tasks += [
+            asyncio.create_task(self._sender(), name=f"delivery-sender-{i}")
+            for i in range(self.policy.concurrency)
+        ]
+
+    async def stop(self) -> None:
+        """Stop claiming, let in-flight sends finish, record them, and end the tasks."""
+        self._stopping = True
+        self._wake.set()
+        if not self._tasks:
+            return
+        claimer, recorder, *senders = self._tasks
+        await asyncio.gather(claimer, return_exceptions=True)
+        # rows claimed but not started go back to pending at once
+        unsent: list[int] = []
+        unsent_notices: list[int] = []
+        while not self._queue.empty():
+            item = self._queue.get_nowait()[2]
+            if isinstance(item, Job):
+                unsent.append(item.row.id)
+            elif isinstance(item, ClaimedNotice):
+                unsent_notices.append(item.id)
+        for _ in senders:
+            self._queue.put_nowait((_BULK + 1, next(self._seq), None))
+        await asyncio.gather(*senders, return_exceptions=True)  # the recorder still runs
+        recorder.cancel()
+        await asyncio.gather(recorder, return_exceptions=True)
+        await self._flush()
+        if unsent:
+            with self.store.connection() as conn:
+                self.store.outbox.return_to_pending(conn, self.owner, unsent)
+            self._inflight.difference_update(unsent)
+        if unsent_notices and self.notices is not None:
+            self.notices.return_to_pending(self.owner, unsent_notices)
+            self._notices_inflight.difference_update(unsent_notices)
+        self._tasks = []
+
+    async def drain(self, timeout: float = 30.0) -> None:
+        """Wait until no row is pending (retries included) and nothing is in flight; raises
+        TimeoutError when that does not happen within `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.wake()
+            await asyncio.sleep(0.02)
+            idle_here = (
+                not self._inflight
+                and not self._notices_inflight
+                and not self._results
+                and not self._notice_results
+                and self._queue.empty()
+            )
+            if idle_here and self._nothing_open():
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError("deliveries still due after drain timeout")
+
+    def _nothing_open(self) -> bool:
+        with self.store.connection() as conn:
+            if self.store.outbox.next_due_at(conn) is not None or self.store.outbox.has_leased(conn):
+                return False
+        notices = self.notices  # a notice for a platform that does not run here cannot be sent
+        return notices is None or (
+            notices.next_due_at(sorted(self.adapters)) is None and not notices.has_leased()
+        )
+
+    # ---- claimer ----------------------------------------------------------------------------
+
+    async def _claimer(self) -> None:
+        while not self._stopping:
+            try:
+                claimed = await self._claim_some()
+            except Exception:
+                log.exception("claiming deliveries failed; retrying")
+                claimed = 0
+            if claimed:
+                continue
+            await self._sleep_until_due()
+
+    async def _claim_some(self) -> int:
+        now = self.clock()
+        if now - self._last_reap > self.policy.lease_s / 4:
+            self._last_reap = now
+            with self.store.connection() as conn:
+                self.store.outbox.release_expired(conn, now)
+            if self.notices is not None:
+                self.notices.release_expired(now)
+        notices = self._claim_notices(now)
+        depth = self._queue_depth()
+        room = depth - self._queue.qsize()
+        if room < max(1, depth // 4):
+            await asyncio.sleep(0.005)
+            return 1  # the queue is full enough; look again soon (replies are looked for first)
+        # slow start: after an idle spell claim a small batch first, so the first copies go out
+        # at once, then double up to batch_size while there is work
+        limit = min(room, self._claim_size)
+        outbox = self.store.outbox
+        with self.store.connection() as conn:
+            rows = outbox.claim(conn, self.owner, now, self.policy.lease_s, limit, self._platforms())
+        if not rows:
+            self._claim_size = self._first_claim
+            return notices
+        self._claim_size = min(self.policy.batch_size, self._claim_size * 2)
+        with self.store.connection() as conn:
+            context = outbox.context(conn, rows, self.sealer)
+        for row in rows:
+            self._inflight.add(row.id)
+            source = context.sources.get(row.source_id) if row.source_id is not None else None
+            job = Job(row, context.addresses.get(row.id), source, context.broken.get(row.id))
+            self._queue.put_nowait((_BULK, next(self._seq), job))
+        return notices + len(rows)
+
+    def _claim_notices(self, now: float) -> int:
+        """Claim due replies and notices when one was queued here, or every so often (retries
+        falling due, rows queued by another process)."""
+        if self.notices is None:
+            return 0
+        if not self._look_for_notices and now - self._last_notice_look < 0.25:
+            return 0
+        if len(self._notices_inflight) >= 4 * self.policy.concurrency:
+            return 0  # enough in hand; the rest is claimed as these go out
+        self._look_for_notices = False
+        self._last_notice_look = now
+        limit = max(1, 4 * self.policy.concurrency)
+        platforms = self._platforms()
+        if platforms is None:  # only what an adapter here can send (a notice is tied to a platform)
+            platforms = sorted(self.adapters)
+        claimed = self.notices.claim(self.owner, now, self.policy.lease_s, limit, platforms)
+        for notice in claimed:
+            self._notices_inflight.add(notice.id)
+            self._queue.put_nowait((notice.lane, next(self._seq), notice))
+        if len(claimed) == limit:
+            self._look_for_notices = True  # there may be more
+        return len(claimed)
+
+    def _queue_depth(self) -> int:
+        """How many claimed rows to hold: a batch, but no more than about two seconds of what the
+        platforms' budgets let out, so a retried row never waits behind a long claimed queue."""
+        platforms = self._platforms()
+        names = platforms if platforms is not None else list(self.adapters)
+        rates = [self.limiter.throughput(name) for name in names]
+        if not rates or any(rate is None for rate in rates):
+            return self.policy.batch_size
+        paced = int(2 * sum(rate for rate in rates if rate is not None))
+        return max(1, min(self.policy.batch_size, max(paced, 2 * self.policy.concurrency)))
+
+    def _platforms(self) -> list[str] | None:
+        """The platforms this process sends for now (None: every row, single-process mode)."""
+        return None if self.active_platforms is None else sorted(self.active_platforms())
+
+    async def _sleep_until_due(self) -> None:
+        platforms = self._platforms()
+        with self.store.connection() as conn:
+            dues = [self.store.outbox.next_due_at(conn, platforms)]
+        if self.notices is not None:
+            here = platforms if platforms is not None else sorted(self.adapters)
+            dues.append(self.notices.next_due_at(here))
+        wait = self.policy.idle_poll_s
+        for due in dues:
+            if due is not None:
+                # a due row that was not claimed waits behind an earlier one to the same chat:
+                # the recorder wakes us when that one is done
+                wait = max(0.02, min(wait, due - self.clock()))
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=wait)
+
+    # ---- senders ----------------------------------------------------------------------------
+
+    async def _sender(self) -> None:
+        while True:
+            job = (await self._queue.get())[2]
+            if job is None:
+                return
+            done = asyncio.get_running_loop().create_future()
+            if isinstance(job, ClaimedNotice):
+                outcome = await self._sender_.process_notice(job)  # the recorder swaps the list meanwhile
+                self._count(outcome)
+                self._notice_results.append(replace(outcome, platform=job.platform))
+            else:
+                row = job.row
+                try:
+                    result = await self._sender_.process(job)
+                except Exception as exc:  # a bug in rendering must not lose the row: retry it later
+                    log.exception("delivery %s crashed", row.id)
+                    result = self._sender_.retry_result(
+                        row, RetryLater(None, reason=f"internal error: {type(exc).__name__}")
+                    )
+                self._results.append(result)
+            # group commit: this sender takes no new row until its outcome is durable, so a
+            # crash repeats at most `concurrency` sends
+            self._waiters.append(done)
+            self._have_results.set()
+            await done
+            if isinstance(job, ClaimedNotice):
+                self._notices_inflight.discard(job.id)
+            else:
+                self._inflight.discard(job.row.id)
+
+    def _count(self, outcome: NoticeOutcome) -> None:
+        """Count a notice's outcome (a deferral until its chat may receive is not a retry)."""
+        if outcome.status == DeliveryStatus.DELIVERED:
+            self.stats.notices_sent += 1
+        elif outcome.status == DeliveryStatus.FAILED:
+            self.stats.notices_failed += 1
+        elif outcome.error is not None:
+            self.stats.retried += 1
+
+    # ---- recorder ---------------------------------------------------------------------------
+
+    async def _recorder(self) -> None:
+        last_lease = self.clock()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._have_results.wait(), timeout=0.5)
+            self._have_results.clear()
+            try:
+                await self._flush()
+                if self.clock() - last_lease > self.policy.lease_s / 3:
+                    last_lease = self.clock()
+                    until = self.clock() + self.policy.lease_s
+                    if self._inflight:
+                        with self.store.connection() as conn:
+                            self.store.outbox.extend_leases(conn, self.owner, list(self._inflight), until)
+                    if self._notices_inflight and self.notices is not None:
+                        self.notices.extend_leases(self.owner, list(self._notices_inflight), until)
+                await self._report_progress()
+            except Exception:
+                log.exception("recording delivery outcomes failed; will retry")
+                await asyncio.sleep(0.5)
+                self._have_results.set()
+
+    async def _flush(self) -> None:
+        if not self._results and not self._notice_results:
+            return
+        results, self._results = self._results, []
+        notices, self._notice_results = self._notice_results, []
+        waiters, self._waiters = self._waiters, []
+        try:
+            with self.store.connection() as conn:
+                outcomes = [r.outcome for r in results]
+                self.store.outbox.record(conn, self.owner, outcomes, self.clock(), self.sealer)
+            if notices and self.notices is not None:
+                self.notices.record(self.owner, notices, self.clock())
+        except Exception:
+            # keep what was not recorded for the next flush (outcomes are idempotent per lease)
+            self._results = results + self._results
+            self._notice_results = notices + self._notice_results
+            self._waiters = waiters + self._waiters
+            raise
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        if any(r.outcome.status != DeliveryStatus.PENDING for r in results) or notices:
+            self.wake()  # a finished row may let the next one to the same chat go
+            if notices:
+                self._look_for_notices = True
+        gone = {r.claimed.follower_id for r in results if r.gone and r.claimed.follower_id}
+        for follower_id in gone:
+            self.store.atomically(self.store.followers.pause, follower_id)
+        delivered_sends = [
+            r
+            for r in results
+            if r.outcome.status == DeliveryStatus.DELIVERED and r.claimed.action == DeliveryAction.SEND
+        ]
+        if delivered_sends:
+            copies = [(r.claimed.id, r.claimed.post_id, r.edit_count) for r in delivered_sends]
+            with self.store.connection() as conn:
+                self.store.fanout.plan_catch_up(conn, copies, self.clock())
+        self._progress_posts.update(
+            r.claimed.post_id for r in results if r.claimed.action == DeliveryAction.SEND
+        )
+
+    async def _report_progress(self) -> None:
+        """Bring the progress messages of the posts whose copies were recorded up to date."""
+        if self._progress is None or not self._progress_posts:
+            return
+        posts, self._progress_posts = self._progress_posts, set()
+        retry, queued = self._progress.report(posts)
+        self._progress_posts |= retry
+        if queued:
+            self.wake_notices()
+
+
+__all__ = ["DeliveryPolicy", "DeliveryWorker", "WorkerStats"]
