@@ -69,8 +69,8 @@ def operator_addresses(settings: Settings) -> list[Address]:
 
 def build_adapters(settings: Settings, *, prompt: bool = False) -> list[Adapter]:
     """The adapters of the platforms the config enables, each built by its plug-in's factory
-    from its own section (SDKs are imported only then). `prompt`: the process runs on an
-    interactive terminal that wants a prompt."""
+    from its own section. `prompt`: the process runs on an interactive terminal that wants a
+    prompt."""
     from bridge.commands import COMMANDS, Audience
 
     follower = tuple((n, c.summary) for n, c in COMMANDS.items() if c.audience == Audience.FOLLOWER)

@@ -88,11 +88,6 @@ class MirrorSyntax:
     hint: str
     creatable: bool = False
 
-    @property
-    def usage(self) -> str:
-        """The address as usage text shows it, without the platform, e.g. `<chat id>`."""
-        return self.placeholder
-
 
 @dataclass(frozen=True)
 class PlatformServices:
@@ -124,7 +119,7 @@ class PlatformPlugin:
     - `name`: the platform name (`Address.platform`) and its TOML section `[<name>]`;
     - `settings_model`: that section, a `PlatformSettings` subclass validating itself with its
       own messages;
-    - `factory(section, services)`: builds the adapter (imports the SDK only then);
+    - `factory(section, services)`: builds the adapter (called only when the platform is enabled);
     - `operator`: how an operator's identity is written, `mirror`: the mirror-room syntax, None
       when the platform has no mirror rooms;
     - `fallback`: on by default when no other platform is enabled;
@@ -236,10 +231,6 @@ class Platforms:
     def loggers(self) -> tuple[str, ...]:
         """Every plug-in's SDK loggers, each once."""
         return tuple(dict.fromkeys(name for plugin in self.plugins for name in plugin.loggers))
-
-    def with_plugins(self, extra: Iterable[PlatformPlugin]) -> Platforms:
-        """These plug-ins and `extra` after them."""
-        return Platforms((*self.plugins, *extra))
 
 
 def either(words: Iterable[str]) -> str:

@@ -122,7 +122,7 @@ class MatrixSettingsMixin:
 
 
 def build(section: MatrixSettings, services: PlatformServices) -> Adapter:
-    """The Matrix adapter for `section` (matrix-nio is imported here, not before)."""
+    """The Matrix adapter for `section`, told of the mirror rooms configured on Matrix."""
     from adapters.matrix.adapter import MatrixAdapter
 
     return MatrixAdapter(

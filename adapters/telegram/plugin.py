@@ -73,7 +73,7 @@ class TelegramSettings(PlatformSettings):
 
 
 def build(section: TelegramSettings, services: PlatformServices) -> Adapter:
-    """The Telegram adapter for `section` (python-telegram-bot is imported here, not before)."""
+    """The Telegram adapter for `section`, with the command menus it publishes."""
     from adapters.telegram.adapter import TelegramAdapter
 
     return TelegramAdapter(
