@@ -34,6 +34,7 @@ __all__ = [
     "PlatformServices",
     "PlatformSettings",
     "Platforms",
+    "either",
 ]
 
 #: the entry-point group adapter distributions register their plug-in in
