@@ -15,7 +15,7 @@ import sys
 import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TextIO
+from typing import Protocol, TextIO
 
 from adapters.base import (
     Address,
@@ -32,6 +32,7 @@ from adapters.base import (
     Reaction,
     Reply,
 )
+from bridge.platforms import OperatorId, PlatformPlugin, PlatformServices, PlatformSettings
 
 OPERATOR = "operator"
 _NAME_OK = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-.")
@@ -278,3 +279,41 @@ class ConsoleAdapter:
 
 def _valid_name(name: str) -> bool:
     return 0 < len(name) <= 32 and set(name) <= _NAME_OK
+
+
+# ---- registration -----------------------------------------------------------------------------
+
+
+class ConsoleSettings(PlatformSettings):
+    """[console]: the local terminal adapter; None means on when no other platform is enabled."""
+
+    enabled: bool | None = None
+
+
+class _WithPlatforms(Protocol):
+    def enabled_platforms(self) -> tuple[str, ...]: ...
+
+
+class ConsoleSettingsMixin:
+    """Adds `console_enabled` to the whole settings object of a process with this plug-in."""
+
+    @property
+    def console_enabled(self: _WithPlatforms) -> bool:
+        """Whether the console adapter runs: as configured, else when no platform is enabled."""
+        return ConsoleAdapter.platform in self.enabled_platforms()
+
+
+def _build(section: ConsoleSettings, services: PlatformServices) -> ConsoleAdapter:
+    return ConsoleAdapter(prompt=services.prompt)
+
+
+#: the console as a platform plug-in (the `channelbridge.adapters` entry point `console`)
+PLUGIN = PlatformPlugin(
+    name=ConsoleAdapter.platform,
+    settings_model=ConsoleSettings,
+    factory=_build,
+    rank=90,
+    operator=OperatorId(str, '"<name>"'),
+    fallback=True,
+    settings_mixin=ConsoleSettingsMixin,
+)

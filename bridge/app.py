@@ -1,8 +1,10 @@
 """Wiring and lifecycle: the one place that knows every part.
 
 `App` builds the store, the sealer, the engine, the rate limiter, the delivery worker, the
-adapters the config enables and the scheduler; `start()` brings them up in order and
-`stop()` takes them down in reverse (also when a start fails half-way).
+adapters of the platforms the config enables (through their plug-ins, `bridge.platforms`) and
+the scheduler; `start()` brings them up in order and `stop()` takes them down in reverse (also
+when a start fails half-way). It never names a platform: optional adapter abilities are the
+capability protocols of `bridge.ports`, checked with `isinstance`.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from typing import IO, Any, Protocol
 
@@ -25,7 +27,20 @@ from bridge.flood import FloodControl
 from bridge.keys import key_location, load_key_for, verify_key
 from bridge.models import NoticeLane
 from bridge.notices import NoticeQueue
-from bridge.ports import Adapter, Address, ForgettingAdapter, Inbound, Message, Reply, SealingAdapter
+from bridge.platforms import Platforms, PlatformServices
+from bridge.ports import (
+    Adapter,
+    Address,
+    ForgettingAdapter,
+    Inbound,
+    LocalTerminal,
+    Message,
+    MirrorRoomCreator,
+    MirrorRoomHolder,
+    Reply,
+    SealingAdapter,
+    SharedSendingAdapter,
+)
 from bridge.privacy import RedactingFormatter, Sealer, install_log_redaction
 from bridge.ratelimit import RateLimiter
 from bridge.store import Store
@@ -35,19 +50,6 @@ log = logging.getLogger(__name__)
 
 #: the one answer a sender gets when over their share of commands
 SLOW_DOWN = "You are sending commands too quickly. Wait a few seconds; the ones just sent were ignored."
-
-
-class LocalConsole(Adapter, Protocol):
-    """The console adapter as the app drives it (see `adapters.console.ConsoleAdapter`)."""
-
-    @property
-    def operator_address(self) -> Address:
-        """The local user, who is an operator."""
-
-    finished: asyncio.Event
-
-    def set_sync(self, sync: Callable[[], Awaitable[None]]) -> None:
-        """Install what `:sync` waits for."""
 
 
 class Service(Protocol):
@@ -61,68 +63,30 @@ class Service(Protocol):
 
 
 def operator_addresses(settings: Settings) -> list[Address]:
-    """Addresses of the operators named in config."""
-    found: list[Address] = []
-    for entry in settings.operators:
-        if entry.telegram is not None:
-            found.append(Address("telegram", str(entry.telegram)))
-        if entry.matrix:
-            found.append(Address("matrix", str(entry.matrix)))
-        if entry.console:
-            found.append(Address("console", entry.console))
-    return found
+    """Addresses of the operators named in config (one per platform identity given)."""
+    return [Address(platform, who) for entry in settings.operators for platform, who in entry.identities()]
 
 
-def build_adapters(settings: Settings) -> list[Adapter]:
-    """The platform adapters the config enables (SDKs are imported only when enabled)."""
-    adapters: list[Adapter] = []
+def build_adapters(settings: Settings, *, prompt: bool = False) -> list[Adapter]:
+    """The adapters of the platforms the config enables, each built by its plug-in's factory
+    from its own section. `prompt`: the process runs on an interactive terminal that wants a
+    prompt."""
     from bridge.commands import Audience, menu_entries
 
-    if settings.telegram.enabled:
-        from adapters.telegram import TelegramAdapter
-
-        tg = settings.telegram
-        adapters.append(
-            TelegramAdapter(
-                tg.token.get_secret_value() if tg.token else "",
-                api_base_url=tg.api_base_url,
-                file_base_url=tg.file_base_url,
-                poll_interval=tg.poll_interval,
-                poll_timeout=tg.poll_timeout,
-                commands=menu_entries({Audience.FOLLOWER}),
-                admin_commands=menu_entries({Audience.ADMIN, Audience.OPERATOR}),
-                limits=tg.rate_limit.as_limits(paid_broadcast=tg.paid_broadcast),
-                paid_broadcast=tg.paid_broadcast,
-            )
+    follower = tuple(menu_entries({Audience.FOLLOWER}))
+    admin = tuple(menu_entries({Audience.ADMIN, Audience.OPERATOR}))
+    sections = settings.platform_sections()
+    adapters: list[Adapter] = []
+    for name in settings.enabled_platforms():
+        services = PlatformServices(
+            data_dir=settings.general.data_dir,
+            mirror_chats=settings.mirror_chats(name),
+            follower_commands=follower,
+            admin_commands=admin,
+            prompt=prompt,
         )
-    if settings.matrix.enabled:
-        from adapters.matrix import MatrixAdapter
-
-        mx = settings.matrix
-        mirror_rooms = [
-            m.split(":", 1)[1] for c in settings.channels for m in c.mirrors if m.startswith("matrix:")
-        ]
-        adapters.append(
-            MatrixAdapter(
-                mx.homeserver,
-                mx.user_id,
-                access_token=mx.access_token.get_secret_value() if mx.access_token else None,
-                password=mx.password.get_secret_value() if mx.password else None,
-                device_id=mx.device_id,
-                store_dir=settings.matrix_store_dir,
-                encryption=mx.encryption,
-                mirror_rooms=mirror_rooms,
-                limits=mx.rate_limit.as_limits(),
-            )
-        )
+        adapters.append(settings.platforms.plugin(name).factory(sections[name], services))
     return adapters
-
-
-def build_console(*, prompt: bool) -> LocalConsole:
-    """The local terminal adapter on this process's stdin and stdout."""
-    from adapters.console import ConsoleAdapter
-
-    return ConsoleAdapter(prompt=prompt)
 
 
 def default_scheduler(app: App) -> Service:
@@ -140,10 +104,14 @@ class App:
         settings: Settings,
         *,
         adapters: Sequence[Adapter] | None = None,
-        console: LocalConsole | None = None,
+        terminal: Adapter | None = None,
         scheduler_factory: Callable[[App], Service] | None = None,
+        prompt: bool = False,
     ) -> None:
+        """`adapters` None builds those the config enables (`build_adapters`, `prompt` passed
+        on); `terminal` adds a local terminal to the given ones."""
         self.settings = settings
+        self.platforms: Platforms = settings.platforms
         data_dir = settings.general.data_dir
         key = settings.privacy.key.get_secret_value() if settings.privacy.key else None
         self.store = Store(settings.database_url)
@@ -158,11 +126,16 @@ class App:
             operators=operator_addresses(settings),
             options=EngineOptions(tz=settings.general.tz, media_limits=settings.media.limits()),
         )
-        chosen = list(adapters) if adapters is not None else build_adapters(settings)
-        if console is not None:
-            chosen.append(console)
-            self.engine.add_operator(console.operator_address)
-            console.set_sync(self.sync)
+        chosen = list(adapters) if adapters is not None else build_adapters(settings, prompt=prompt)
+        if terminal is not None:
+            chosen.append(terminal)
+        #: the operator's own terminal among the adapters, if any (`run_app` stops when it ends)
+        self.terminal: LocalTerminal | None = None
+        for adapter in chosen:
+            if isinstance(adapter, LocalTerminal):
+                self.terminal = adapter
+                self.engine.add_operator(adapter.operator_address)
+                adapter.set_sync(self.sync)
         self.adapters: dict[str, Adapter] = {a.platform: a for a in chosen}
         for adapter in chosen:
             if isinstance(adapter, SealingAdapter):
@@ -189,18 +162,7 @@ class App:
         self.engine.set_sending_report(self.sending_report)
         self.engine.set_on_work(self.worker.wake)
         self.engine.set_notify(self.notify)
-        matrix = self.adapters.get("matrix")
-        if matrix is not None and hasattr(matrix, "create_mirror_room"):
-            create_room = matrix.create_mirror_room
-
-            async def mirror_factory(platform: str, name: str, topic: str) -> str:
-                return str(await create_room(name, topic))
-
-            def mirror_added(platform: str, chat: str) -> None:
-                if platform == "matrix" and hasattr(matrix, "add_mirror_room"):
-                    matrix.add_mirror_room(chat)
-
-            self.engine.set_mirror_factory(mirror_factory, mirror_added)
+        self._install_mirror_factory()
         self.scheduler = scheduler_factory(self) if scheduler_factory is not None else None
         self._started: list[Callable[[], Any]] = []
         self._sending: set[str] = set()
@@ -208,6 +170,26 @@ class App:
         self.coordinator: Coordinator | None = None
         self.stopped = asyncio.Event()
         self._background: set[asyncio.Task[None]] = set()
+
+    def _install_mirror_factory(self) -> None:
+        """Let the engine create mirror rooms through the adapters that can, and tell the
+        adapters that keep mirror rooms apart of each room an operator adds."""
+        creators = {p: a for p, a in self.adapters.items() if isinstance(a, MirrorRoomCreator)}
+        if not creators:
+            return
+
+        async def mirror_factory(platform: str, name: str, topic: str) -> str:
+            creator = creators.get(platform)
+            if creator is None:
+                raise LookupError(f"no running adapter creates mirror rooms on {platform}")
+            return str(await creator.create_mirror_room(name, topic))
+
+        def mirror_added(platform: str, chat: str) -> None:
+            holder = self.adapters.get(platform)
+            if isinstance(holder, MirrorRoomHolder):
+                holder.add_mirror_room(chat)
+
+        self.engine.set_mirror_factory(mirror_factory, mirror_added)
 
     # ---- lifecycle ------------------------------------------------------------------------
 
@@ -217,17 +199,16 @@ class App:
         try:
             self._prepare_schema()
             for channel in self.settings.channels:
-                mirrors = [tuple(m.split(":", 1)) for m in channel.mirrors]
                 self.engine.ensure_channel(
                     channel.handle,
                     channel.name,
                     channel.description,
                     channel.public,
-                    [(p, c) for p, c in mirrors],
+                    channel.mirror_pairs(),
                 )
             for adapter in self.adapters.values():
                 self.flood.configure(adapter.platform, adapter.default_limits)
-                if hasattr(adapter, "add_mirror_room"):  # mirrors added at run time, earlier
+                if isinstance(adapter, MirrorRoomHolder):  # mirrors added at run time, earlier
                     for room in self.engine.mirror_rooms(adapter.platform):
                         adapter.add_mirror_room(room)
             if self.store.is_postgres:
@@ -251,8 +232,8 @@ class App:
         whose adapter can send from anywhere (`shared_sending`); only the holder of a platform's
         inbound lease receives its updates (and sends for adapters that cannot share)."""
         for adapter in self.adapters.values():
-            if getattr(adapter, "shared_sending", False):
-                await adapter.start(self.handle, receive=False)  # type: ignore[call-arg]
+            if isinstance(adapter, SharedSendingAdapter) and adapter.shared_sending:
+                await adapter.start(self.handle, receive=False)
                 self._started.append(adapter.stop)
                 self._sending.add(adapter.platform)
         self.worker.active_platforms = lambda: self._sending
@@ -270,8 +251,8 @@ class App:
 
     async def _on_lease(self, platform: str, held: bool) -> None:
         adapter = self.adapters[platform]
-        if getattr(adapter, "shared_sending", False):
-            await adapter.set_receiving(held)  # type: ignore[attr-defined]
+        if isinstance(adapter, SharedSendingAdapter) and adapter.shared_sending:
+            await adapter.set_receiving(held)
             return
         if held:
             await adapter.start(self.handle)
@@ -340,7 +321,7 @@ class App:
         the 429s flood control saw by inferred scope (counts only)."""
         lines = []
         for platform, (rate, ceiling, by_chat, platform_wide) in self.flood.report().items():
-            if platform == "console":
+            if isinstance(self.adapters.get(platform), LocalTerminal):
                 continue
             lines.append(
                 f"Sending on {platform}: {rate:.1f}/s of {ceiling:g}/s;"
@@ -392,16 +373,19 @@ def _is_forgetme(event: Inbound) -> bool:
     return isinstance(parsed, Command) and parsed.name == "forgetme"
 
 
-#: SDK loggers that print request URLs (the Bot API URL holds the token), payloads with ids,
-#: or bodies: WARNING and above only, whatever the level of our own logs
-SDK_LOGGERS = ("telegram", "httpx", "httpcore", "nio", "aiohttp", "apscheduler", "alembic", "peewee")
+#: the core's own libraries that log too much at DEBUG
+_CORE_LOGGERS = ("apscheduler", "alembic")
+#: SDK loggers that print request URLs (a Bot API URL holds the token), payloads with ids, or
+#: bodies: WARNING and above only, whatever the level of our own logs (the platforms' come from
+#: their plug-ins)
+SDK_LOGGERS = (*Platforms.discover().loggers(), *_CORE_LOGGERS)
 
 
 def configure_logging(level: str, stream: IO[str] | None = None) -> logging.Handler:
     """Log to stderr (or `stream`), with secrets and platform identities redacted from every
     formatted line, tracebacks included; SDK loggers are quieted before any SDK object is
     built. Returns the handler installed on the root logger."""
-    for noisy in SDK_LOGGERS:
+    for noisy in dict.fromkeys((*SDK_LOGGERS, *Platforms.discover().loggers())):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
     root = logging.getLogger()
     handler = logging.StreamHandler(stream)
@@ -412,8 +396,9 @@ def configure_logging(level: str, stream: IO[str] | None = None) -> logging.Hand
     return handler
 
 
-async def run_app(app: App, console: LocalConsole | None = None) -> None:
-    """Run until SIGINT/SIGTERM (or the console's end of input), then stop cleanly."""
+async def run_app(app: App, terminal: LocalTerminal | None = None) -> None:
+    """Run until SIGINT/SIGTERM (or the end of the local terminal's input), then stop cleanly."""
+    terminal = terminal if terminal is not None else app.terminal
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -421,11 +406,11 @@ async def run_app(app: App, console: LocalConsole | None = None) -> None:
             loop.add_signal_handler(sig, stop.set)
     await app.start()
     waiters = [asyncio.create_task(stop.wait())]
-    if console is not None:
-        waiters.append(asyncio.create_task(console.finished.wait()))
+    if terminal is not None:
+        waiters.append(asyncio.create_task(terminal.finished.wait()))
     try:
         await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        if console is not None and console.finished.is_set():
+        if terminal is not None and terminal.finished.is_set():
             with suppress(TimeoutError):  # what was typed before Ctrl-D goes out before we stop
                 await asyncio.wait_for(app.sync(), timeout=10)
     finally:

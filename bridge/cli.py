@@ -18,12 +18,12 @@ from bridge.privacy import generate_key
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="channelbridge",
-        description="Private one-way broadcast channels on Telegram, Matrix and a local console.",
+        description="Private one-way broadcast channels on the chat platforms whose plug-ins are installed.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run the bridge (console adapter when no platform is enabled)")
+    run = sub.add_parser("run", help="run the bridge (the fallback platform when none is enabled)")
     run.add_argument("--config", type=Path, help="TOML config file (default: $CHANNELBRIDGE_CONFIG or none)")
-    run.add_argument("--prompt", action="store_true", help="show a prompt in the console")
+    run.add_argument("--prompt", action="store_true", help="show a prompt on an interactive terminal")
     check = sub.add_parser("check-config", help="validate the config and say what would run")
     check.add_argument("--config", type=Path, help="TOML config file (default: $CHANNELBRIDGE_CONFIG)")
     sub.add_parser("keygen", help="print a new privacy key for [privacy] key")
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(config: Path | None, *, prompt: bool) -> int:
-    from bridge.app import App, build_console, configure_logging, default_scheduler, run_app
+    from bridge.app import App, configure_logging, default_scheduler, run_app
 
     try:
         settings = load_settings(config)
@@ -71,10 +71,9 @@ def _run(config: Path | None, *, prompt: bool) -> int:
     configure_logging(settings.general.log_level)
     for warning in config_file_warnings(config or _config_from_env()):
         logging.getLogger("channelbridge").warning(warning)
-    console = build_console(prompt=prompt and sys.stdin.isatty()) if settings.console_enabled else None
     try:
-        app = App(settings, console=console, scheduler_factory=default_scheduler)
-        asyncio.run(run_app(app, console))
+        app = App(settings, scheduler_factory=default_scheduler, prompt=prompt and sys.stdin.isatty())
+        asyncio.run(run_app(app))
     except (KeyMismatch, PrivacyKeyError) as exc:
         print(f"channelbridge: {exc}", file=sys.stderr)
         return 1
@@ -109,7 +108,7 @@ def _rotate_key(config: Path | None, batch: int) -> int:
             settings.general.data_dir,
             batch=max(1, batch),
             progress=lambda line: print(line, flush=True),
-            file_dirs=[settings.matrix_store_dir],
+            file_dirs=settings.sealed_dirs(),
         )
     except (KeyMismatch, PrivacyKeyError, migrate.SchemaOutOfDate) as exc:
         print(f"channelbridge: {exc}", file=sys.stderr)

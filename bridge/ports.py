@@ -6,6 +6,7 @@ The core (`bridge`) never imports an adapter; adapters import these names (re-ex
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -338,3 +339,40 @@ class SharedSendingAdapter(Adapter, Protocol):
 
     async def set_receiving(self, receive: bool) -> None:
         """Begin or stop receiving events (the inbound lease was won or lost)."""
+
+
+@runtime_checkable
+class MirrorRoomHolder(Protocol):
+    """An optional extension: an adapter that treats mirror rooms differently from private
+    chats (the Matrix adapter accepts their invites and ignores commands in them) is told of
+    every mirror room: the configured and stored ones before `start()`, and each one an
+    operator adds while it runs."""
+
+    def add_mirror_room(self, chat: str) -> None:
+        """Treat `chat` as a mirror room from now on."""
+
+
+@runtime_checkable
+class MirrorRoomCreator(Protocol):
+    """An optional extension: an adapter whose platform supports `/mirror <handle> create
+    <platform>` creates a read-only room for a channel (its plug-in's `MirrorSyntax.creatable`)."""
+
+    async def create_mirror_room(self, name: str, topic: str) -> str:
+        """Create a read-only mirror room named `name` with `topic`; return its address."""
+
+
+@runtime_checkable
+class LocalTerminal(Protocol):
+    """An optional extension: an adapter that is the operator's own terminal (the console). The
+    app makes its user an operator, lets it wait for deliveries (`:sync`), stops when its input
+    ends, and leaves it out of the sending report."""
+
+    finished: asyncio.Event
+    """Set when the terminal's input ends: the app then shuts down."""
+
+    @property
+    def operator_address(self) -> Address:
+        """The local user, who is an operator."""
+
+    def set_sync(self, sync: Callable[[], Awaitable[None]]) -> None:
+        """Install what waits until every due delivery is sent."""
