@@ -111,6 +111,7 @@ _DAY_SPLIT_RE = re.compile(r"[,\-–—]")
 _OPEN_QUOTES = frozenset('"“”„')
 _CLOSE_QUOTES = frozenset('"“”')
 _FLAG_PREFIXES = ("--", "—")
+COMMAND_PREFIXES = ("/", "!")  #: what starts a command on every platform
 
 
 class Audience(enum.StrEnum):
