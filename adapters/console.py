@@ -21,6 +21,7 @@ from adapters.base import (
     Address,
     Capabilities,
     Content,
+    Dispatcher,
     InboundHandler,
     InboundMedia,
     MediaTooLarge,
@@ -70,7 +71,7 @@ class ConsoleAdapter:
         self._sync = sync
         self._prompt = prompt
         self._who = OPERATOR
-        self._handler: InboundHandler | None = None
+        self._dispatcher: Dispatcher | None = None
         self._lines: asyncio.Queue[str | None] = asyncio.Queue()
         self._reader: asyncio.Task[None] | None = None
         self._copies: dict[tuple[str, int], str] = {}  #: (name, post id) -> that copy's key
@@ -92,7 +93,7 @@ class ConsoleAdapter:
 
     async def start(self, handler: InboundHandler) -> None:
         """Begin reading lines in a daemon thread (stdin may be a file, a pipe or a tty)."""
-        self._handler = handler
+        self._dispatcher = Dispatcher(self.platform, handler, self.reply)
         loop = asyncio.get_running_loop()
 
         def pump() -> None:
@@ -137,9 +138,8 @@ class ConsoleAdapter:
         return True
 
     async def _dispatch(self, event: Message | Reaction) -> None:
-        assert self._handler is not None
-        for reply in await self._handler(event):
-            await self.reply(event.sender, reply)
+        assert self._dispatcher is not None
+        await self._dispatcher(event)
 
     def _address(self) -> Address:
         return Address(self.platform, self._who)

@@ -119,7 +119,12 @@ class FloodControl:
 
     def rate_limited(self, platform: str, chat: str, after_s: float, *, known_global: bool = False) -> str:
         """A send to `chat` was refused with "retry after `after_s`": pause what must wait and
-        return the scope that was paused (`Scope.CHAT` or `Scope.GLOBAL`)."""
+        return the scope that was paused (`Scope.CHAT` or `Scope.GLOBAL`).
+
+        `known_global`: the adapter knows the limit is the account's token bucket (a Matrix
+        homeserver's), whose `retry_after` is the time until it holds one more event; the time
+        since the last success plus that wait is then at least one refill period, and the rate
+        is kept under its inverse (so a slow bucket is learnt from one 429, not from many)."""
         state = self._platforms.get(platform)
         now = self._clock()
         if state is None:  # a platform flood control does not pace: honour the wait as given
@@ -147,6 +152,10 @@ class FloodControl:
             lower = state.rate * self.policy.decrease
             if succeeded >= 3:
                 lower = min(lower, self.policy.margin * through)
+            if known_global and state.last_success > float("-inf"):
+                refill = 1.0 / (now - state.last_success + after_s)  # the bucket's rate, at most
+                state.refused_rate = min(state.refused_rate, refill)
+                lower = min(lower, self.policy.margin * refill)
             floor = max(0.1, self.policy.floor_share * state.ceiling.global_per_s)
             self._set_rate(
                 platform, state, max(floor, lower), now, f"platform-wide 429, retry after {after_s:g}s"

@@ -34,7 +34,8 @@ def scrub(text: str) -> str:
     return _MATRIX_ID.sub("<id>", text)
 
 
-def _http_status(resp: ErrorResponse) -> int | None:
+def http_status(resp: ErrorResponse) -> int | None:
+    """The HTTP status of an error response, when nio kept it."""
     transport = getattr(resp, "transport_response", None)
     status = getattr(transport, "status", None)
     return status if isinstance(status, int) else None
@@ -42,7 +43,7 @@ def _http_status(resp: ErrorResponse) -> int | None:
 
 def is_rate_limited(resp: ErrorResponse) -> bool:
     """True when the homeserver refused the request for its rate limit (HTTP 429)."""
-    return str(resp.status_code or "") == "M_LIMIT_EXCEEDED" or _http_status(resp) == 429
+    return str(resp.status_code or "") == "M_LIMIT_EXCEEDED" or http_status(resp) == 429
 
 
 def error_for_response(resp: ErrorResponse, what: str) -> DeliveryError:
@@ -52,7 +53,7 @@ def error_for_response(resp: ErrorResponse, what: str) -> DeliveryError:
     """
     code = str(resp.status_code or "")
     message = str(resp.message or "").lower()
-    status = _http_status(resp)
+    status = http_status(resp)
     if is_rate_limited(resp):
         retry_ms = getattr(resp, "retry_after_ms", None)
         after = retry_ms / 1000 if isinstance(retry_ms, int | float) else None

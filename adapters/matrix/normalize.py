@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from bridge.commands import COMMAND_PREFIXES
 from bridge.ports import Address, Message, PollVote, PostKind, Reaction
 
 from .render import POLL_RESPONSE_TYPES
 
 PLATFORM = "matrix"
-COMMAND_PREFIXES = ("!", "/")
 _MEDIA_MSGTYPES = {"m.image": PostKind.PHOTO, "m.video": PostKind.VIDEO}
 
 

@@ -7,12 +7,17 @@ Polls follow MSC3381 (`org.matrix.msc3381.poll.*`) with an MSC1767 text fallback
 
 from __future__ import annotations
 
+import hashlib
 import html
+import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from bridge.ports import Content, MediaContent, PollContent, PostKind, Reply
 
 Event = tuple[str, dict[str, Any]]
+#: (event type, content, the plain mxc:// URI of uploaded media to report) for one copy
+RenderedPost = tuple[str, dict[str, Any], str | None]
 
 HTML_FORMAT = "org.matrix.custom.html"
 POLL_START = "org.matrix.msc3381.poll.start"
@@ -171,3 +176,31 @@ def reply_message(reply: Reply) -> dict[str, Any]:
         )
         rich += f"<ul>{items}</ul>"
     return {"msgtype": "m.notice", "body": plain, "format": HTML_FORMAT, "formatted_body": rich}
+
+
+@dataclass(frozen=True)
+class RoomEvent:
+    """One event to send into a room: exactly what nio's `room_send` takes."""
+
+    room_id: str
+    event_type: str
+    content: dict[str, Any]
+    #: the transaction id: the homeserver answers a repeated one with the first event
+    tx_id: str
+
+
+def tx_id(delivery_id: int, suffix: str) -> str:
+    """The transaction id of one step of one delivery: deterministic, so a retried copy is
+    never a second event (delivery 0, outside the outbox, gets a random one)."""
+    return f"cb{delivery_id}-{suffix}" if delivery_id else random_tx_id()
+
+
+def random_tx_id() -> str:
+    """A fresh transaction id (an answer: a retry of it by the worker is a new message)."""
+    return f"cb-{uuid.uuid4().hex}"
+
+
+def redaction_tx_id(ref_key: str) -> str:
+    """The transaction id of a copy's redaction, derived from the copy: deleting twice is one
+    redaction."""
+    return "cb" + hashlib.sha256(ref_key.encode()).hexdigest()[:24] + "-delete"

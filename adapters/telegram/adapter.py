@@ -30,7 +30,7 @@ from adapters.base import (
     Address,
     Capabilities,
     Content,
-    DeliveryError,
+    Dispatcher,
     Inbound,
     InboundHandler,
     MediaRefRejected,
@@ -121,7 +121,7 @@ class TelegramAdapter:
             request=AiohttpRequest(connection_pool_size=_POOL_SIZE, pool_timeout=30.0),
             get_updates_request=AiohttpRequest(connection_pool_size=1),
         )
-        self._handler: InboundHandler | None = None
+        self._dispatcher: Dispatcher | None = None
         self._poller: asyncio.Task[None] | None = None
         self._offset = 0
         self._confirmed = 0
@@ -140,7 +140,7 @@ class TelegramAdapter:
         if self._started:
             raise RuntimeError("TelegramAdapter already started")
         _quiet_sdk_loggers()
-        self._handler = handler
+        self._dispatcher = Dispatcher(self.platform, handler, self.reply)
         try:
             with errors.translated():
                 await self._bot.initialize()
@@ -243,19 +243,8 @@ class TelegramAdapter:
             return
         if isinstance(event, Message) and event.media is not None:
             event = self._with_media_loader(event)
-        assert self._handler is not None
-        try:
-            replies = await self._handler(event)
-        except Exception:
-            log.exception("telegram: the handler failed on an inbound %s", type(event).__name__)
-            return
-        for answer in replies:
-            try:
-                await self.reply(event.sender, answer)
-            except DeliveryError as exc:  # e.g. the person blocked the bot meanwhile
-                log.warning("telegram: could not send a reply: %s", exc)
-            except Exception:
-                log.exception("telegram: could not send a reply")
+        assert self._dispatcher is not None
+        await self._dispatcher(event)
 
     def _with_media_loader(self, event: Message) -> Inbound:
         """Attach the download (`getFile` + the file) for the engine to call, only once it has

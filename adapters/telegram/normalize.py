@@ -25,10 +25,10 @@ from telegram.constants import ChatType
 from telegram.warnings import PTBDeprecationWarning
 
 from adapters.base import Address, Inbound, InboundMedia, Message, PollVote, PostKind, Reaction
+from bridge.commands import COMMAND_PREFIXES
 
 PLATFORM = "telegram"
 #: what starts a command (same grammar on every platform)
-COMMAND_PREFIXES = ("/", "!")
 
 
 def sender_address(user: User, chat: Chat | None = None) -> Address:

@@ -84,10 +84,12 @@ from bridge.commands.specs import (
     menu_entries,
     parse_command,
 )
+from bridge.commands.tokens import COMMAND_PREFIXES
 
 __all__ = [
     "ARGS_BY_NAME",
     "COMMANDS",
+    "COMMAND_PREFIXES",
     "MAX_DESCRIPTION_LEN",
     "MAX_NAME_LEN",
     "MAX_OPTION_LEN",

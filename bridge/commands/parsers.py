@@ -25,6 +25,7 @@ from bridge.commands.args import (
     VoteArgs,
 )
 from bridge.commands.tokens import (
+    COMMAND_PREFIXES,
     Cursor,
     Malformed,
     flag_name,
@@ -254,7 +255,7 @@ def parse_schedule(cur: Cursor) -> Command:
 
 
 def _is_poll_word(value: str) -> bool:
-    if value[:1] not in ("/", "!"):
+    if not value.startswith(COMMAND_PREFIXES):
         return False
     return value[1:].split("@", 1)[0].lower() == "poll"
 

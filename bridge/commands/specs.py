@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from bridge.commands import args as a
 from bridge.commands import parsers as p
 from bridge.commands.args import Command, CommandError
-from bridge.commands.tokens import Cursor, Malformed, show, tokenize
+from bridge.commands.tokens import COMMAND_PREFIXES, Cursor, Malformed, show, tokenize
 
 
 class Audience(enum.StrEnum):
@@ -233,7 +233,7 @@ def parse_command(text: str) -> Command | CommandError | None:
     message and that command's usage.
     """
     start = len(text) - len(text.lstrip())
-    if start >= len(text) or text[start] not in "/!":
+    if start >= len(text) or not text.startswith(COMMAND_PREFIXES, start):
         return None
     end = start + 1
     while end < len(text) and not text[end].isspace():

@@ -36,6 +36,8 @@ _DAY_WORDS = (
 _DAY_SPLIT_RE = re.compile(r"[,\-–—]")
 _OPEN_QUOTES = frozenset('"“”„')
 _CLOSE_QUOTES = frozenset('"“”')
+#: what starts a command, on every platform
+COMMAND_PREFIXES = ("/", "!")
 _FLAG_PREFIXES = ("--", "—")
 
 

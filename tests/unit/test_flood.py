@@ -167,3 +167,17 @@ def test_a_new_ceiling_keeps_what_was_learned() -> None:
     assert flood.current_rate("tg") == min(learned or 0, 15)
     flood.configure("tg", RateLimits(global_per_s=5, per_chat_per_s=0.5, group_per_min=10))
     assert flood.current_rate("tg") == 5 and limiter.rate("tg") == 5
+
+
+def test_a_homeserver_bucket_is_learnt_from_one_429() -> None:
+    # Synapse's retry_after is the time until its bucket holds one more event: the time since
+    # the last success plus it is at least one refill period (here 2 s: 0.5 events/s)
+    flood, _, clock = make(ceiling=10)
+    flood.sent("tg")
+    clock.advance(0.5)
+    flood.rate_limited("tg", "room", 1.5, known_global=True)
+    assert flood.current_rate("tg") == pytest.approx(0.97 / 2.0)
+    for _ in range(10):  # going well at that pace: it does not climb back into the 429 at once
+        clock.advance(2.0)
+        flood.sent("tg")
+    assert flood.current_rate("tg") == pytest.approx(0.97 / 2.0)
