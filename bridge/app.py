@@ -125,6 +125,7 @@ class App:
             self.sealer,
             operators=operator_addresses(settings),
             options=EngineOptions(tz=settings.general.tz, media_limits=settings.media.limits()),
+            platforms=self.platforms,
         )
         chosen = list(adapters) if adapters is not None else build_adapters(settings, prompt=prompt)
         if terminal is not None:

@@ -290,11 +290,23 @@ class RemoveAdminArgs(Command):
 
 @dataclass(frozen=True)
 class MirrorArgs(Command):
-    """`/mirror <handle> [create matrix|telegram:<chat id>|matrix:<room id>]`."""
+    """`/mirror <handle> [<platform>:<address>|create <platform>]`.
+
+    The grammar checks the shape only; which platforms exist and how their rooms are addressed
+    is the plug-ins' to say (`bridge.platforms`), so the engine checks the address."""
 
     name = "mirror"
     handle: str
-    text: str = ""  #: "" (list), "create matrix", or "<platform>:<chat>"
+    platform: str = ""  #: "" lists the mirror rooms; else the platform, lower-cased
+    address: str = ""  #: the room's address on that platform ("" with `create`)
+    create: bool = False  #: the bot creates the room itself
+
+    @property
+    def text(self) -> str:
+        """What was asked, as written: "", "create <platform>" or "<platform>:<address>"."""
+        if not self.platform:
+            return ""
+        return f"create {self.platform}" if self.create else f"{self.platform}:{self.address}"
 
 
 #: canonical name -> the class of that command's arguments

@@ -45,10 +45,7 @@ MAX_DESCRIPTION_LEN = 1000
 
 _RECURRING_RE = re.compile(r"[rR][0-9]{1,18}")
 _NUMBER_RE = re.compile(r"#?([0-9]{1,9})")
-_TELEGRAM_CHAT_RE = re.compile(r"-?[0-9]{1,20}|@[A-Za-z0-9_]{5,32}")
-_MATRIX_ROOM_RE = re.compile(
-    r"![^\s:|]{1,200}:(?:[A-Za-z0-9.\-]{1,255}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?"
-)
+_PLATFORM_RE = re.compile(r"[a-z][a-z0-9_]{1,31}")
 
 
 def _poll_body(cur: Cursor, handle: str) -> PollArgs:
@@ -199,26 +196,17 @@ def parse_mirror(cur: Cursor) -> Command:
         return MirrorArgs(handle=handle)
     first = cur.take()
     assert first is not None
-    word = first.value.lower()
-    if word == "create":
+    if first.value.lower() == "create":
         target = cur.take()
-        if target is None or target.value.lower() != "matrix":
-            raise Malformed(
-                "only Matrix mirror rooms can be created by the bot: /mirror <handle> create matrix"
-            )
+        if target is None or _PLATFORM_RE.fullmatch(target.value.lower()) is None:
+            raise Malformed("missing the platform whose room the bot creates: create <platform>")
         cur.no_more("the platform")
-        return MirrorArgs(handle=handle, text="create matrix")
+        return MirrorArgs(handle=handle, platform=target.value.lower(), create=True)
     kind, _, chat = first.value.partition(":")
-    if kind.lower() not in ("telegram", "matrix") or not chat:
-        raise Malformed(
-            f"expected create matrix, telegram:<chat id> or matrix:<room id>, not '{show(first.value)}'"
-        )
-    if kind.lower() == "telegram" and _TELEGRAM_CHAT_RE.fullmatch(chat) is None:
-        raise Malformed(f"'{show(chat)}' is not a Telegram chat id (a number like -1001234567890)")
-    if kind.lower() == "matrix" and _MATRIX_ROOM_RE.fullmatch(chat) is None:
-        raise Malformed(f"'{show(chat)}' is not a Matrix room id (like !abcdef:example.org)")
+    if _PLATFORM_RE.fullmatch(kind.lower()) is None or not chat:
+        raise Malformed(f"expected <platform>:<address> or create <platform>, not '{show(first.value)}'")
     cur.no_more("the mirror room")
-    return MirrorArgs(handle=handle, text=f"{kind.lower()}:{chat}")
+    return MirrorArgs(handle=handle, platform=kind.lower(), address=chat)
 
 
 def parse_describe(cur: Cursor) -> Command:

@@ -198,7 +198,7 @@ COMMANDS: dict[str, CommandSpec] = {
         _spec(
             a.MirrorArgs,
             p.parse_mirror,
-            "/mirror <handle> [create matrix|telegram:<chat id>|matrix:<room id>]",
+            "/mirror <handle> [<platform>:<address>|create <platform>]",
             "list a channel's mirror rooms, or add one (operators)",
             _A,
         ),

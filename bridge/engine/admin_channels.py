@@ -11,8 +11,9 @@ import logging
 
 from bridge.commands import AdminsArgs, InviteAdminArgs, MirrorArgs, RemoveAdminArgs, StatsArgs
 from bridge.engine.context import Context, find_channel, require_admin, require_owner
-from bridge.engine.core import Actor, EngineCore, Refusal, new_invite_code, normalize_code
+from bridge.engine.core import Actor, BadArguments, EngineCore, Refusal, new_invite_code, normalize_code
 from bridge.models import AdminInvite, AdminRole, Channel, MirrorRoom, Post, PostStatus
+from bridge.platforms import Platforms, either
 from bridge.ports import PostKind, Reply
 from bridge.safetext import is_single_emoji
 
@@ -150,17 +151,18 @@ def cmd_removeadmin(ctx: Context, cmd: RemoveAdminArgs) -> list[Reply]:
 
 
 def cmd_mirror(ctx: Context, cmd: MirrorArgs) -> list[Reply]:
-    """`/mirror <handle> [create matrix|telegram:<chat id>|matrix:<room id>]`."""
+    """`/mirror <handle> [<platform>:<address>|create <platform>]`."""
     s, actor = ctx.s, ctx.actor
+    check_mirror_address(ctx.core.platforms, cmd)
     channel = find_channel(ctx, cmd.handle)
     who = require_admin(ctx, channel)
-    if cmd.text:
+    if cmd.platform:
         if not actor.is_operator:
             raise Refusal("Only operators can add mirror rooms.")
-        if cmd.text == "create matrix":
-            # creating a room needs the Matrix adapter: handled by `_create_mirror` (async)
-            raise Refusal("Mirror rooms can only be created while the Matrix adapter runs.")
-        platform, chat = cmd.text.split(":", 1)
+        if cmd.create:
+            # creating a room needs that platform's adapter: handled by `create_mirror` (async)
+            raise Refusal(_no_creator(cmd.platform))
+        platform, chat = cmd.platform, cmd.address
         mirrors = ctx.store.channels.mirrors(s, channel.id or 0)
         if any(m.platform == platform and m.chat_id == chat for m in mirrors):
             raise Refusal(f"{platform}:{chat} already mirrors {channel.handle}.")
@@ -175,13 +177,7 @@ def cmd_mirror(ctx: Context, cmd: MirrorArgs) -> list[Reply]:
         return [Reply(_mirror_added(channel, f"{platform}:{chat}"))]
     mirrors = ctx.store.channels.mirrors(s, channel.id or 0)
     if not mirrors:
-        return [
-            Reply(
-                f"{channel.handle} has no mirror rooms. Operators add them in the config "
-                '([[channels]] mirrors = ["telegram:<chat id>", "matrix:<room id>"]) or with '
-                f"/mirror {channel.handle} create matrix."
-            )
-        ]
+        return [Reply(_no_mirrors(ctx.core.platforms, channel.handle))]
     lines = [f"{m.platform}:{m.chat_id}" for m in mirrors]
     return [
         Reply(
@@ -189,6 +185,49 @@ def cmd_mirror(ctx: Context, cmd: MirrorArgs) -> list[Reply]:
             + "\n".join(lines)
         )
     ]
+
+
+def check_mirror_address(platforms: Platforms, cmd: MirrorArgs) -> None:
+    """Refuse (as malformed) a platform no plug-in takes mirror rooms on, a room address that
+    platform does not write that way, or `create` where the bot cannot create rooms."""
+    if not cmd.platform:
+        return
+    creatable = platforms.creatable_mirror_platforms()
+    if cmd.create:
+        if not platforms.can_create_mirror(cmd.platform):
+            how = either(f"create {name}" for name in creatable) or "no platform"
+            raise BadArguments(f"the bot can create mirror rooms only with {how}")
+        return
+    syntax = platforms.mirror_syntax(cmd.platform)
+    if syntax is None:
+        ways = [f"create {name}" for name in creatable]
+        ways += [
+            f"{name}:{known.placeholder}"
+            for name in platforms.mirror_platforms()
+            if (known := platforms.mirror_syntax(name)) is not None
+        ]
+        raise BadArguments(f"expected {either(ways)}, not '{cmd.text[:40]}'")
+    if not platforms.valid_mirror_address(cmd.platform, cmd.address):
+        raise BadArguments(f"'{cmd.address[:40]}' is not {syntax.noun} ({syntax.hint})")
+
+
+def _no_creator(platform: str) -> str:
+    return f"Mirror rooms can only be created while the {platform.capitalize()} adapter runs."
+
+
+def _no_mirrors(platforms: Platforms, handle: str) -> str:
+    configured = ", ".join(
+        f'"{name}:{syntax.placeholder}"'
+        for name in platforms.mirror_platforms()
+        if (syntax := platforms.mirror_syntax(name)) is not None
+    )
+    creatable = platforms.creatable_mirror_platforms()
+    created = " or ".join(f"/mirror {handle} create {name}" for name in creatable)
+    text = (
+        f"{handle} has no mirror rooms. Operators add them in the config "
+        f"([[channels]] mirrors = [{configured}])"
+    )
+    return text + (f" or with {created}." if created else ".")
 
 
 def _mirror_added(channel: Channel, where: str) -> str:
@@ -199,11 +238,12 @@ def _mirror_added(channel: Channel, where: str) -> str:
 
 
 async def create_mirror(core: EngineCore, actor: Actor, cmd: MirrorArgs) -> list[Reply]:
-    """`/mirror <handle> create matrix`: the bot creates a read-only room and mirrors into it.
+    """`/mirror <handle> create <platform>`: the bot creates a read-only room and mirrors into it.
 
     Asynchronous (it talks to a platform), so it runs outside the command's transaction: one
     to check, one to record the room.
     """
+    check_mirror_address(core.platforms, cmd)
     with core.store.unit_of_work() as s:
         channel = find_channel(Context(core, s, actor), cmd.handle)
         if not actor.is_operator:
@@ -211,16 +251,18 @@ async def create_mirror(core: EngineCore, actor: Actor, cmd: MirrorArgs) -> list
         name, description = channel.name, channel.description
     factory = core.hooks.mirror_factory
     if factory is None:
-        raise Refusal("Mirror rooms can only be created while the Matrix adapter runs.")
+        raise Refusal(_no_creator(cmd.platform))
     try:
-        room = await factory("matrix", name, description or f"Mirror of {name}")
+        room = await factory(cmd.platform, name, description or f"Mirror of {name}")
     except Exception as exc:
         log.warning("creating a mirror room failed: %s", type(exc).__name__)
         raise Refusal("The homeserver refused to create the room; nothing was changed.") from exc
     with core.store.unit_of_work() as s:
         channel = find_channel(Context(core, s, actor), cmd.handle)
         s.add(
-            MirrorRoom(channel_id=channel.id or 0, platform="matrix", chat_id=room, created_at=core.clock())
+            MirrorRoom(
+                channel_id=channel.id or 0, platform=cmd.platform, chat_id=room, created_at=core.clock()
+            )
         )
-        core.store.channels.audit(s, channel.id, "operator", "mirror", "matrix")
-        return [Reply(_mirror_added(channel, f"matrix:{room}"))]
+        core.store.channels.audit(s, channel.id, "operator", "mirror", cmd.platform)
+        return [Reply(_mirror_added(channel, f"{cmd.platform}:{room}"))]

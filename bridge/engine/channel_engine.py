@@ -17,11 +17,12 @@ from datetime import UTC, datetime
 
 from sqlmodel import Session
 
-from bridge.commands import Command, CommandError, MirrorArgs, parse_command
+from bridge.commands import COMMANDS, Command, CommandError, MirrorArgs, parse_command
 from bridge.engine.admin_channels import create_mirror
 from bridge.engine.context import Context, follower_row
 from bridge.engine.core import (
     Actor,
+    BadArguments,
     EngineCore,
     EngineOptions,
     Hooks,
@@ -34,6 +35,7 @@ from bridge.engine.inbound import native_vote, reaction, with_media
 from bridge.engine.registry import ROUTES
 from bridge.models import Channel, DeliveryAction, Follower, MirrorRoom, Post, PostStatus
 from bridge.outcomes import PublishOutcome
+from bridge.platforms import Platforms
 from bridge.ports import (
     Address,
     Inbound,
@@ -71,6 +73,7 @@ class ChannelEngine:
         clock: Callable[[], float] = time.time,
         notify: Notify | None = None,
         on_work: Callable[[], None] | None = None,
+        platforms: Platforms | None = None,
     ) -> None:
         """`parse_when` and `parse_recurrence` are accepted for callers written when the time
         grammar was injected; the engine always uses `bridge.when`'s."""
@@ -82,6 +85,7 @@ class ChannelEngine:
             options=options,
             clock=clock,
             hooks=Hooks(notify=notify, on_work=on_work),
+            platforms=platforms,
         )
         self._planning: set[asyncio.Task[None]] = set()
 
@@ -139,7 +143,7 @@ class ChannelEngine:
             if isinstance(event, Message):
                 if event.media is not None:
                     event = await with_media(self._core, actor, event, parsed)
-                if isinstance(parsed, MirrorArgs) and parsed.text == "create matrix":
+                if isinstance(parsed, MirrorArgs) and parsed.create:
                     replies = await create_mirror(self._core, actor, parsed)  # talks to a platform: async
                 else:
                     replies = self._handle_message(actor, event, parsed)
@@ -151,6 +155,10 @@ class ChannelEngine:
                 replies = []
         except Refusal as refusal:
             replies = [Reply(str(refusal))]
+        except BadArguments as bad:
+            usage = COMMANDS[parsed.name].usage if isinstance(parsed, Command) else ""
+            message = str(bad)
+            replies = [Reply(str(CommandError(message[:1].upper() + message[1:], usage)))]
         replies = [replace(r, text=clean(r.text), html=clean(r.html) if r.html else r.html) for r in replies]
         self._kick_planning()
         if isinstance(parsed, Command) and ROUTES[type(parsed)].timed:
@@ -173,7 +181,7 @@ class ChannelEngine:
     def set_mirror_factory(
         self, factory: MirrorFactory | None, on_added: Callable[[str, str], None] | None = None
     ) -> None:
-        """Install what creates a read-only mirror room on a platform (the Matrix adapter's), and
+        """Install what creates a read-only mirror room on a platform (its adapter's), and
         what to tell when an operator adds an existing room as a mirror."""
         self._core.hooks.mirror_factory = factory
         self._core.hooks.on_mirror_added = on_added

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session
 
 from bridge.models import AdminRole, ChannelAdmin, Post, PostStatus, RecurringPost
+from bridge.platforms import Platforms
 from bridge.ports import Address, PostKind
 from bridge.privacy import Sealer, UnsealError
 from bridge.store import Store
@@ -38,6 +39,11 @@ INVITE_TTL_S = 7 * 24 * 3600
 
 class Refusal(Exception):
     """A command was understood but may not be applied; the message says why."""
+
+
+class BadArguments(Exception):
+    """Arguments of the right shape that no installed platform takes (an unknown platform, a
+    malformed room address): answered like a malformed command, with the command's usage."""
 
 
 @dataclass
@@ -78,7 +84,7 @@ class Hooks:
     notify: Notify | None = None  #: sends notices to admins
     on_work: Callable[[], None] | None = None  #: wakes the delivery worker
     on_schedule_change: Callable[[], None] | None = None  #: the scheduler re-reads what is timed
-    mirror_factory: MirrorFactory | None = None  #: creates a mirror room (the Matrix adapter's)
+    mirror_factory: MirrorFactory | None = None  #: creates a mirror room (an adapter that can)
     on_mirror_added: Callable[[str, str], None] | None = None  #: an existing room became a mirror
     #: lines about the bot's sending (rates, 429s): shown to operators in /stats
     sending_report: Callable[[], list[str]] | None = None
@@ -126,8 +132,11 @@ class EngineCore:
         options: EngineOptions | None = None,
         clock: Callable[[], float] = time.time,
         hooks: Hooks | None = None,
+        platforms: Platforms | None = None,
     ) -> None:
         self.store = store
+        #: the installed platforms: how their mirror rooms are addressed
+        self.platforms = platforms if platforms is not None else Platforms.discover()
         self.sealer = sealer
         self.options = options or EngineOptions()
         self.clock = clock

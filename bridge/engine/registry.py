@@ -111,7 +111,7 @@ ROUTES: dict[type[Command], Route] = {
         _route(AdminsArgs, channels.cmd_admins),
         _route(InviteAdminArgs, channels.cmd_invite_admin),
         _route(RemoveAdminArgs, channels.cmd_removeadmin),
-        _route(MirrorArgs, channels.cmd_mirror),  # `create matrix` is async: `channels.create_mirror`
+        _route(MirrorArgs, channels.cmd_mirror),  # `create <platform>` is async: `channels.create_mirror`
         _route(DeleteChannelArgs, posts.cmd_deletechannel, timed=True),
     )
 }
