@@ -37,6 +37,7 @@ from bridge.ports import (
     Message,
     MirrorRoomCreator,
     MirrorRoomHolder,
+    NoticingAdapter,
     Reply,
     SealingAdapter,
     SharedSendingAdapter,
@@ -96,6 +97,10 @@ def default_scheduler(app: App) -> Service:
     return SchedulerService.for_app(app)
 
 
+#: how long an adapter waits for its own notice to go out before what follows it (leaving a room)
+_ADAPTER_NOTICE_WAIT_S = 10.0
+
+
 class App:
     """The running product: engine + worker + adapters + scheduler, with a symmetric lifecycle."""
 
@@ -141,6 +146,8 @@ class App:
         for adapter in chosen:
             if isinstance(adapter, SealingAdapter):
                 adapter.use_sealer(self.sealer)
+            if isinstance(adapter, NoticingAdapter):
+                adapter.use_outbox(self._adapter_notice)
         d = settings.delivery
         self.worker = DeliveryWorker(
             self.store,
@@ -340,15 +347,26 @@ class App:
             return
         self.worker.wake_notices()
 
+    async def _adapter_notice(self, to: Address, text: str, wait: bool) -> None:
+        """An adapter's own notice, queued in the reply lane like every answer; with `wait`,
+        return once it went out (at most `_ADAPTER_NOTICE_WAIT_S` later)."""
+        self._queue_replies(to, [Reply(text)])
+        if wait:
+            await self._sent_to(to, _ADAPTER_NOTICE_WAIT_S)
+
+    async def _sent_to(self, person: Address, timeout: float) -> None:
+        """Wait until nothing queued for `person` remains open (or `timeout` passes)."""
+        deadline = time.monotonic() + timeout
+        await asyncio.sleep(0.05)
+        while self.notices.open_for(person) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+
     def _forget_after_answer(self, adapter: ForgettingAdapter, person: Address) -> None:
         """Let the adapter erase what it keeps about a person who sent `/forgetme` (and leave
         their chat) once the answer to it has gone out there (at most a minute later)."""
 
         async def forget() -> None:
-            deadline = time.monotonic() + 60.0
-            await asyncio.sleep(0.05)  # the answer is queued right after this is scheduled
-            while self.notices.open_for(person) and time.monotonic() < deadline:
-                await asyncio.sleep(0.1)
+            await self._sent_to(person, 60.0)  # the answer is queued right after this is scheduled
             try:
                 await adapter.forget(person)
             except Exception:

@@ -324,6 +324,22 @@ class SealingAdapter(Protocol):
         """Seal what this adapter writes to disk with `sealer` from now on."""
 
 
+#: queues a notice of an adapter's own to a chat; with `wait`, returns once it went out (or
+#: after a bounded wait), so what must follow it (leaving the room) does not overtake it
+OutboxSend = Callable[[Address, str, bool], Awaitable[None]]
+
+
+@runtime_checkable
+class NoticingAdapter(Protocol):
+    """An optional extension: an adapter with notices of its own to send (the Matrix adapter
+    tells a shared room that commands work only in a direct chat, and why it leaves). The app
+    hands it the reply lane before `start()`: those notices then go out through the delivery
+    worker like every answer, paced and retried."""
+
+    def use_outbox(self, send: OutboxSend) -> None:
+        """Send this adapter's own notices with `send` from now on."""
+
+
 @runtime_checkable
 class SharedSendingAdapter(Adapter, Protocol):
     """An optional extension for several processes on one database: an adapter that can send

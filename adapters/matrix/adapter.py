@@ -38,6 +38,7 @@ from bridge.ports import (
     InboundHandler,
     Message,
     MessageRef,
+    OutboxSend,
     PermanentFailure,
     PollVote,
     PostKind,
@@ -97,6 +98,12 @@ class MatrixAdapter:
         self._sync_task: asyncio.Task[None] | None = None
         self._dispatch: Dispatcher | None = None
         self._sealer: Sealer | None = None
+        self._outbox: OutboxSend | None = None
+
+    def use_outbox(self, send: OutboxSend) -> None:
+        """Send this adapter's own notices through the app's reply lane (paced and retried by
+        the delivery worker). The app calls this before `start()`."""
+        self._outbox = send
 
     def use_sealer(self, sealer: Sealer) -> None:
         """Seal what this adapter keeps in store_dir (its state and nio's olm store) with the
@@ -202,10 +209,15 @@ class MatrixAdapter:
         assert self._dispatch is not None
         await self._dispatch(inbound, Address(self.platform, room_id))
 
-    async def _notify(self, room_id: str, text: str) -> None:
-        """A notice of the adapter's own into a room (a refused command, leaving a room)."""
+    async def _notify(self, room_id: str, text: str, wait: bool = False) -> None:
+        """A notice of the adapter's own into a room (a refused command, leaving a room): through
+        the app's reply lane when there is one (`wait`: until it went out), else sent once."""
+        address = Address(self.platform, room_id)
+        if self._outbox is not None:
+            await self._outbox(address, text, wait)
+            return
         assert self._dispatch is not None
-        await self._dispatch.answer(Address(self.platform, room_id), Reply(text))
+        await self._dispatch.answer(address, Reply(text))
 
     # -- outbound -------------------------------------------------------------------------------
 

@@ -34,7 +34,8 @@ _NOT_PRIVATE = (
     "posts work only in a direct chat with just you and me: start one to go on."
 )
 #: sends a notice into a room (the adapter's one road for answers)
-Notify = Callable[[str, str], Awaitable[None]]
+#: a notice of the adapter's own: (room, text, wait until sent)
+Notify = Callable[[str, str, bool], Awaitable[None]]
 
 
 class Rooms:
@@ -190,7 +191,7 @@ class Rooms:
         pending, self._s.to_leave = self._s.to_leave, {}
         for room_id, notice in pending.items():
             if notice is not None:
-                await self._notify(room_id, notice)
+                await self._notify(room_id, notice, True)  # the notice must go out before we leave
             log.info("matrix: leaving a room that is no longer a direct chat")
             await self.leave(room_id)
 

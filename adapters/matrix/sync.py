@@ -156,7 +156,7 @@ class SyncLoop:
         else:
             if not self._rooms.is_dm_of(room_id, item.sender.id):
                 if room_id not in s.mirrors and item.text.startswith(COMMAND_PREFIXES):
-                    await self._notify(room_id, _DIRECT_ONLY)
+                    await self._notify(room_id, _DIRECT_ONLY, False)
                     self._rooms.review_room(room_id)
                 return
             user_hash = s.user_hash(item.sender.id)
