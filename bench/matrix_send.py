@@ -50,7 +50,7 @@ from nio import (
     SyncResponse,
 )
 
-from adapters.matrix import MatrixAdapter
+from adapters.matrix.adapter import MatrixAdapter
 from adapters.matrix.render import render_post
 from bridge.ports import Address, Content, Inbound, PostKind, Reply
 from tests.integration.matrix.conftest import MEGOLM, Follower

@@ -27,8 +27,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect, text
 
-from adapters.matrix import MatrixAdapter
-from adapters.telegram import TelegramAdapter
+from adapters.matrix.adapter import MatrixAdapter
+from adapters.telegram.adapter import TelegramAdapter
 from bridge import migrate
 from bridge.app import SDK_LOGGERS, App, configure_logging
 from bridge.config import load_settings

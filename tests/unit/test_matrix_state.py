@@ -13,7 +13,7 @@ from nio import RoomSendError, RoomSendResponse
 
 from adapters.base import Address, Content, Message, PostKind, RetryLater
 from adapters.base import trace as _trace
-from adapters.matrix import MatrixAdapter
+from adapters.matrix.adapter import MatrixAdapter
 from adapters.matrix.state import State as _State
 
 ALICE = "@alice:example.org"

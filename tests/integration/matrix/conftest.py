@@ -27,7 +27,7 @@ from nio import (
 )
 
 from adapters.base import Inbound, Reply
-from adapters.matrix import MatrixAdapter
+from adapters.matrix.adapter import MatrixAdapter
 
 from .synapse import RegisteredUser, SynapseServer
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from adapters.matrix import MatrixAdapter
-from adapters.telegram import TelegramAdapter
+from adapters.matrix.adapter import MatrixAdapter
+from adapters.telegram.adapter import TelegramAdapter
 from bridge.app import App
 from bridge.config import load_settings
 from tests.telegram_api import FakeBotApi

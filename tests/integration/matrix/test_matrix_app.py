@@ -23,7 +23,7 @@ from nio import MemoryDownloadResponse, RoomSendError
 from nio.crypto import decrypt_attachment, encrypt_attachment
 
 from adapters.base import Address, Message
-from adapters.matrix import MatrixAdapter
+from adapters.matrix.adapter import MatrixAdapter
 from bridge.app import App
 from bridge.config import load_settings
 from bridge.privacy import read_sealed_file

@@ -8,7 +8,7 @@ import pytest
 from nio.crypto import encrypt_attachment
 
 from adapters.base import Address, Message
-from adapters.matrix import MatrixAdapter
+from adapters.matrix.adapter import MatrixAdapter
 
 from .conftest import Recorder
 

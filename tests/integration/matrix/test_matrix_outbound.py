@@ -32,7 +32,7 @@ import pytest
 from nio import ErrorResponse
 
 from adapters.base import Address, Message
-from adapters.matrix import MatrixAdapter
+from adapters.matrix.adapter import MatrixAdapter
 from bridge.app import App
 from bridge.config import load_settings
 

@@ -15,7 +15,7 @@ import pytest
 from nio import RoomCreateResponse
 
 from adapters.base import Address, Content, Message, PostKind, Reaction
-from adapters.matrix import MatrixAdapter
+from adapters.matrix.adapter import MatrixAdapter
 
 from .conftest import Follower, Recorder
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from adapters.base import Message, PermanentFailure
-from adapters.matrix import MatrixAdapter
+from adapters.matrix.adapter import MatrixAdapter
 from bridge.app import App
 from bridge.config import load_settings
 from bridge.privacy import Sealer, decode_key, generate_key

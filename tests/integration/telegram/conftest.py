@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from adapters.base import Inbound, Reply
-from adapters.telegram import TelegramAdapter
+from adapters.telegram.adapter import TelegramAdapter
 from tests.telegram_api import FakeBotApi
 
 #: long-poll timeout for tests: short, so stop() and a handler's reply stay fast

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from adapters.base import RateLimits
-from adapters.telegram import TelegramAdapter
+from adapters.telegram.adapter import TelegramAdapter
 from bridge.app import App
 from bridge.config import load_settings
 from tests.integration.telegram.conftest import until

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from adapters.base import Address, InboundMedia, Message, PostKind, RateLimits
-from adapters.telegram import TelegramAdapter
+from adapters.telegram.adapter import TelegramAdapter
 from bridge.app import App
 from bridge.config import load_settings
 from tests.telegram_api import ChatMessage, FakeBotApi, FakeUser

@@ -20,7 +20,7 @@ from adapters.base import (
     Reaction,
     Reply,
 )
-from adapters.telegram import ALLOWED_UPDATES, TelegramAdapter
+from adapters.telegram.adapter import ALLOWED_UPDATES, TelegramAdapter
 from tests.telegram_api import FakeBotApi
 
 from .conftest import Inbox, make_adapter

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.telegram import TelegramAdapter
+from adapters.telegram.adapter import TelegramAdapter
 from bridge.app import App, configure_logging
 from bridge.config import load_settings
 from tests.telegram_api import FakeBotApi

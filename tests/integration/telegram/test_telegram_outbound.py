@@ -19,7 +19,7 @@ from adapters.base import (
     RecipientGone,
     RetryLater,
 )
-from adapters.telegram import TelegramAdapter
+from adapters.telegram.adapter import TelegramAdapter
 from tests.telegram_api import FakeBotApi
 
 pytestmark = [

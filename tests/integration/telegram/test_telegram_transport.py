@@ -12,7 +12,7 @@ from aiohttp import web
 from telegram.error import NetworkError, TimedOut
 
 from adapters.base import Address, Content, Inbound, PostKind, Reply, RetryLater
-from adapters.telegram import TelegramAdapter
+from adapters.telegram.adapter import TelegramAdapter
 from adapters.telegram.errors import ExactBadRequest
 from adapters.telegram.transport import AiohttpRequest
 from tests.telegram_api import FakeBotApi
