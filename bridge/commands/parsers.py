@@ -198,8 +198,10 @@ def parse_mirror(cur: Cursor) -> Command:
     assert first is not None
     if first.value.lower() == "create":
         target = cur.take()
-        if target is None or _PLATFORM_RE.fullmatch(target.value.lower()) is None:
+        if target is None:
             raise Malformed("missing the platform whose room the bot creates: create <platform>")
+        if _PLATFORM_RE.fullmatch(target.value.lower()) is None:
+            raise Malformed(f"'{show(target.value)}' is not a platform name")
         cur.no_more("the platform")
         return MirrorArgs(handle=handle, platform=target.value.lower(), create=True)
     kind, _, chat = first.value.partition(":")
