@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from bridge.config import ConfigError, check_config, config_file_warnings, load_settings
+from bridge.platforms import load_problems
 from bridge.privacy import generate_key
 
 
@@ -43,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
     args = _parser().parse_args(argv)
     os.umask(0o077)
+    for problem in load_problems():
+        print(f"channelbridge: warning: a platform plug-in was left out: {problem}", file=sys.stderr)
     if args.command == "check-config":
         code, lines = check_config(args.config)
         print("\n".join(lines), file=sys.stdout if code == 0 else sys.stderr)

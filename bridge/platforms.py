@@ -35,6 +35,7 @@ __all__ = [
     "PlatformSettings",
     "Platforms",
     "either",
+    "load_problems",
 ]
 
 #: the entry-point group adapter distributions register their plug-in in
@@ -166,17 +167,28 @@ class Platforms:
 
     @classmethod
     def discover(cls, group: str = ENTRY_POINT_GROUP) -> Platforms:
-        """Load every plug-in registered in the entry-point group (on the current sys.path)."""
+        """Load every plug-in registered in the entry-point group (on the current sys.path).
+
+        A plug-in that cannot be loaded (its module fails to import, it is no `PlatformPlugin`,
+        its name clashes) is left out and recorded, so one broken distribution does not stop
+        the others: `load_problems()` says what and how to fix it (the CLI prints them)."""
         found: list[PlatformPlugin] = []
         for entry in entry_points(group=group):
-            plugin = entry.load()
+            where = f"entry point {entry.name} = {entry.value} in {group}"
+            try:
+                plugin = entry.load()
+            except Exception as exc:  # a broken or half-installed distribution
+                _problem(f"{where} could not be loaded ({type(exc).__name__}: {str(exc)[:200]})")
+                continue
             if not isinstance(plugin, PlatformPlugin):
-                raise PlatformError(
-                    f"entry point {entry.name} = {entry.value} in {group} is not a PlatformPlugin"
-                )
-            if plugin.name != entry.name:
-                raise PlatformError(f"entry point {entry.name} names a plug-in called {plugin.name!r}")
-            if all(plugin is not other for other in found):  # a distribution seen twice on sys.path
+                _problem(f"{where} is not a PlatformPlugin")
+            elif not _NAME_RE.fullmatch(plugin.name):
+                _problem(f"{where}: a platform name must be 2-32 of a-z, 0-9 and _")
+            elif plugin.name != entry.name:
+                _problem(f"{where} names a plug-in called {plugin.name!r}")
+            elif any(plugin.name == other.name and plugin is not other for other in found):
+                _problem(f"{where}: another plug-in already registers the platform {plugin.name!r}")
+            elif all(plugin is not other for other in found):  # a distribution seen twice on sys.path
                 found.append(plugin)
         return cls(tuple(sorted(found, key=lambda plugin: (plugin.rank, plugin.name))))
 
@@ -232,6 +244,19 @@ class Platforms:
     def loggers(self) -> tuple[str, ...]:
         """Every plug-in's SDK loggers, each once."""
         return tuple(dict.fromkeys(name for plugin in self.plugins for name in plugin.loggers))
+
+
+#: what `discover()` had to leave out, each once, in the order met
+_PROBLEMS: dict[str, None] = {}
+
+
+def _problem(text: str) -> None:
+    _PROBLEMS[text + "; repair or uninstall the distribution that provides it"] = None
+
+
+def load_problems() -> list[str]:
+    """The plug-ins `Platforms.discover()` left out in this process, with the fix."""
+    return list(_PROBLEMS)
 
 
 def either(words: Iterable[str]) -> str:

@@ -56,3 +56,27 @@ def test_section_of_a_platform_not_installed_is_refused_with_the_fix(tmp_path: P
     assert list(found) == ["operators.0.memchat", "memchat"]
     assert "unknown section" in found["memchat"].message
     assert "channelbridge.adapters" in found["memchat"].fix and "telegram" in found["memchat"].fix
+
+
+def test_a_broken_plug_in_is_left_out_with_the_fix_and_the_others_still_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = tmp_path / "site"
+    info = site / "halfinstalled-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: halfinstalled\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[channelbridge.adapters]\nhalf = halfinstalled_mod:PLUGIN\n")
+    (site / "halfinstalled_mod.py").write_text("import fancy_sdk_that_is_not_installed  # noqa\n")
+    monkeypatch.syspath_prepend(str(site))
+    from bridge import cli, platforms
+    from bridge.platforms import Platforms, load_problems
+
+    monkeypatch.setattr(platforms, "_PROBLEMS", {})  # this process's record, restored afterwards
+
+    found = Platforms.discover()
+    assert "half" not in found and {"telegram", "matrix", "console"} <= set(found.names())
+    assert any("halfinstalled_mod:PLUGIN" in p and "ModuleNotFoundError" in p for p in load_problems())
+    assert cli.main(["keygen"]) == 0
+    err = capsys.readouterr().err
+    assert "a platform plug-in was left out: entry point half = halfinstalled_mod:PLUGIN" in err
+    assert "repair or uninstall the distribution" in err
