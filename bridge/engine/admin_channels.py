@@ -195,7 +195,9 @@ def check_mirror_address(platforms: Platforms, cmd: MirrorArgs) -> None:
     creatable = platforms.creatable_mirror_platforms()
     if cmd.create:
         if not platforms.can_create_mirror(cmd.platform):
-            how = either(f"create {name}" for name in creatable) or "no platform"
+            if not creatable:
+                raise BadArguments("no installed platform lets the bot create mirror rooms")
+            how = either(f"create {name}" for name in creatable)
             raise BadArguments(f"the bot can create mirror rooms only with {how}")
         return
     syntax = platforms.mirror_syntax(cmd.platform)
@@ -223,6 +225,8 @@ def _no_mirrors(platforms: Platforms, handle: str) -> str:
     )
     creatable = platforms.creatable_mirror_platforms()
     created = " or ".join(f"/mirror {handle} create {name}" for name in creatable)
+    if not configured:
+        return f"{handle} has no mirror rooms, and no installed platform takes them."
     text = (
         f"{handle} has no mirror rooms. Operators add them in the config "
         f"([[channels]] mirrors = [{configured}])"
