@@ -8,14 +8,15 @@ answer within `answer_timeout_s` (Telegram: 10 s), refunds once per charge.
 
 The control side (`FakeBotApi.payments`) plays the users and Telegram itself: `user_pays` (a
 `pre_checkout_query`, then, when the bot says ok, a `successful_payment` message), `renew`,
-`refund_by_telegram` (a `refunded_payment` message), `purchase_paid_media` (a
-`purchased_paid_media` update), and `plant_difference` to make Telegram's transaction list
-disagree with what the bot saw (for reconcile tests).
+`user_cancels` (silent, as on Telegram), `refund_by_telegram` (a `refunded_payment` message),
+`purchase_paid_media` (a `purchased_paid_media` update), and `plant_difference` to make
+Telegram's transaction list disagree with what the bot saw (for reconcile tests).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import json
 import time
@@ -212,6 +213,14 @@ class Payments:
         expiration = expiration_date or previous.expiration_date + period
         return self._charge(previous.user_id, previous.invoice, expiration, recurring=True)
 
+    def user_cancels(self, charge_id: str, *, canceled: bool = True) -> None:
+        """The user cancels (or resumes) the subscription in Telegram's own settings: no update
+        reaches the bot; `renew` is refused from then on, so access simply runs out."""
+        charge = self.charges[charge_id]
+        if charge.invoice.subscription_period is None:
+            raise ValueError("not a subscription")
+        self._set_canceled(charge, canceled)
+
     def refund_by_telegram(self, charge_id: str) -> Charge:
         """Telegram refunds a charge on its own (e.g. a dispute): a `refunded_payment` message
         in the user's chat and a refund transaction."""
@@ -328,7 +337,8 @@ class Payments:
                 raise _bad("SUBSCRIPTION_PERIOD_INVALID")
             if amount > MAX_SUBSCRIPTION_STARS:
                 raise _bad("STARS_INVOICE_INVALID")
-        slug = f"inv{next(self._ids):04d}{abs(hash((payload, amount))) % 10**8:08d}"
+        serial = next(self._ids)
+        slug = f"inv{serial:04d}" + hashlib.sha256(f"{serial}:{payload}".encode()).hexdigest()[:12]
         invoice = Invoice(slug, title, description, payload, currency, amount, period)
         self.invoices[slug] = invoice
         return invoice.link
@@ -362,9 +372,7 @@ class Payments:
         canceled = params.get("is_canceled")
         if not isinstance(canceled, bool):
             raise _bad('field "is_canceled" must be of type Boolean')
-        for other in self.charges.values():
-            if other.user_id == charge.user_id and other.invoice is charge.invoice:
-                other.canceled = canceled
+        self._set_canceled(charge, canceled)
         return True
 
     async def _get_star_transactions(self, params: JSON, files: dict[str, bytes]) -> JSON:
@@ -433,6 +441,12 @@ class Payments:
             return {"type": "photo", "photo": [_photo_size(f)]}
         return {"type": "video", "video": _video(f)}
 
+    def _set_canceled(self, charge: Charge, canceled: bool) -> None:
+        """Cancel or resume the subscription: every charge of that user for that invoice."""
+        for other in self.charges.values():
+            if other.user_id == charge.user_id and other.invoice is charge.invoice:
+                other.canceled = canceled
+
     def _user_charge(self, params: JSON) -> Charge:
         charge = self.charges.get(str(params.get("telegram_payment_charge_id") or ""))
         user_id = params.get("user_id")
@@ -444,7 +458,8 @@ class Payments:
 
     def _charge(self, user_id: int, invoice: Invoice, expiration: int | None, *, recurring: bool) -> Charge:
         serial = next(self._ids)
-        charge_id = f"stxp{serial:06d}{abs(hash((user_id, invoice.slug, serial))) % 10**12:012d}"
+        digest = hashlib.sha256(f"{user_id}:{invoice.slug}:{serial}".encode()).hexdigest()[:20]
+        charge_id = f"stxp{serial:06d}{digest}"
         subscription = invoice.subscription_period is not None
         charge = Charge(
             charge_id, user_id, invoice, invoice.amount, _now(), expiration,

@@ -118,6 +118,8 @@ class FakeBotApi:
     `api.base_url` / `api.file_base_url`, then script users with `add_user`, `user_sends_text`,
     `press_button`, `answer_poll`, `react` ...; inject failures with `fail`, `block`,
     `enforce_limits`; read `calls`, `calls_to(...)`, `messages(chat_id)`, `busiest_second()`.
+    Telegram Stars (invoices, checkout, renewals, refunds, paid media) live in `api.payments`
+    (see `payments.py`).
 
     The server serves one bot token. Its flood-control state (windows, buckets, penalties) is
     that token's: every connection and every process that sends with the token shares it.

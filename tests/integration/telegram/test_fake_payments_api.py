@@ -220,6 +220,9 @@ async def test_a_cancelled_subscription_is_not_renewed_until_resumed(
         api.payments.renew(charge_id)
     assert await bot.edit_user_star_subscription(alice, charge_id, is_canceled=False)
     assert api.payments.renew(charge_id).is_recurring
+    api.payments.user_cancels(charge_id)  # from Telegram's settings: the bot hears nothing
+    with pytest.raises(ValueError, match="cancelled"):
+        api.payments.renew(charge_id)
 
 
 async def test_refund_star_payment_refunds_once(api: FakeBotApi, bot: Bot, updates: Updates) -> None:
