@@ -1,6 +1,7 @@
 """A local Telegram Bot API server for tests, with a Python control API (see `FakeBotApi`)."""
 
 from .limits import FloodControl, FloodRefused, Limits
+from .payments import Charge, CheckoutOutcome, Invoice, Payments, StarTx
 from .server import LIMITED_METHODS, ApiError, FakeBotApi
 from .state import Call, ChatMessage, FailureRule, FakeGroup, FakeUser, PollRecord, StoredFile
 
@@ -8,14 +9,19 @@ __all__ = [
     "LIMITED_METHODS",
     "ApiError",
     "Call",
+    "Charge",
     "ChatMessage",
+    "CheckoutOutcome",
     "FailureRule",
     "FakeBotApi",
     "FakeGroup",
     "FakeUser",
     "FloodControl",
     "FloodRefused",
+    "Invoice",
     "Limits",
+    "Payments",
     "PollRecord",
+    "StarTx",
     "StoredFile",
 ]

@@ -23,6 +23,7 @@ from aiohttp import web
 
 from ._html import EntityError, parse_html, utf16_len
 from .limits import FloodControl, FloodRefused, Limits
+from .payments import Payments
 from .state import (
     JSON,
     Call,
@@ -42,7 +43,7 @@ DEFAULT_UPDATES = frozenset(
     {
         "message", "edited_message", "channel_post", "edited_channel_post", "inline_query",
         "chosen_inline_result", "callback_query", "shipping_query", "pre_checkout_query",
-        "poll", "poll_answer", "my_chat_member", "chat_join_request",
+        "poll", "poll_answer", "my_chat_member", "chat_join_request", "purchased_paid_media",
     }
 )  # fmt: skip
 #: methods that send, change or delete a message: subject to the enforced-limits mode (Telegram
@@ -58,16 +59,17 @@ LIMITED_METHODS = frozenset(
 )  # fmt: skip
 _JSON_FIELDS = frozenset(
     {"reply_markup", "options", "allowed_updates", "commands", "scope", "reply_parameters",
-     "link_preview_options", "entities", "caption_entities"}
+     "link_preview_options", "entities", "caption_entities", "prices", "media"}
 )  # fmt: skip
 _INT_FIELDS = frozenset(
     {"chat_id", "message_id", "offset", "limit", "timeout", "reply_to_message_id", "width",
-     "height", "duration", "cache_time", "open_period"}
+     "height", "duration", "cache_time", "open_period", "star_count", "user_id",
+     "subscription_period"}
 )  # fmt: skip
 _BOOL_FIELDS = frozenset(
     {"disable_notification", "is_anonymous", "allows_multiple_answers", "protect_content",
      "show_alert", "is_closed", "allow_sending_without_reply", "supports_streaming",
-     "allow_paid_broadcast"}
+     "allow_paid_broadcast", "ok", "is_canceled"}
 )  # fmt: skip
 _DEFAULT_DESCRIPTIONS = {
     400: "Bad Request: injected failure",
@@ -116,6 +118,8 @@ class FakeBotApi:
     `api.base_url` / `api.file_base_url`, then script users with `add_user`, `user_sends_text`,
     `press_button`, `answer_poll`, `react` ...; inject failures with `fail`, `block`,
     `enforce_limits`; read `calls`, `calls_to(...)`, `messages(chat_id)`, `busiest_second()`.
+    Telegram Stars (invoices, checkout, renewals, refunds, paid media) live in `api.payments`
+    (see `payments.py`).
 
     The server serves one bot token. Its flood-control state (windows, buckets, penalties) is
     that token's: every connection and every process that sends with the token shares it.
@@ -187,6 +191,9 @@ class FakeBotApi:
             "setMyCommands": self._set_my_commands,
             "answerCallbackQuery": self._answer_callback_query,
         }
+        #: Telegram Stars: invoices, checkout, charges, refunds, paid media (see payments.py)
+        self.payments = Payments(self)
+        self._methods.update(self.payments.methods())
 
     # ------------------------------------------------------------------ lifecycle
 

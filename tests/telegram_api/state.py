@@ -113,7 +113,7 @@ class ChatMessage:
     chat: JSON
     sender: JSON
     date: int
-    #: "text", "photo", "video", "sticker" or "poll"
+    #: "text", "photo", "video", "sticker", "poll", "paid_media" or "service"
     kind: str
     #: plain text after entity parsing (text messages)
     text: str | None = None
@@ -135,6 +135,9 @@ class ChatMessage:
     history: list[str] = field(default_factory=list)
     #: user id -> current emoji reactions
     reactions: dict[int, list[str]] = field(default_factory=dict)
+    #: further Message fields as sent (kind "paid_media" and "service": paid_media,
+    #: successful_payment, refunded_payment ...)
+    extra: JSON = field(default_factory=dict)
 
     @property
     def chat_id(self) -> int:
@@ -168,7 +171,8 @@ class ChatMessage:
             out["sticker"] = _sticker(self.file)
         elif self.kind == "poll" and self.poll is not None:
             out["poll"] = self.poll.to_json()
-        if self.caption is not None and self.kind in ("photo", "video"):
+        out.update(self.extra)
+        if self.caption is not None and self.kind in ("photo", "video", "paid_media"):
             out["caption"] = self.caption
         if self.reply_markup:
             out["reply_markup"] = self.reply_markup
