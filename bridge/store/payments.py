@@ -66,15 +66,11 @@ class Payments:
 
     def tier_of(self, s: Session, channel_id: int) -> Tier | None:
         """The channel's tier on sale, if any."""
-        return s.exec(
-            select(Tier).where(Tier.channel_id == channel_id, col(Tier.on_sale).is_(True))
-        ).first()
+        return s.exec(select(Tier).where(Tier.channel_id == channel_id, col(Tier.on_sale).is_(True))).first()
 
     def last_tier(self, s: Session, channel_id: int) -> Tier | None:
         """The channel's latest tier, on sale or ended."""
-        return s.exec(
-            select(Tier).where(Tier.channel_id == channel_id).order_by(col(Tier.id).desc())
-        ).first()
+        return s.exec(select(Tier).where(Tier.channel_id == channel_id).order_by(col(Tier.id).desc())).first()
 
     def set_price(self, s: Session, channel_id: int, price: int, now: float, teaser: bool) -> Tier:
         """Put a 30-day tier at `price` Stars on sale, ending the one on sale (its teaser
