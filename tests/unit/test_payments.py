@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect, text
@@ -16,9 +17,10 @@ from sqlmodel import select
 from bridge import migrate
 from bridge.commands import parse_command
 from bridge.engine import EngineOptions
+from bridge.keys import rotate_key, verify_key
 from bridge.models import AuditEntry, Channel, LedgerKind, Tier
 from bridge.ports import Address
-from bridge.privacy import Sealer
+from bridge.privacy import Sealer, generate_key, read_key_file, write_key_file
 from bridge.store import AlreadyRecorded, Recorded, Store
 from tests.support import OPERATOR, Harness, build, person
 
@@ -210,6 +212,35 @@ def test_ledger_rows_hold_no_identity_in_clear(store_url: str) -> None:
         assert "700000042" not in raw
         assert b"700000042" not in blobs
         assert rows[0]["follower_index"] == sealer.address_index(payer)
+    finally:
+        store.dispose()
+
+
+def test_rotate_key_reseals_and_reindexes_the_ledger(store_url: str, tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    write_key_file(data_dir / "privacy.key", generate_key())
+    old = Sealer(read_key_file(data_dir / "privacy.key"))
+    store = Store(store_url)
+    try:
+        migrate.upgrade(store.engine, sealer=old)
+        verify_key(store, old, "test")
+        cid = _channel(store)
+        payer = Address("telegram", "700000077")
+        recorded = _charge(store, old, cid, payer, "tg-rotate", until=START + 30 * DAY)
+        assert isinstance(recorded, Recorded)
+
+        report = rotate_key(store, None, data_dir)
+
+        new = Sealer(read_key_file(data_dir / "privacy.key"))
+        assert new.fingerprint != old.fingerprint
+        assert report.resealed.get("ledger") == 1
+        with store.unit_of_work() as s:
+            assert store.payments.entries_of(s, old.address_index(payer)) == []
+            (entry,) = store.payments.entries_of(s, new.address_index(payer))
+            opened = new.unseal(
+                entry.platform, entry.follower_sealed, table="ledger", row_id=recorded.entry_id
+            )
+            assert opened == payer
     finally:
         store.dispose()
 
