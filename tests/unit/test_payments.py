@@ -16,6 +16,7 @@ from sqlmodel import select
 
 from bridge import migrate
 from bridge.commands import parse_command
+from bridge.config import ConfigError, load_settings
 from bridge.engine import EngineOptions
 from bridge.keys import rotate_key, verify_key
 from bridge.models import AuditEntry, Channel, LedgerKind, Tier
@@ -380,5 +381,42 @@ async def test_revenue_shows_counts_only_to_the_owner_and_operators(store_url: s
             assert h.sealer.address_index(payer) not in report
 
 
+async def test_forgetme_ends_paid_access(store_url: str) -> None:
+    async with _bot(store_url) as h:
+        await h.say(person(1), "/follow news")
+        with h.store.session() as s:
+            follower = h.store.followers.by_index(s, h.sealer.address_index(person(1)))
+            assert follower is not None and follower.id is not None
+            fid = follower.id
+            h.store.payments.grant(s, fid, 1, START + 30 * DAY)
+        await h.say(person(1), "/forgetme")
+        with h.store.session() as s:
+            assert h.store.payments.paid_until(s, fid, 1) is None
+
+
 def test_price_grammar_takes_off_in_any_case() -> None:
     assert parse_command("/price news Off") == parse_command("/price news off")
+
+
+# ---- the config section ---------------------------------------------------------------------
+
+
+def test_payments_are_off_by_default_and_need_a_support_contact_when_on(tmp_path: Path) -> None:
+    settings = load_settings(env={})
+    assert (settings.payments.enabled, settings.payments.teaser, settings.payments.support) == (
+        False,
+        True,
+        "",
+    )
+
+    path = tmp_path / "config.toml"
+    path.write_text("[payments]\nenabled = true\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, env={})
+    (problem,) = caught.value.problems
+    assert problem.key == "payments.support"
+    assert "required when payments are enabled" in problem.message
+    assert "payments.support" in problem.fix
+
+    on = load_settings(path, env={"CHANNELBRIDGE_PAYMENTS__SUPPORT": SUPPORT})
+    assert on.payments.enabled and on.payments.support == SUPPORT
