@@ -129,7 +129,13 @@ class App:
             self.store,
             self.sealer,
             operators=operator_addresses(settings),
-            options=EngineOptions(tz=settings.general.tz, media_limits=settings.media.limits()),
+            options=EngineOptions(
+                tz=settings.general.tz,
+                media_limits=settings.media.limits(),
+                payments_enabled=settings.payments.enabled,
+                payments_teaser=settings.payments.teaser,
+                payments_support=settings.payments.support.strip(),
+            ),
             platforms=self.platforms,
         )
         chosen = list(adapters) if adapters is not None else build_adapters(settings, prompt=prompt)

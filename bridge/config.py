@@ -45,6 +45,7 @@ from bridge.config_sections import (
     DeliverySettings,
     GeneralSettings,
     MediaSettings,
+    PaymentsSettings,
     PrivacySettings,
     SchedulerSettings,
 )
@@ -63,6 +64,7 @@ __all__ = [
     "GeneralSettings",
     "MediaSettings",
     "OperatorEntry",
+    "PaymentsSettings",
     "PrivacySettings",
     "SchedulerSettings",
     "Settings",

@@ -28,6 +28,7 @@ from bridge.config_sections import (
     DeliverySettings,
     GeneralSettings,
     MediaSettings,
+    PaymentsSettings,
     PrivacySettings,
     SchedulerSettings,
 )
@@ -147,6 +148,7 @@ class CoreSettings(BaseSettings):
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     media: MediaSettings = Field(default_factory=MediaSettings)
+    payments: PaymentsSettings = Field(default_factory=PaymentsSettings)
     channels: list[ChannelEntry] = Field(default_factory=list)
 
     @classmethod

@@ -1,5 +1,5 @@
 """The core's settings sections: `[general]`, `[database]`, `[privacy]`, `[delivery]`,
-`[scheduler]` and `[media]`. Platform sections come from the plug-ins (`bridge.platforms`);
+`[scheduler]`, `[media]` and `[payments]`. Platform sections come from the plug-ins (`bridge.platforms`);
 `bridge.config` assembles them into one settings model."""
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ __all__ = [
     "DeliverySettings",
     "GeneralSettings",
     "MediaSettings",
+    "PaymentsSettings",
     "PrivacySettings",
     "SchedulerSettings",
 ]
@@ -169,3 +170,26 @@ class MediaSettings(BaseModel):
             PostKind.VIDEO: int(self.max_video_mb * mb),
             PostKind.STICKER: int(self.max_sticker_mb * mb),
         }
+
+
+class PaymentsSettings(BaseModel):
+    """[payments]: paid channels (Telegram Stars), off by default; when on, the support
+    contact `/paysupport` shows is required (Telegram's terms)."""
+
+    model_config = _FROZEN
+
+    enabled: bool = False
+    teaser: bool = True  #: new tiers send free followers a one-line teaser of paid posts
+    support: str = ""  #: how buyers reach the operator about a payment
+
+    @model_validator(mode="after")
+    def _support_when_enabled(self) -> PaymentsSettings:
+        if self.enabled and not self.support.strip():
+            issue = (
+                "support",
+                "required when payments are enabled (Telegram requires a support contact for /paysupport)",
+                'set payments.support to a contact, e.g. "@yourshop_support" or "support@example.org",'
+                " or set payments.enabled = false",
+            )
+            raise refuse(issue[1], issue[2], issues=(issue,))
+        return self

@@ -131,6 +131,7 @@ SEALED_COLUMNS: tuple[tuple[str, str, str, str], ...] = (
     ("post", "author_sealed", "author_platform", "address"),
     ("recurringpost", "author_sealed", "author_platform", "address"),
     ("delivery", "ref_sealed", "platform", "ref"),
+    ("ledger", "follower_sealed", "platform", "payer"),  # its blind index is recomputed with it
 )
 
 
@@ -156,6 +157,7 @@ def _rotate_table(
             accounts: list[tuple[int, bytes, str, str]] = []
             addresses: list[tuple[int, bytes]] = []
             refs: list[tuple[int, bytes, str | None, str | None]] = []
+            payers: list[tuple[int, bytes, str]] = []
             for row in rows:
                 blob = bytes(row.blob)
                 if new.is_current(blob):
@@ -177,6 +179,8 @@ def _rotate_table(
                         if kind == "account":
                             old_index = row.account_index or ""
                             accounts.append((row.id, sealed, old_index, new.address_index(address)))
+                        elif kind == "payer":
+                            payers.append((row.id, sealed, new.address_index(address)))
                         else:
                             addresses.append((row.id, sealed))
                     done += 1
@@ -185,6 +189,7 @@ def _rotate_table(
             store.keyring.reindex_accounts(s, table, accounts)
             store.keyring.reseal(s, table, column, addresses)
             store.keyring.reseal_refs(s, refs)
+            store.keyring.reseal_payers(s, payers)
             after = rows[-1].id
         report.add(table, done, bad)
         if done:

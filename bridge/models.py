@@ -361,3 +361,59 @@ class Notice(SQLModel, table=True):
     created_at: float
     sent_at: float | None = None  #: when the message (or its latest edit) went out
     stale: bool = False  #: the progress text changed while it was being sent: edit once more
+
+
+# ---- paid channels (issue 13): tiers, entitlements, the ledger ---------------------------
+
+
+class LedgerKind(enum.StrEnum):
+    """What a money event of the ledger is (amounts in Telegram Stars)."""
+
+    CHARGE = "charge"  #: a first payment for a tier
+    RENEWAL = "renewal"  #: a recurring payment of a subscription
+    REFUND = "refund"  #: money given back (the amount is positive: what was refunded)
+    CODE = "code"  #: an access code redeemed (amount 0, no charge id)
+
+
+class Tier(SQLModel, table=True):
+    """A channel's paid tier: a price in Stars per period. Changing the price ends the tier
+    and starts another; at most one tier of a channel is on sale."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel_id: int = Field(foreign_key="channel.id", index=True)
+    price: int  #: Stars per period
+    period_s: int = 30 * 24 * 3600
+    on_sale: bool = True
+    teaser: bool = True  #: free followers get a one-line teaser of its paid posts
+    created_at: float
+    ended_at: float | None = None
+
+
+class Entitlement(SQLModel, table=True):
+    """Paid access of one follower to one channel, until `paid_until` (no foreign key to the
+    follower: `/forgetme` removes it with the follower)."""
+
+    __table_args__ = (UniqueConstraint("follower_id", "channel_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel_id: int = Field(foreign_key="channel.id", index=True)
+    follower_id: int
+    paid_until: float
+
+
+class LedgerEntry(SQLModel, table=True):
+    """One money event. The payer is sealed to the row (`follower_sealed`) and found through a
+    keyed blind index (`follower_index`); a Telegram charge id is recorded once."""
+
+    __tablename__ = "ledger"
+    __table_args__ = (UniqueConstraint("telegram_payment_charge_id", name="uq_ledger_charge_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str
+    amount: int  #: Stars
+    telegram_payment_charge_id: str | None = None  #: None for codes
+    channel_id: int = Field(foreign_key="channel.id", index=True)
+    platform: str
+    follower_sealed: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    follower_index: str = Field(index=True)
+    created_at: float

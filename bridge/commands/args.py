@@ -120,6 +120,13 @@ class DeleteChannelArgs(HandleArgs):
     name = "deletechannel"
 
 
+@dataclass(frozen=True)
+class RevenueArgs(HandleArgs):
+    """`/revenue <handle>`."""
+
+    name = "revenue"
+
+
 # --- commands without arguments -------------------------------------------------------------
 
 
@@ -142,6 +149,13 @@ class ForgetMeArgs(Command):
     """`/forgetme`."""
 
     name = "forgetme"
+
+
+@dataclass(frozen=True)
+class PaySupportArgs(Command):
+    """`/paysupport`."""
+
+    name = "paysupport"
 
 
 # --- commands with their own arguments ------------------------------------------------------
@@ -309,6 +323,15 @@ class MirrorArgs(Command):
         return f"create {self.platform}" if self.create else f"{self.platform}:{self.address}"
 
 
+@dataclass(frozen=True)
+class PriceArgs(Command):
+    """`/price <handle> <stars|off>`."""
+
+    name = "price"
+    handle: str
+    stars: int | None  #: the 30-day price in Stars (1-10000); None: `off`, sales end
+
+
 #: canonical name -> the class of that command's arguments
 ARGS_BY_NAME: dict[str, type[Command]] = {
     cls.name: cls
@@ -342,5 +365,8 @@ ARGS_BY_NAME: dict[str, type[Command]] = {
         RemoveAdminArgs,
         MirrorArgs,
         DeleteChannelArgs,
+        PriceArgs,
+        RevenueArgs,
+        PaySupportArgs,
     )
 }

@@ -19,6 +19,7 @@ from bridge.commands.args import (
     NewChannelArgs,
     PollArgs,
     PostArgs,
+    PriceArgs,
     RemoveAdminArgs,
     ScheduleArgs,
     StartArgs,
@@ -42,6 +43,8 @@ MAX_QUESTION_LEN = 300
 MAX_QUERY_LEN = 64
 MAX_NAME_LEN = 128
 MAX_DESCRIPTION_LEN = 1000
+MIN_STARS = 1
+MAX_STARS = 10000  #: Telegram's ceiling for a subscription's price
 
 _RECURRING_RE = re.compile(r"[rR][0-9]{1,18}")
 _NUMBER_RE = re.compile(r"#?([0-9]{1,9})")
@@ -288,3 +291,17 @@ def parse_removeadmin(cur: Cursor) -> Command:
         raise Malformed(f"{show(tok.value)!r} is not an admin number (see /admins)")
     cur.no_more("the admin number")
     return RemoveAdminArgs(handle=handle, numbers=(int(m.group(1)),))
+
+
+def parse_price(cur: Cursor) -> Command:
+    handle = cur.handle()
+    tok = cur.take()
+    if tok is None:
+        raise Malformed("missing the price in Stars (or off)")
+    if tok.value.lower() == "off":
+        cur.no_more("off")
+        return PriceArgs(handle=handle, stars=None)
+    if not tok.value.isascii() or not tok.value.isdigit() or not MIN_STARS <= int(tok.value) <= MAX_STARS:
+        raise Malformed(f"{show(tok.value)!r} is not a price: {MIN_STARS} to {MAX_STARS} Stars, or off")
+    cur.no_more("the price")
+    return PriceArgs(handle=handle, stars=int(tok.value))

@@ -109,6 +109,13 @@ COMMANDS: dict[str, CommandSpec] = {
             _F,
         ),
         _spec(a.AcceptArgs, p.parse_accept, "/accept <code>", "become an admin with an invitation code", _F),
+        _spec(
+            a.PaySupportArgs,
+            p.no_arguments(a.PaySupportArgs),
+            "/paysupport",
+            "how to get help with a payment",
+            _F,
+        ),
         _spec(a.NewChannelArgs, p.parse_newchannel, "/newchannel <handle> <name...>", "create a channel", _O),
         _spec(
             a.DescribeArgs,
@@ -207,6 +214,20 @@ COMMANDS: dict[str, CommandSpec] = {
             p.handle_only(a.DeleteChannelArgs),
             "/deletechannel <handle>",
             "delete a channel (owner only)",
+            _A,
+        ),
+        _spec(
+            a.PriceArgs,
+            p.parse_price,
+            "/price <handle> <stars|off>",
+            "sell 30-day access to paid posts for 1-10000 Stars, or end sales",
+            _A,
+        ),
+        _spec(
+            a.RevenueArgs,
+            p.handle_only(a.RevenueArgs),
+            "/revenue <handle>",
+            "subscribers, charges, renewals, refunds and Stars by month (owner)",
             _A,
         ),
     )

@@ -66,6 +66,9 @@ class EngineOptions:
             PostKind.STICKER: 1 * _MB,
         }
     )
+    payments_enabled: bool = False  #: config `[payments] enabled`: `/price` works
+    payments_teaser: bool = True  #: the teaser setting of a channel's first tier
+    payments_support: str = ""  #: the contact `/paysupport` shows
 
 
 @dataclass(frozen=True)

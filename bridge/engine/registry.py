@@ -34,10 +34,13 @@ from bridge.commands import (
     MirrorArgs,
     MuteArgs,
     NewChannelArgs,
+    PaySupportArgs,
     PollArgs,
     PostArgs,
+    PriceArgs,
     RemoveAdminArgs,
     ResultsArgs,
+    RevenueArgs,
     ScheduleArgs,
     ScheduledArgs,
     StartArgs,
@@ -48,7 +51,7 @@ from bridge.commands import (
 )
 from bridge.engine import admin_channels as channels
 from bridge.engine import admin_posts as posts
-from bridge.engine import followers
+from bridge.engine import followers, payments
 from bridge.engine.context import Context
 from bridge.ports import Reply
 
@@ -97,6 +100,7 @@ ROUTES: dict[type[Command], Route] = {
         _route(ResultsArgs, followers.cmd_results),
         _route(ForgetMeArgs, followers.cmd_forgetme),
         _route(AcceptArgs, followers.cmd_accept),
+        _route(PaySupportArgs, payments.cmd_paysupport),
         _route(NewChannelArgs, posts.cmd_newchannel),
         _route(DescribeArgs, posts.cmd_describe),
         _route(PostArgs, posts.cmd_post, keeps_media=True),
@@ -113,6 +117,8 @@ ROUTES: dict[type[Command], Route] = {
         _route(RemoveAdminArgs, channels.cmd_removeadmin),
         _route(MirrorArgs, channels.cmd_mirror),  # `create <platform>` is async: `channels.create_mirror`
         _route(DeleteChannelArgs, posts.cmd_deletechannel, timed=True),
+        _route(PriceArgs, payments.cmd_price),
+        _route(RevenueArgs, payments.cmd_revenue),
     )
 }
 

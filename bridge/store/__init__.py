@@ -14,6 +14,7 @@
 - `store.schedule`  scheduled posts, poll deadlines, recurring posts, claims  (`schedule.py`)
 - `store.leases`    named leases between processes, heartbeats  (`leases.py`)
 - `store.keyring`   the privacy-key record, state values, re-sealing  (`keyring.py`)
+- `store.payments`  paid tiers, entitlements, the ledger of money events  (`payments.py`)
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from bridge.store.followers import Followers
 from bridge.store.keyring import Keyring
 from bridge.store.leases import Leases
 from bridge.store.outbox import Outbox
+from bridge.store.payments import AlreadyRecorded, Payments, Recorded, RevenueMonth
 from bridge.store.posts import Posts
 from bridge.store.rows import (
     ClaimedDelivery,
@@ -69,6 +71,7 @@ class Store(Database):
         self.schedule = Schedule()
         self.leases = Leases()
         self.keyring = Keyring()
+        self.payments = Payments(self.is_postgres)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -137,6 +140,7 @@ class Store(Database):
 
 
 __all__ = [
+    "AlreadyRecorded",
     "ClaimedDelivery",
     "DeliveryContext",
     "DeliveryOutcome",
@@ -147,6 +151,8 @@ __all__ = [
     "PlatformCount",
     "PostView",
     "ProgressReport",
+    "Recorded",
+    "RevenueMonth",
     "ScheduleSnapshot",
     "SealedRow",
     "SendCounts",

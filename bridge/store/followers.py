@@ -190,7 +190,7 @@ class Followers:
     # ---- forgetting ----------------------------------------------------------------------
 
     def forget(self, s: Session, follower: Follower) -> None:
-        """Remove every trace of a follower: subscriptions, votes, reactions, receipts."""
+        """Remove every trace of a follower: subscriptions, votes, reactions, receipts, paid access."""
         assert follower.id is not None
         self.forget_voter(s, follower.account_index)
         conn = s.connection()
@@ -208,6 +208,8 @@ class Followers:
             {"f": follower.id},
         )
         s.exec(delete(Delivery).where(col(Delivery.follower_id) == follower.id))
+        # paid access goes with them: a later follower given the same row id must not inherit it
+        conn.execute(text("DELETE FROM entitlement WHERE follower_id = :f"), {"f": follower.id})
         s.delete(follower)
 
     def forget_voter(self, s: Session, account_index: str) -> None:

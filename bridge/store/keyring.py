@@ -107,6 +107,14 @@ class Keyring:
                 text("UPDATE postreaction SET reactor_index = :new WHERE reactor_index = :old"), moves
             )
 
+    def reseal_payers(self, s: Session, updates: Sequence[tuple[int, bytes, str]]) -> None:
+        """Re-sealed ledger payers (row id, blob, blind index under the new key)."""
+        if updates:
+            s.connection().execute(
+                text("UPDATE ledger SET follower_sealed = :b, follower_index = :i WHERE id = :id"),
+                [{"id": row_id, "b": blob, "i": index} for row_id, blob, index in updates],
+            )
+
     def reseal_refs(self, s: Session, updates: Sequence[tuple[int, bytes, str | None, str | None]]) -> None:
         """Re-sealed delivery references (row id, blob, key index, alt index)."""
         if updates:

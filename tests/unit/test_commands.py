@@ -114,6 +114,11 @@ GOOD: list[tuple[str, Command]] = [
     ("/removeadmin news 2", Command("removeadmin", handle="news", numbers=(2,))),
     ("/mirror news", Command("mirror", handle="news")),
     ("/deletechannel news", Command("deletechannel", handle="news")),
+    ("/price news 250", Command("price", handle="news", stars=250)),
+    ("/price News 10000", Command("price", handle="news", stars=10000)),
+    ("/price news OFF", Command("price", handle="news", stars=None)),
+    ("/revenue news", Command("revenue", handle="news")),
+    ("/paysupport", Command("paysupport")),
 ]
 
 
@@ -200,6 +205,16 @@ BAD: list[tuple[str, str, str]] = [
     ("/removeadmin news 0", "removeadmin", "admin number"),
     ("/mirror", "mirror", "handle"),
     ("/deletechannel", "deletechannel", "handle"),
+    ("/price", "price", "handle"),
+    ("/price news", "price", "price"),
+    ("/price news 0", "price", "1 to 10000"),
+    ("/price news 10001", "price", "1 to 10000"),
+    ("/price news -5", "price", "1 to 10000"),
+    ("/price news 2.5", "price", "1 to 10000"),
+    ("/price news ５", "price", "1 to 10000"),
+    ("/price news 5 stars", "price", "unexpected"),
+    ("/revenue", "revenue", "handle"),
+    ("/paysupport now", "paysupport", "unexpected"),
 ]
 
 
