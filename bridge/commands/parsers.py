@@ -301,7 +301,8 @@ def parse_price(cur: Cursor) -> Command:
     if tok.value.lower() == "off":
         cur.no_more("off")
         return PriceArgs(handle=handle, stars=None)
-    if not tok.value.isascii() or not tok.value.isdigit() or not MIN_STARS <= int(tok.value) <= MAX_STARS:
+    digits = tok.value.isascii() and tok.value.isdigit() and len(tok.value) <= len(str(MAX_STARS))
+    if not digits or not MIN_STARS <= int(tok.value) <= MAX_STARS:
         raise Malformed(f"{show(tok.value)!r} is not a price: {MIN_STARS} to {MAX_STARS} Stars, or off")
     cur.no_more("the price")
     return PriceArgs(handle=handle, stars=int(tok.value))

@@ -577,3 +577,9 @@ def test_timed_and_numbered_commands_round_trip_their_fields(
     assert parse_command(f"/removeadmin {handle} {numbers[0]}") == Command(
         "removeadmin", handle=handle, numbers=(numbers[0],)
     )
+
+
+def test_a_price_of_thousands_of_digits_is_a_usage_line_not_a_crash() -> None:
+    parsed = parse_command("/price news " + "9" * 60_000)
+    assert isinstance(parsed, CommandError) and "1 to 10000" in parsed.message
+    assert len(str(parsed)) < 300
