@@ -14,7 +14,9 @@ operators and mirror rooms are written. Nothing in `bridge/` or `scheduler/` nam
 
 from __future__ import annotations
 
+import functools
 import re
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -171,26 +173,10 @@ class Platforms:
 
         A plug-in that cannot be loaded (its module fails to import, it is no `PlatformPlugin`,
         its name clashes) is left out and recorded, so one broken distribution does not stop
-        the others: `load_problems()` says what and how to fix it (the CLI prints them)."""
-        found: list[PlatformPlugin] = []
-        for entry in entry_points(group=group):
-            where = f"entry point {entry.name} = {entry.value} in {group}"
-            try:
-                plugin = entry.load()
-            except Exception as exc:  # a broken or half-installed distribution
-                _problem(f"{where} could not be loaded ({type(exc).__name__}: {str(exc)[:200]})")
-                continue
-            if not isinstance(plugin, PlatformPlugin):
-                _problem(f"{where} is not a PlatformPlugin")
-            elif not _NAME_RE.fullmatch(plugin.name):
-                _problem(f"{where}: a platform name must be 2-32 of a-z, 0-9 and _")
-            elif plugin.name != entry.name:
-                _problem(f"{where} names a plug-in called {plugin.name!r}")
-            elif any(plugin.name == other.name and plugin is not other for other in found):
-                _problem(f"{where}: another plug-in already registers the platform {plugin.name!r}")
-            elif all(plugin is not other for other in found):  # a distribution seen twice on sys.path
-                found.append(plugin)
-        return cls(tuple(sorted(found, key=lambda plugin: (plugin.rank, plugin.name))))
+        the others: `load_problems()` says what and how to fix it (the CLI prints them).
+        Read once per group and `sys.path`: finding entry points reads every installed
+        distribution's metadata, and config, app and engine all ask."""
+        return _discover(group, tuple(sys.path))
 
     def __iter__(self) -> Iterator[PlatformPlugin]:
         return iter(self.plugins)
@@ -245,6 +231,29 @@ class Platforms:
         """Every plug-in's SDK loggers, each once."""
         return tuple(dict.fromkeys(name for plugin in self.plugins for name in plugin.loggers))
 
+
+@functools.cache
+def _discover(group: str, search_path: tuple[str, ...]) -> Platforms:
+    """`Platforms.discover` for one group on one `sys.path` (the cache key)."""
+    found: list[PlatformPlugin] = []
+    for entry in entry_points(group=group):
+        where = f"entry point {entry.name} = {entry.value} in {group}"
+        try:
+            plugin = entry.load()
+        except Exception as exc:  # a broken or half-installed distribution
+            _problem(f"{where} could not be loaded ({type(exc).__name__}: {str(exc)[:200]})")
+            continue
+        if not isinstance(plugin, PlatformPlugin):
+            _problem(f"{where} is not a PlatformPlugin")
+        elif not _NAME_RE.fullmatch(plugin.name):
+            _problem(f"{where}: a platform name must be 2-32 of a-z, 0-9 and _")
+        elif plugin.name != entry.name:
+            _problem(f"{where} names a plug-in called {plugin.name!r}")
+        elif any(plugin.name == other.name and plugin is not other for other in found):
+            _problem(f"{where}: another plug-in already registers the platform {plugin.name!r}")
+        elif all(plugin is not other for other in found):  # a distribution seen twice on sys.path
+            found.append(plugin)
+    return Platforms(tuple(sorted(found, key=lambda plugin: (plugin.rank, plugin.name))))
 
 #: what `discover()` had to leave out, each once, in the order met
 _PROBLEMS: dict[str, None] = {}
