@@ -84,6 +84,7 @@ from bridge.commands.specs import (
     CommandSpec,
     canonical_name,
     help_text,
+    malformed,
     menu_entries,
     parse_command,
 )
@@ -139,6 +140,7 @@ __all__ = [
     "VoteArgs",
     "canonical_name",
     "help_text",
+    "malformed",
     "menu_entries",
     "parse_command",
 ]

@@ -270,8 +270,13 @@ def parse_command(text: str) -> Command | CommandError | None:
     try:
         return COMMANDS[name].parse(cur)
     except Malformed as refusal:
-        message = str(refusal)
-        return CommandError(message[:1].upper() + message[1:], COMMANDS[name].usage)
+        return malformed(name, str(refusal))
+
+
+def malformed(name: str, message: str) -> CommandError:
+    """What is wrong with a command `name` (a lower-case phrase), as the answer: capitalized,
+    followed by the command's usage. Also for arguments the engine refuses by their meaning."""
+    return CommandError(message[:1].upper() + message[1:], COMMANDS[name].usage)
 
 
 def help_text(audiences: Collection[Audience]) -> str:

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from sqlmodel import Session
 
-from bridge.commands import COMMANDS, Command, CommandError, MirrorArgs, parse_command
+from bridge.commands import Command, CommandError, MirrorArgs, malformed, parse_command
 from bridge.engine.admin_channels import create_mirror
 from bridge.engine.context import Context, follower_row
 from bridge.engine.core import (
@@ -156,9 +156,8 @@ class ChannelEngine:
         except Refusal as refusal:
             replies = [Reply(str(refusal))]
         except BadArguments as bad:
-            usage = COMMANDS[parsed.name].usage if isinstance(parsed, Command) else ""
-            message = str(bad)
-            replies = [Reply(str(CommandError(message[:1].upper() + message[1:], usage)))]
+            assert isinstance(parsed, Command)  # only a handler raises it
+            replies = [Reply(str(malformed(parsed.name, str(bad))))]
         replies = [replace(r, text=clean(r.text), html=clean(r.html) if r.html else r.html) for r in replies]
         self._kick_planning()
         if isinstance(parsed, Command) and ROUTES[type(parsed)].timed:
