@@ -44,6 +44,7 @@ class DeliveryAction(enum.StrEnum):
     EDIT = "edit"  #: replace the content of the copy made by source_id
     DELETE = "delete"  #: remove the copy made by source_id
     CLOSE_POLL = "close_poll"  #: close the poll copy made by source_id
+    TEASER = "teaser"  #: tell a free follower that a paid post went out (never edited or deleted)
 
 
 class NoticeLane(enum.IntEnum):
@@ -203,6 +204,9 @@ class Post(SQLModel, table=True):
     summary_sent: bool = False
     #: the copies per status once nothing is left to send (JSON; `/stats` reads it)
     send_counts: str | None = None
+    paid: bool = False  #: goes to subscribers only (free followers get a teaser, mirrors nothing)
+    stars: int | None = None  #: pay-per-post: Telegram followers get it as paid media at this price
+    purchases: int = 0  #: pay-per-post purchases reported by the platform (a count)
 
 
 class PostEdit(SQLModel, table=True):
@@ -307,6 +311,7 @@ class RecurringPost(SQLModel, table=True):
     next_at: float | None = None
     author_platform: str | None = None
     author_sealed: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    paid: bool = False  #: each occurrence is a paid post
 
 
 class AuditEntry(SQLModel, table=True):
@@ -399,6 +404,7 @@ class Entitlement(SQLModel, table=True):
     channel_id: int = Field(foreign_key="channel.id", index=True)
     follower_id: int
     paid_until: float
+    expiry_noticed: bool = False  #: the follower was told that access ended (once)
 
 
 class LedgerEntry(SQLModel, table=True):
@@ -406,7 +412,8 @@ class LedgerEntry(SQLModel, table=True):
     keyed blind index (`follower_index`); a Telegram charge id is recorded once."""
 
     __tablename__ = "ledger"
-    __table_args__ = (UniqueConstraint("telegram_payment_charge_id", name="uq_ledger_charge_id"),)
+    #: a charge is recorded once per kind: its refund repeats its charge id
+    __table_args__ = (UniqueConstraint("telegram_payment_charge_id", "kind", name="uq_ledger_charge_kind"),)
 
     id: int | None = Field(default=None, primary_key=True)
     kind: str
@@ -417,3 +424,24 @@ class LedgerEntry(SQLModel, table=True):
     follower_sealed: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     follower_index: str = Field(index=True)
     created_at: float
+
+
+class AccessCode(SQLModel, table=True):
+    """A single-use code for `days` of a channel's paid tier (sold outside the bot, redeemed
+    with `/redeem`). Only a keyed digest of the code is kept, never the code."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel_id: int = Field(foreign_key="channel.id", index=True)
+    digest: str = Field(index=True, unique=True)
+    days: int
+    created_at: float
+    redeemed_at: float | None = None
+    ledger_id: int | None = None  #: the ledger row of its redemption
+
+
+class RedeemFailure(SQLModel, table=True):
+    """One failed `/redeem` attempt, by the sender's blind index: attempts are throttled."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    sender_index: str = Field(index=True)
+    at: float

@@ -19,7 +19,12 @@ Tokenizing rules:
   (`daily 09:00`, `sat, sun 10:30`, `every day 07:00`); `bridge.when.parse_recurrence`
   interprets it.
 - `/poll` flags are unquoted tokens starting with `--` (or a phone's auto-corrected `—`):
-  `--multi` and `--closes <when>`, anywhere after the handle. A quoted `"--multi"` is an option.
+  `--multi`, `--closes <when>` and `--paid`, anywhere after the handle. A quoted `"--multi"`
+  is an option.
+- A post's options come before its text: `/post <handle> [--paid|--stars <n>] text`,
+  `/schedule <handle> <when> [--paid] text`, `/every <handle> <spec> [--paid] text`. A leading
+  unquoted word shaped like an option (`--word`) that is none is refused, so a typo never
+  publishes a paid post to everyone; a lone `—` or `---` is text.
 - In `/schedule <handle> <when> /poll ...` the poll may repeat the schedule's handle; a first
   unquoted token equal to that handle is skipped, anything else is the question.
 - `/post` and `/schedule` accept empty text (media may carry the post); the engine refuses a
@@ -37,6 +42,7 @@ from bridge.commands.args import (
     AdminsArgs,
     CancelArgs,
     ChannelsArgs,
+    CodesArgs,
     Command,
     CommandError,
     DeleteArgs,
@@ -58,6 +64,9 @@ from bridge.commands.args import (
     PollArgs,
     PostArgs,
     PriceArgs,
+    PrivacyArgs,
+    RedeemArgs,
+    RefundArgs,
     RemoveAdminArgs,
     ResultsArgs,
     RevenueArgs,
@@ -65,8 +74,11 @@ from bridge.commands.args import (
     ScheduledArgs,
     StartArgs,
     StatsArgs,
+    SubscribeArgs,
+    TeaserArgs,
     UnfollowArgs,
     UnmuteArgs,
+    UnsubscribeArgs,
     VoteArgs,
 )
 from bridge.commands.parsers import (
@@ -106,6 +118,7 @@ __all__ = [
     "Audience",
     "CancelArgs",
     "ChannelsArgs",
+    "CodesArgs",
     "Command",
     "CommandError",
     "CommandSpec",
@@ -128,6 +141,9 @@ __all__ = [
     "PollArgs",
     "PostArgs",
     "PriceArgs",
+    "PrivacyArgs",
+    "RedeemArgs",
+    "RefundArgs",
     "RemoveAdminArgs",
     "ResultsArgs",
     "RevenueArgs",
@@ -135,8 +151,11 @@ __all__ = [
     "ScheduledArgs",
     "StartArgs",
     "StatsArgs",
+    "SubscribeArgs",
+    "TeaserArgs",
     "UnfollowArgs",
     "UnmuteArgs",
+    "UnsubscribeArgs",
     "VoteArgs",
     "canonical_name",
     "help_text",

@@ -226,7 +226,9 @@ class PostArgs(Command):
 
     name = "post"
     handle: str
-    text: str = ""  #: exactly as typed after the handle
+    text: str = ""  #: exactly as typed after the handle (and its flags)
+    paid: bool = False  #: --paid: for subscribers only
+    stars: int | None = None  #: --stars <n>: pay-per-post price (media on Telegram)
 
 
 @dataclass(frozen=True)
@@ -239,6 +241,7 @@ class PollArgs(Command):
     options: tuple[str, ...]  #: stripped, 2..12, unique
     multi: bool = False  #: --multi
     when: str | None = None  #: raw <when> of --closes
+    paid: bool = False  #: --paid: for subscribers only
 
 
 @dataclass(frozen=True)
@@ -248,8 +251,9 @@ class ScheduleArgs(Command):
     name = "schedule"
     handle: str
     when: str  #: raw <when> text
-    text: str = ""  #: exactly as typed after the <when>
-    sub: PollArgs | None = None  #: the poll to schedule
+    text: str = ""  #: exactly as typed after the <when> (and --paid)
+    sub: PollArgs | None = None  #: the poll to schedule (its own `paid` says whether it is paid)
+    paid: bool = False  #: --paid: the text post is for subscribers only
 
 
 @dataclass(frozen=True)
@@ -260,6 +264,7 @@ class EveryArgs(Command):
     handle: str
     spec: str  #: raw recurrence spec
     text: str
+    paid: bool = False  #: --paid: every occurrence is for subscribers only
 
 
 @dataclass(frozen=True)
@@ -332,6 +337,63 @@ class PriceArgs(Command):
     stars: int | None  #: the 30-day price in Stars (1-10000); None: `off`, sales end
 
 
+@dataclass(frozen=True)
+class SubscribeArgs(HandleArgs):
+    """`/subscribe <handle>`."""
+
+    name = "subscribe"
+
+
+@dataclass(frozen=True)
+class UnsubscribeArgs(HandleArgs):
+    """`/unsubscribe <handle>`."""
+
+    name = "unsubscribe"
+
+
+@dataclass(frozen=True)
+class TeaserArgs(Command):
+    """`/teaser <handle> <on|off>`."""
+
+    name = "teaser"
+    handle: str
+    on: bool
+
+
+@dataclass(frozen=True)
+class RefundArgs(Command):
+    """`/refund <handle> <charge-id>`."""
+
+    name = "refund"
+    handle: str
+    charge_id: str  #: Telegram's telegram_payment_charge_id, as typed
+
+
+@dataclass(frozen=True)
+class CodesArgs(Command):
+    """`/codes <handle> <count> <days>`."""
+
+    name = "codes"
+    handle: str
+    count: int  #: 1-100 codes
+    days: int  #: 1-366 days of access each
+
+
+@dataclass(frozen=True)
+class RedeemArgs(Command):
+    """`/redeem <code>`."""
+
+    name = "redeem"
+    code: str  #: as typed, stripped (normalized by the engine)
+
+
+@dataclass(frozen=True)
+class PrivacyArgs(Command):
+    """`/privacy`."""
+
+    name = "privacy"
+
+
 #: canonical name -> the class of that command's arguments
 ARGS_BY_NAME: dict[str, type[Command]] = {
     cls.name: cls
@@ -368,5 +430,12 @@ ARGS_BY_NAME: dict[str, type[Command]] = {
         PriceArgs,
         RevenueArgs,
         PaySupportArgs,
+        SubscribeArgs,
+        UnsubscribeArgs,
+        TeaserArgs,
+        RefundArgs,
+        CodesArgs,
+        RedeemArgs,
+        PrivacyArgs,
     )
 }

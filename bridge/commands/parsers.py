@@ -10,6 +10,7 @@ from bridge.commands.args import (
     AcceptArgs,
     CancelArgs,
     ChannelsArgs,
+    CodesArgs,
     Command,
     DescribeArgs,
     EditArgs,
@@ -20,9 +21,12 @@ from bridge.commands.args import (
     PollArgs,
     PostArgs,
     PriceArgs,
+    RedeemArgs,
+    RefundArgs,
     RemoveAdminArgs,
     ScheduleArgs,
     StartArgs,
+    TeaserArgs,
     VoteArgs,
 )
 from bridge.commands.tokens import (
@@ -49,12 +53,51 @@ MAX_STARS = 10000  #: Telegram's ceiling for a subscription's price
 _RECURRING_RE = re.compile(r"[rR][0-9]{1,18}")
 _NUMBER_RE = re.compile(r"#?([0-9]{1,9})")
 _PLATFORM_RE = re.compile(r"[a-z][a-z0-9_]{1,31}")
+_OPTION_RE = re.compile(r"(?:--|—)[A-Za-z][A-Za-z-]*")
+_CHARGE_ID_RE = re.compile(r"[A-Za-z0-9_:.\-]{1,128}")
+MAX_CODES = 100
+MAX_CODE_DAYS = 366
+
+
+def _take_stars(cur: Cursor, what: str) -> int:
+    tok = cur.take()
+    if tok is None:
+        raise Malformed(f"missing {what}")
+    digits = tok.value.isascii() and tok.value.isdigit() and len(tok.value) <= len(str(MAX_STARS))
+    if not digits or not MIN_STARS <= int(tok.value) <= MAX_STARS:
+        raise Malformed(f"{show(tok.value)!r} is not a price: {MIN_STARS} to {MAX_STARS} Stars")
+    return int(tok.value)
+
+
+def _leading_options(cur: Cursor, allowed: tuple[str, ...]) -> tuple[bool, int | None]:
+    """Consume the options before a post's text: `--paid`, and `--stars <n>` where allowed.
+    An unquoted leading word that looks like an option but is none is refused, so a typo
+    never sends a paid post to everyone. Returns (paid, stars)."""
+    paid, stars = False, None
+    while True:
+        tok = cur.peek()
+        if tok is None or tok.quoted or _OPTION_RE.fullmatch(tok.value) is None:
+            return paid, stars
+        flag = flag_name(tok.value)
+        if flag not in allowed:
+            raise Malformed(
+                f"unknown option {show(tok.value)!r} (use {' or '.join('--' + a for a in allowed)})"
+            )
+        cur.take()
+        if flag == "paid":
+            paid = True
+        else:
+            if stars is not None:
+                raise Malformed("--stars given twice")
+            stars = _take_stars(cur, "the price in Stars after --stars")
+        if paid and stars is not None:
+            raise Malformed("a post is either --paid (subscribers) or --stars <n> (pay per post), not both")
 
 
 def _poll_body(cur: Cursor, handle: str) -> PollArgs:
     """Parse `"question" "a" "b" ... [--multi] [--closes <when>]` up to the end."""
     positional: list[str] = []
-    multi = False
+    multi = paid = False
     closes: str | None = None
     while not cur.at_end():
         tok = cur.take()
@@ -63,12 +106,14 @@ def _poll_body(cur: Cursor, handle: str) -> PollArgs:
             flag = flag_name(tok.value)
             if flag == "multi":
                 multi = True
+            elif flag == "paid":
+                paid = True
             elif flag == "closes":
                 if closes is not None:
                     raise Malformed("--closes given twice")
                 closes = take_when(cur, "the time after --closes")
             else:
-                raise Malformed(f"unknown option {show(tok.value)!r} (use --multi or --closes)")
+                raise Malformed(f"unknown option {show(tok.value)!r} (use --multi, --closes or --paid)")
         else:
             positional.append(tok.value.strip())
     if not positional:
@@ -92,7 +137,7 @@ def _poll_body(cur: Cursor, handle: str) -> PollArgs:
         if key in seen:
             raise Malformed(f"option {show(option)!r} appears twice")
         seen.add(key)
-    return PollArgs(handle=handle, text=question, options=tuple(options), multi=multi, when=closes)
+    return PollArgs(handle=handle, text=question, options=tuple(options), multi=multi, when=closes, paid=paid)
 
 
 # --- one parser per command shape -------------------------------------------------------
@@ -226,7 +271,8 @@ def parse_describe(cur: Cursor) -> Command:
 
 def parse_post(cur: Cursor) -> Command:
     handle = cur.handle()
-    return PostArgs(handle=handle, text=cur.rest())
+    paid, stars = _leading_options(cur, ("paid", "stars"))
+    return PostArgs(handle=handle, text=cur.rest(), paid=paid, stars=stars)
 
 
 def parse_poll(cur: Cursor) -> Command:
@@ -244,7 +290,8 @@ def parse_schedule(cur: Cursor) -> Command:
         if again is not None and not again.quoted and again.value.lower() == handle:
             cur.take()
         return ScheduleArgs(handle=handle, when=when, sub=_poll_body(cur, handle))
-    return ScheduleArgs(handle=handle, when=when, text=cur.rest())
+    paid, _ = _leading_options(cur, ("paid",))
+    return ScheduleArgs(handle=handle, when=when, text=cur.rest(), paid=paid)
 
 
 def _is_poll_word(value: str) -> bool:
@@ -256,10 +303,11 @@ def _is_poll_word(value: str) -> bool:
 def parse_every(cur: Cursor) -> Command:
     handle = cur.handle()
     spec = take_recurrence(cur)
+    paid, _ = _leading_options(cur, ("paid",))
     text = cur.rest()
     if not text.strip():
         raise Malformed("missing the text to post")
-    return EveryArgs(handle=handle, spec=spec, text=text)
+    return EveryArgs(handle=handle, spec=spec, text=text, paid=paid)
 
 
 def parse_edit(cur: Cursor) -> Command:
@@ -306,3 +354,49 @@ def parse_price(cur: Cursor) -> Command:
         raise Malformed(f"{show(tok.value)!r} is not a price: {MIN_STARS} to {MAX_STARS} Stars, or off")
     cur.no_more("the price")
     return PriceArgs(handle=handle, stars=int(tok.value))
+
+
+def parse_teaser(cur: Cursor) -> Command:
+    handle = cur.handle()
+    tok = cur.take()
+    if tok is None or tok.value.lower() not in ("on", "off"):
+        raise Malformed("say on or off" if tok is None else f"{show(tok.value)!r} is neither on nor off")
+    cur.no_more(tok.value.lower())
+    return TeaserArgs(handle=handle, on=tok.value.lower() == "on")
+
+
+def parse_refund(cur: Cursor) -> Command:
+    handle = cur.handle()
+    tok = cur.take()
+    if tok is None:
+        raise Malformed("missing the charge id (as /revenue or Telegram's receipt shows it)")
+    if _CHARGE_ID_RE.fullmatch(tok.value) is None:
+        raise Malformed(f"{show(tok.value)!r} is not a charge id")
+    cur.no_more("the charge id")
+    return RefundArgs(handle=handle, charge_id=tok.value)
+
+
+def _small_number(cur: Cursor, what: str, most: int) -> int:
+    tok = cur.take()
+    if tok is None:
+        raise Malformed(f"missing {what}")
+    value = tok.value
+    if not (value.isascii() and value.isdigit() and len(value) <= 4 and 1 <= int(value) <= most):
+        raise Malformed(f"{show(value)!r} is not {what} (1 to {most})")
+    return int(value)
+
+
+def parse_codes(cur: Cursor) -> Command:
+    handle = cur.handle()
+    count = _small_number(cur, "the number of codes", MAX_CODES)
+    days = _small_number(cur, "the number of days", MAX_CODE_DAYS)
+    cur.no_more("the number of days")
+    return CodesArgs(handle=handle, count=count, days=days)
+
+
+def parse_redeem(cur: Cursor) -> Command:
+    tok = cur.take()
+    if tok is None or not tok.value.strip():
+        raise Malformed("missing the access code")
+    cur.no_more("the code")
+    return RedeemArgs(code=tok.value.strip())

@@ -270,4 +270,3 @@ def flag_name(value: str) -> str:
         if value.startswith(prefix):
             return value[len(prefix) :].lower()
     return value.lower()
-

@@ -92,9 +92,7 @@ def cmd_admins(ctx: Context, cmd: AdminsArgs) -> list[Reply]:
         for a in admins
     ]
     return [
-        Reply(
-            f"Admins of {channel.handle} ({len(admins)}/{ctx.options.max_admins}):\n" + "\n".join(lines)
-        )
+        Reply(f"Admins of {channel.handle} ({len(admins)}/{ctx.options.max_admins}):\n" + "\n".join(lines))
     ]
 
 
@@ -166,11 +164,7 @@ def cmd_mirror(ctx: Context, cmd: MirrorArgs) -> list[Reply]:
         mirrors = ctx.store.channels.mirrors(s, channel.id or 0)
         if any(m.platform == platform and m.chat_id == chat for m in mirrors):
             raise Refusal(f"{platform}:{chat} already mirrors {channel.handle}.")
-        s.add(
-            MirrorRoom(
-                channel_id=channel.id or 0, platform=platform, chat_id=chat, created_at=ctx.clock()
-            )
-        )
+        s.add(MirrorRoom(channel_id=channel.id or 0, platform=platform, chat_id=chat, created_at=ctx.clock()))
         ctx.store.channels.audit(s, channel.id, who, "mirror", platform)
         if ctx.core.hooks.on_mirror_added is not None:  # the adapter treats it as a mirror from now on
             ctx.core.hooks.on_mirror_added(platform, chat)
@@ -181,8 +175,7 @@ def cmd_mirror(ctx: Context, cmd: MirrorArgs) -> list[Reply]:
     lines = [f"{m.platform}:{m.chat_id}" for m in mirrors]
     return [
         Reply(
-            f"Mirror rooms of {channel.handle} (members of a room can see each other):\n"
-            + "\n".join(lines)
+            f"Mirror rooms of {channel.handle} (members of a room can see each other):\n" + "\n".join(lines)
         )
     ]
 

@@ -117,7 +117,26 @@ def _store_media(ctx: Context, media: InboundMedia) -> int:
     return blob.id
 
 
-def _new_post(ctx: Context, channel: Channel, typed_text: str) -> Post:
+def check_paid(ctx: Context, channel: Channel, paid: bool, stars: int | None) -> None:
+    """Refuse a paid or pay-per-post post the channel cannot sell: payments must be on, and a
+    `--paid` post needs a tier (on sale, or ended with subscribers left to read it)."""
+    if not (paid or stars):
+        return
+    if not ctx.options.payments_enabled:
+        raise Refusal(
+            "Payments are off on this bot, so a post cannot be paid; post it without --paid/--stars."
+        )
+    if paid and ctx.store.payments.last_tier(ctx.s, channel.id or 0) is None:
+        raise Refusal(
+            f"{channel.handle} has no paid tier: set one with /price {channel.handle} <stars> first."
+        )
+    if stars and (ctx.media is None or ctx.media.kind not in (PostKind.PHOTO, PostKind.VIDEO)):
+        raise Refusal("A --stars post is a photo or a video: send the media with this caption.")
+
+
+def _new_post(
+    ctx: Context, channel: Channel, typed_text: str, paid: bool = False, stars: int | None = None
+) -> Post:
     """A text or media post from the sender (not yet added to the session)."""
     s, actor, media = ctx.s, ctx.actor, ctx.media
     text = typed_text.strip()
@@ -133,15 +152,16 @@ def _new_post(ctx: Context, channel: Channel, typed_text: str) -> Post:
         kind = media.kind
         media_id = _store_media(ctx, media)
     elif not text:
-        raise Refusal(
-            f"Nothing to post. Usage: /post {channel.handle} <text> (or media with that caption)"
-        )
+        raise Refusal(f"Nothing to post. Usage: /post {channel.handle} <text> (or media with that caption)")
+    check_paid(ctx, channel, paid, stars)
     post = Post(
         channel_id=channel.id or 0,
         kind=kind.value,
         text=text,
         media_id=media_id,
         created_at=ctx.clock(),
+        paid=paid,
+        stars=stars,
     )
     ctx.core.seal_author(s, post, actor.address)
     return post
@@ -152,7 +172,7 @@ def cmd_post(ctx: Context, cmd: PostArgs) -> list[Reply]:
     s = ctx.s
     channel = find_channel(ctx, cmd.handle)
     who = require_admin(ctx, channel)
-    post = _new_post(ctx, channel, cmd.text)
+    post = _new_post(ctx, channel, cmd.text, cmd.paid, cmd.stars)
     s.add(post)
     s.flush()
     ctx.store.channels.audit(s, channel.id, who, "post", f"#{post.id}")
@@ -173,6 +193,7 @@ def _build_poll(ctx: Context, channel: Channel, cmd: PollArgs) -> Post:
     closes_at = None
     if cmd.when is not None:
         closes_at = ctx.core.when(cmd.when)
+    check_paid(ctx, channel, cmd.paid, None)
     post = Post(
         channel_id=channel.id or 0,
         kind=PostKind.POLL.value,
@@ -180,6 +201,7 @@ def _build_poll(ctx: Context, channel: Channel, cmd: PollArgs) -> Post:
         poll_multi=cmd.multi,
         poll_closes_at=closes_at,
         created_at=ctx.clock(),
+        paid=cmd.paid,
     )
     ctx.core.seal_author(s, post, actor.address)
     for position, option in enumerate(cmd.options):
@@ -215,7 +237,7 @@ def cmd_schedule(ctx: Context, cmd: ScheduleArgs) -> list[Reply]:
                 f"published ({ctx.core.local(at)}); choose a later --closes."
             )
     else:
-        post = _new_post(ctx, channel, cmd.text)
+        post = _new_post(ctx, channel, cmd.text, cmd.paid)
         s.add(post)
     post.status = PostStatus.SCHEDULED.value
     post.scheduled_at = at
@@ -237,6 +259,7 @@ def cmd_every(ctx: Context, cmd: EveryArgs) -> list[Reply]:
         raise Refusal(str(exc)) from exc
     if not cmd.text.strip():
         raise Refusal("A recurring post needs text.")
+    check_paid(ctx, channel, cmd.paid, None)
     now = datetime.fromtimestamp(ctx.clock(), UTC)
     next_at = recurrence.next_after(now, ctx.options.tz).timestamp()
     row = RecurringPost(
@@ -245,6 +268,7 @@ def cmd_every(ctx: Context, cmd: EveryArgs) -> list[Reply]:
         text=cmd.text.strip(),
         created_at=ctx.clock(),
         next_at=next_at,
+        paid=cmd.paid,
     )
     ctx.core.seal_author(s, row, actor.address)
     ctx.store.channels.audit(s, channel.id, who, "every", f"r{row.id}")

@@ -192,6 +192,9 @@ class ChannelEngine:
 
     def _kick_planning(self) -> None:
         pending, self._core.to_plan = self._core.to_plan, []
+        if self._core.wake_after_commit:
+            self._core.wake_after_commit = False
+            self._core.wake()
         for post_id in pending:
             self._start_planning(post_id)
 
@@ -223,8 +226,12 @@ class ChannelEngine:
         """Plan every batch of a publishing post's fan-out now; returns copies planned."""
         total = 0
         while True:
-            n = self.store.atomically(self.store.fanout.plan_batch,
-                post_id, self.options.fanout_batch, self.clock(), self.options.planning_lease_s
+            n = self.store.atomically(
+                self.store.fanout.plan_batch,
+                post_id,
+                self.options.fanout_batch,
+                self.clock(),
+                self.options.planning_lease_s,
             )
             if n > 0:
                 total += n
@@ -236,8 +243,12 @@ class ChannelEngine:
         """Plan a fan-out batch by batch, yielding to the event loop between batches."""
         try:
             while True:
-                n = self.store.atomically(self.store.fanout.plan_batch,
-                    post_id, self.options.fanout_batch, self.clock(), self.options.planning_lease_s
+                n = self.store.atomically(
+                    self.store.fanout.plan_batch,
+                    post_id,
+                    self.options.fanout_batch,
+                    self.clock(),
+                    self.options.planning_lease_s,
                 )
                 if n > 0:
                     self._core.wake()
@@ -359,6 +370,7 @@ class ChannelEngine:
                 text=row.text,
                 created_at=self.clock(),
                 recurring_id=recurring_id,
+                paid=row.paid,
             )
             channel = self.store.channels.by_id(s, row.channel_id)
             if channel is None or channel.deleted_at is not None:

@@ -148,6 +148,8 @@ class EngineCore:
         self.accept_guard = AcceptGuard(self.options, clock)
         #: posts made publishing in a command's transaction, planned once it commits
         self.to_plan: list[int] = []
+        #: a command planned rows itself (not through a fan-out): wake the worker after commit
+        self.wake_after_commit = False
 
     def actor(self, address: Address) -> Actor:
         """The sender as the engine sees them."""

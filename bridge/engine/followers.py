@@ -153,9 +153,7 @@ def cmd_following(ctx: Context, cmd: FollowingArgs) -> list[Reply]:
     subs = ctx.store.followers.subscriptions_of(s, follower.id) if follower and follower.id else []
     if not subs:
         return [Reply("You follow no channels. Send /channels to find some.")]
-    lines = [
-        f"{channel.handle} — {channel.name}{' (muted)' if sub.muted else ''}" for sub, channel in subs
-    ]
+    lines = [f"{channel.handle} — {channel.name}{' (muted)' if sub.muted else ''}" for sub, channel in subs]
     return [Reply("You follow:\n" + "\n".join(lines))]
 
 
@@ -170,9 +168,7 @@ def cmd_vote(ctx: Context, cmd: VoteArgs) -> list[Reply]:
         raise Refusal(f"Poll #{post.id} allows one choice.")
     ctx.store.posts.set_votes(s, post.id or 0, actor.index, [n - 1 for n in cmd.numbers])
     chosen = ", ".join(options[n - 1].text for n in sorted(set(cmd.numbers)))
-    return [
-        Reply(f"Your vote on #{post.id} is recorded: {chosen}. You can change it until the poll closes.")
-    ]
+    return [Reply(f"Your vote on #{post.id} is recorded: {chosen}. You can change it until the poll closes.")]
 
 
 def cmd_results(ctx: Context, cmd: ResultsArgs) -> list[Reply]:

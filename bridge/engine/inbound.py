@@ -75,6 +75,7 @@ def native_vote(core: EngineCore, actor: Actor, vote: PollVote) -> list[Reply]:
         core.store.posts.set_votes(s, post.id or 0, actor.index, positions)
     return []
 
+
 def reaction(core: EngineCore, actor: Actor, reaction: Reaction) -> list[Reply]:
     """An emoji reaction to a copy of a post: counted once per person and post."""
     if reaction.key is not None and not is_single_emoji(reaction.key):

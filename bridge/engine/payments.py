@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from bridge.commands import PaySupportArgs, PriceArgs, RevenueArgs
+from bridge.commands import PaySupportArgs, PriceArgs, RevenueArgs, TeaserArgs
 from bridge.engine.context import Context, find_channel, require_admin, require_owner
 from bridge.engine.core import Refusal
 from bridge.models import LedgerKind
@@ -89,3 +89,20 @@ def cmd_paysupport(ctx: Context, cmd: PaySupportArgs) -> list[Reply]:
     if not ctx.options.payments_enabled:
         return [Reply("This bot sells nothing: payments are off.")]
     return [Reply(f"For help with a payment, contact {ctx.options.payments_support}.")]
+
+
+def cmd_teaser(ctx: Context, cmd: TeaserArgs) -> list[Reply]:
+    """`/teaser <handle> <on|off>`."""
+    channel = find_channel(ctx, cmd.handle)
+    who = require_admin(ctx, channel)
+    tier = ctx.store.payments.last_tier(ctx.s, channel.id or 0)
+    if tier is None:
+        raise Refusal(
+            f"{channel.handle} has no paid tier: set one with /price {channel.handle} <stars> first."
+        )
+    tier.teaser = cmd.on
+    ctx.s.add(tier)
+    ctx.store.channels.audit(ctx.s, channel.id, who, "teaser", "on" if cmd.on else "off")
+    if cmd.on:
+        return [Reply(f"Free followers of {channel.handle} now get a one-line teaser of each paid post.")]
+    return [Reply(f"Free followers of {channel.handle} no longer hear of paid posts.")]

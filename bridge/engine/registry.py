@@ -18,6 +18,7 @@ from bridge.commands import (
     AdminsArgs,
     CancelArgs,
     ChannelsArgs,
+    CodesArgs,
     Command,
     CommandSpec,
     DeleteArgs,
@@ -38,6 +39,9 @@ from bridge.commands import (
     PollArgs,
     PostArgs,
     PriceArgs,
+    PrivacyArgs,
+    RedeemArgs,
+    RefundArgs,
     RemoveAdminArgs,
     ResultsArgs,
     RevenueArgs,
@@ -45,13 +49,16 @@ from bridge.commands import (
     ScheduledArgs,
     StartArgs,
     StatsArgs,
+    SubscribeArgs,
+    TeaserArgs,
     UnfollowArgs,
     UnmuteArgs,
+    UnsubscribeArgs,
     VoteArgs,
 )
+from bridge.engine import about, codes, followers, payments, subscriptions
 from bridge.engine import admin_channels as channels
 from bridge.engine import admin_posts as posts
-from bridge.engine import followers, payments
 from bridge.engine.context import Context
 from bridge.ports import Reply
 
@@ -100,6 +107,10 @@ ROUTES: dict[type[Command], Route] = {
         _route(ResultsArgs, followers.cmd_results),
         _route(ForgetMeArgs, followers.cmd_forgetme),
         _route(AcceptArgs, followers.cmd_accept),
+        _route(SubscribeArgs, subscriptions.cmd_subscribe),
+        _route(UnsubscribeArgs, subscriptions.cmd_unsubscribe),
+        _route(RedeemArgs, codes.cmd_redeem),
+        _route(PrivacyArgs, about.cmd_privacy),
         _route(PaySupportArgs, payments.cmd_paysupport),
         _route(NewChannelArgs, posts.cmd_newchannel),
         _route(DescribeArgs, posts.cmd_describe),
@@ -118,6 +129,9 @@ ROUTES: dict[type[Command], Route] = {
         _route(MirrorArgs, channels.cmd_mirror),  # `create <platform>` is async: `channels.create_mirror`
         _route(DeleteChannelArgs, posts.cmd_deletechannel, timed=True),
         _route(PriceArgs, payments.cmd_price),
+        _route(TeaserArgs, payments.cmd_teaser),
+        _route(RefundArgs, subscriptions.cmd_refund),
+        _route(CodesArgs, codes.cmd_codes),
         _route(RevenueArgs, payments.cmd_revenue),
     )
 }

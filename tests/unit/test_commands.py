@@ -119,6 +119,30 @@ GOOD: list[tuple[str, Command]] = [
     ("/price news OFF", Command("price", handle="news", stars=None)),
     ("/revenue news", Command("revenue", handle="news")),
     ("/paysupport", Command("paysupport")),
+    ("/post news --paid Members only", Command("post", handle="news", text="Members only", paid=True)),
+    ("/post news —stars 25 Look", Command("post", handle="news", text="Look", stars=25)),
+    ("/post news --- not an option", Command("post", handle="news", text="--- not an option")),
+    ('/post news "--paid" is text', Command("post", handle="news", text='"--paid" is text')),
+    (
+        '/poll news "Q?" "a" "b" --paid',
+        Command("poll", handle="news", text="Q?", options=("a", "b"), paid=True),
+    ),
+    (
+        "/schedule news in 2h --paid Later, for members",
+        Command("schedule", handle="news", when="in 2h", text="Later, for members", paid=True),
+    ),
+    (
+        "/every news 09:00 --paid Daily members note",
+        Command("every", handle="news", spec="09:00", text="Daily members note", paid=True),
+    ),
+    ("/subscribe News", Command("subscribe", handle="news")),
+    ("/unsubscribe news", Command("unsubscribe", handle="news")),
+    ("/teaser news off", Command("teaser", handle="news", on=False)),
+    ("/teaser news ON", Command("teaser", handle="news", on=True)),
+    ("/refund news stxABC_123-x", Command("refund", handle="news", charge_id="stxABC_123-x")),
+    ("/codes news 10 30", Command("codes", handle="news", count=10, days=30)),
+    ("/redeem  ABCD-EFGH ", Command("redeem", code="ABCD-EFGH")),
+    ("/privacy", Command("privacy")),
 ]
 
 
@@ -213,8 +237,27 @@ BAD: list[tuple[str, str, str]] = [
     ("/price news 2.5", "price", "1 to 10000"),
     ("/price news ５", "price", "1 to 10000"),
     ("/price news 5 stars", "price", "unexpected"),
+    ("/post news --piad oops", "post", "unknown option"),
+    ("/post news --stars", "post", "price"),
+    ("/post news --stars 0 x", "post", "1 to 10000"),
+    ("/post news --paid --stars 5 x", "post", "not both"),
+    ("/every news 09:00 --stars 5 x", "every", "unknown option"),
+    ('/poll news "Q?" "a" "b" --free', "poll", "unknown option"),
+    ("/subscribe", "subscribe", "handle"),
+    ("/unsubscribe", "unsubscribe", "handle"),
+    ("/teaser news", "teaser", "on or off"),
+    ("/teaser news maybe", "teaser", "neither"),
+    ("/refund news", "refund", "charge id"),
+    ("/refund news a<b", "refund", "not a charge id"),
+    ("/codes news", "codes", "number of codes"),
+    ("/codes news 0 30", "codes", "1 to 100"),
+    ("/codes news 5 400", "codes", "1 to 366"),
+    ("/codes news 5 30 extra", "codes", "unexpected"),
+    ("/redeem", "redeem", "access code"),
+    ("/redeem a b", "redeem", "unexpected"),
     ("/revenue", "revenue", "handle"),
     ("/paysupport now", "paysupport", "unexpected"),
+    ("/privacy please", "privacy", "unexpected"),
 ]
 
 
