@@ -29,6 +29,7 @@ from bridge.models import NoticeLane
 from bridge.notices import NoticeQueue
 from bridge.platforms import Platforms, PlatformServices
 from bridge.ports import (
+    PAYMENT_EVENTS,
     Adapter,
     Address,
     ForgettingAdapter,
@@ -304,11 +305,14 @@ class App:
 
     async def handle(self, event: Inbound) -> list[Reply]:
         """The inbound handler given to every adapter: throttle the sender (operators excepted:
-        they run the bot, often from scripts), apply the event,
+        they run the bot, often from scripts; money events must be answered), apply the event,
         and queue the answers in the reply lane (so it returns nothing for the adapter to send:
         every answer goes out through the delivery worker, paced and retried)."""
         index = self.sealer.address_index(event.sender)
-        verdict = Verdict.HANDLE if self.engine.is_operator_index(index) else self.throttle.check(index)
+        if self.engine.is_operator_index(index) or isinstance(event, PAYMENT_EVENTS):
+            verdict = Verdict.HANDLE  # money events are never throttled: they must be answered
+        else:
+            verdict = self.throttle.check(index)
         if verdict == Verdict.IGNORE:
             return []
         if verdict == Verdict.SLOW_DOWN:

@@ -13,6 +13,7 @@ edit that message (its reference is kept sealed in the row).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Sequence
@@ -23,7 +24,7 @@ from sqlalchemy import Connection, Row, bindparam, text
 from sqlalchemy.exc import IntegrityError
 
 from bridge.models import DeliveryStatus, NoticeLane
-from bridge.ports import Address, Button, MessageRef, Reply
+from bridge.ports import Address, Button, Invoice, MessageRef, Reply
 from bridge.privacy import Sealed, Sealer, UnsealError
 from bridge.store import Store
 from bridge.store.sql import open_predicate, status_text
@@ -398,7 +399,8 @@ class NoticeQueue:
         data = {
             "text": reply.text,
             "html": reply.html,
-            "buttons": [[b.label, b.command] for b in reply.buttons],
+            "buttons": [[b.label, b.command, b.url] for b in reply.buttons],
+            "invoice": dataclasses.asdict(reply.invoice) if reply.invoice is not None else None,
         }
         plain = json.dumps(data).encode()
         return self.sealer.seal_bytes(plain, table="notice.body", row_id=notice_id, platform=platform)
@@ -426,11 +428,13 @@ class NoticeQueue:
                     bytes(row.ref_sealed), table="notice.ref", row_id=notice_id, platform=platform
                 )
                 edit_of = ref.decode()
+            invoice = data.get("invoice")
             reply = Reply(
                 data["text"],
-                buttons=tuple(Button(label, command) for label, command in data["buttons"]),
+                buttons=tuple(Button(*button) for button in data["buttons"]),
                 html=data["html"],
                 edit_of=edit_of,
+                invoice=Invoice(**invoice) if invoice else None,
             )
         except (UnsealError, ValueError, KeyError, TypeError):
             log.error("notice %s does not unseal with this privacy key; it is marked failed", row.id)

@@ -105,7 +105,59 @@ class Reaction:
     key: str | None
 
 
-Inbound = Message | PollVote | Reaction
+@dataclass(frozen=True)
+class PreCheckout:
+    """A payer confirms an invoice the bot issued: the bot must accept or refuse it at once
+    (Telegram allows 10 s). `payload` is the invoice's (no identity in it); the handler calls
+    `answer(None)` to accept or `answer(message)` to refuse with a message the payer reads."""
+
+    sender: Address
+    payload: str
+    currency: str
+    total_amount: int
+    answer: Callable[[str | None], Awaitable[None]] = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class PaymentReceived:
+    """A payment went through (a first charge or a subscription's renewal). `expires_at` is
+    when the paid period ends (Telegram's `subscription_expiration_date`), when it has one."""
+
+    sender: Address
+    payload: str
+    currency: str
+    total_amount: int
+    charge_id: str  #: the platform's charge id (Telegram's telegram_payment_charge_id)
+    expires_at: float | None = None
+    recurring: bool = False  #: part of a subscription
+    first_recurring: bool = False  #: the subscription's first payment (not a renewal)
+
+
+@dataclass(frozen=True)
+class PaymentRefunded:
+    """The platform refunded a payment (Telegram's `refunded_payment`)."""
+
+    sender: Address
+    payload: str
+    currency: str
+    total_amount: int
+    charge_id: str
+
+
+@dataclass(frozen=True)
+class PaidMediaPurchased:
+    """Someone bought a pay-per-post copy (Telegram's `purchased_paid_media`); `payload` is
+    the one the copy was sent with (no identity in it)."""
+
+    sender: Address
+    payload: str
+
+
+#: money events from a platform: never throttled, never answered in the chat by the engine
+PaymentEvent = PreCheckout | PaymentReceived | PaymentRefunded | PaidMediaPurchased
+PAYMENT_EVENTS = (PreCheckout, PaymentReceived, PaymentRefunded, PaidMediaPurchased)
+
+Inbound = Message | PollVote | Reaction | PaymentEvent
 
 
 @dataclass(frozen=True)
@@ -114,6 +166,7 @@ class Button:
 
     label: str
     command: str
+    url: str | None = None  #: set: the button opens this link instead of sending `command`
 
 
 @dataclass(frozen=True)
@@ -126,6 +179,19 @@ class Reply:
     buttons: tuple[Button, ...] = ()
     html: str | None = None
     edit_of: str | None = None
+    invoice: Invoice | None = None  #: a platform that sells adds a pay button for it
+
+
+@dataclass(frozen=True)
+class Invoice:
+    """Something to pay for, attached to a reply: a platform with payments (Telegram Stars)
+    turns it into a pay link; the payload names channel and tier, never a person."""
+
+    title: str
+    description: str
+    payload: str
+    stars: int
+    period_s: int | None = None  #: a subscription's period (Telegram: 30 days), None: once
 
 
 @dataclass(frozen=True)
@@ -174,6 +240,9 @@ class Content:
     silent: bool = False
     delivery_id: int = 0
     edited: bool = False
+    stars: int | None = None  #: pay-per-post: a platform that sells paid media asks this price
+    paid_payload: str | None = None  #: sent with a paid-media copy, reported back on purchase
+    buttons: tuple[Button, ...] = ()  #: e.g. a teaser's Subscribe button
 
     @property
     def header(self) -> str:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from sqlmodel import Session
 
 from bridge.commands import Command, CommandError, MirrorArgs, malformed, parse_command
+from bridge.engine import paid_posts, payment_events
 from bridge.engine.admin_channels import create_mirror
 from bridge.engine.context import Context, follower_row
 from bridge.engine.core import (
@@ -40,8 +41,12 @@ from bridge.ports import (
     Address,
     Inbound,
     Message,
+    PaidMediaPurchased,
+    PaymentReceived,
+    PaymentRefunded,
     PollVote,
     PostKind,
+    PreCheckout,
     Reaction,
     Reply,
 )
@@ -151,6 +156,10 @@ class ChannelEngine:
                 replies = native_vote(self._core, actor, event)
             elif isinstance(event, Reaction):
                 replies = reaction(self._core, actor, event)
+            elif isinstance(event, PaidMediaPurchased):
+                replies = paid_posts.purchased(self._core, actor, event)
+            elif isinstance(event, PreCheckout | PaymentReceived | PaymentRefunded):
+                replies = await payment_events.handle(self._core, actor, event)
             else:  # pragma: no cover - the Inbound union is closed
                 replies = []
         except Refusal as refusal:
