@@ -313,6 +313,7 @@ PLUGIN = PlatformPlugin(
     settings_model=ConsoleSettings,
     factory=_build,
     rank=90,
+    sells_stars=True,  # simulated: `:pay <handle>` pays the last invoice
     operator=OperatorId(str, '"<name>"'),
     fallback=True,
     settings_mixin=ConsoleSettingsMixin,

@@ -133,7 +133,10 @@ class PlatformPlugin:
     - `settings_mixin`: an optional class of read-only properties added to the whole settings
       object (derived values that need both the core and this section);
     - `rank`: where the platform comes in lists and messages (lower first; entry points come
-      in no meaningful order).
+      in no meaningful order);
+    - `sells_stars`: `/subscribe` answers its people with an invoice (Telegram; the console
+      simulates payments); elsewhere access comes with an access code (`/redeem`);
+    - `paid_media`: a pay-per-post (`--stars`) copy goes out as paid media its people buy.
     """
 
     name: str
@@ -147,6 +150,8 @@ class PlatformPlugin:
     sealed_dirs: Callable[[Any, Path], list[Path]] = _no_dirs
     settings_mixin: type | None = field(default=None)
     rank: int = 100
+    sells_stars: bool = False  #: takes Stars payments (or simulates them): /subscribe sends an invoice
+    paid_media: bool = False  #: sends a pay-per-post copy as paid media (Telegram's sendPaidMedia)
 
 
 @dataclass(frozen=True)

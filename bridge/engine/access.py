@@ -10,6 +10,10 @@ however many processes see one payment, it is granted once.
 
 from __future__ import annotations
 
+import re
+import secrets
+from dataclasses import dataclass
+
 from bridge.engine.context import Context, follower_row
 from bridge.models import Channel, LedgerKind
 from bridge.store.payments import PERIOD_S, AlreadyRecorded, Recorded
@@ -50,4 +54,26 @@ def grant_access(
     return outcome
 
 
-__all__ = ["grant_access"]
+#: an invoice's payload: version, tier id, price, a nonce; never a person (Telegram: 1-128 bytes)
+_PAYLOAD_RE = re.compile(r"cb1\.t([0-9]{1,18})\.p([0-9]{1,5})\.[0-9a-f]{8}")
+
+
+@dataclass(frozen=True)
+class InvoicePayload:
+    """What an invoice's payload says: the tier sold and the price asked."""
+
+    tier_id: int
+    price: int
+
+    def encode(self) -> str:
+        """The payload text, with a nonce so two invoices never look alike."""
+        return f"cb1.t{self.tier_id}.p{self.price}.{secrets.token_hex(4)}"
+
+    @classmethod
+    def decode(cls, payload: str) -> InvoicePayload | None:
+        """The tier and price of a payload this bot wrote, or None for anything else."""
+        m = _PAYLOAD_RE.fullmatch(payload)
+        return cls(int(m.group(1)), int(m.group(2))) if m else None
+
+
+__all__ = ["InvoicePayload", "grant_access"]
