@@ -310,7 +310,8 @@ async def test_an_ended_access_is_noticed_once_after_the_grace(paid: Harness, cl
     clock.now = START + 100 + GRACE
     assert await h.engine.notice_expired_access() == 1
     assert await h.engine.notice_expired_access() == 0
-    assert notices() == [(free.id, "Your access to Daily News's paid posts ended. /subscribe news renews it.")]
+    ended = "Your access to Daily News's paid posts ended. /subscribe news renews it."
+    assert notices() == [(free.id, ended)]
     # a renewal makes the next ending noticed again
     _grant(h, free, clock.now + 100)
     clock.now += 100 + GRACE
