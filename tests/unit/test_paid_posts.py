@@ -7,13 +7,25 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 
 import pytest
 from sqlmodel import select
 
+from adapters.matrix.render import post_text
+from adapters.telegram.paid_media import render_paid_media
+from adapters.telegram.render import render_post
 from bridge.engine import EngineOptions
 from bridge.models import Delivery, DeliveryAction, DeliveryStatus, MirrorRoom, Post, PostStatus
-from bridge.ports import Address, PaidMediaPurchased
+from bridge.ports import (
+    Address,
+    Button,
+    Content,
+    MediaContent,
+    PaidMediaPurchased,
+    PermanentFailure,
+    PostKind,
+)
 from bridge.store import Store
 from bridge.store.posts import paid_payload, post_of_paid_payload
 from tests.support import OPERATOR, Harness, build, person
@@ -344,3 +356,77 @@ async def test_two_stores_sweeping_at_once_notice_an_ending_once(store_url: str,
     finally:
         first.store.dispose()
         second_store.dispose()
+
+
+async def test_the_scheduler_sweep_notices_ended_access_about_once_a_minute(
+    paid: Harness, clock: Clock
+) -> None:
+    from scheduler.service import EXPIRY_CHECK_S, SchedulerService
+
+    h = paid
+    free, _ = await _people(h)
+    notices = _notices(h)
+    service = SchedulerService(h.engine, clock=clock)
+    assert (await service.sweep()).expiry_notices == 0
+    _grant(h, free, START - GRACE)  # ended, and the grace is over
+    clock.now = START + 30
+    assert (await service.sweep()).expiry_notices == 0  # looked less than a minute ago
+    clock.now = START + EXPIRY_CHECK_S
+    assert (await service.sweep()).expiry_notices == 1
+    clock.now += EXPIRY_CHECK_S
+    assert (await service.sweep()).expiry_notices == 0
+    assert [who for who, _ in notices()] == [free.id]
+
+
+# ---- rendering ------------------------------------------------------------------------------
+
+
+def _photo_content(**changes: object) -> Content:
+    media = MediaContent(blob_id=1, kind=PostKind.PHOTO, mime="image/png", filename="a.png", data=b"png")
+    base = Content(
+        post_id=7,
+        kind=PostKind.PHOTO,
+        channel_handle="news",
+        channel_name="Daily News",
+        text="The view",
+        media=media,
+        stars=5,
+        paid_payload=paid_payload(7),
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def test_a_pay_per_post_copy_renders_as_send_paid_media_with_its_price_and_payload() -> None:
+    (call,) = render_paid_media("42", _photo_content(silent=True))
+    assert call.method == "sendPaidMedia"
+    assert call.params["star_count"] == 5 and call.params["payload"] == "cbp.7"
+    assert call.params["caption"] == "<b>Daily News (#7)</b>\nThe view"
+    assert call.params["disable_notification"] is True
+    (item,) = call.params["media"]
+    assert item.type == "photo" and item.media.attach_uri  # the bytes go as an attachment
+    media = _photo_content().media
+    assert media is not None
+    known = replace(media, platform_ref="FILE-ID", data=None)
+    (again,) = render_paid_media("42", _photo_content(media=known))
+    assert again.params["media"][0].media == "FILE-ID"
+    (long_payload,) = render_paid_media("42", _photo_content(paid_payload="x" * 129))
+    assert "payload" not in long_payload.params
+    with pytest.raises(PermanentFailure):
+        render_paid_media("42", _photo_content(kind=PostKind.STICKER))
+
+
+def test_a_teasers_button_is_an_inline_button_on_telegram_and_a_line_on_matrix() -> None:
+    teaser = Content(
+        post_id=3,
+        kind=PostKind.TEXT,
+        channel_handle="news",
+        channel_name="Daily News",
+        text="🔒 A post for subscribers.",
+        buttons=(Button("Subscribe", "/subscribe news"),),
+    )
+    (call,) = render_post("42", teaser)
+    assert call.params["reply_markup"] == {
+        "inline_keyboard": [[{"text": "Subscribe", "callback_data": "/subscribe news"}]]
+    }
+    plain, rich = post_text(teaser)
+    assert plain.endswith("\nSend /subscribe news") and "<code>/subscribe news</code>" in rich
