@@ -190,11 +190,11 @@ class Payments:
             text(
                 "INSERT INTO delivery (post_id, action, platform, follower_id, silent, status,"
                 " attempts, next_attempt_at, created_at)"
-                " SELECT p.id, :send, f.platform, f.id, sub.muted, :pending, 0, :now, :now"
+                " SELECT p.id, :action, f.platform, f.id, sub.muted, :pending, 0, :now, :now"
                 + due
                 + " ORDER BY p.id"
             ),
-            params,
+            {**params, "action": DeliveryAction.SEND.value},  # PostgreSQL types each parameter once
         )
         # the posts' kept figures no longer hold: /stats counts their copies again
         conn.execute(
