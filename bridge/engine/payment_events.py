@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy.exc import IntegrityError
+
 from bridge.engine.access import InvoicePayload, grant_access
 from bridge.engine.context import Context
 from bridge.engine.core import Actor, EngineCore
@@ -110,22 +112,14 @@ def _payment(core: EngineCore, actor: Actor, event: PaymentReceived) -> list[Rep
     renewal = event.recurring and not event.first_recurring
     now = core.clock()
     until = event.expires_at if event.expires_at and event.expires_at > now else now + PERIOD_S
-    with core.store.unit_of_work() as s:
-        live = core.store.channels.by_id(s, channel.id or 0)
-        assert live is not None
-        outcome = grant_access(
-            Context(core, s, actor),
-            live,
-            until,
-            kind=LedgerKind.RENEWAL if renewal else LedgerKind.CHARGE,
-            amount=event.total_amount,
-            charge_id=event.charge_id,
-        )
-        if not isinstance(outcome, Recorded):
-            return []  # seen before (another process, a repeated update): granted once
-        follower = core.store.followers.by_index(s, actor.index)
-        paid_until = core.store.payments.paid_until(s, follower.id or 0, live.id or 0) if follower else until
-    end = core.local(paid_until or until)
+    kind = LedgerKind.RENEWAL if renewal else LedgerKind.CHARGE
+    try:
+        paid_until = _grant(core, actor, channel, until, kind, event)
+    except IntegrityError:  # another process made the payer a follower meanwhile: once more
+        paid_until = _grant(core, actor, channel, until, kind, event)
+    if paid_until is None:
+        return []  # seen before (another process, a repeated update): granted once, thanked once
+    end = core.local(paid_until)
     if renewal:
         return [Reply(f"Your subscription to {channel.name} ({channel.handle}) renewed: access until {end}.")]
     return [
@@ -135,6 +129,25 @@ def _payment(core: EngineCore, actor: Actor, event: PaymentReceived) -> list[Rep
             " of the last 30 days are on their way."
         )
     ]
+
+
+def _grant(
+    core: EngineCore, actor: Actor, channel: Channel, until: float, kind: LedgerKind, event: PaymentReceived
+) -> float | None:
+    """Grant in one transaction; when access now ends, or None when the charge was recorded
+    before."""
+    with core.store.unit_of_work() as s:
+        live = core.store.channels.by_id(s, channel.id or 0)
+        assert live is not None
+        ctx = Context(core, s, actor)
+        outcome = grant_access(
+            ctx, live, until, kind=kind, amount=event.total_amount, charge_id=event.charge_id
+        )
+        if not isinstance(outcome, Recorded):
+            return None
+        follower = core.store.followers.by_index(s, actor.index)
+        granted = core.store.payments.paid_until(s, follower.id or 0, live.id or 0) if follower else None
+        return granted or until
 
 
 def _refunded(core: EngineCore, event: PaymentRefunded) -> list[Reply]:
