@@ -78,9 +78,18 @@ async def pre_checkout(h: Harness, who: Address, payload: str, amount: int = 50)
     return answers[0]
 
 
-def paid(who: Address, payload: str, charge: str, *, renewal: bool = False, expires: float = 0) -> PaymentReceived:
+def paid(
+    who: Address, payload: str, charge: str, *, renewal: bool = False, expires: float = 0
+) -> PaymentReceived:
     return PaymentReceived(
-        who, payload, "XTR", 50, charge, expires_at=expires or None, recurring=True, first_recurring=not renewal
+        who,
+        payload,
+        "XTR",
+        50,
+        charge,
+        expires_at=expires or None,
+        recurring=True,
+        first_recurring=not renewal,
     )
 
 
