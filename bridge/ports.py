@@ -455,7 +455,9 @@ class StarTransaction:
     amount: int  #: Stars
     date: float  #: epoch seconds
     incoming: bool  #: money in (a payment) rather than out (a refund)
-    payload: str | None = None  #: the invoice payload, for an invoice payment or its refund
+    #: the invoice payload of an invoice payment or its refund ("" when not given); None for
+    #: anything else (paid media, withdrawals)
+    payload: str | None = None
 
 
 @runtime_checkable

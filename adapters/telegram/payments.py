@@ -156,7 +156,9 @@ def star_transactions(result: dict[str, Any]) -> list[StarTransaction]:
     out = []
     for tx in parsed.transactions:
         partner = tx.source if tx.source is not None else tx.receiver
-        payload = partner.invoice_payload if isinstance(partner, TransactionPartnerUser) else None
+        payload = None
+        if isinstance(partner, TransactionPartnerUser) and partner.transaction_type == "invoice_payment":
+            payload = partner.invoice_payload or ""  # "": an invoice's, its payload not given
         out.append(
             StarTransaction(
                 id=tx.id,

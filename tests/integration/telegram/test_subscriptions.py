@@ -11,7 +11,7 @@ import json
 import logging
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -127,10 +127,6 @@ def paid_until(b: Bridge) -> list[float]:
         return [e.paid_until for e in s.exec(select(Entitlement))]
 
 
-async def wait(condition: Callable[[], object], what: str, b: Bridge) -> None:
-    await b.api.wait_for(lambda: condition() or None, timeout=10, what=what)
-
-
 async def test_a_follower_subscribes_pays_and_receives_the_paid_posts_of_the_last_30_days(
     bridge: Bridge, logs_name_nobody: Callable[[], None]
 ) -> None:
@@ -158,6 +154,15 @@ async def test_a_follower_subscribes_pays_and_receives_the_paid_posts_of_the_las
     await b.app.sync()
     assert any("Only for subscribers" in (m.text or "") for m in copies(b.api, ann.id))
     logs_name_nobody()
+
+
+async def test_an_invoice_link_that_fails_once_is_made_again_by_the_reply_lane(bridge: Bridge) -> None:
+    b = bridge
+    b.api.fail("createInvoiceLink", status=429, retry_after=1)
+    ann = b.api.add_user("Ann")
+    link = await invoice_link(b, ann)
+    assert len(b.api.calls_to("createInvoiceLink")) == 2
+    assert b.api.payments.invoice(link).amount == 50
 
 
 async def test_a_renewal_extends_access(bridge: Bridge) -> None:
