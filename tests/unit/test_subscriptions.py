@@ -213,3 +213,13 @@ async def test_unsubscribe_cancels_renewals_and_access_lasts(h: Harness) -> None
     assert gateway.calls == [("cancel", tg(1), "stxp5", True)]
     with h.store.unit_of_work() as s:
         assert len(s.exec(select(Entitlement)).all()) == 1
+
+
+async def test_refund_names_a_charge_of_that_channel_only(h: Harness) -> None:
+    gateway = Gateway()
+    h.engine.set_stars_gateways({"telegram": gateway})
+    payload = await invoice_of(h, tg(1))
+    await h.engine.handle(paid(tg(1), payload, "stxp7", expires=h.engine.clock() + MONTH))
+    await h.say(OPERATOR, "/newchannel other Other Channel")
+    assert "no charge stxp7 of other" in await h.say(OPERATOR, "/refund other stxp7")
+    assert gateway.calls == [] and len(ledger(h.store)) == 1
