@@ -35,7 +35,7 @@ from bridge.store.followers import Followers
 from bridge.store.keyring import Keyring
 from bridge.store.leases import Leases
 from bridge.store.outbox import Outbox
-from bridge.store.payments import AlreadyRecorded, Payments, Recorded, RevenueMonth
+from bridge.store.payments import AlreadyRecorded, LedgerCharge, Payments, Recorded, RevenueMonth
 from bridge.store.posts import Posts
 from bridge.store.rows import (
     ClaimedDelivery,
@@ -148,6 +148,7 @@ __all__ = [
     "FailureReason",
     "Followed",
     "KeyRecord",
+    "LedgerCharge",
     "PlatformCount",
     "PostView",
     "ProgressReport",
