@@ -153,7 +153,7 @@ class PaidMediaPurchased:
     payload: str
 
 
-#: money events from a platform: never throttled, never answered in the chat by the engine
+#: money events from a platform: never throttled (a pre-checkout must be answered within seconds)
 PaymentEvent = PreCheckout | PaymentReceived | PaymentRefunded | PaidMediaPurchased
 PAYMENT_EVENTS = (PreCheckout, PaymentReceived, PaymentRefunded, PaidMediaPurchased)
 
