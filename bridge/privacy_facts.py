@@ -63,14 +63,14 @@ FACTS: tuple[Fact, ...] = (
         " redacting formatter.",
     ),
     Fact(
-        "/forgetme",
+        "Erasing",
         "/forgetme erases your follows, votes, reactions, delivery records and paid access;"
         " ledger rows stay, sealed, for the operator's accounting.",
     ),
     Fact(
         "The key",
-        "Whoever holds both the operator's privacy key file and the database can open the"
-        " sealed values, so the key is kept apart from database backups and can be rotated.",
+        "Whoever holds both the operator's privacy key and the database can open the sealed"
+        " values; the operator keeps the key apart from database backups and can rotate it.",
     ),
     Fact(
         "Mirror rooms",
