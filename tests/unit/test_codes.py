@@ -23,7 +23,7 @@ from bridge.engine.codes import (
     new_code,
     parse_code,
 )
-from bridge.models import AccessCode, Channel, AuditEntry, LedgerEntry, LedgerKind, RedeemFailure
+from bridge.models import AccessCode, AuditEntry, Channel, LedgerEntry, LedgerKind, RedeemFailure
 from bridge.outcomes import Claim
 from bridge.ports import Address
 from bridge.store import Store
