@@ -1,7 +1,7 @@
 """Access codes on a real Synapse, through the whole App (issue 13, part 7): the owner mints a
 code in their DM, a Matrix follower redeems it, becomes a follower with paid access, receives
 the paid post published before (the back catalogue) and the next paid post; the same code is
-refused the second time. The code is in no file under data_dir and in no log record."""
+refused the second time. The code is in no file the bot keeps and in no log record."""
 
 from __future__ import annotations
 
@@ -99,12 +99,15 @@ async def test_a_matrix_follower_redeems_a_code_once_and_receives_paid_posts(
         (entry,) = app.store.payments.entries_of(s, app.sealer.blind_index("matrix", alice.user_id))
         assert (entry.kind, entry.amount, entry.telegram_payment_charge_id) == ("code", 0, None)
 
-    # the code is nowhere in data_dir (SQLite and its WAL included), nor in any log record
+    # the code is nowhere in data_dir (SQLite and its WAL included) or the adapter's store_dir,
+    # nor in any log record of the bot's
     raw = parse_code(code)
     assert raw is not None
     spellings = {code, code.lower(), code.replace("-", ""), code.replace("-", "").lower(),
                  code[3:], raw.hex()}
-    for path in (tmp_path / "data").rglob("*"):
+    files = [*(tmp_path / "data").rglob("*"), *(tmp_path / "bot-store").rglob("*")]
+    assert any(path.name.endswith(".db") for path in files)
+    for path in files:
         if path.is_file():
             data = path.read_bytes()
             for spelling in spellings:
