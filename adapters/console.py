@@ -364,7 +364,6 @@ class ConsoleAdapter:
         self._print(f"[bot → {address.id}] {edited}{text}")
         return MessageRef(reply.edit_of or f"{address.id}:notice:{next(self._counter)}")
 
-
     def _invoice_line(self, who: str, invoice: Invoice) -> str:
         """Remember an invoice for the handle this person last asked to subscribe to, and
         say how to pay it."""
