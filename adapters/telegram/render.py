@@ -225,11 +225,15 @@ def deleted_notice(chat_id: str, message_id: int, *, caption: bool) -> ApiCall:
 
 
 def inline_keyboard(buttons: Sequence[Button]) -> dict[str, Any] | None:
-    """One button per row; a button whose command exceeds 64 bytes is dropped."""
+    """One button per row: a link button opens its URL, any other sends its command; a button
+    whose command exceeds 64 bytes is dropped."""
     rows = [
-        [{"text": button.label, "callback_data": button.command}]
+        [{"text": button.label, "url": button.url}]
+        if button.url
+        else [{"text": button.label, "callback_data": button.command}]
         for button in buttons
-        if button.label and button.command and len(button.command.encode("utf-8")) <= CALLBACK_DATA_LIMIT
+        if button.label
+        and (button.url or (button.command and len(button.command.encode("utf-8")) <= CALLBACK_DATA_LIMIT))
     ]
     return {"inline_keyboard": rows} if rows else None
 

@@ -11,14 +11,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 
 from sqlmodel import Session
 
-from bridge.commands import Command, CommandError, MirrorArgs, malformed, parse_command
-from bridge.engine import paid_posts, payment_events
+from bridge.commands import (
+    Command,
+    CommandError,
+    MirrorArgs,
+    RefundArgs,
+    UnsubscribeArgs,
+    malformed,
+    parse_command,
+)
+from bridge.engine import paid_posts, payment_events, subscriptions
 from bridge.engine.admin_channels import create_mirror
 from bridge.engine.context import Context, follower_row
 from bridge.engine.core import (
@@ -49,6 +57,7 @@ from bridge.ports import (
     PreCheckout,
     Reaction,
     Reply,
+    StarsGateway,
 )
 from bridge.privacy import Sealer
 from bridge.safetext import clean
@@ -150,6 +159,8 @@ class ChannelEngine:
                     event = await with_media(self._core, actor, event, parsed)
                 if isinstance(parsed, MirrorArgs) and parsed.create:
                     replies = await create_mirror(self._core, actor, parsed)  # talks to a platform: async
+                elif isinstance(parsed, RefundArgs | UnsubscribeArgs):
+                    replies = await subscriptions.with_gateway(self._core, actor, parsed)  # async too
                 else:
                     replies = self._handle_message(actor, event, parsed)
             elif isinstance(event, PollVote):
@@ -193,6 +204,11 @@ class ChannelEngine:
         what to tell when an operator adds an existing room as a mirror."""
         self._core.hooks.mirror_factory = factory
         self._core.hooks.on_mirror_added = on_added
+
+    def set_stars_gateways(self, gateways: Mapping[str, StarsGateway]) -> None:
+        """Install, per platform, the adapter that refunds Stars payments and cancels
+        subscriptions (`/refund`, `/unsubscribe`)."""
+        self._core.hooks.stars = dict(gateways)
 
     def mirror_rooms(self, platform: str) -> list[str]:
         """Every mirror room of every live channel on one platform."""

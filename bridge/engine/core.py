@@ -19,7 +19,7 @@ from sqlmodel import Session
 
 from bridge.models import AdminRole, ChannelAdmin, Post, PostStatus, RecurringPost
 from bridge.platforms import Platforms
-from bridge.ports import Address, PostKind
+from bridge.ports import Address, PostKind, StarsGateway
 from bridge.privacy import Sealer, UnsealError
 from bridge.store import Store
 from bridge.when import format_timestamp, parse_when
@@ -93,6 +93,8 @@ class Hooks:
     on_mirror_added: Callable[[str, str], None] | None = None  #: an existing room became a mirror
     #: lines about the bot's sending (rates, 429s): shown to operators in /stats
     sending_report: Callable[[], list[str]] | None = None
+    #: per platform, the adapter that refunds and cancels Stars payments (`/refund`, `/unsubscribe`)
+    stars: dict[str, StarsGateway] = field(default_factory=dict)
 
 
 class AcceptGuard:

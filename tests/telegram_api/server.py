@@ -932,6 +932,11 @@ def _markup(value: Any) -> JSON | None:
                 data = button.get("callback_data")
                 if data is not None and not 1 <= len(data.encode()) <= 64:
                     raise _bad("BUTTON_DATA_INVALID")
+                url = button.get("url")
+                if (data is None) == (url is None):  # exactly one action per button (of these two)
+                    raise _bad("BUTTON_TYPE_INVALID")
+                if url is not None and not str(url).startswith(("https://", "http://", "tg://")):
+                    raise _bad("BUTTON_URL_INVALID")
         return value
     return None
 
