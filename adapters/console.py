@@ -325,7 +325,8 @@ class ConsoleAdapter:
         if not _valid_name(address.id):
             raise PermanentFailure("not a console user name")
         mark = "🔕 " if content.silent else ""
-        self._print(f"[to {address.id}] {mark}{self._render(content)}")
+        buttons = "".join(f"\n  Send {b.command}" for b in content.buttons)
+        self._print(f"[to {address.id}] {mark}{self._render(content)}{buttons}")
         key = f"{address.id}:{content.post_id}:{next(self._counter)}"
         self._copies[(address.id, content.post_id)] = key
         self._posts_by_key[key] = content.post_id

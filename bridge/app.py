@@ -141,6 +141,7 @@ class App:
                 payments_enabled=settings.payments.enabled,
                 payments_teaser=settings.payments.teaser,
                 payments_support=settings.payments.support.strip(),
+                payments_expiry_notice_grace_s=settings.payments.expiry_notice_grace_s,
             ),
             platforms=self.platforms,
         )

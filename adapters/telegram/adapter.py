@@ -47,6 +47,7 @@ from bridge.ports import PreCheckout, StarTransaction
 
 from . import errors, payments, render
 from .normalize import to_inbound
+from .paid_media import paid_media_ref, render_paid_media
 from .transport import AiohttpRequest
 
 log = logging.getLogger(__name__)
@@ -289,6 +290,8 @@ class TelegramAdapter:
         a channel as an anonymous poll (channels refuse the other kind)."""
         chat_id = address.target
         anonymous = chat_id in self._channel_chats
+        if content.stars is not None and content.media is not None:  # pay-per-post: paid media
+            return await self._send_paid_media(chat_id, content)
         try:
             return await self._send_calls(
                 chat_id, self._paid(render.render_post(chat_id, content, anonymous_poll=anonymous))
@@ -311,6 +314,18 @@ class TelegramAdapter:
             chat_id,
             self._paid(render.render_post(chat_id, content, upload=True, anonymous_poll=anonymous)),
         )
+
+    async def _send_paid_media(self, chat_id: str, content: Content) -> MessageRef:
+        """A pay-per-post copy (`sendPaidMedia`); a file_id this bot cannot use is uploaded again."""
+        media = content.media
+        try:
+            return await self._send_calls(chat_id, self._paid(render_paid_media(chat_id, content)))
+        except PermanentFailure as exc:
+            if not (media and media.platform_ref and errors.refused_because(exc, *errors.BAD_FILE_ID)):
+                raise
+            if media.data is None:
+                raise MediaRefRejected(exc.reason) from exc
+        return await self._send_calls(chat_id, self._paid(render_paid_media(chat_id, content, upload=True)))
 
     def _paid(self, calls: list[render.ApiCall]) -> list[render.ApiCall]:
         """Mark a copy's calls as a paid broadcast when paid broadcasts are on."""
@@ -444,7 +459,7 @@ def _media_ref(result: dict[str, Any]) -> str | None:
     for field in ("video", "sticker"):
         if result.get(field):
             return str(result[field]["file_id"])
-    return None
+    return paid_media_ref(result)
 
 
 def _bot_commands(pairs: Sequence[tuple[str, str]]) -> list[BotCommand]:

@@ -143,7 +143,16 @@ def render_post(
     """The calls that deliver one post to one chat, in order; the first carries the media or
     the poll. `upload` forces re-uploading media bytes instead of reusing a file_id;
     `anonymous_poll` is for channels, which refuse polls that show who voted (their votes
-    then reach nobody but the channel's own tally)."""
+    then reach nobody but the channel's own tally). The content's buttons (a teaser's
+    Subscribe) go under the last message."""
+    calls = _render_post(chat_id, content, upload=upload, anonymous_poll=anonymous_poll)
+    keyboard = inline_keyboard(content.buttons)
+    if keyboard is not None:
+        calls[-1].params["reply_markup"] = keyboard
+    return calls
+
+
+def _render_post(chat_id: str, content: Content, *, upload: bool, anonymous_poll: bool) -> list[ApiCall]:
     common: dict[str, Any] = {"chat_id": chat_id}
     if content.silent:
         common["disable_notification"] = True

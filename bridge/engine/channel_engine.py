@@ -257,6 +257,7 @@ class ChannelEngine:
                 self.options.fanout_batch,
                 self.clock(),
                 self.options.planning_lease_s,
+                self._core.paid_media_platforms(),
             )
             if n > 0:
                 total += n
@@ -274,6 +275,7 @@ class ChannelEngine:
                     self.options.fanout_batch,
                     self.clock(),
                     self.options.planning_lease_s,
+                    self._core.paid_media_platforms(),
                 )
                 if n > 0:
                     self._core.wake()
@@ -282,6 +284,11 @@ class ChannelEngine:
                 await asyncio.sleep(0.002)  # let the worker start sending the planned batch
         except Exception:
             log.exception("planning post %s failed; the sweep will resume it", post_id)
+
+    async def notice_expired_access(self) -> int:
+        """Tell followers whose paid access ended (past the grace) once each; returns how many
+        notices this call queued. Called by the scheduler's sweep (and tests)."""
+        return await paid_posts.notice_expiries(self._core)
 
     def resume_stale_planning(self) -> int:
         """Resume fan-outs whose planner died (called periodically by the worker)."""

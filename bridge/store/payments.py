@@ -61,6 +61,15 @@ class RevenueMonth:
 
 
 @dataclass(frozen=True)
+class Expired:
+    """An entitlement that ended and whose follower was not told yet (ids only)."""
+
+    entitlement_id: int
+    follower_id: int
+    channel_id: int
+
+
+@dataclass(frozen=True)
 class LedgerCharge:
     """A money event with a charge id, as reconciliation compares it (no payer)."""
 
@@ -177,6 +186,31 @@ class Payments:
             )
             .scalar_one()
         )
+
+    # ---- expiry ---------------------------------------------------------------------------
+
+    def expired_unnoticed(self, s: Session, cutoff: float, limit: int = 500) -> list[Expired]:
+        """Entitlements that ended at or before `cutoff` whose follower was not told yet."""
+        rows = s.connection().execute(
+            text(
+                "SELECT id, follower_id, channel_id FROM entitlement"
+                " WHERE paid_until <= :cutoff AND expiry_noticed = :no ORDER BY id LIMIT :limit"
+            ),
+            {"cutoff": cutoff, "no": False, "limit": limit},
+        )
+        return [Expired(int(r.id), int(r.follower_id), int(r.channel_id)) for r in rows]
+
+    def claim_expiry_notice(self, s: Session, entitlement_id: int, cutoff: float) -> bool:
+        """Mark one ended entitlement noticed; True for exactly one caller however many
+        processes try (and False when it was renewed meanwhile)."""
+        result = s.connection().execute(
+            text(
+                "UPDATE entitlement SET expiry_noticed = :yes"
+                " WHERE id = :id AND expiry_noticed = :no AND paid_until <= :cutoff"
+            ),
+            {"id": entitlement_id, "yes": True, "no": False, "cutoff": cutoff},
+        )
+        return result.rowcount == 1
 
     def plan_catch_up(self, s: Session, follower_id: int, channel_id: int, since: float, now: float) -> int:
         """Plan a copy of each paid post of the channel published since `since` that the
@@ -353,4 +387,12 @@ class Payments:
         return [RevenueMonth.from_row(r) for r in rows]
 
 
-__all__ = ["PERIOD_S", "AlreadyRecorded", "LedgerCharge", "Payments", "Recorded", "RevenueMonth"]
+__all__ = [
+    "PERIOD_S",
+    "AlreadyRecorded",
+    "Expired",
+    "LedgerCharge",
+    "Payments",
+    "Recorded",
+    "RevenueMonth",
+]

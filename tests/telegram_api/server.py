@@ -845,7 +845,7 @@ class FakeBotApi:
 
     async def _edit_caption(self, params: JSON, files: dict[str, bytes]) -> JSON:
         msg = self._bot_message(params, "message to edit not found")
-        if msg.kind not in ("photo", "video"):
+        if msg.kind not in ("photo", "video", "paid_media"):  # a paid media's caption can be edited
             raise _bad("there is no caption in the message to edit")
         caption = params.get("caption")
         plain = _parse_caption(caption, params.get("parse_mode")) if caption else None
