@@ -144,7 +144,7 @@ async def test_pay_per_post_goes_out_as_paid_media_and_a_purchase_shows_in_stats
     bridge = await start_paid()
     ann, ben = await bridge.follower("Ann"), await bridge.follower("Ben")
     photo = api.user_sends_photo(bridge.operator.id, PNG, caption="/post news --stars 5 The view")
-    await bridge.answer(bridge.operator, photo.message_id, "Post #1 is pay-per-post (5 Stars)")
+    await bridge.answer(bridge.operator, photo.message_id, "as pay-per-post (5 Stars)")
     await bridge.app.sync()
 
     assert len(api.calls_to("sendPaidMedia")) == 2  # copyMessage cannot copy paid media: each copy is sent
