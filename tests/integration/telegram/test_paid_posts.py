@@ -16,9 +16,11 @@ from sqlalchemy import text
 
 from adapters.base import Address
 from adapters.telegram.adapter import ALLOWED_UPDATES, TelegramAdapter
+from bridge import migrate
 from bridge.app import App
 from bridge.config import load_settings
 from bridge.ports import PaidMediaPurchased
+from bridge.store import Store
 from tests.integration.telegram.test_telegram_app import (
     CHANNEL,
     PNG,
@@ -43,9 +45,14 @@ Start = Callable[..., Awaitable[Bridge]]
 
 
 @pytest.fixture
-async def start_paid(api: FakeBotApi, tmp_path: Path) -> AsyncIterator[Start]:
-    """An App with payments on (no expiry grace), the channel `news` selling 50 Stars."""
+async def start_paid(api: FakeBotApi, tmp_path: Path, store_url: str) -> AsyncIterator[Start]:
+    """An App with payments on (no expiry grace), the channel `news` selling 50 Stars; on
+    SQLite and on PostgreSQL."""
     apps: list[App] = []
+    if store_url.startswith("postgresql"):  # PostgreSQL is migrated once by the operator
+        store = Store(store_url)
+        migrate.upgrade(store.engine)
+        store.dispose()
 
     async def make() -> Bridge:
         operator = api.add_user("Olga")
@@ -53,6 +60,7 @@ async def start_paid(api: FakeBotApi, tmp_path: Path) -> AsyncIterator[Start]:
             None,
             env={
                 "CHANNELBRIDGE_GENERAL__DATA_DIR": str(tmp_path / "data"),
+                "CHANNELBRIDGE_DATABASE__URL": store_url,
                 "CHANNELBRIDGE_OPERATORS": json.dumps([{"telegram": operator.id}]),
                 "CHANNELBRIDGE_PAYMENTS__ENABLED": "true",
                 "CHANNELBRIDGE_PAYMENTS__SUPPORT": "@news_help",
