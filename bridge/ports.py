@@ -243,11 +243,22 @@ class Content:
     stars: int | None = None  #: pay-per-post: a platform that sells paid media asks this price
     paid_payload: str | None = None  #: sent with a paid-media copy, reported back on purchase
     buttons: tuple[Button, ...] = ()  #: e.g. a teaser's Subscribe button
+    earlier: bool = False  #: a new follower's copy of a post published before they followed
 
     @property
     def header(self) -> str:
-        """The line that introduces a post, e.g. `news #12`."""
-        return f"{self.channel_name} (#{self.post_id})"
+        """The line that introduces a post, e.g. `Daily News (#12)`, or `Daily News (#12,
+        earlier post)` for a new follower's copy of an earlier post."""
+        return f"{self.channel_name} (#{self.post_id}{EARLIER_MARK if self.earlier else ''})"
+
+    @property
+    def follow_command(self) -> str:
+        """What to send the bot to follow this post's channel (a copy's follow link)."""
+        return f"/follow {self.channel_handle}"
+
+
+#: how a header marks an earlier post
+EARLIER_MARK = ", earlier post"
 
 
 @dataclass(frozen=True)
