@@ -326,6 +326,7 @@ class ConsoleAdapter:
             raise PermanentFailure("not a console user name")
         mark = "🔕 " if content.silent else ""
         buttons = "".join(f"\n  Send {b.command}" for b in content.buttons)
+        buttons += f"\n  follow: {content.follow_command}"  # the console's follow link
         self._print(f"[to {address.id}] {mark}{self._render(content)}{buttons}")
         key = f"{address.id}:{content.post_id}:{next(self._counter)}"
         self._copies[(address.id, content.post_id)] = key

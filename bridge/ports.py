@@ -244,6 +244,8 @@ class Content:
     paid_payload: str | None = None  #: sent with a paid-media copy, reported back on purchase
     buttons: tuple[Button, ...] = ()  #: e.g. a teaser's Subscribe button
     earlier: bool = False  #: a new follower's copy of a post published before they followed
+    #: the channel's follow link on this platform; the adapter sets it (it knows its own bot)
+    follow_url: str | None = None
 
     @property
     def header(self) -> str:

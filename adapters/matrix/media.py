@@ -155,4 +155,3 @@ def with_media(item: MediaMessage, download: Download) -> Message:
         fetch=fetch,
     )
     return Message(item.sender, item.text, media)
-
