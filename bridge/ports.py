@@ -180,6 +180,8 @@ class Reply:
     html: str | None = None
     edit_of: str | None = None
     invoice: Invoice | None = None  #: a platform that sells adds a pay button for it
+    #: a PNG picture (a `/stats` chart): sent as a photo/image with `text` as its caption
+    image: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

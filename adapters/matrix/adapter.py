@@ -284,6 +284,9 @@ class MatrixAdapter:
             await self._send(render.RoomEvent(room_id, event_type, outer, render.random_tx_id()))
             return MessageRef(reply.edit_of)
         room_id = await self._room_of(address)
+        if reply.image is not None:  # a picture (a `/stats` chart): uploaded, sent as m.image
+            room = await self._rooms.check_room(room_id)
+            body = await self._media.image_message(room, reply.image, reply.text)
         event_id = await self._send(render.RoomEvent(room_id, "m.room.message", body, render.random_tx_id()))
         return MessageRef(post_ref(room_id, event_id))
 

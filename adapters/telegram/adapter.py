@@ -436,6 +436,8 @@ class TelegramAdapter:
             link = str(await self._call(payments.invoice_link_call(reply.invoice)))
             pay = Button(payments.PAY_LABEL.format(stars=reply.invoice.stars), "", url=link)
             reply = dataclasses.replace(reply, buttons=(pay, *reply.buttons), invoice=None)
+        if reply.image is not None:
+            return await self._send_calls(address.target, render.render_reply_image(address.target, reply))
         return await self._send_calls(address.target, render.render_reply(address.target, reply))
 
     # ------------------------------------------------------------------ Stars (StarsGateway)

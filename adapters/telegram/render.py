@@ -268,6 +268,28 @@ def render_reply(chat_id: str, reply: Reply) -> list[ApiCall]:
     return calls
 
 
+def render_reply_image(chat_id: str, reply: Reply) -> list[ApiCall]:
+    """A reply that carries a picture (a `/stats` chart): one photo upload with the text as its
+    caption (what exceeds 1,024 follows as messages), the buttons under the last message."""
+    assert reply.image is not None
+    chunks = [c.strip() for c in split_text(reply.text, TEXT_LIMIT, first_limit=CAPTION_LIMIT)]
+    photo = InputFile(reply.image, filename="chart.png")
+    photo.mimetype = "image/png"
+    params: dict[str, Any] = {"chat_id": chat_id, "photo": photo}
+    if chunks and chunks[0]:
+        params.update(caption=escape(chunks[0]), parse_mode="HTML")
+    calls = [ApiCall("sendPhoto", params)]
+    calls.extend(
+        ApiCall("sendMessage", {"chat_id": chat_id, "text": escape(c), "parse_mode": "HTML"})
+        for c in chunks[1:]
+        if c
+    )
+    keyboard = inline_keyboard(reply.buttons)
+    if keyboard is not None:
+        calls[-1].params["reply_markup"] = keyboard
+    return calls
+
+
 def render_reply_edit(key: MessageKey, reply: Reply) -> ApiCall:
     """The edit that replaces the text of an earlier reply (a progress message) in place."""
     if reply.html and len(reply.html) <= TEXT_LIMIT:
