@@ -56,7 +56,8 @@ def render_png(data: ChartData) -> bytes:
     followers.set_xlabel(LABELS["day_axis"])
     if data.followers:
         days = [day for day, _ in data.followers]
-        followers.plot(range(len(days)), [n for _, n in data.followers], marker="o", color="#1f77b4")
+        marker = "o" if len(days) <= 60 else None  # dots only while they can be told apart
+        followers.plot(range(len(days)), [n for _, n in data.followers], marker=marker, color="#1f77b4")
         step = max(1, len(days) // 8)
         followers.set_xticks(range(0, len(days), step), [days[i] for i in range(0, len(days), step)])
         followers.set_ylim(bottom=0)

@@ -117,11 +117,14 @@ def follow(ctx: Context, handle: str, *, via_link: bool) -> list[Reply]:
     assert channel.id is not None
     follower = follower_row(ctx.core, s, actor, create=True)
     assert follower is not None and follower.id is not None
+    # a follower paused (they had blocked the bot) who follows again resumes: not a new follower
+    resumed = ctx.store.followers.subscription(s, follower.id, channel.id) is not None
     if not ctx.store.followers.subscribe(s, follower, channel.id, ctx.clock()):
         return [Reply(f"You already follow {channel.name}.")]
     if via_link:
         ctx.store.history.add_link_follow(s, channel.id)
-    plan_history(ctx, channel, follower)
+    if not resumed:
+        plan_history(ctx, channel, follower)
     return [
         Reply(
             f"You now follow {channel.name}. Its posts will arrive here; nobody else can see "

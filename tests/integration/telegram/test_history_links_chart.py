@@ -12,14 +12,13 @@ import pytest
 from matplotlib import image as mpimg
 
 from bridge.engine.chart import SIZE_PX
-from tests.integration.telegram.test_telegram_app import (  # noqa: F401 - fixtures
-    CHANNEL,
-    Start,
-    adapter_logs_name_nobody,
-    copies,
-    start_bridge,
-)
+from tests.integration.telegram import test_telegram_app as base
+from tests.integration.telegram.test_telegram_app import CHANNEL, Start, copies
 from tests.telegram_api import FakeBotApi
+
+#: the App fixture and the no-identity-in-logs check of the whole-App tests
+start_bridge = base.start_bridge
+adapter_logs_name_nobody = base.adapter_logs_name_nobody
 
 pytestmark = [
     pytest.mark.telegram,
