@@ -143,6 +143,10 @@ GOOD: list[tuple[str, Command]] = [
     ("/codes news 10 30", Command("codes", handle="news", count=10, days=30)),
     ("/redeem  ABCD-EFGH ", Command("redeem", code="ABCD-EFGH")),
     ("/privacy", Command("privacy")),
+    ("/history news 3", Command("history", handle="news", n=3)),
+    ("/history News 0", Command("history", handle="news", n=0)),
+    ("/stats news chart", Command("stats", handle="news", chart=True)),
+    ("/stats news CHART", Command("stats", handle="news", chart=True)),
 ]
 
 
@@ -258,6 +262,11 @@ BAD: list[tuple[str, str, str]] = [
     ("/revenue", "revenue", "handle"),
     ("/paysupport now", "paysupport", "unexpected"),
     ("/privacy please", "privacy", "unexpected"),
+    ("/history news", "history", "number of earlier posts"),
+    ("/history news 11", "history", "0 to 10"),
+    ("/history news 3 more", "history", "unexpected"),
+    ("/stats news pie", "stats", "not chart"),
+    ("/stats news chart now", "stats", "unexpected"),
 ]
 
 
