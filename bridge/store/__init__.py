@@ -15,6 +15,7 @@
 - `store.leases`    named leases between processes, heartbeats  (`leases.py`)
 - `store.keyring`   the privacy-key record, state values, re-sealing  (`keyring.py`)
 - `store.payments`  paid tiers, entitlements, the ledger of money events  (`payments.py`)
+- `store.ops`       what operators see: queue depths, follower totals, leases, snapshots  (`ops.py`)
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from bridge.store.fanout import Fanout
 from bridge.store.followers import Followers
 from bridge.store.keyring import Keyring
 from bridge.store.leases import Leases
+from bridge.store.ops import Ops
 from bridge.store.outbox import Outbox
 from bridge.store.payments import AlreadyRecorded, Payments, Recorded, RevenueMonth
 from bridge.store.posts import Posts
@@ -72,6 +74,7 @@ class Store(Database):
         self.leases = Leases()
         self.keyring = Keyring()
         self.payments = Payments(self.is_postgres)
+        self.ops = Ops()
 
     @contextmanager
     def session(self) -> Iterator[Session]:
