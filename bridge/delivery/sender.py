@@ -102,7 +102,12 @@ class Sender:
         """Send, edit, delete or close one copy."""
         row = job.row
         if job.broken is not None:
-            log.warning("delivery %s failed: %s", row.id, job.broken)
+            log.warning(
+                "delivery %s failed: %s",
+                row.id,
+                job.broken,
+                extra={"post_id": row.post_id, "platform": row.platform, "outcome": "failed"},
+            )
             self.stats.failed += 1
             return self.final(row, DeliveryStatus.FAILED, error=job.broken[:300])
         # follow-ups (edit, delete, close) exist because the post changed: never use a stale view
@@ -166,6 +171,12 @@ class Sender:
             return result
         except PermanentFailure as exc:
             self.stats.failed += 1
+            log.warning(
+                "a copy of post %s failed for good: %s",
+                row.post_id,
+                exc.reason,
+                extra={"post_id": row.post_id, "platform": row.platform, "outcome": "failed"},
+            )
             return self.final(row, DeliveryStatus.FAILED, error=exc.reason[:300])
 
     async def _send(
@@ -276,10 +287,20 @@ class Sender:
             self._paused(notice.platform, address.target, exc, notice.attempts)
             return self.notice_retry(notice, exc)
         except RecipientGone as exc:
-            log.info("a %s notice was dropped: the recipient is gone (%s)", notice.platform, exc.reason)
+            log.info(
+                "a %s notice was dropped: the recipient is gone (%s)",
+                notice.platform,
+                exc.reason,
+                extra={"platform": notice.platform, "outcome": "gone"},
+            )
             return NoticeOutcome(notice.id, DeliveryStatus.FAILED, error=exc.reason[:300], gone=True)
         except PermanentFailure as exc:
-            log.warning("a %s notice failed for good: %s", notice.platform, exc.reason)
+            log.warning(
+                "a %s notice failed for good: %s",
+                notice.platform,
+                exc.reason,
+                extra={"platform": notice.platform, "outcome": "failed"},
+            )
             return NoticeOutcome(notice.id, DeliveryStatus.FAILED, error=exc.reason[:300])
         except Exception as exc:  # a bug in rendering must not lose the notice: retry it later
             log.exception("notice %s crashed", notice.id)

@@ -432,7 +432,14 @@ class DeliveryWorker:
                 self._first_checked[post_id] = None
                 published = self.store.ops.first_copy_pending(conn, post_id, recorded_at)
                 if published is not None:
-                    self.metrics.publish_to_first_send.observe(max(0.0, recorded_at - published))
+                    latency = max(0.0, recorded_at - published)
+                    self.metrics.publish_to_first_send.observe(latency)
+                    log.info(
+                        "post %s: first copy sent %.2f s after publication",
+                        post_id,
+                        latency,
+                        extra={"post_id": post_id, "outcome": "first_copy"},
+                    )
         while len(self._first_checked) > 4096:
             self._first_checked.pop(next(iter(self._first_checked)))
 
