@@ -52,9 +52,12 @@ async def say(app: App, who: Address, text: str) -> None:
 async def get(app: App, path: str) -> tuple[int, str]:
     """GET a path of the app's HTTP server."""
     assert app.http is not None
-    async with aiohttp.ClientSession() as session, session.get(
-        f"http://127.0.0.1:{app.http.port}{path}", timeout=aiohttp.ClientTimeout(total=15)
-    ) as response:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(
+            f"http://127.0.0.1:{app.http.port}{path}", timeout=aiohttp.ClientTimeout(total=15)
+        ) as response,
+    ):
         return response.status, await response.text()
 
 

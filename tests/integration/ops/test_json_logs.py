@@ -50,7 +50,8 @@ async def test_json_lines_carry_event_fields_and_no_identity(tmp_path: Path) -> 
             await app.sync()
             await get(app, "/metrics")
             log = logging.getLogger("bridge.test")
-            log.warning("sending to %s failed", person(1).id, extra={"chat_id": person(1).id, "platform": "fake"})
+            careless = {"chat_id": person(1).id, "platform": "fake"}
+            log.warning("sending to %s failed", person(1).id, extra=careless)
             try:
                 raise RuntimeError(f"GET https://api.telegram.org/bot{TOKEN}/getMe for user {person(2).id}")
             except RuntimeError:
@@ -66,7 +67,7 @@ async def test_json_lines_carry_event_fields_and_no_identity(tmp_path: Path) -> 
     assert first and first[0]["post_id"] == 1
     failed = [line for line in lines if line.get("outcome") == "failed" and line.get("platform") == "fake"]
     assert failed, "the failed delivery's line has its event fields"
-    error = [line for line in lines if line["message"] == "a call failed"][0]
+    error = next(line for line in lines if line["message"] == "a call failed")
     assert error["post_id"] == 1 and "RuntimeError" in error["exc"]
     assert all("chat_id" not in line for line in lines)
     for needle in ("700000", TOKEN, TOKEN.split(":")[1], "AAHdqTcvCH1"):

@@ -50,7 +50,8 @@ async def test_a_posts_deliveries_move_the_delivery_counters_and_histograms(app:
     assert after['channelbridge_send_seconds_count{platform="fake"}'] >= FOLLOWERS
     assert after['channelbridge_followers{platform="fake"}'] == FOLLOWERS
     # the follow answers went through the reply lane
-    assert after['channelbridge_deliveries_total{lane="reply",outcome="delivered",platform="fake"}'] >= FOLLOWERS
+    replies = 'channelbridge_deliveries_total{lane="reply",outcome="delivered",platform="fake"}'
+    assert after[replies] >= FOLLOWERS
     assert after['channelbridge_commands_total{command="follow",outcome="ok"}'] == FOLLOWERS
     assert after['channelbridge_commands_total{command="post",outcome="ok"}'] == 1
     assert after["channelbridge_gauges_ok"] == 1
@@ -94,8 +95,12 @@ async def test_metrics_hold_no_identity(app: App) -> None:
     text = (await get(app, "/metrics"))[1]
     for needle in ("700000", OPERATOR.id, "1000001", "alice", "Hello", "news", "Daily"):
         assert needle not in text, needle
-    labels = {part.split("=")[0] for line in text.splitlines() if "{" in line and not line.startswith("#")
-              for part in line[line.index("{") + 1 : line.index("}")].split(",")}
+    labels = {
+        part.split("=")[0]
+        for line in text.splitlines()
+        if "{" in line and not line.startswith("#")
+        for part in line[line.index("{") + 1 : line.index("}")].split(",")
+    }
     assert labels <= {"platform", "lane", "outcome", "scope", "command", "le"}
 
 
