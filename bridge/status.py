@@ -37,10 +37,9 @@ def database_gauges(store: Store, flood: FloodControl, clock: Callable[[], float
     now = clock()
     with store.connection() as conn:
         ops = store.ops
-        depth = ops.queue_depth(conn)
+        depth, oldest = ops.open_rows(conn)
         followers = ops.followers_by_platform(conn)
         due = ops.scheduled_due(conn, now)
-        oldest = ops.oldest_open(conn)
     rates = {platform: (rate, ceiling) for platform, (rate, ceiling, _, _) in flood.report().items()}
     return Gauges(
         queue_depth=depth,
@@ -144,8 +143,7 @@ def gather(store: Store, clock: Callable[[], float] = time.time, upcoming: int =
     now = clock()
     with store.connection() as conn:
         ops = store.ops
-        depth = ops.queue_depth(conn)
-        oldest = ops.oldest_open(conn)
+        depth, oldest = ops.open_rows(conn)
         followers = ops.followers_by_platform(conn)
         due = ops.scheduled_due(conn, now)
         posts = ops.next_scheduled(conn, upcoming)

@@ -36,10 +36,10 @@ def test_the_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     unit = unit.replace("/opt/channelbridge/.venv/bin/channelbridge", str(binary))
     copy = tmp_path / "channelbridge.service"
     copy.write_text(unit)
-    done = subprocess.run(["systemd-analyze", "verify", str(copy)], capture_output=True, text=True, timeout=60)
-    problems = [
-        line for line in (done.stdout + done.stderr).splitlines() if "channelbridge.service" in line
-    ]
+    done = subprocess.run(
+        ["systemd-analyze", "verify", str(copy)], capture_output=True, text=True, timeout=60
+    )
+    problems = [line for line in (done.stdout + done.stderr).splitlines() if "channelbridge.service" in line]
     assert done.returncode == 0 and not problems, done.stdout + done.stderr
 
 
