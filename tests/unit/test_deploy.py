@@ -51,7 +51,12 @@ def test_the_container_runs_as_non_root_with_a_livez_healthcheck() -> None:
 
 
 def test_compose_runs_the_bridge_with_postgresql() -> None:
+    yaml = pytest.importorskip("yaml")
     text = (DEPLOY / "compose.yaml").read_text()
-    assert "image: docker.io/library/postgres" in text
-    assert "dockerfile: deploy/Containerfile" in text
-    assert '"127.0.0.1:' in text  # metrics published on the loopback only
+    spec = yaml.safe_load(text)
+    db, bridge = spec["services"]["db"], spec["services"]["bridge"]
+    assert db["image"].startswith("docker.io/library/postgres")
+    assert bridge["build"]["dockerfile"] == "deploy/Containerfile"
+    assert bridge["depends_on"]["db"]["condition"] == "service_healthy"
+    assert all(port.startswith("127.0.0.1:") for port in bridge["ports"])  # metrics on the loopback only
+    assert "no-new-privileges:true" in bridge["security_opt"] and bridge["cap_drop"] == ["ALL"]
