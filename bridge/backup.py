@@ -24,6 +24,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from sqlalchemy import inspect, make_url
 
@@ -133,7 +134,10 @@ def backup(store: Store, fingerprint: str, dest: Path, *, clock: float | None = 
         workdir = Path(work)
         if store.is_sqlite:
             copy = workdir / SQLITE_NAME
-            source = sqlite3.connect(_sqlite_path(store), timeout=30)
+            path = _sqlite_path(store)
+            if not path.is_file():
+                raise BackupRefused(f"there is no database at {path}: check data_dir and [database] url")
+            source = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True, timeout=30)
             target = sqlite3.connect(copy)
             try:
                 source.backup(target)  # the online backup API: a consistent copy while others write

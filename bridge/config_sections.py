@@ -1,6 +1,6 @@
 """The core's settings sections: `[general]`, `[database]`, `[privacy]`, `[delivery]`,
-`[scheduler]`, `[media]` and `[payments]`. Platform sections come from the plug-ins (`bridge.platforms`);
-`bridge.config` assembles them into one settings model."""
+`[scheduler]`, `[media]`, `[payments]` and `[metrics]`. Platform sections come from the plug-ins
+(`bridge.platforms`); `bridge.config` assembles them into one settings model."""
 
 from __future__ import annotations
 

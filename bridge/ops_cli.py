@@ -35,9 +35,18 @@ def backup_command(config: Path | None, dest: Path) -> int:
     settings = _settings(config)
     if settings is None:
         return 1
-    store = Store(settings.database_url)
+    url = settings.database_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        print(
+            f"channelbridge: backup refused: there is no database at {url.removeprefix('sqlite:///')}",
+            file=sys.stderr,
+        )
+        return 1
+    store = Store(url)
     try:
         fingerprint = _fingerprint(settings)
+        if migrate.current_revision(store.engine) is None:
+            raise BackupRefused("the database has no schema yet: there is nothing to back up")
         record = store.atomically(store.keyring.record)
         if record is not None and record.fingerprint != fingerprint:
             raise BackupRefused(

@@ -157,3 +157,19 @@ def test_a_postgresql_backup_without_pg_dump_is_refused_with_the_fix(
     err = capsys.readouterr().err
     assert "pg_dump is not on PATH" in err and "postgresql-client" in err
     assert not (tmp_path / "pg.tar.gz").exists()
+
+
+def test_backup_of_a_missing_sqlite_database_is_refused_and_creates_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "data" / "channelbridge.db"
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "privacy.key").write_text(KEY + "\n")
+    (tmp_path / "data" / "privacy.key").chmod(0o600)
+    url = f"sqlite:///{db}"
+    config = tmp_path / "c.toml"
+    config.write_text(f'[general]\ndata_dir = "{tmp_path / "data"}"\n[database]\nurl = "{url}"\n')
+    db.unlink(missing_ok=True)
+    code = main(["backup", str(tmp_path / "b.tar.gz"), "--config", str(config)])
+    assert code == 1 and not (tmp_path / "b.tar.gz").exists()
+    assert "backup refused" in capsys.readouterr().err
