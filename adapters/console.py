@@ -3,6 +3,11 @@
 The local user starts as the operator. `:as NAME` switches to a simulated local follower (each
 has its own sealed identity, like any platform user); posts appear per simulated follower as
 they would in their private chat with the bot.
+
+Payments are simulated: an invoice the bot attaches to a reply (`/subscribe <handle>`) is shown
+as a line and remembered per person and handle; `:pay <handle>` pays it the way Telegram Stars
+would — a pre-checkout the bot must accept, then a successful recurring payment — asking with
+`/subscribe <handle>` first when no invoice is remembered.
 """
 
 from __future__ import annotations
@@ -10,9 +15,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import re
+import secrets
 import shlex
 import sys
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Protocol, TextIO
@@ -34,6 +42,7 @@ from adapters.base import (
     Reply,
 )
 from bridge.platforms import OperatorId, PlatformPlugin, PlatformServices, PlatformSettings
+from bridge.ports import Invoice, PaymentReceived, PreCheckout
 
 OPERATOR = "operator"
 _NAME_OK = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-.")
@@ -43,12 +52,18 @@ CONSOLE_HELP = """Console commands (everything else goes to the bot as a chat me
   :who                     who you are speaking as
   :react POST-ID EMOJI     react to your copy of a post (:unreact POST-ID removes it)
   :photo PATH MESSAGE      send a photo with MESSAGE as its caption (also :video, :sticker)
+  :pay HANDLE              pay the channel's invoice in simulated Stars (asks /subscribe first)
   :sync                    wait until every due delivery is sent
   :help                    this help; /help lists the bot's commands
   :quit                    stop (Ctrl-D works too)"""
 
 _MEDIA_COMMANDS = {":photo": PostKind.PHOTO, ":video": PostKind.VIDEO, ":sticker": PostKind.STICKER}
 _MIME = {PostKind.PHOTO: "image/jpeg", PostKind.VIDEO: "video/mp4", PostKind.STICKER: "image/webp"}
+_SUBSCRIBE = re.compile(r"[/!]subscribe\s+(\S+)", re.IGNORECASE)
+#: how long `:pay` waits for the invoice its `/subscribe` asked for
+INVOICE_WAIT_S = 10.0
+#: a simulated subscription's period when the invoice names none
+_PERIOD_S = 30 * 24 * 3600
 
 
 class ConsoleAdapter:
@@ -77,6 +92,10 @@ class ConsoleAdapter:
         self._copies: dict[tuple[str, int], str] = {}  #: (name, post id) -> that copy's key
         self._posts_by_key: dict[str, int] = {}
         self._counter = itertools.count(1)
+        self._asked: dict[str, str] = {}  #: person -> the handle of their last /subscribe
+        self._invoices: dict[tuple[str, str], Invoice] = {}  #: (person, handle) -> unpaid invoice
+        self._declined: set[str] = set()  #: people whose last /subscribe was answered without one
+        self._invoice_came = asyncio.Event()
         self.finished = asyncio.Event()
         """Set when the input ends (Ctrl-D, :quit): the app then shuts down."""
 
@@ -134,10 +153,14 @@ class ConsoleAdapter:
             return True
         if line.startswith(":"):
             return await self._console_command(line)
+        asked = _SUBSCRIBE.match(line)
+        if asked is not None:  # its invoice, when one comes back, is this handle's
+            self._asked[self._who] = asked.group(1).lower()
+            self._declined.discard(self._who)
         await self._dispatch(Message(self._address(), line))
         return True
 
-    async def _dispatch(self, event: Message | Reaction) -> None:
+    async def _dispatch(self, event: Message | Reaction | PreCheckout | PaymentReceived) -> None:
         assert self._dispatcher is not None
         await self._dispatcher(event)
 
@@ -164,6 +187,8 @@ class ConsoleAdapter:
             await self._react(head, rest)
         elif head in _MEDIA_COMMANDS:
             await self._media(_MEDIA_COMMANDS[head], rest)
+        elif head == ":pay":
+            await self._pay(rest.strip().lower())
         elif head == ":sync":
             if self._sync is not None:
                 await self._sync()
@@ -215,6 +240,64 @@ class ConsoleAdapter:
         media = InboundMedia(kind=kind, mime=_MIME[kind], filename=path.name, size=size, fetch=fetch)
         await self._dispatch(Message(self._address(), caption, media))
 
+    async def _pay(self, handle: str) -> None:
+        """Pay the remembered invoice for `handle` (asking for one first): a pre-checkout, then,
+        when the bot accepts it, a successful first payment of a 30-day subscription."""
+        if not handle or " " in handle:
+            self._print("usage: :pay HANDLE")
+            return
+        who, address = self._who, self._address()
+        invoice = self._invoices.get((who, handle))
+        if invoice is None:
+            if self._sync is not None:  # earlier answers first: the next one is the invoice's
+                await self._sync()
+            await self._line(f"/subscribe {handle}")
+            invoice = await self._wait_invoice(who, handle)
+            if invoice is None:
+                self._print(f"[no invoice for {handle} came back: nothing paid]")
+                return
+        answers: list[str | None] = []
+
+        async def answer(error: str | None) -> None:
+            answers.append(error)
+            if error is not None:
+                self._print(f"[payment refused: {error}]")
+
+        await self._dispatch(PreCheckout(address, invoice.payload, "XTR", invoice.stars, answer))
+        if answers[:1] != [None]:
+            if not answers:
+                self._print("[the bot did not answer the pre-checkout: nothing paid]")
+            return
+        del self._invoices[(who, handle)]
+        charge = f"console-{secrets.token_hex(8)}"
+        await self._dispatch(
+            PaymentReceived(
+                address,
+                invoice.payload,
+                "XTR",
+                invoice.stars,
+                charge,
+                expires_at=time.time() + (invoice.period_s or _PERIOD_S),
+                recurring=True,
+                first_recurring=True,
+            )
+        )
+        self._print(f"[paid {invoice.stars} Stars for {handle}: charge {charge}]")
+
+    async def _wait_invoice(self, who: str, handle: str) -> Invoice | None:
+        """The invoice for `handle` once it arrives (replies come through the delivery worker)."""
+        deadline = asyncio.get_running_loop().time() + INVOICE_WAIT_S
+        while (invoice := self._invoices.get((who, handle))) is None:
+            if who in self._declined:  # answered without an invoice (a refusal)
+                return None
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                return None
+            self._invoice_came.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._invoice_came.wait(), left)
+        return invoice
+
     # ---- outbound -------------------------------------------------------------------------
 
     def _print(self, text: str) -> None:
@@ -242,7 +325,8 @@ class ConsoleAdapter:
         if not _valid_name(address.id):
             raise PermanentFailure("not a console user name")
         mark = "🔕 " if content.silent else ""
-        self._print(f"[to {address.id}] {mark}{self._render(content)}")
+        buttons = "".join(f"\n  Send {b.command}" for b in content.buttons)
+        self._print(f"[to {address.id}] {mark}{self._render(content)}{buttons}")
         key = f"{address.id}:{content.post_id}:{next(self._counter)}"
         self._copies[(address.id, content.post_id)] = key
         self._posts_by_key[key] = content.post_id
@@ -271,10 +355,26 @@ class ConsoleAdapter:
         """Print the bot's answer to one person (an edited one is marked as such)."""
         text = reply.text
         if reply.buttons:
-            text += "\n  " + "  ".join(f"[{b.label}: {b.command}]" for b in reply.buttons)
+            text += "\n  " + "  ".join(f"[{b.label}: {b.url or b.command}]" for b in reply.buttons)
+        if reply.invoice is not None:
+            text += "\n  " + self._invoice_line(address.id, reply.invoice)
+        elif reply.edit_of is None and self._asked.pop(address.id, None) is not None:
+            self._declined.add(address.id)  # the answer to their /subscribe carried no invoice
+            self._invoice_came.set()
         edited = "(edited) " if reply.edit_of is not None else ""
         self._print(f"[bot → {address.id}] {edited}{text}")
         return MessageRef(reply.edit_of or f"{address.id}:notice:{next(self._counter)}")
+
+    def _invoice_line(self, who: str, invoice: Invoice) -> str:
+        """Remember an invoice for the handle this person last asked to subscribe to, and
+        say how to pay it."""
+        handle = self._asked.pop(who, None)
+        if handle is not None:
+            self._invoices[(who, handle)] = invoice
+            self._invoice_came.set()
+        period = f"{invoice.period_s // 86400} days of " if invoice.period_s else ""
+        how = f":pay {handle}" if handle is not None else ":pay <handle>"
+        return f"[invoice: {period}{invoice.title} for {invoice.stars} Stars — type {how} to pay]"
 
 
 def _valid_name(name: str) -> bool:

@@ -49,6 +49,7 @@ from bridge.ports import (
     Reply,
     SealingAdapter,
     SharedSendingAdapter,
+    StarsGateway,
 )
 from bridge.privacy import RedactingFormatter, Sealer, install_log_redaction
 from bridge.ratelimit import RateLimiter
@@ -77,10 +78,12 @@ def operator_addresses(settings: Settings) -> list[Address]:
     return [Address(platform, who) for entry in settings.operators for platform, who in entry.identities()]
 
 
-def build_adapters(settings: Settings, *, prompt: bool = False) -> list[Adapter]:
+def build_adapters(
+    settings: Settings, *, prompt: bool = False, only: Callable[[str], bool] | None = None
+) -> list[Adapter]:
     """The adapters of the platforms the config enables, each built by its plug-in's factory
     from its own section. `prompt`: the process runs on an interactive terminal that wants a
-    prompt."""
+    prompt; `only`: build just the platforms it accepts."""
     from bridge.commands import Audience, menu_entries
 
     follower = tuple(menu_entries({Audience.FOLLOWER}))
@@ -88,6 +91,8 @@ def build_adapters(settings: Settings, *, prompt: bool = False) -> list[Adapter]
     sections = settings.platform_sections()
     adapters: list[Adapter] = []
     for name in settings.enabled_platforms():
+        if only is not None and not only(name):
+            continue
         services = PlatformServices(
             data_dir=settings.general.data_dir,
             mirror_chats=settings.mirror_chats(name),
@@ -147,6 +152,7 @@ class App:
                 payments_enabled=settings.payments.enabled,
                 payments_teaser=settings.payments.teaser,
                 payments_support=settings.payments.support.strip(),
+                payments_expiry_notice_grace_s=settings.payments.expiry_notice_grace_s,
             ),
             platforms=self.platforms,
         )
@@ -191,6 +197,9 @@ class App:
         self.engine.set_notify(self.notify)
         self.engine.set_command_observer(self.metrics.command)
         self._install_mirror_factory()
+        self.engine.set_stars_gateways(
+            {p: a for p, a in self.adapters.items() if isinstance(a, StarsGateway)}
+        )
         self.scheduler = scheduler_factory(self) if scheduler_factory is not None else None
         self._started: list[Callable[[], Any]] = []
         self._sending: set[str] = set()

@@ -1,5 +1,5 @@
-"""The `channelbridge` command: `run`, `check-config`, `keygen`, `db`, `rotate-key`, `backup`,
-`restore`, `status`.
+"""The `channelbridge` command: `run`, `check-config`, `keygen`, `db`, `rotate-key`,
+`payments reconcile`, `backup`, `restore`, `status`.
 
 Every command runs with umask 077: what it creates in data_dir is private to the operator."""
 
@@ -38,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     rotate.add_argument("--config", type=Path, help="TOML config file (default: $CHANNELBRIDGE_CONFIG)")
     rotate.add_argument("--batch-size", type=int, default=500, help="rows per transaction (default 500)")
+    payments = sub.add_parser("payments", help="paid channels: compare the ledger with the platform's list")
+    payments.add_argument("action", choices=["reconcile"])
+    payments.add_argument("--config", type=Path, help="TOML config file (default: $CHANNELBRIDGE_CONFIG)")
     back = sub.add_parser("backup", help="write a consistent snapshot of the database to FILE (online)")
     back.add_argument("file", type=Path)
     back.add_argument("--config", type=Path, help="TOML config file (default: $CHANNELBRIDGE_CONFIG)")
@@ -71,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         return _db(args.action, args.config)
     if args.command == "rotate-key":
         return _rotate_key(args.config, args.batch_size)
+    if args.command == "payments":
+        return _reconcile(args.config)
     if args.command in ("backup", "restore", "status"):
         from bridge.ops_cli import backup_command, restore_command, status_command
 
@@ -105,6 +110,22 @@ def _run(config: Path | None, *, prompt: bool) -> int:
     except KeyboardInterrupt:  # pragma: no cover - a second Ctrl-C during shutdown
         return 130
     return 0
+
+
+def _reconcile(config: Path | None) -> int:
+    from bridge.migrate import SchemaOutOfDate
+    from bridge.reconcile import reconcile
+
+    try:
+        settings = load_settings(config)
+    except ConfigError as exc:
+        print(f"channelbridge: the configuration has problems:\n{exc}", file=sys.stderr)
+        return 1
+    try:
+        return asyncio.run(reconcile(settings, lambda line: print(line, flush=True)))
+    except SchemaOutOfDate as exc:
+        print(f"channelbridge: {exc}", file=sys.stderr)
+        return 1
 
 
 def _config_from_env() -> Path | None:

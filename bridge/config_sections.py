@@ -184,6 +184,8 @@ class PaymentsSettings(BaseModel):
     enabled: bool = False
     teaser: bool = True  #: new tiers send free followers a one-line teaser of paid posts
     support: str = ""  #: how buyers reach the operator about a payment
+    #: seconds after paid access ended before the follower is told (Telegram renews around then)
+    expiry_notice_grace_s: float = Field(default=600.0, ge=0)
 
     @model_validator(mode="after")
     def _support_when_enabled(self) -> PaymentsSettings:

@@ -153,7 +153,7 @@ class PaidMediaPurchased:
     payload: str
 
 
-#: money events from a platform: never throttled, never answered in the chat by the engine
+#: money events from a platform: never throttled (a pre-checkout must be answered within seconds)
 PaymentEvent = PreCheckout | PaymentReceived | PaymentRefunded | PaidMediaPurchased
 PAYMENT_EVENTS = (PreCheckout, PaymentReceived, PaymentRefunded, PaidMediaPurchased)
 
@@ -444,6 +444,37 @@ class MirrorRoomCreator(Protocol):
 
     async def create_mirror_room(self, name: str, topic: str) -> str:
         """Create a read-only mirror room named `name` with `topic`; return its address."""
+
+
+@dataclass(frozen=True)
+class StarTransaction:
+    """One entry of a platform's own list of Stars transactions (Telegram's
+    `getStarTransactions`), as reconciliation needs it: never who paid."""
+
+    id: str  #: for an invoice payment or its refund: the charge id
+    amount: int  #: Stars
+    date: float  #: epoch seconds
+    incoming: bool  #: money in (a payment) rather than out (a refund)
+    #: the invoice payload of an invoice payment or its refund ("" when not given); None for
+    #: anything else (paid media, withdrawals)
+    payload: str | None = None
+
+
+@runtime_checkable
+class StarsGateway(Protocol):
+    """An optional extension: an adapter whose platform takes Stars payments (Telegram) gives
+    money back, stops a subscription's renewals and lists its transactions. The engine calls
+    `refund` for `/refund` and `set_subscription_canceled` for `/unsubscribe`; `channelbridge
+    payments reconcile` calls `star_transactions`. Failures are `DeliveryError`s."""
+
+    async def refund(self, payer: Address, charge_id: str) -> None:
+        """Refund the charge `charge_id` to `payer` (Telegram's refundStarPayment)."""
+
+    async def set_subscription_canceled(self, payer: Address, charge_id: str, canceled: bool) -> None:
+        """Cancel (or resume) the renewals of the subscription `charge_id` belongs to."""
+
+    async def star_transactions(self, offset: int, limit: int) -> list[StarTransaction]:
+        """One page of the bot's Stars transactions, oldest first (`limit` at most 100)."""
 
 
 @runtime_checkable

@@ -37,6 +37,10 @@ class SchedulerEngine(Protocol):
         """Install (or remove) the hook a command calls when it adds or removes something timed."""
         ...
 
+    async def notice_expired_access(self) -> int:
+        """Tell followers whose paid access ended once each (called on passes, about every minute)."""
+        ...
+
     async def drain_planning(self) -> None:
         """Wait for fan-out planning started by wake-ups (on stop)."""
         ...

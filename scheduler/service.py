@@ -47,6 +47,8 @@ LatePolicy = Literal["publish", "skip"]
 
 SWEEP_JOB_ID = "sweep"
 RESYNC_DELAY_S = 0.2
+#: how often a pass looks for paid access that ended (an expiry notice is due once per ending)
+EXPIRY_CHECK_S = 60.0
 STOP_TIMEOUT_S = 10.0
 
 
@@ -102,6 +104,7 @@ class PassReport:
     failed: int = 0  #: wake-ups that raised; the next sweep retries them
     jobs_added: int = 0  #: date jobs registered to match the database
     jobs_removed: int = 0  #: date jobs dropped because the database no longer lists them
+    expiry_notices: int = 0  #: followers told that their paid access ended
 
     @property
     def handled(self) -> int:
@@ -147,6 +150,7 @@ class SchedulerService:
         self._resync_handle: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopping = False
+        self._expiry_checked_at: float | None = None
 
     @classmethod
     def for_app(cls, app: SchedulerHost) -> SchedulerService:
@@ -252,7 +256,19 @@ class SchedulerService:
         wanted += [Wakeup(WakeupKind.POLL_CLOSE, i, at) for i, at in polls]
         wanted += [Wakeup(WakeupKind.RECURRING, i, at) for i, at in recurring]
         report.jobs_added, report.jobs_removed = self._sync_jobs(wanted)
+        report.expiry_notices = await self._notice_expiries(now)
         return report
+
+    async def _notice_expiries(self, now: float) -> int:
+        """About once a minute, tell followers whose paid access ended (never raises)."""
+        if self._expiry_checked_at is not None and now - self._expiry_checked_at < EXPIRY_CHECK_S:
+            return 0
+        self._expiry_checked_at = now
+        try:
+            return await self.engine.notice_expired_access()
+        except Exception:
+            log.exception("scheduler: looking for ended paid access failed; the next pass retries")
+            return 0
 
     def request_resync(self) -> None:
         """Ask for a pass soon (debounced; returns at once). Installed as the engine's

@@ -32,11 +32,15 @@ def _html_lines(text: str) -> str:
 
 
 def post_text(content: Content) -> tuple[str, str]:
-    """The (plain, html) body of a post: a bold header line, then the post's text."""
+    """The (plain, html) body of a post: a bold header line, then the post's text; buttons (a
+    teaser's Subscribe) degrade to a line saying what to send."""
     plain = content.header if not content.text else f"{content.header}\n{content.text}"
     rich = f"<b>{html.escape(content.header)}</b>"
     if content.text:
         rich += f"<br>{_html_lines(content.text)}"
+    for button in content.buttons:
+        plain += f"\nSend {button.command}"
+        rich += f"<br>Send <code>{html.escape(button.command)}</code>"
     return plain, rich
 
 

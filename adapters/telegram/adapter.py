@@ -28,6 +28,7 @@ from telegram.error import RetryAfter, TelegramError
 
 from adapters.base import (
     Address,
+    Button,
     Capabilities,
     Content,
     Dispatcher,
@@ -42,15 +43,25 @@ from adapters.base import (
     RateLimits,
     Reply,
 )
+from bridge.ports import PreCheckout, StarTransaction
 
-from . import errors, render
+from . import errors, payments, render
 from .normalize import to_inbound
+from .paid_media import paid_media_ref, render_paid_media
 from .transport import AiohttpRequest
 
 log = logging.getLogger(__name__)
 
 #: the updates Telegram must send us (message_reaction is only sent when asked for)
-ALLOWED_UPDATES = ("message", "callback_query", "poll_answer", "poll", "message_reaction")
+ALLOWED_UPDATES = (
+    "message",
+    "callback_query",
+    "poll_answer",
+    "poll",
+    "message_reaction",
+    "pre_checkout_query",
+    "purchased_paid_media",
+)
 _COMMAND_NAME = re.compile(r"^[a-z0-9_]{1,32}$")
 #: concurrent connections for sends; the delivery worker's concurrency should not exceed it
 _POOL_SIZE = 64
@@ -243,6 +254,10 @@ class TelegramAdapter:
             return
         if isinstance(event, Message) and event.media is not None:
             event = self._with_media_loader(event)
+        if isinstance(event, PreCheckout) and update.pre_checkout_query is not None:
+            event = dataclasses.replace(
+                event, answer=payments.answerer(update.pre_checkout_query.id, self._call)
+            )
         assert self._dispatcher is not None
         await self._dispatcher(event)
 
@@ -275,6 +290,8 @@ class TelegramAdapter:
         a channel as an anonymous poll (channels refuse the other kind)."""
         chat_id = address.target
         anonymous = chat_id in self._channel_chats
+        if content.stars is not None and content.media is not None:  # pay-per-post: paid media
+            return await self._send_paid_media(chat_id, content)
         try:
             return await self._send_calls(
                 chat_id, self._paid(render.render_post(chat_id, content, anonymous_poll=anonymous))
@@ -297,6 +314,18 @@ class TelegramAdapter:
             chat_id,
             self._paid(render.render_post(chat_id, content, upload=True, anonymous_poll=anonymous)),
         )
+
+    async def _send_paid_media(self, chat_id: str, content: Content) -> MessageRef:
+        """A pay-per-post copy (`sendPaidMedia`); a file_id this bot cannot use is uploaded again."""
+        media = content.media
+        try:
+            return await self._send_calls(chat_id, self._paid(render_paid_media(chat_id, content)))
+        except PermanentFailure as exc:
+            if not (media and media.platform_ref and errors.refused_because(exc, *errors.BAD_FILE_ID)):
+                raise
+            if media.data is None:
+                raise MediaRefRejected(exc.reason) from exc
+        return await self._send_calls(chat_id, self._paid(render_paid_media(chat_id, content, upload=True)))
 
     def _paid(self, calls: list[render.ApiCall]) -> list[render.ApiCall]:
         """Mark a copy's calls as a paid broadcast when paid broadcasts are on."""
@@ -394,7 +423,33 @@ class TelegramAdapter:
                 if not errors.refused_because(exc, errors.NOT_MODIFIED):
                     raise
             return MessageRef(reply.edit_of)
+        if reply.invoice is not None:  # the pay link is made here, so a failure is retried like a send
+            link = str(await self._call(payments.invoice_link_call(reply.invoice)))
+            pay = Button(payments.PAY_LABEL.format(stars=reply.invoice.stars), "", url=link)
+            reply = dataclasses.replace(reply, buttons=(pay, *reply.buttons), invoice=None)
         return await self._send_calls(address.target, render.render_reply(address.target, reply))
+
+    # ------------------------------------------------------------------ Stars (StarsGateway)
+
+    async def refund(self, payer: Address, charge_id: str) -> None:
+        """Give a Stars payment back (refundStarPayment)."""
+        await self._open()
+        await self._call(payments.refund_call(payer, charge_id))
+
+    async def set_subscription_canceled(self, payer: Address, charge_id: str, canceled: bool) -> None:
+        """Stop (or resume) a subscription's renewals (editUserStarSubscription)."""
+        await self._open()
+        await self._call(payments.cancel_call(payer, charge_id, canceled))
+
+    async def star_transactions(self, offset: int, limit: int) -> list[StarTransaction]:
+        """One page of the bot's Stars transactions (getStarTransactions), without users."""
+        await self._open()
+        return payments.star_transactions(await self._call(payments.transactions_call(offset, limit)))
+
+    async def _open(self) -> None:
+        """Make the HTTP client ready when the adapter is used without `start()` (the CLI)."""
+        with errors.translated():
+            await self._bot.initialize()
 
 
 def _media_ref(result: dict[str, Any]) -> str | None:
@@ -404,7 +459,7 @@ def _media_ref(result: dict[str, Any]) -> str | None:
     for field in ("video", "sticker"):
         if result.get(field):
             return str(result[field]["file_id"])
-    return None
+    return paid_media_ref(result)
 
 
 def _bot_commands(pairs: Sequence[tuple[str, str]]) -> list[BotCommand]:

@@ -1,4 +1,5 @@
-"""Telegram `Update` -> neutral inbound event (`Message`, `PollVote`, `Reaction`); else None.
+"""Telegram `Update` -> neutral inbound event (`Message`, `PollVote`, `Reaction`, the money
+events of `payments`); else None.
 
 Pure: no network. Media arrives with `data=None` and the Telegram file_id in `platform_ref`;
 the adapter downloads the bytes afterwards. Only private chats produce events.
@@ -26,6 +27,8 @@ from telegram.warnings import PTBDeprecationWarning
 
 from adapters.base import Address, Inbound, InboundMedia, Message, PollVote, PostKind, Reaction
 from bridge.commands import COMMAND_PREFIXES
+
+from . import payments
 
 PLATFORM = "telegram"
 #: what starts a command (same grammar on every platform)
@@ -115,11 +118,15 @@ def _private_sender(message: TgMessage) -> User | None:
     return user
 
 
-def _from_message(message: TgMessage, bot_username: str | None) -> Message | None:
+def _from_message(message: TgMessage, bot_username: str | None) -> Inbound | None:
     user = _private_sender(message)
     if user is None:
         return None
     sender = sender_address(user, message.chat)
+    if message.successful_payment is not None:
+        return payments.payment_received(message.successful_payment, sender)
+    if message.refunded_payment is not None:
+        return payments.payment_refunded(message.refunded_payment, sender)
     media = media_of(message)
     if media is not None:
         # media from an admin: the caption is the command (`/post news ...`)
@@ -153,6 +160,16 @@ def to_inbound(update: Update, *, bot_username: str | None = None) -> Inbound | 
         if not query.data or user.is_bot:
             return None
         return Message(sender_address(user, chat), query.data)
+    query_ = update.pre_checkout_query
+    if query_ is not None:
+        return (
+            None
+            if query_.from_user.is_bot
+            else payments.pre_checkout(query_, sender_address(query_.from_user))
+        )
+    purchase = update.purchased_paid_media
+    if purchase is not None:
+        return payments.paid_media_purchased(purchase, sender_address(purchase.from_user))
     answer = update.poll_answer
     if answer is not None:
         if answer.user is None:  # an anonymous chat voted; no person to count

@@ -143,7 +143,16 @@ def render_post(
     """The calls that deliver one post to one chat, in order; the first carries the media or
     the poll. `upload` forces re-uploading media bytes instead of reusing a file_id;
     `anonymous_poll` is for channels, which refuse polls that show who voted (their votes
-    then reach nobody but the channel's own tally)."""
+    then reach nobody but the channel's own tally). The content's buttons (a teaser's
+    Subscribe) go under the last message."""
+    calls = _render_post(chat_id, content, upload=upload, anonymous_poll=anonymous_poll)
+    keyboard = inline_keyboard(content.buttons)
+    if keyboard is not None:
+        calls[-1].params["reply_markup"] = keyboard
+    return calls
+
+
+def _render_post(chat_id: str, content: Content, *, upload: bool, anonymous_poll: bool) -> list[ApiCall]:
     common: dict[str, Any] = {"chat_id": chat_id}
     if content.silent:
         common["disable_notification"] = True
@@ -216,11 +225,15 @@ def deleted_notice(chat_id: str, message_id: int, *, caption: bool) -> ApiCall:
 
 
 def inline_keyboard(buttons: Sequence[Button]) -> dict[str, Any] | None:
-    """One button per row; a button whose command exceeds 64 bytes is dropped."""
+    """One button per row: a link button opens its URL, any other sends its command; a button
+    whose command exceeds 64 bytes is dropped."""
     rows = [
-        [{"text": button.label, "callback_data": button.command}]
+        [{"text": button.label, "url": button.url}]
+        if button.url
+        else [{"text": button.label, "callback_data": button.command}]
         for button in buttons
-        if button.label and button.command and len(button.command.encode("utf-8")) <= CALLBACK_DATA_LIMIT
+        if button.label
+        and (button.url or (button.command and len(button.command.encode("utf-8")) <= CALLBACK_DATA_LIMIT))
     ]
     return {"inline_keyboard": rows} if rows else None
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from bridge.delivery.policy import DeliveryPolicy, decide_retry
+from bridge.delivery.teaser import teaser_content
 from bridge.flood import FloodControl
 from bridge.metrics import Metrics
 from bridge.models import DeliveryAction, DeliveryStatus, PostStatus
@@ -114,7 +115,8 @@ class Sender:
         view = self._view(row.post_id, fresh=row.action != DeliveryAction.SEND)
         if view is None:
             return self.final(row, DeliveryStatus.SKIPPED, error="post no longer exists")
-        if row.action == DeliveryAction.SEND and view.status == PostStatus.DELETED.value:
+        first_copy = row.action in (DeliveryAction.SEND, DeliveryAction.TEASER)
+        if first_copy and view.status == PostStatus.DELETED.value:
             return self.final(row, DeliveryStatus.SKIPPED, error="post deleted")
         adapter = self.adapters.get(row.platform)
         if adapter is None:
@@ -128,10 +130,16 @@ class Sender:
                 row.id, DeliveryStatus.PENDING, next_attempt_at=self.clock() + wait, refund_attempt=True
             )
             return Result(row, outcome)
-        content = view.content
+        content = teaser_content(view) if row.action == DeliveryAction.TEASER else view.content
         if row.silent or content.delivery_id != row.id:
             content = _replace(content, silent=row.silent, delivery_id=row.id)
         try:
+            if row.action == DeliveryAction.TEASER:  # kept without its reference: never changed
+                await self.limiter.acquire(row.platform, address.target, paid=True)
+                await adapter.send(address, content)
+                self.flood.sent(row.platform)
+                self.stats.sent += 1
+                return Result(row, DeliveryOutcome(row.id, DeliveryStatus.DELIVERED, platform=row.platform))
             if row.action == DeliveryAction.SEND:
                 ref = await self._send(adapter, row, address, view, content)
                 self.flood.sent(row.platform)

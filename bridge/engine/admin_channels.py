@@ -49,6 +49,8 @@ def stats_text(ctx: Context, channel: Channel) -> str:
     mirrors = ctx.store.channels.mirrors(s, cid)
     if mirrors:
         lines.append(f"Mirror rooms: {len(mirrors)}")
+    if ctx.store.payments.last_tier(s, cid) is not None:
+        lines.append(f"Subscribers now: {ctx.store.payments.subscribers(s, cid, ctx.clock())}")
     for post in ctx.store.posts.recent(s, cid, limit=5):
         lines.append(post_stats_line(ctx, post))
     return "\n".join(lines)
@@ -65,6 +67,11 @@ def post_stats_line(ctx: Context, post: Post) -> str:
     line += f": delivered {delivered}, pending {pending}, failed {failed}"
     if skipped:
         line += f", skipped {skipped}"
+    if post.paid or post.stars:
+        teasers = ctx.store.fanout.teaser_count(s, post.id or 0)
+        line += f"; for subscribers: {delivered} sent, {teasers} teasers"
+    if post.stars:
+        line += f"; {post.purchases} purchase{'s' if post.purchases != 1 else ''} at {post.stars} Stars"
     reasons = ctx.store.fanout.failure_reasons(s, post.id or 0) if failed else []
     if reasons:
         line += " [" + "; ".join(f"{r} ×{n}" for r, n in reasons) + "]"

@@ -184,8 +184,36 @@ def _published_text(ctx: Context, post: Post, channel: Channel) -> str:
     s = ctx.s
     count = ctx.store.followers.count(s, channel.id or 0)
     mirrors = len(ctx.store.channels.mirrors(s, channel.id or 0))
+    if post.paid or post.stars:
+        return _paid_published_text(ctx, post, channel, count, mirrors)
     where = followers_text(count) + (f" and {mirrors} mirror room(s)" if mirrors else "")
     return f"Post #{post.id} is on its way to {where}. /stats {channel.handle} shows its delivery."
+
+
+def _paid_published_text(ctx: Context, post: Post, channel: Channel, count: int, mirrors: int) -> str:
+    """Where a paid or pay-per-post post goes (counts only)."""
+    cid = channel.id or 0
+    subscribers = ctx.store.payments.subscribers(ctx.s, cid, ctx.clock())
+    tier = ctx.store.payments.last_tier(ctx.s, cid)
+    others = "the others get nothing (teaser off)"
+    if tier is not None and tier.teaser:
+        others = "the others get a one-line teaser"
+    if post.stars:
+        text = (
+            f"Post #{post.id} is pay-per-post ({post.stars} Stars), on its way to "
+            f"{followers_text(count)}: "
+            f"where the platform sells paid media they buy it there; elsewhere those with paid access "
+            f"({subscribers} now) get it and {others}."
+        )
+    else:
+        text = (
+            f"Post #{post.id} is for subscribers, on its way to those of {followers_text(count)} "
+            "with paid access "
+            f"({subscribers} now) and to admins who follow; {others}."
+        )
+    if mirrors:
+        text += " Mirror rooms get no paid posts."
+    return text + f" /stats {channel.handle} shows its delivery."
 
 
 def _build_poll(ctx: Context, channel: Channel, cmd: PollArgs) -> Post:

@@ -11,14 +11,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 
 from sqlmodel import Session
 
-from bridge.commands import Command, CommandError, MirrorArgs, malformed, parse_command
-from bridge.engine import paid_posts, payment_events
+from bridge.commands import (
+    Command,
+    CommandError,
+    MirrorArgs,
+    RefundArgs,
+    UnsubscribeArgs,
+    malformed,
+    parse_command,
+)
+from bridge.engine import paid_posts, payment_events, subscriptions
 from bridge.engine.admin_channels import create_mirror
 from bridge.engine.context import Context, follower_row
 from bridge.engine.core import (
@@ -50,6 +58,7 @@ from bridge.ports import (
     PreCheckout,
     Reaction,
     Reply,
+    StarsGateway,
 )
 from bridge.privacy import Sealer
 from bridge.safetext import clean
@@ -152,6 +161,8 @@ class ChannelEngine:
                     event = await with_media(self._core, actor, event, parsed)
                 if isinstance(parsed, MirrorArgs) and parsed.create:
                     replies = await create_mirror(self._core, actor, parsed)  # talks to a platform: async
+                elif isinstance(parsed, RefundArgs | UnsubscribeArgs):
+                    replies = await subscriptions.with_gateway(self._core, actor, parsed)  # async too
                 else:
                     replies = self._handle_message(actor, event, parsed)
             elif isinstance(event, PollVote):
@@ -219,6 +230,11 @@ class ChannelEngine:
         self._core.hooks.mirror_factory = factory
         self._core.hooks.on_mirror_added = on_added
 
+    def set_stars_gateways(self, gateways: Mapping[str, StarsGateway]) -> None:
+        """Install, per platform, the adapter that refunds Stars payments and cancels
+        subscriptions (`/refund`, `/unsubscribe`)."""
+        self._core.hooks.stars = dict(gateways)
+
     def mirror_rooms(self, platform: str) -> list[str]:
         """Every mirror room of every live channel on one platform."""
         with self.store.unit_of_work() as s:
@@ -266,6 +282,7 @@ class ChannelEngine:
                 self.options.fanout_batch,
                 self.clock(),
                 self.options.planning_lease_s,
+                self._core.paid_media_platforms(),
             )
             if n > 0:
                 total += n
@@ -283,6 +300,7 @@ class ChannelEngine:
                     self.options.fanout_batch,
                     self.clock(),
                     self.options.planning_lease_s,
+                    self._core.paid_media_platforms(),
                 )
                 if n > 0:
                     self._core.wake()
@@ -291,6 +309,11 @@ class ChannelEngine:
                 await asyncio.sleep(0.002)  # let the worker start sending the planned batch
         except Exception:
             log.exception("planning post %s failed; the sweep will resume it", post_id)
+
+    async def notice_expired_access(self) -> int:
+        """Tell followers whose paid access ended (past the grace) once each; returns how many
+        notices this call queued. Called by the scheduler's sweep (and tests)."""
+        return await paid_posts.notice_expiries(self._core)
 
     def resume_stale_planning(self) -> int:
         """Resume fan-outs whose planner died (called periodically by the worker)."""

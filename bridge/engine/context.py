@@ -151,11 +151,13 @@ def subscription_of(ctx: Context, handle: str) -> tuple[Subscription, Channel]:
 def may_see(ctx: Context, post: Post) -> bool:
     """Whether the sender may read and answer a post: not deleted, of a live channel, and
     the channel is public or the sender follows it, holds a delivered copy of the post, or
-    administers it."""
+    administers it. A paid post only to those with paid access now, its admins and operators."""
     s, store, actor = ctx.s, ctx.store, ctx.actor
     channel = store.channels.by_id(s, post.channel_id)
     if channel is None or channel.deleted_at is not None or post.status == PostStatus.DELETED.value:
         return False
+    if post.paid:
+        return entitled(ctx, post.channel_id)
     if channel.public or actor.is_operator:
         return True
     if store.channels.admin_of(s, post.channel_id, actor.index) is not None:
@@ -167,6 +169,20 @@ def may_see(ctx: Context, post: Post) -> bool:
         return True
     copy = store.posts.copy_for_follower(s, post.id or 0, follower.id)
     return copy is not None and copy.status == DeliveryStatus.DELIVERED.value
+
+
+def entitled(ctx: Context, channel_id: int) -> bool:
+    """Whether the sender may read the channel's paid posts now: an operator, an admin of the
+    channel, or a follower whose paid access has not ended."""
+    s, store, actor = ctx.s, ctx.store, ctx.actor
+    if actor.is_operator or store.channels.admin_of(s, channel_id, actor.index) is not None:
+        return True
+    follower = store.followers.by_index(s, actor.index)
+    return (
+        follower is not None
+        and follower.id is not None
+        and store.payments.entitled(s, follower.id, channel_id, ctx.clock())
+    )
 
 
 def poll_for_voting(

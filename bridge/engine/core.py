@@ -19,7 +19,7 @@ from sqlmodel import Session
 
 from bridge.models import AdminRole, ChannelAdmin, Post, PostStatus, RecurringPost
 from bridge.platforms import Platforms
-from bridge.ports import Address, PostKind
+from bridge.ports import Address, PostKind, StarsGateway
 from bridge.privacy import Sealer, UnsealError
 from bridge.store import Store
 from bridge.when import format_timestamp, parse_when
@@ -69,6 +69,8 @@ class EngineOptions:
     payments_enabled: bool = False  #: config `[payments] enabled`: `/price` works
     payments_teaser: bool = True  #: the teaser setting of a channel's first tier
     payments_support: str = ""  #: the contact `/paysupport` shows
+    #: tell a follower that paid access ended this long after it did (a renewal may be on its way)
+    payments_expiry_notice_grace_s: float = 600.0
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,8 @@ class Hooks:
     on_mirror_added: Callable[[str, str], None] | None = None  #: an existing room became a mirror
     #: lines about the bot's sending (rates, 429s): shown to operators in /stats
     sending_report: Callable[[], list[str]] | None = None
+    #: per platform, the adapter that refunds and cancels Stars payments (`/refund`, `/unsubscribe`)
+    stars: dict[str, StarsGateway] = field(default_factory=dict)
 
 
 class AcceptGuard:
@@ -150,6 +154,10 @@ class EngineCore:
         self.to_plan: list[int] = []
         #: a command planned rows itself (not through a fan-out): wake the worker after commit
         self.wake_after_commit = False
+
+    def paid_media_platforms(self) -> tuple[str, ...]:
+        """The platforms whose people buy a pay-per-post copy as paid media (Telegram)."""
+        return tuple(plugin.name for plugin in self.platforms if plugin.paid_media)
 
     def actor(self, address: Address) -> Actor:
         """The sender as the engine sees them."""

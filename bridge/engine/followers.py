@@ -94,6 +94,9 @@ def cmd_info(ctx: Context, cmd: InfoArgs) -> list[Reply]:
                 f"/{'unmute' if sub.muted else 'mute'} {channel.handle}",
             ),
         ]
+    tier = ctx.store.payments.tier_of(s, channel.id) if ctx.options.payments_enabled else None
+    if tier is not None:
+        buttons.append(Button(f"Subscribe ({tier.price} Stars / 30 days)", f"/subscribe {channel.handle}"))
     text = f"{channel.name} ({channel.handle}) — {followers_text(count)}"
     if channel.description:
         text += f"\n{channel.description}"

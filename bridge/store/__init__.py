@@ -15,6 +15,7 @@
 - `store.leases`    named leases between processes, heartbeats  (`leases.py`)
 - `store.keyring`   the privacy-key record, state values, re-sealing  (`keyring.py`)
 - `store.payments`  paid tiers, entitlements, the ledger of money events  (`payments.py`)
+- `store.codes`     access codes (as digests) and failed redemptions  (`codes.py`)
 - `store.ops`       what operators see: queue depths, follower totals, leases, snapshots  (`ops.py`)
 """
 
@@ -30,6 +31,7 @@ from bridge.outcomes import Claim
 from bridge.ports import Address
 from bridge.privacy import Sealer
 from bridge.store.channels import Channels
+from bridge.store.codes import Codes
 from bridge.store.database import Database, private_sqlite_file, sqlite_url
 from bridge.store.fanout import Fanout
 from bridge.store.followers import Followers
@@ -37,7 +39,7 @@ from bridge.store.keyring import Keyring
 from bridge.store.leases import Leases
 from bridge.store.ops import Ops
 from bridge.store.outbox import Outbox
-from bridge.store.payments import AlreadyRecorded, Payments, Recorded, RevenueMonth
+from bridge.store.payments import AlreadyRecorded, LedgerCharge, Payments, Recorded, RevenueMonth
 from bridge.store.posts import Posts
 from bridge.store.rows import (
     ClaimedDelivery,
@@ -74,6 +76,7 @@ class Store(Database):
         self.leases = Leases()
         self.keyring = Keyring()
         self.payments = Payments(self.is_postgres)
+        self.codes = Codes()
         self.ops = Ops()
 
     @contextmanager
@@ -151,6 +154,7 @@ __all__ = [
     "FailureReason",
     "Followed",
     "KeyRecord",
+    "LedgerCharge",
     "PlatformCount",
     "PostView",
     "ProgressReport",

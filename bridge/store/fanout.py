@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection
@@ -15,6 +15,7 @@ from bridge.store.rows import FailureReason, ProgressReport, SendCounts
 
 _PENDING = DeliveryStatus.PENDING.value
 _SEND = DeliveryAction.SEND.value
+_TEASER = DeliveryAction.TEASER.value
 
 #: -- plan_mirrors -- the first batch of a post also goes to every mirror room of its channel
 _PLAN_MIRRORS = text(
@@ -39,6 +40,23 @@ _PLAN_FOLLOWERS = (
     " WHERE s.channel_id = :ch AND s.paused = :paused AND s.follower_id > :after"
 )
 
+#: -- plan_gated -- a paid (or pay-per-post) post: a send row per follower with access (paid
+#: until later than now, or an admin of the channel: their follower row shares the admin's
+#: blind index), a teaser row per other follower (when the tier's teaser is off, `{access}` is
+#: added to the WHERE clause and nobody without access gets a row)
+_PLAN_GATED = (
+    "INSERT INTO delivery (post_id, action, platform, follower_id, silent, status,"
+    " attempts, next_attempt_at, created_at)"
+    " SELECT :post, CASE WHEN {access} THEN :send ELSE :teaser END, f.platform, f.id, s.muted,"
+    " :pending, 0, :now, :now"
+    " FROM subscription s JOIN follower f ON f.id = s.follower_id"
+    " LEFT JOIN entitlement e ON e.follower_id = s.follower_id AND e.channel_id = s.channel_id"
+    " LEFT JOIN channeladmin a ON a.channel_id = s.channel_id AND a.account_index = f.account_index"
+    " WHERE s.channel_id = :ch AND s.paused = :paused AND s.follower_id > :after"
+)
+#: who has access to a gated post: an entitlement running past now, or an admin of the channel
+_ACCESS = "(e.paid_until > :now OR a.id IS NOT NULL)"
+
 #: -- plan_followups -- an edit/delete/close for copies of a post (all delivered ones, or one)
 _PLAN_FOLLOWUPS = (
     "INSERT INTO delivery (post_id, action, platform, follower_id, mirror_id, source_id,"
@@ -51,33 +69,49 @@ _PLAN_FOLLOWUPS = (
 class Fanout:
     """Named queries that plan a post's deliveries and report on them (the caller's session)."""
 
-    def plan_batch(self, s: Session, post_id: int, batch: int, now: float, lease_s: float) -> int:
+    def plan_batch(
+        self,
+        s: Session,
+        post_id: int,
+        batch: int,
+        now: float,
+        lease_s: float,
+        paid_media: Collection[str] = (),
+    ) -> int:
         """Plan one batch of send deliveries for a publishing post; returns rows planned.
 
         Followers are taken in id order after the post's `plan_cursor`, by `INSERT ... SELECT`
         so no follower is loaded into memory; the cursor moves in the same transaction, so a
         crashed planner resumes exactly where it stopped. Mirror rooms go with the first batch.
         Returns -1 when planning is complete (the post is then `published`).
+
+        A paid post (`post.paid`) goes only to followers with access (an entitlement running
+        past `now`, or an admin of the channel); the others get a teaser row when the channel's
+        latest tier has its teaser on, else nothing; mirror rooms get nothing. A pay-per-post
+        (`post.stars`) goes as a send row to every follower on a platform in `paid_media` (they
+        buy it there) and elsewhere like a paid post.
         """
         conn = s.connection()
         row = conn.execute(
-            text("SELECT channel_id, plan_cursor, status FROM post WHERE id = :id"), {"id": post_id}
+            text("SELECT channel_id, plan_cursor, status, paid, stars FROM post WHERE id = :id"),
+            {"id": post_id},
         ).first()
         if row is None or row.status != PostStatus.PUBLISHING.value:
             return -1
         channel_id, cursor = row.channel_id, row.plan_cursor
+        gated = bool(row.paid) or bool(row.stars)
         common = {"post": post_id, "ch": channel_id, "now": now, "send": _SEND, "pending": _PENDING}
         planned = 0
-        if cursor == 0:
+        if cursor == 0 and not gated:  # mirrors never get a paid post
             planned += conn.execute(_PLAN_MIRRORS, {**common, "f": False}).rowcount or 0
         bound = conn.execute(_PLAN_BOUND, {"ch": channel_id, "after": cursor, "off": batch - 1}).scalar()
         upper = " AND s.follower_id <= :upper" if bound is not None else ""
-        planned += (
-            conn.execute(
-                text(_PLAN_FOLLOWERS + upper), {**common, "after": cursor, "upper": bound, "paused": False}
-            ).rowcount
-            or 0
-        )
+        params = {**common, "after": cursor, "upper": bound, "paused": False}
+        if gated:
+            sql = self._gated_sql(conn, channel_id, bool(row.stars), paid_media, params) + upper
+        else:
+            sql = _PLAN_FOLLOWERS + upper
+        planned += conn.execute(text(sql), params).rowcount or 0
         if bound is None:
             conn.execute(
                 text(
@@ -96,8 +130,32 @@ class Fanout:
         )
         return planned
 
+    def _gated_sql(
+        self,
+        conn: Connection,
+        channel_id: int,
+        stars: bool,
+        paid_media: Collection[str],
+        params: dict[str, object],
+    ) -> str:
+        """The `INSERT ... SELECT` of a paid or pay-per-post batch (its parameters added)."""
+        teaser = conn.execute(
+            text("SELECT teaser FROM tier WHERE channel_id = :ch ORDER BY id DESC LIMIT 1"),
+            {"ch": channel_id},
+        ).scalar()
+        access = _ACCESS
+        if stars and paid_media:
+            names = sorted(paid_media)
+            marks = ", ".join(f":pm{i}" for i in range(len(names)))
+            access = f"({access[1:-1]} OR f.platform IN ({marks}))"
+            params.update({f"pm{i}": name for i, name in enumerate(names)})
+        params["teaser"] = _TEASER
+        sql = _PLAN_GATED.format(access=access)
+        return sql if teaser else sql + f" AND {access}"
+
     def plan_followups(self, s: Session, post_id: int, action: DeliveryAction, now: float) -> int:
-        """Plan an edit/delete/close for every delivered copy of a post; returns the count."""
+        """Plan an edit/delete/close for every delivered copy of a post; returns the count.
+        Only sent copies (`send` rows) are followed up: a teaser is never edited or deleted."""
         result = s.connection().execute(
             text(_PLAN_FOLLOWUPS + " WHERE post_id = :post AND action = :send AND status = :delivered"),
             {
@@ -157,6 +215,20 @@ class Fanout:
             .group_by(col(Delivery.status))
         ).all()
         return {status: int(n) for status, n in rows}
+
+    def teaser_count(self, s: Session, post_id: int) -> int:
+        """How many teasers of a paid post were sent (a count, for `/stats`)."""
+        return int(
+            s.connection()
+            .execute(
+                text(
+                    "SELECT count(*) FROM delivery"
+                    " WHERE post_id = :post AND action = :teaser AND status = :done"
+                ),
+                {"post": post_id, "teaser": _TEASER, "done": DeliveryStatus.DELIVERED.value},
+            )
+            .scalar_one()
+        )
 
     def send_counts(self, s: Session, post: Post) -> SendCounts:
         """A post's copies per status. Once a published post has nothing left to send its

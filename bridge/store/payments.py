@@ -60,6 +60,31 @@ class RevenueMonth:
         return cls(str(r.month), LedgerKind(r.kind), int(r.n), int(r.stars or 0))
 
 
+@dataclass(frozen=True)
+class Expired:
+    """An entitlement that ended and whose follower was not told yet (ids only)."""
+
+    entitlement_id: int
+    follower_id: int
+    channel_id: int
+
+
+@dataclass(frozen=True)
+class LedgerCharge:
+    """A money event with a charge id, as reconciliation compares it (no payer)."""
+
+    charge_id: str
+    kind: LedgerKind
+    amount: int
+    created_at: float
+    handle: str  #: the channel's
+
+    @classmethod
+    def from_row(cls, r: Any) -> LedgerCharge:
+        """From a row of `charges_on`."""
+        return cls(str(r.charge_id), LedgerKind(r.kind), int(r.amount), float(r.created_at), str(r.handle))
+
+
 class Payments:
     """Named queries on tiers, entitlements and the ledger."""
 
@@ -75,6 +100,10 @@ class Payments:
     def tier_of(self, s: Session, channel_id: int) -> Tier | None:
         """The channel's tier on sale, if any."""
         return s.exec(select(Tier).where(Tier.channel_id == channel_id, col(Tier.on_sale).is_(True))).first()
+
+    def tier_by_id(self, s: Session, tier_id: int) -> Tier | None:
+        """A tier by id, on sale or ended (what an invoice's payload names)."""
+        return s.get(Tier, tier_id)
 
     def last_tier(self, s: Session, channel_id: int) -> Tier | None:
         """The channel's latest tier, on sale or ended."""
@@ -158,6 +187,31 @@ class Payments:
             .scalar_one()
         )
 
+    # ---- expiry ---------------------------------------------------------------------------
+
+    def expired_unnoticed(self, s: Session, cutoff: float, limit: int = 500) -> list[Expired]:
+        """Entitlements that ended at or before `cutoff` whose follower was not told yet."""
+        rows = s.connection().execute(
+            text(
+                "SELECT id, follower_id, channel_id FROM entitlement"
+                " WHERE paid_until <= :cutoff AND expiry_noticed = :no ORDER BY id LIMIT :limit"
+            ),
+            {"cutoff": cutoff, "no": False, "limit": limit},
+        )
+        return [Expired(int(r.id), int(r.follower_id), int(r.channel_id)) for r in rows]
+
+    def claim_expiry_notice(self, s: Session, entitlement_id: int, cutoff: float) -> bool:
+        """Mark one ended entitlement noticed; True for exactly one caller however many
+        processes try (and False when it was renewed meanwhile)."""
+        result = s.connection().execute(
+            text(
+                "UPDATE entitlement SET expiry_noticed = :yes"
+                " WHERE id = :id AND expiry_noticed = :no AND paid_until <= :cutoff"
+            ),
+            {"id": entitlement_id, "yes": True, "no": False, "cutoff": cutoff},
+        )
+        return result.rowcount == 1
+
     def plan_catch_up(self, s: Session, follower_id: int, channel_id: int, since: float, now: float) -> int:
         """Plan a copy of each paid post of the channel published since `since` that the
         follower has no copy of yet (a new subscriber's back catalogue), oldest first, so the
@@ -190,11 +244,11 @@ class Payments:
             text(
                 "INSERT INTO delivery (post_id, action, platform, follower_id, silent, status,"
                 " attempts, next_attempt_at, created_at)"
-                " SELECT p.id, :send, f.platform, f.id, sub.muted, :pending, 0, :now, :now"
+                " SELECT p.id, :action, f.platform, f.id, sub.muted, :pending, 0, :now, :now"
                 + due
                 + " ORDER BY p.id"
             ),
-            params,
+            {**params, "action": DeliveryAction.SEND.value},  # PostgreSQL types each parameter once
         )
         # the posts' kept figures no longer hold: /stats counts their copies again
         conn.execute(
@@ -259,6 +313,65 @@ class Payments:
             )
         )
 
+    def payment_of(self, s: Session, charge_id: str) -> LedgerEntry | None:
+        """The charge or renewal recorded with this charge id, if any."""
+        return s.exec(
+            select(LedgerEntry).where(
+                LedgerEntry.telegram_payment_charge_id == charge_id,
+                col(LedgerEntry.kind).in_((LedgerKind.CHARGE.value, LedgerKind.RENEWAL.value)),
+            )
+        ).first()
+
+    def refunded(self, s: Session, charge_id: str) -> bool:
+        """Whether a refund of this charge id is recorded."""
+        return (
+            s.exec(
+                select(LedgerEntry.id).where(
+                    LedgerEntry.telegram_payment_charge_id == charge_id,
+                    LedgerEntry.kind == LedgerKind.REFUND.value,
+                )
+            ).first()
+            is not None
+        )
+
+    def latest_payment(self, s: Session, follower_index: str, channel_id: int) -> LedgerEntry | None:
+        """A payer's latest charge or renewal for a channel that was not refunded (their
+        subscription, by their blind index)."""
+        refunds = select(LedgerEntry.telegram_payment_charge_id).where(
+            LedgerEntry.kind == LedgerKind.REFUND.value,
+            col(LedgerEntry.telegram_payment_charge_id).is_not(None),
+        )
+        return s.exec(
+            select(LedgerEntry)
+            .where(
+                LedgerEntry.follower_index == follower_index,
+                LedgerEntry.channel_id == channel_id,
+                col(LedgerEntry.kind).in_((LedgerKind.CHARGE.value, LedgerKind.RENEWAL.value)),
+                col(LedgerEntry.telegram_payment_charge_id).is_not(None),
+                col(LedgerEntry.telegram_payment_charge_id).not_in(refunds),
+            )
+            .order_by(col(LedgerEntry.id).desc())
+        ).first()
+
+    def charges_on(self, s: Session, platform: str) -> list[LedgerCharge]:
+        """Every money event with a charge id taken on one platform (charges, renewals,
+        refunds), oldest first, with its channel's handle: what reconciliation compares."""
+        rows = s.connection().execute(
+            text(
+                "SELECT l.telegram_payment_charge_id AS charge_id, l.kind, l.amount, l.created_at,"
+                " c.handle FROM ledger l JOIN channel c ON c.id = l.channel_id"
+                " WHERE l.platform = :p AND l.telegram_payment_charge_id IS NOT NULL"
+                " AND l.kind IN (:charge, :renewal, :refund) ORDER BY l.id"
+            ),
+            {
+                "p": platform,
+                "charge": LedgerKind.CHARGE.value,
+                "renewal": LedgerKind.RENEWAL.value,
+                "refund": LedgerKind.REFUND.value,
+            },
+        )
+        return [LedgerCharge.from_row(r) for r in rows]
+
     def revenue_by_month(self, s: Session, channel_id: int) -> list[RevenueMonth]:
         """Counts and Stars per month (UTC) and kind, oldest month first."""
         kinds = {k.name.lower(): k.value for k in LedgerKind}
@@ -274,4 +387,12 @@ class Payments:
         return [RevenueMonth.from_row(r) for r in rows]
 
 
-__all__ = ["PERIOD_S", "AlreadyRecorded", "Payments", "Recorded", "RevenueMonth"]
+__all__ = [
+    "PERIOD_S",
+    "AlreadyRecorded",
+    "Expired",
+    "LedgerCharge",
+    "Payments",
+    "Recorded",
+    "RevenueMonth",
+]

@@ -16,11 +16,28 @@ from bridge.models import (
     PollOption,
     Post,
     PostReaction,
+    Tier,
     Vote,
 )
 from bridge.ports import Content, MediaContent, PollContent, PostKind
 from bridge.privacy import Sealed
 from bridge.store.rows import PostView, Tally
+
+#: a pay-per-post copy's payload: the post, never a person (Telegram: at most 128 bytes)
+PAID_PAYLOAD_PREFIX = "cbp."
+
+
+def paid_payload(post_id: int) -> str:
+    """The payload a pay-per-post copy of `post_id` is sent with."""
+    return f"{PAID_PAYLOAD_PREFIX}{post_id}"
+
+
+def post_of_paid_payload(payload: str) -> int | None:
+    """The post a pay-per-post payload names (None: not one this bot wrote)."""
+    digits = payload.removeprefix(PAID_PAYLOAD_PREFIX)
+    if digits == payload or not digits.isdigit() or len(digits) > 18:
+        return None
+    return int(digits)
 
 
 class Posts:
@@ -154,6 +171,14 @@ class Posts:
 
     # ---- the worker's view ---------------------------------------------------------------
 
+    def count_purchase(self, s: Session, post_id: int) -> bool:
+        """Count one purchase of a pay-per-post copy; False when no such post is on sale."""
+        result = s.connection().execute(
+            text("UPDATE post SET purchases = purchases + 1 WHERE id = :id AND stars IS NOT NULL"),
+            {"id": post_id},
+        )
+        return result.rowcount == 1
+
     def view(self, s: Session, post_id: int, now: float) -> PostView | None:
         """Everything the worker needs to render copies of a post (media bytes excluded)."""
         post = s.get(Post, post_id)
@@ -195,13 +220,22 @@ class Posts:
             media=media,
             poll=poll,
             edited=post.edit_count > 0,
+            stars=post.stars or None,
+            paid_payload=paid_payload(post_id) if post.stars else None,
         )
+        price = None
+        if post.paid or post.stars:
+            price = s.exec(
+                select(Tier.price).where(Tier.channel_id == post.channel_id, col(Tier.on_sale).is_(True))
+            ).first()
         author = (
             Sealed("post", post_id, post.author_platform, bytes(post.author_sealed))
             if post.author_platform and post.author_sealed
             else None
         )
-        return PostView(post_id, post.status, post.edit_count, content, post.media_id, refs, now, author)
+        return PostView(
+            post_id, post.status, post.edit_count, content, post.media_id, refs, now, author, price
+        )
 
 
-__all__ = ["Posts"]
+__all__ = ["PAID_PAYLOAD_PREFIX", "Posts", "paid_payload", "post_of_paid_payload"]

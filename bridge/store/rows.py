@@ -162,6 +162,8 @@ class PostView:
     media_refs: dict[str, str]
     loaded_at: float
     author: Sealed | None = None
+    #: a paid post's teaser: the price of the channel's tier on sale (None: sales ended)
+    price: int | None = None
 
 
 @dataclass(frozen=True)

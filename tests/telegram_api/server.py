@@ -845,7 +845,7 @@ class FakeBotApi:
 
     async def _edit_caption(self, params: JSON, files: dict[str, bytes]) -> JSON:
         msg = self._bot_message(params, "message to edit not found")
-        if msg.kind not in ("photo", "video"):
+        if msg.kind not in ("photo", "video", "paid_media"):  # a paid media's caption can be edited
             raise _bad("there is no caption in the message to edit")
         caption = params.get("caption")
         plain = _parse_caption(caption, params.get("parse_mode")) if caption else None
@@ -932,6 +932,11 @@ def _markup(value: Any) -> JSON | None:
                 data = button.get("callback_data")
                 if data is not None and not 1 <= len(data.encode()) <= 64:
                     raise _bad("BUTTON_DATA_INVALID")
+                url = button.get("url")
+                if (data is None) == (url is None):  # exactly one action per button (of these two)
+                    raise _bad("BUTTON_TYPE_INVALID")
+                if url is not None and not str(url).startswith(("https://", "http://", "tg://")):
+                    raise _bad("BUTTON_URL_INVALID")
         return value
     return None
 
