@@ -53,7 +53,7 @@ FACTS: tuple[Fact, ...] = (
     ),
     Fact(
         "Access codes",
-        "Access codes are stored only as keyed digests, so the database holds no code that"
+        "Access codes are stored only as digests, so the database holds no code that"
         " could be redeemed, and a failed /redeem is kept against your blind index (counted for"
         " 15 minutes, to slow guessing, then deleted by the next /redeem).",
     ),

@@ -200,16 +200,14 @@ def _paid_published_text(ctx: Context, post: Post, channel: Channel, count: int,
         others = "the others get a one-line teaser"
     if post.stars:
         text = (
-            f"Post #{post.id} is pay-per-post ({post.stars} Stars), on its way to "
-            f"{followers_text(count)}: "
+            f"Post #{post.id} is on its way to {followers_text(count)} as pay-per-post ({post.stars} Stars): "
             f"where the platform sells paid media they buy it there; elsewhere those with paid access "
             f"({subscribers} now) get it and {others}."
         )
     else:
         text = (
-            f"Post #{post.id} is for subscribers, on its way to those of {followers_text(count)} "
-            "with paid access "
-            f"({subscribers} now) and to admins who follow; {others}."
+            f"Post #{post.id} is on its way to subscribers: those of {followers_text(count)} with paid"
+            f" access ({subscribers} now) and admins who follow; {others}."
         )
     if mirrors:
         text += " Mirror rooms get no paid posts."

@@ -3,9 +3,10 @@
 Matrix has no payment standard, so a channel's paid tier can also be sold elsewhere (a shop)
 as single-use codes. A code is 128 random bits from `secrets`, written in Crockford base32 with
 four check characters, in groups: `CB-XXXXX-XXXXX-XXXXX-XXXXX-XXXXX-XXXXX`. Case, dashes and
-spaces do not matter, and `I`/`L` read as `1`, `O` as `0`. Only a keyed digest of the 16 bytes
-is stored (the sealer's blind index under its own domain), so a database dump reveals no code;
-a code is shown once, to whoever minted it, and never logged.
+spaces do not matter, and `I`/`L` read as `1`, `O` as `0`. Only a SHA-256 digest of the 16
+bytes is stored, so a database dump reveals no code (128 random bits cannot be found from their
+digest). It is deliberately not keyed with the privacy key: codes sold in a shop must survive
+`channelbridge rotate-key`. A code is shown once, to whoever minted it, and never logged.
 
 Redeeming is throttled per sender (blind index): after `REDEEM_FAILURES` wrong or used codes
 within `REDEEM_WINDOW_S`, further attempts are refused without looking at the code. Failures
@@ -35,8 +36,8 @@ REDEEM_FAILURES = 5  #: wrong or used codes a sender may try within the window
 REDEEM_WINDOW_S = 15 * 60.0
 DAY_S = 24 * 3600
 PREFIX = "CB"
-#: the blind-index domain of access-code digests (no platform has this name)
-DIGEST_DOMAIN = "access-code"
+#: what a code's digest is computed under (apart from its check characters' hash)
+DIGEST_DOMAIN = b"channelbridge access code digest\x00"
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
 _DECODE = {ch: i for i, ch in enumerate(_ALPHABET)} | {"I": 1, "L": 1, "O": 0}
@@ -85,9 +86,9 @@ def new_code() -> tuple[str, bytes]:
     return format_code(raw), raw
 
 
-def code_digest(ctx: Context, raw: bytes) -> str:
-    """The keyed digest stored for a code (never the code)."""
-    return ctx.sealer.blind_index(DIGEST_DOMAIN, raw.hex())
+def code_digest(raw: bytes) -> str:
+    """The digest stored for a code (never the code); the same under every privacy key."""
+    return hashlib.sha256(DIGEST_DOMAIN + raw).hexdigest()
 
 
 def cmd_codes(ctx: Context, cmd: CodesArgs) -> list[Reply]:
@@ -102,7 +103,7 @@ def cmd_codes(ctx: Context, cmd: CodesArgs) -> list[Reply]:
             f"{channel.handle} has no paid tier: set one with /price {channel.handle} <stars> first."
         )
     minted = [new_code() for _ in range(cmd.count)]
-    digests = [code_digest(ctx, raw) for _, raw in minted]
+    digests = [code_digest(raw) for _, raw in minted]
     ctx.store.codes.add(ctx.s, channel.id, digests, cmd.days, ctx.clock())
     ctx.store.channels.audit(ctx.s, channel.id, who, "codes", f"{cmd.count} codes of {cmd.days} days")
     days = f"{cmd.days} day{'s' if cmd.days != 1 else ''}"
@@ -129,7 +130,7 @@ def cmd_redeem(ctx: Context, cmd: RedeemArgs) -> list[Reply]:
     raw = parse_code(cmd.code)
     if raw is None:
         return [Reply("That is not an access code: check it for typos (it looks like CB-XXXXX-XXXXX-...).")]
-    digest = code_digest(ctx, raw)
+    digest = code_digest(raw)
     code = store.codes.by_digest(s, digest)
     if code is None or code.id is None:
         store.codes.fail(s, sender, now)

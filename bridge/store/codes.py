@@ -1,6 +1,6 @@
 """Access codes and failed redemptions (the caller's session).
 
-A code is stored only as a keyed digest, with its channel, its days and when it was made; a
+A code is stored only as a digest, with its channel, its days and when it was made; a
 code is claimed by one conditional UPDATE, so two processes redeeming it at once cannot both
 win. Failed `/redeem` attempts are rows by the sender's blind index, so every process sees
 the same count; rows older than the throttle window are deleted as new attempts come in.

@@ -5,17 +5,19 @@ PostgreSQL."""
 
 from __future__ import annotations
 
+import base64
 import logging
 import re
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect, text
 from sqlmodel import Session, select
 
-from bridge.engine import EngineOptions
+from bridge.engine import ChannelEngine, EngineOptions
 from bridge.engine.codes import (
     CODE_BYTES,
     REDEEM_WINDOW_S,
@@ -23,9 +25,11 @@ from bridge.engine.codes import (
     new_code,
     parse_code,
 )
+from bridge.keys import rotate_key, verify_key
 from bridge.models import AccessCode, AuditEntry, Channel, LedgerEntry, LedgerKind, RedeemFailure
 from bridge.outcomes import Claim
-from bridge.ports import Address
+from bridge.ports import Address, Message
+from bridge.privacy import Sealer, read_key_file, write_key_file
 from bridge.store import Store
 from tests.support import OPERATOR, Harness, build, person
 
@@ -116,8 +120,15 @@ def test_a_thousand_codes_are_distinct_128_bit_and_typable() -> None:
 def test_a_code_reads_the_same_in_any_case_without_dashes_and_with_look_alikes() -> None:
     raw = bytes(range(16))
     code = format_code(raw)
-    for typed in (code, code.lower(), code.replace("-", ""), code.replace("-", " "), code[3:],
-                  f"  {code}  ", code.replace("0", "O").replace("1", "l")):
+    for typed in (
+        code,
+        code.lower(),
+        code.replace("-", ""),
+        code.replace("-", " "),
+        code[3:],
+        f"  {code}  ",
+        code.replace("0", "O").replace("1", "l"),
+    ):
         assert parse_code(typed) == raw, typed
 
 
@@ -125,8 +136,15 @@ def test_typos_and_other_text_are_not_codes() -> None:
     raw = bytes(range(16))
     code = format_code(raw)
     wrong = "1" if code[10] != "1" else "2"
-    for typed in ("", "hello", code[:-1], code + "X", code[:10] + wrong + code[11:],
-                  code.replace("-", "")[:-1] + "U", "CB-" + "0" * 25 + "1" + "0C68M"):
+    for typed in (
+        "",
+        "hello",
+        code[:-1],
+        code + "X",
+        code[:10] + wrong + code[11:],
+        code.replace("-", "")[:-1] + "U",
+        "CB-" + "0" * 25 + "1" + "0C68M",
+    ):
         assert parse_code(typed) is None, typed
 
 
@@ -253,7 +271,11 @@ async def test_redeeming_grants_the_days_in_the_ledger_and_sends_the_back_catalo
             (row,) = s.exec(select(AccessCode)).all()
             assert h.store.followers.subscription(s, _follower_id(h, reader), 1) is not None
         assert (entry.kind, entry.amount, entry.telegram_payment_charge_id, entry.platform) == (
-            LedgerKind.CODE.value, 0, None, "fake")
+            LedgerKind.CODE.value,
+            0,
+            None,
+            "fake",
+        )
         assert entry.follower_index == h.sealer.address_index(reader)
         assert (row.redeemed_at, row.ledger_id) == (START, entry.id)
         await h.settle()
@@ -354,3 +376,24 @@ async def test_codes_are_never_in_the_database_or_the_logs(
             for spelling in _spellings(code):
                 assert spelling not in dump
                 assert spelling.lower() not in logs and spelling.upper() not in logs
+
+
+async def test_codes_sold_before_a_key_rotation_still_redeem_after_it(store_url: str, tmp_path: Path) -> None:
+    """Codes live in a shop for months: `rotate-key` must not void the unsold ones."""
+    async with _bot(store_url) as h:
+        (code,) = await _mint(h)
+        data_dir = tmp_path / "data"
+        harness_key = base64.urlsafe_b64encode(b"k" * 32).decode().rstrip("=")
+        write_key_file(data_dir / "privacy.key", harness_key)
+        verify_key(h.store, h.sealer, "test")
+        rotate_key(h.store, None, data_dir)
+        rotated = Sealer(read_key_file(data_dir / "privacy.key"))
+        assert rotated.fingerprint != h.sealer.fingerprint
+        engine = ChannelEngine(
+            h.store, rotated, operators=[OPERATOR], options=h.engine.options, clock=h.engine.clock
+        )
+
+        replies = await engine.handle(Message(person(5), f"/redeem {code}"))
+        assert "You have access to the paid posts of Daily News" in replies[0].text
+        again = await engine.handle(Message(person(6), f"/redeem {code}"))
+        assert again[0].text == "This code was already used."

@@ -110,7 +110,7 @@ async def test_a_paid_post_reaches_subscribers_and_admins_teasers_the_rest_and_n
     with h.store.unit_of_work() as s:
         s.add(MirrorRoom(channel_id=1, platform="fake", chat_id="mirror-room", created_at=START))
     answer = await h.say(OPERATOR, "/post news --paid Members only")
-    assert "Post #1 is for subscribers" in answer and "teaser" in answer
+    assert "Post #1 is on its way to subscribers" in answer and "teaser" in answer
     assert "Mirror rooms get no paid posts" in answer
     await h.settle()
 

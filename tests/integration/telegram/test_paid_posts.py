@@ -16,9 +16,11 @@ from sqlalchemy import text
 
 from adapters.base import Address
 from adapters.telegram.adapter import ALLOWED_UPDATES, TelegramAdapter
+from bridge import migrate
 from bridge.app import App
 from bridge.config import load_settings
 from bridge.ports import PaidMediaPurchased
+from bridge.store import Store
 from tests.integration.telegram.test_telegram_app import (
     CHANNEL,
     PNG,
@@ -43,9 +45,14 @@ Start = Callable[..., Awaitable[Bridge]]
 
 
 @pytest.fixture
-async def start_paid(api: FakeBotApi, tmp_path: Path) -> AsyncIterator[Start]:
-    """An App with payments on (no expiry grace), the channel `news` selling 50 Stars."""
+async def start_paid(api: FakeBotApi, tmp_path: Path, store_url: str) -> AsyncIterator[Start]:
+    """An App with payments on (no expiry grace), the channel `news` selling 50 Stars; on
+    SQLite and on PostgreSQL."""
     apps: list[App] = []
+    if store_url.startswith("postgresql"):  # PostgreSQL is migrated once by the operator
+        store = Store(store_url)
+        migrate.upgrade(store.engine)
+        store.dispose()
 
     async def make() -> Bridge:
         operator = api.add_user("Olga")
@@ -53,6 +60,7 @@ async def start_paid(api: FakeBotApi, tmp_path: Path) -> AsyncIterator[Start]:
             None,
             env={
                 "CHANNELBRIDGE_GENERAL__DATA_DIR": str(tmp_path / "data"),
+                "CHANNELBRIDGE_DATABASE__URL": store_url,
                 "CHANNELBRIDGE_OPERATORS": json.dumps([{"telegram": operator.id}]),
                 "CHANNELBRIDGE_PAYMENTS__ENABLED": "true",
                 "CHANNELBRIDGE_PAYMENTS__SUPPORT": "@news_help",
@@ -144,7 +152,7 @@ async def test_pay_per_post_goes_out_as_paid_media_and_a_purchase_shows_in_stats
     bridge = await start_paid()
     ann, ben = await bridge.follower("Ann"), await bridge.follower("Ben")
     photo = api.user_sends_photo(bridge.operator.id, PNG, caption="/post news --stars 5 The view")
-    await bridge.answer(bridge.operator, photo.message_id, "Post #1 is pay-per-post (5 Stars)")
+    await bridge.answer(bridge.operator, photo.message_id, "as pay-per-post (5 Stars)")
     await bridge.app.sync()
 
     assert len(api.calls_to("sendPaidMedia")) == 2  # copyMessage cannot copy paid media: each copy is sent

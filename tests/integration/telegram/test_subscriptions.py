@@ -10,19 +10,21 @@ import asyncio
 import json
 import logging
 import re
-import sqlite3
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+from sqlalchemy import inspect
+from sqlalchemy import text as sa_text
 from sqlmodel import select
 
 from adapters.telegram.adapter import TelegramAdapter
-from bridge import cli
+from bridge import cli, migrate
 from bridge.app import App
 from bridge.config import load_settings
 from bridge.models import Entitlement, LedgerEntry, LedgerKind
 from bridge.reconcile import reconcile
+from bridge.store import Store
 from tests.integration.telegram.test_telegram_app import POLL_TIMEOUT_S, TEST_LIMITS, Bridge, copies
 from tests.telegram_api import FakeBotApi, FakeUser
 
@@ -57,10 +59,16 @@ def _telegram_env(api: FakeBotApi) -> dict[str, str]:
 
 
 @pytest.fixture
-async def bridge(api: FakeBotApi, tmp_path: Path) -> AsyncIterator[Bridge]:
-    """A started App with payments on, a channel `news` selling 30 days for 50 Stars."""
+async def bridge(api: FakeBotApi, tmp_path: Path, store_url: str) -> AsyncIterator[Bridge]:
+    """A started App with payments on, a channel `news` selling 30 days for 50 Stars; on
+    SQLite and on PostgreSQL."""
     operator = api.add_user("Olga")
-    settings = load_settings(None, env=_env(api, tmp_path / "data", operator))
+    env = _env(api, tmp_path / "data", operator) | {"CHANNELBRIDGE_DATABASE__URL": store_url}
+    settings = load_settings(None, env=env)
+    if store_url.startswith("postgresql"):  # PostgreSQL is migrated once by the operator
+        store = Store(store_url)
+        migrate.upgrade(store.engine)
+        store.dispose()
     adapter = TelegramAdapter(
         api.token,
         api_base_url=api.base_url,
@@ -249,7 +257,11 @@ async def test_reconcile_finds_a_planted_difference_and_none_when_they_agree(
     b = bridge
     for name in ("Ann", "Bea"):
         await subscribe(b, b.api.add_user(name))
-    env = {**_env(api, tmp_path / "data", b.operator), **_telegram_env(api)}
+    env = {
+        **_env(api, tmp_path / "data", b.operator),
+        **_telegram_env(api),
+        "CHANNELBRIDGE_DATABASE__URL": b.app.settings.database_url,
+    }
     settings = load_settings(None, env=env)
     lines: list[str] = []
     assert await reconcile(settings, lines.append) == 0, lines
@@ -292,11 +304,10 @@ async def test_no_telegram_id_in_any_table_invoice_payload_or_log(
     await b.ask(b.operator, f"/refund news {charge_id}", "Refunded")
     await b.app.sync()
     ids = {str(u) for u in b.api.users}
-    database = b.app.settings.database_url.removeprefix("sqlite:///")
-    with sqlite3.connect(database) as conn:
-        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-        for table in tables:
-            for row in conn.execute(f'SELECT * FROM "{table}"'):
+    engine = b.app.store.engine
+    with engine.connect() as conn:
+        for table in inspect(engine).get_table_names():
+            for row in conn.execute(sa_text(f'SELECT * FROM "{table}"')):
                 text = " ".join(str(v) for v in row)
                 assert not any(re.search(rf"(?<!\d){i}(?!\d)", text) for i in ids), f"an id in table {table}"
     for invoice in b.api.payments.invoices.values():
