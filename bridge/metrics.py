@@ -16,6 +16,7 @@ import enum
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -176,10 +177,25 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(_GaugeCollector(self))
+        # labelled children, kept: `labels()` costs a lock and a lookup on every send (the label
+        # sets are closed, so these stay small)
+        self._delivery_children: dict[tuple[str, str, SendOutcome], Any] = {}
+        self._latency_children: dict[str, Any] = {}
 
     def delivery(self, platform: str, lane: str, outcome: SendOutcome) -> None:
         """Count one send attempt's outcome."""
-        self.deliveries.labels(platform, lane, outcome.value).inc()
+        key = (platform, lane, outcome)
+        child = self._delivery_children.get(key)
+        if child is None:
+            child = self._delivery_children[key] = self.deliveries.labels(platform, lane, outcome.value)
+        child.inc()
+
+    def send_time(self, platform: str, seconds: float) -> None:
+        """Observe how long one platform call took."""
+        child = self._latency_children.get(platform)
+        if child is None:
+            child = self._latency_children[platform] = self.send_latency.labels(platform)
+        child.observe(seconds)
 
     def throttled_429(self, platform: str, scope: str) -> None:
         """Count one 429 with its inferred scope."""

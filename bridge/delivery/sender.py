@@ -335,7 +335,7 @@ class Sender:
         try:
             return await call
         finally:
-            self.metrics.send_latency.labels(platform).observe(time.perf_counter() - started)
+            self.metrics.send_time(platform, time.perf_counter() - started)
 
     def _paused(self, platform: str, chat: str, exc: RetryLater, attempts: int) -> None:
         """Tell flood control (a 429) or back the chat off (a transient error)."""
