@@ -143,6 +143,30 @@ GOOD: list[tuple[str, Command]] = [
     ("/codes news 10 30", Command("codes", handle="news", count=10, days=30)),
     ("/redeem  ABCD-EFGH ", Command("redeem", code="ABCD-EFGH")),
     ("/privacy", Command("privacy")),
+    (
+        '/quiz news "Capital of France?" Lyon Paris "Nice" --answer 2 --explain "Since 508."',
+        Command(
+            "quiz",
+            handle="news",
+            text="Capital of France?",
+            options=("Lyon", "Paris", "Nice"),
+            correct=1,
+            explanation="Since 508.",
+        ),
+    ),
+    (
+        '/quiz news --answer #1 --paid "Q?" a b --closes in 2h',
+        Command("quiz", handle="news", text="Q?", options=("a", "b"), correct=0, when="in 2h", paid=True),
+    ),
+    (
+        '/schedule news in 1h /quiz news "Q?" "a" "b" --answer 2',
+        Command(
+            "schedule",
+            handle="news",
+            when="in 1h",
+            sub=Command("quiz", handle="news", text="Q?", options=("a", "b"), correct=1),
+        ),
+    ),
 ]
 
 
@@ -258,6 +282,23 @@ BAD: list[tuple[str, str, str]] = [
     ("/revenue", "revenue", "handle"),
     ("/paysupport now", "paysupport", "unexpected"),
     ("/privacy please", "privacy", "unexpected"),
+    ('/quiz news "Q?" "a" "b"', "quiz", "--answer"),
+    ('/quiz news "Q?" "a" "b" --answer', "quiz", "--answer"),
+    ('/quiz news "Q?" "a" "b" --answer 3', "quiz", "options 1 to 2"),
+    ('/quiz news "Q?" "a" "b" --answer 0', "quiz", "option number"),
+    ('/quiz news "Q?" "a" "b" --answer two', "quiz", "option number"),
+    ('/quiz news "Q?" "a" "b" --answer 1 --answer 2', "quiz", "twice"),
+    ('/quiz news "Q?" "a" "b" --answer 1 --multi', "quiz", "one correct answer"),
+    ('/quiz news "Q?" "a" "b" --answer 1 --explain', "quiz", "explanation"),
+    ('/quiz news "Q?" "a" "b" --answer 1 --explain --paid', "quiz", "explanation"),
+    ('/quiz news "Q?" "a" "b" --answer 1 --explain "  "', "quiz", "empty"),
+    ('/quiz news "Q?" "a" "b" --answer 1 --explain "' + "e" * 201 + '"', "quiz", "200"),
+    ('/quiz news "Q?" "a" "b" --answer 1 --explain "unclosed', "quiz", "quote"),
+    ('/quiz news "Q?" "a" --answer 1', "quiz", "at least"),
+    ('/quiz news "Q?" "a" "b" --answer 1 --explain x --explain y', "quiz", "twice"),
+    ('/quiz news "Q?" "a" "b" --answr 1', "quiz", "unknown option"),
+    ('/poll news "Q?" "a" "b" --answer 1', "poll", "unknown option"),
+    ('/schedule news in 1h /quiz "Q?" "a" "b" --answer 5', "schedule", "options 1 to 2"),
 ]
 
 
