@@ -171,7 +171,9 @@ def _render_post(chat_id: str, content: Content, *, upload: bool, anonymous_poll
             "allows_multiple_answers": content.poll.multi,
         }
         if content.poll.quiz:  # Telegram's own quiz: it shows each voter the answer
-            params.update(type="quiz", correct_option_id=content.poll.correct, allows_multiple_answers=False)
+            # Bot API 9.6 lists the correct options (`correct_option_ids`, was `correct_option_id`)
+            params.update(type="quiz", correct_option_ids=[content.poll.correct])
+            params["allows_multiple_answers"] = False
             if content.poll.explanation:
                 params["explanation"] = content.poll.explanation[:QUIZ_EXPLANATION_LIMIT]
         if content.poll.closed:
