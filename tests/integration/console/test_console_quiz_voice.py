@@ -62,13 +62,15 @@ def test_console_quiz_reveals_once_and_voice_note_shows_its_duration(tmp_path: P
 
     for who in ("alice", "bob"):
         copies = _copies(out, who)
-        assert any(c.startswith("Daily News (#1) quiz: Capital of France?  1) Lyon  2) Paris") for c in copies)
+        quiz = "Daily News (#1) quiz: Capital of France?  1) Lyon  2) Paris"
+        assert any(c.startswith(quiz) for c in copies)
         assert "Daily News (#2): [voice: 5s] Listen" in copies
         assert "edited Daily News (#2): [voice: 5s] Listen again" in copies
         assert "deleted post #2" in copies
     bot_to = {who: [line for line in out.splitlines() if line.startswith(f"[bot → {who}]")]
               for who in ("alice", "bob", "operator")}  # fmt: skip
-    assert "[bot → alice] Quiz #1: not quite — you answered 1. Lyon; the answer is 2. Paris." in bot_to["alice"]
+    wrong = "[bot → alice] Quiz #1: not quite — you answered 1. Lyon; the answer is 2. Paris."
+    assert wrong in bot_to["alice"]
     assert any("You already answered quiz #1" in line for line in bot_to["alice"])
     assert sum("the answer is" in line for line in bot_to["alice"]) == 1
     assert "[bot → bob] Quiz #1: right! The answer is 2. Paris." in bot_to["bob"]
