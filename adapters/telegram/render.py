@@ -175,7 +175,8 @@ def _render_post(chat_id: str, content: Content, *, upload: bool, anonymous_poll
             params.update(type="quiz", correct_option_ids=[content.poll.correct])
             params["allows_multiple_answers"] = False
             if content.poll.explanation:
-                params["explanation"] = content.poll.explanation[:QUIZ_EXPLANATION_LIMIT]
+                explanation = content.poll.explanation
+                params["explanation"] = explanation[: _fit(explanation, 0, QUIZ_EXPLANATION_LIMIT)]
         if content.poll.closed:
             params["is_closed"] = True
         return [ApiCall("sendPoll", params)]

@@ -200,8 +200,9 @@ def _take_explanation(cur: Cursor) -> str:
     text = tok.value.strip()
     if not text:
         raise Malformed("the explanation is empty")
-    if len(text) > MAX_EXPLANATION_LEN:
-        raise Malformed(f"the explanation is longer than {MAX_EXPLANATION_LEN} characters ({len(text)})")
+    units = len(text.encode("utf-16-le")) // 2  # Telegram counts UTF-16 code units (an emoji is 2)
+    if units > MAX_EXPLANATION_LEN:
+        raise Malformed(f"the explanation is longer than {MAX_EXPLANATION_LEN} characters ({units})")
     return text
 
 

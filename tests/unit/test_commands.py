@@ -293,6 +293,7 @@ BAD: list[tuple[str, str, str]] = [
     ('/quiz news "Q?" "a" "b" --answer 1 --explain --paid', "quiz", "explanation"),
     ('/quiz news "Q?" "a" "b" --answer 1 --explain "  "', "quiz", "empty"),
     ('/quiz news "Q?" "a" "b" --answer 1 --explain "' + "e" * 201 + '"', "quiz", "200"),
+    ('/quiz news "Q?" "a" "b" --answer 1 --explain "' + "🎉" * 101 + '"', "quiz", "200"),
     ('/quiz news "Q?" "a" "b" --answer 1 --explain "unclosed', "quiz", "quote"),
     ('/quiz news "Q?" "a" --answer 1', "quiz", "at least"),
     ('/quiz news "Q?" "a" "b" --answer 1 --explain x --explain y', "quiz", "twice"),
