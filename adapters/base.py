@@ -103,8 +103,9 @@ class Dispatcher:
         try:
             replies = await self._handler(event)
         except Exception as exc:
-            log.error("%s: the handler failed on an inbound %s: %s", self.platform,
-                      type(event).__name__, trace(exc))
+            log.error(
+                "%s: the handler failed on an inbound %s: %s", self.platform, type(event).__name__, trace(exc)
+            )
             return
         for answer in replies:
             await self.answer(reply_to or event.sender, answer)

@@ -91,7 +91,10 @@ class ConsoleAdapter:
         output: TextIO | None = None,
         sync: Callable[[], Awaitable[None]] | None = None,
         prompt: bool = False,
+        data_dir: Path | None = None,
     ) -> None:
+        #: where a reply's picture (a `/stats` chart) is written
+        self._pictures = (data_dir or Path("data")) / "charts"
         self._input = input_stream or sys.stdin
         self._output = output or sys.stdout
         self._sync = sync
@@ -344,6 +347,7 @@ class ConsoleAdapter:
             raise PermanentFailure("not a console user name")
         mark = "🔕 " if content.silent else ""
         buttons = "".join(f"\n  Send {b.command}" for b in content.buttons)
+        buttons += f"\n  follow: {content.follow_command}"  # the console's follow link
         self._print(f"[to {address.id}] {mark}{self._render(content)}{buttons}")
         key = f"{address.id}:{content.post_id}:{next(self._counter)}"
         self._copies[(address.id, content.post_id)] = key
@@ -379,9 +383,19 @@ class ConsoleAdapter:
         elif reply.edit_of is None and self._asked.pop(address.id, None) is not None:
             self._declined.add(address.id)  # the answer to their /subscribe carried no invoice
             self._invoice_came.set()
+        if reply.image is not None:  # a terminal shows no picture: write it and say where
+            text += f"\n  [picture: {self._write_picture(reply.image)}]"
         edited = "(edited) " if reply.edit_of is not None else ""
         self._print(f"[bot → {address.id}] {edited}{text}")
         return MessageRef(reply.edit_of or f"{address.id}:notice:{next(self._counter)}")
+
+    def _write_picture(self, png: bytes) -> Path:
+        """Write a reply's PNG under data_dir/charts (0700, the file 0600); its path."""
+        self._pictures.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path = self._pictures / f"chart-{time.strftime('%Y%m%d-%H%M%S')}-{next(self._counter)}.png"
+        path.write_bytes(png)
+        path.chmod(0o600)
+        return path.resolve()
 
     def _invoice_line(self, who: str, invoice: Invoice) -> str:
         """Remember an invoice for the handle this person last asked to subscribe to, and
@@ -449,7 +463,7 @@ class ConsoleSettingsMixin:
 
 
 def _build(section: ConsoleSettings, services: PlatformServices) -> ConsoleAdapter:
-    return ConsoleAdapter(prompt=services.prompt)
+    return ConsoleAdapter(prompt=services.prompt, data_dir=services.data_dir)
 
 
 #: the console as a platform plug-in (the `channelbridge.adapters` entry point `console`)

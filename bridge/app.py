@@ -142,6 +142,7 @@ class App:
                 payments_teaser=settings.payments.teaser,
                 payments_support=settings.payments.support.strip(),
                 payments_expiry_notice_grace_s=settings.payments.expiry_notice_grace_s,
+                history_default=settings.general.history,
             ),
             platforms=self.platforms,
         )

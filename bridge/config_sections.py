@@ -38,6 +38,8 @@ class GeneralSettings(BaseModel):
     data_dir: Path = Path("data")
     timezone: str = "UTC"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    #: earlier posts (of the last 30 days) a channel's new followers get; `/history` sets it per channel
+    history: int = Field(default=3, ge=0, le=10)
 
     @field_validator("timezone")
     @classmethod

@@ -77,6 +77,9 @@ class Channel(SQLModel, table=True):
     created_at: float
     deleted_at: float | None = None
     last_admin_number: int = 0  #: admin numbers handed out so far; a number is never reused
+    history: int | None = None  #: earlier posts a new follower gets (None: config `general.history`)
+    #: follows that came through the channel's link (a count, never who)
+    link_follows: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class ChannelAdmin(SQLModel, table=True):
@@ -312,6 +315,8 @@ class Delivery(SQLModel, table=True):
     error: str | None = None
     created_at: float
     done_at: float | None = None
+    #: a new follower's copy of an earlier post (history); raw INSERTs elsewhere leave it out
+    earlier: bool = Field(default=False, sa_column_kwargs={"server_default": "0"})
 
 
 class RecurringPost(SQLModel, table=True):
@@ -327,6 +332,16 @@ class RecurringPost(SQLModel, table=True):
     author_platform: str | None = None
     author_sealed: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     paid: bool = False  #: each occurrence is a paid post
+
+
+class FollowerSnapshot(SQLModel, table=True):
+    """A channel's follower count on one day (UTC), for the followers-over-time chart: one
+    row per channel per day, counts only."""
+
+    channel_id: int = Field(foreign_key="channel.id", primary_key=True)
+    day: str = Field(primary_key=True, max_length=10)  #: "YYYY-MM-DD"
+    followers: int  #: active followers, every platform
+    taken_at: float
 
 
 class AuditEntry(SQLModel, table=True):

@@ -13,6 +13,7 @@ edit that message (its reference is kept sealed in the row).
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import logging
@@ -401,6 +402,7 @@ class NoticeQueue:
             "html": reply.html,
             "buttons": [[b.label, b.command, b.url] for b in reply.buttons],
             "invoice": dataclasses.asdict(reply.invoice) if reply.invoice is not None else None,
+            "image": base64.b64encode(reply.image).decode() if reply.image is not None else None,
         }
         plain = json.dumps(data).encode()
         return self.sealer.seal_bytes(plain, table="notice.body", row_id=notice_id, platform=platform)
@@ -435,6 +437,7 @@ class NoticeQueue:
                 html=data["html"],
                 edit_of=edit_of,
                 invoice=Invoice(**invoice) if invoice else None,
+                image=base64.b64decode(data["image"]) if data.get("image") else None,
             )
         except (UnsealError, ValueError, KeyError, TypeError):
             log.error("notice %s does not unseal with this privacy key; it is marked failed", row.id)

@@ -263,6 +263,7 @@ def _discover(group: str, search_path: tuple[str, ...]) -> Platforms:
             found.append(plugin)
     return Platforms(tuple(sorted(found, key=lambda plugin: (plugin.rank, plugin.name))))
 
+
 #: what `discover()` had to leave out, each once, in the order met
 _PROBLEMS: dict[str, None] = {}
 

@@ -181,6 +181,8 @@ class Reply:
     html: str | None = None
     edit_of: str | None = None
     invoice: Invoice | None = None  #: a platform that sells adds a pay button for it
+    #: a PNG picture (a `/stats` chart): sent as a photo/image with `text` as its caption
+    image: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -251,11 +253,24 @@ class Content:
     stars: int | None = None  #: pay-per-post: a platform that sells paid media asks this price
     paid_payload: str | None = None  #: sent with a paid-media copy, reported back on purchase
     buttons: tuple[Button, ...] = ()  #: e.g. a teaser's Subscribe button
+    earlier: bool = False  #: a new follower's copy of a post published before they followed
+    #: the channel's follow link on this platform; the adapter sets it (it knows its own bot)
+    follow_url: str | None = None
 
     @property
     def header(self) -> str:
-        """The line that introduces a post, e.g. `news #12`."""
-        return f"{self.channel_name} (#{self.post_id})"
+        """The line that introduces a post, e.g. `Daily News (#12)`, or `Daily News (#12,
+        earlier post)` for a new follower's copy of an earlier post."""
+        return f"{self.channel_name} (#{self.post_id}{EARLIER_MARK if self.earlier else ''})"
+
+    @property
+    def follow_command(self) -> str:
+        """What to send the bot to follow this post's channel (a copy's follow link)."""
+        return f"/follow {self.channel_handle}"
+
+
+#: how a header marks an earlier post
+EARLIER_MARK = ", earlier post"
 
 
 @dataclass(frozen=True)

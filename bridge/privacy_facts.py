@@ -59,8 +59,7 @@ FACTS: tuple[Fact, ...] = (
     ),
     Fact(
         "Logs",
-        "Log lines carry no user, chat, room or event ids: every line passes through a"
-        " redacting formatter.",
+        "Log lines carry no user, chat, room or event ids: every line passes through a redacting formatter.",
     ),
     Fact(
         "Erasing",

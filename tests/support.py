@@ -43,6 +43,8 @@ class Call:
     silent: bool = False
     media_ref: str | None = None
     has_data: bool = False
+    earlier: bool = False  #: a new follower's copy of an earlier post
+    kind: str = ""
 
 
 class FakeAdapter:
@@ -99,6 +101,8 @@ class FakeAdapter:
                 content.silent,
                 media_ref,
                 bool(content.media and content.media.data),
+                content.earlier,
+                content.kind.value,
             )
         )
         n = next(self._ids)

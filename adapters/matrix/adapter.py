@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Collection
+from dataclasses import replace
 from pathlib import Path
 
 from nio import AsyncClient, RoomSendResponse
@@ -182,9 +183,7 @@ class MatrixAdapter:
             except BaseException:
                 await self._session.close()
                 raise
-        self._sync_task = asyncio.create_task(
-            loop.run(None if first_ever else first), name="matrix-sync"
-        )
+        self._sync_task = asyncio.create_task(loop.run(None if first_ever else first), name="matrix-sync")
 
     async def stop(self) -> None:
         """Stop syncing (finishing the batch being handled) and close the HTTP session."""
@@ -242,6 +241,7 @@ class MatrixAdapter:
         """Deliver one copy; returns `MessageRef(key="<room>|<event>", media_ref=<plain mxc>)`."""
         room_id = await self._room_of(address)
         room = await self._rooms.check_room(room_id)
+        content = replace(content, follow_url=render.follow_link(self._session.user_id))
         event_type, body, media_ref = await self._media.render_post(room, content, self._download)
         tx = render.tx_id(content.delivery_id, "send")
         event_id = await self._send(render.RoomEvent(room_id, event_type, body, tx))
@@ -253,6 +253,7 @@ class MatrixAdapter:
         if content.kind is PostKind.STICKER:
             raise PermanentFailure("stickers cannot be edited on Matrix")
         room = await self._rooms.check_room(room_id)
+        content = replace(content, follow_url=render.follow_link(self._session.user_id))
         event_type, body, _ = await self._media.render_post(room, content, self._download)
         event_type, outer = render.edit_of(event_id, event_type, body)
         tx = render.tx_id(content.delivery_id, "edit")
@@ -283,6 +284,9 @@ class MatrixAdapter:
             await self._send(render.RoomEvent(room_id, event_type, outer, render.random_tx_id()))
             return MessageRef(reply.edit_of)
         room_id = await self._room_of(address)
+        if reply.image is not None:  # a picture (a `/stats` chart): uploaded, sent as m.image
+            room = await self._rooms.check_room(room_id)
+            body = await self._media.image_message(room, reply.image, reply.text)
         event_id = await self._send(render.RoomEvent(room_id, "m.room.message", body, render.random_tx_id()))
         return MessageRef(post_ref(room_id, event_id))
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import urlparse
 
 from nio import Api, ErrorResponse, MatrixRoom, MemoryDownloadResponse, UploadResponse
@@ -67,6 +68,21 @@ class Media:
                 self._s.save()
         event_type, body = render.render_post(content, file=file, size=file.get("size"))
         return event_type, body, None
+
+    async def image_message(self, room: MatrixRoom, png: bytes, caption: str) -> dict[str, Any]:
+        """An `m.image` event content for a reply's PNG (a chart), uploaded now: encrypted in
+        an encrypted room, plain elsewhere; the caption is its body."""
+        info: dict[str, Any] = {"mimetype": "image/png", "size": len(png)}
+        if png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) >= 24:
+            info["w"], info["h"] = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+        body: dict[str, Any] = {"msgtype": "m.image", "body": caption, "filename": "chart.png", "info": info}
+        if self._s.encryption and room.encrypted:
+            ciphertext, keys = encrypt_attachment(png)
+            url = await self._upload(ciphertext, "application/octet-stream", "chart.png")
+            body["file"] = {"url": url, "mimetype": "image/png", **keys}
+        else:
+            body["url"] = await self._upload(png, "image/png", "chart.png")
+        return body
 
     async def _upload(self, data: bytes, mime: str, filename: str) -> str:
         with translated("upload"):
@@ -155,4 +171,3 @@ def with_media(item: MediaMessage, download: Download) -> Message:
         fetch=fetch,
     )
     return Message(item.sender, item.text, media)
-

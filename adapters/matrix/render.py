@@ -30,17 +30,38 @@ VOICE_KEY = "org.matrix.msc3245.voice"
 #: MSC1767 extensible audio: `duration` in milliseconds (maybe a `waveform`)
 AUDIO_KEY = "org.matrix.msc1767.audio"
 _MSGTYPES = {PostKind.PHOTO: "m.image", PostKind.VIDEO: "m.video", PostKind.VOICE: "m.audio"}
+#: how a copy's header introduces the channel's follow link
+FOLLOW_LABEL = "Follow"
 
 
 def _html_lines(text: str) -> str:
     return html.escape(text).replace("\n", "<br>")
 
 
+def follow_link(bot_user_id: str) -> str:
+    """The link that opens a chat with the bot (a copy's header adds the command to send)."""
+    return f"https://matrix.to/#/{bot_user_id}"
+
+
+def header_text(content: Content) -> tuple[str, str]:
+    """The (plain, html) header line: the channel, the post, and with `content.follow_url` how
+    to follow the channel (a matrix.to link to the bot and the command to send it)."""
+    plain, rich = content.header, f"<b>{html.escape(content.header)}</b>"
+    if content.follow_url:
+        url, command = content.follow_url, content.follow_command
+        plain += f" · {FOLLOW_LABEL}: send {command} to {url}"
+        rich += (
+            f" · {FOLLOW_LABEL}: send <code>{html.escape(command)}</code> to"
+            f' <a href="{html.escape(url)}">{html.escape(url.rsplit("/", 1)[-1])}</a>'
+        )
+    return plain, rich
+
+
 def post_text(content: Content) -> tuple[str, str]:
     """The (plain, html) body of a post: a bold header line, then the post's text; buttons (a
     teaser's Subscribe) degrade to a line saying what to send."""
-    plain = content.header if not content.text else f"{content.header}\n{content.text}"
-    rich = f"<b>{html.escape(content.header)}</b>"
+    head, rich = header_text(content)
+    plain = head if not content.text else f"{head}\n{content.text}"
     if content.text:
         rich += f"<br>{_html_lines(content.text)}"
     for button in content.buttons:
@@ -119,7 +140,7 @@ def media_message(
 
 def poll_fallback(content: Content, poll: PollContent) -> str:
     """The plain-text form of a poll for clients without MSC3381 support."""
-    lines = [content.header, poll.question]
+    lines = [header_text(content)[0], poll.question]
     lines += [f"{i}. {option}" for i, option in enumerate(poll.options, start=1)]
     if poll.quiz:
         lines.append("A quiz: the bot tells you the answer after you vote.")
@@ -188,8 +209,7 @@ def reply_message(reply: Reply) -> dict[str, Any]:
     if reply.buttons:
         plain += "\n" + "\n".join(f"• {b.label}: {b.command}" for b in reply.buttons)
         items = "".join(
-            f"<li>{html.escape(b.label)}: <code>{html.escape(b.command)}</code></li>"
-            for b in reply.buttons
+            f"<li>{html.escape(b.label)}: <code>{html.escape(b.command)}</code></li>" for b in reply.buttons
         )
         rich += f"<ul>{items}</ul>"
     return {"msgtype": "m.notice", "body": plain, "format": HTML_FORMAT, "formatted_body": rich}

@@ -243,4 +243,3 @@ class Session:
         if isinstance(resp, ErrorResponse):
             log.warning("matrix sync error: %s", resp.status_code)
         return resp if isinstance(resp, SyncResponse) else None
-

@@ -290,6 +290,7 @@ class TelegramAdapter:
         a channel as an anonymous poll (channels refuse the other kind)."""
         chat_id = address.target
         anonymous = chat_id in self._channel_chats
+        content = self._with_follow_link(content)
         if content.stars is not None and content.media is not None:  # pay-per-post: paid media
             return await self._send_paid_media(chat_id, content)
         try:
@@ -327,6 +328,14 @@ class TelegramAdapter:
                 raise MediaRefRejected(exc.reason) from exc
         return await self._send_calls(chat_id, self._paid(render_paid_media(chat_id, content, upload=True)))
 
+    def _with_follow_link(self, content: Content) -> Content:
+        """The copy with its channel's follow link (`t.me/<bot>?start=<handle>`), once getMe
+        told the bot's username."""
+        if not self._username:
+            return content
+        link = render.follow_link(self._username, content.channel_handle)
+        return dataclasses.replace(content, follow_url=link)
+
     def _paid(self, calls: list[render.ApiCall]) -> list[render.ApiCall]:
         """Mark a copy's calls as a paid broadcast when paid broadcasts are on."""
         if self._paid_broadcast:
@@ -360,7 +369,7 @@ class TelegramAdapter:
     async def edit(self, address: Address, ref: MessageRef, content: Content) -> None:
         """Replace a delivered copy's text or caption (polls and stickers cannot be edited)."""
         key = render.MessageKey.parse(ref.key)
-        calls, leftover = render.render_edit(key, content)
+        calls, leftover = render.render_edit(key, self._with_follow_link(content))
         for call in calls:
             try:
                 await self._call(call)
@@ -427,6 +436,8 @@ class TelegramAdapter:
             link = str(await self._call(payments.invoice_link_call(reply.invoice)))
             pay = Button(payments.PAY_LABEL.format(stars=reply.invoice.stars), "", url=link)
             reply = dataclasses.replace(reply, buttons=(pay, *reply.buttons), invoice=None)
+        if reply.image is not None:
+            return await self._send_calls(address.target, render.render_reply_image(address.target, reply))
         return await self._send_calls(address.target, render.render_reply(address.target, reply))
 
     # ------------------------------------------------------------------ Stars (StarsGateway)

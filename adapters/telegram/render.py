@@ -21,6 +21,8 @@ CALLBACK_DATA_LIMIT = 64
 POLL_QUESTION_LIMIT = 300
 QUIZ_EXPLANATION_LIMIT = 200
 DELETED_NOTICE = "This post was deleted by the channel."
+#: the follow button of a copy without a header to link (a poll, a sticker)
+FOLLOW_LABEL = "Follow"
 _MEDIA_METHODS = {
     PostKind.PHOTO: ("sendPhoto", "photo"),
     PostKind.VIDEO: ("sendVideo", "video"),
@@ -111,6 +113,8 @@ def post_bodies(content: Content) -> list[str]:
     the text, split at paragraphs. For media the first body is the caption (1,024 limit)."""
     header = content.header
     bold = f"<b>{escape(header)}</b>"
+    if content.follow_url:  # the header is the channel's follow link: same visible length
+        bold = f'<a href="{html.escape(content.follow_url)}">{bold}</a>'
     text = content.text.strip()
     if not text:
         return [bold]
@@ -141,16 +145,26 @@ def _poll_question(content: Content) -> str:
     return prefixed if len(prefixed) <= POLL_QUESTION_LIMIT else question
 
 
+def follow_link(bot_username: str, handle: str) -> str:
+    """A channel's follow link: opening it sends the bot `/start <handle>`."""
+    return f"https://t.me/{bot_username}?start={handle}"
+
+
 def render_post(
     chat_id: str, content: Content, *, upload: bool = False, anonymous_poll: bool = False
 ) -> list[ApiCall]:
     """The calls that deliver one post to one chat, in order; the first carries the media or
-    the poll. `upload` forces re-uploading media bytes instead of reusing a file_id;
+    the poll. With `content.follow_url` the bold header links to it (the link text is the
+    header, so no limit moves); a poll or sticker gets a Follow link button instead.
+    `upload` forces re-uploading media bytes instead of reusing a file_id;
     `anonymous_poll` is for channels, which refuse polls that show who voted (their votes
     then reach nobody but the channel's own tally). The content's buttons (a teaser's
     Subscribe) go under the last message."""
     calls = _render_post(chat_id, content, upload=upload, anonymous_poll=anonymous_poll)
-    keyboard = inline_keyboard(content.buttons)
+    buttons = content.buttons
+    if content.follow_url and content.kind in (PostKind.POLL, PostKind.STICKER):  # no header to link
+        buttons = (*buttons, Button(f"{FOLLOW_LABEL} {content.channel_name}", "", url=content.follow_url))
+    keyboard = inline_keyboard(buttons)
     if keyboard is not None:
         calls[-1].params["reply_markup"] = keyboard
     return calls
@@ -263,6 +277,28 @@ def render_reply(chat_id: str, reply: Reply) -> list[ApiCall]:
     ]
     keyboard = inline_keyboard(reply.buttons)
     if calls and keyboard is not None:
+        calls[-1].params["reply_markup"] = keyboard
+    return calls
+
+
+def render_reply_image(chat_id: str, reply: Reply) -> list[ApiCall]:
+    """A reply that carries a picture (a `/stats` chart): one photo upload with the text as its
+    caption (what exceeds 1,024 follows as messages), the buttons under the last message."""
+    assert reply.image is not None
+    chunks = [c.strip() for c in split_text(reply.text, TEXT_LIMIT, first_limit=CAPTION_LIMIT)]
+    photo = InputFile(reply.image, filename="chart.png")
+    photo.mimetype = "image/png"
+    params: dict[str, Any] = {"chat_id": chat_id, "photo": photo}
+    if chunks and chunks[0]:
+        params.update(caption=escape(chunks[0]), parse_mode="HTML")
+    calls = [ApiCall("sendPhoto", params)]
+    calls.extend(
+        ApiCall("sendMessage", {"chat_id": chat_id, "text": escape(c), "parse_mode": "HTML"})
+        for c in chunks[1:]
+        if c
+    )
+    keyboard = inline_keyboard(reply.buttons)
+    if keyboard is not None:
         calls[-1].params["reply_markup"] = keyboard
     return calls
 

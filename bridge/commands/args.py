@@ -94,9 +94,10 @@ class ScheduledArgs(HandleArgs):
 
 @dataclass(frozen=True)
 class StatsArgs(HandleArgs):
-    """`/stats <handle>`."""
+    """`/stats <handle> [chart]`."""
 
     name = "stats"
+    chart: bool = False  #: a PNG chart instead of the figures
 
 
 @dataclass(frozen=True)
@@ -371,6 +372,15 @@ class TeaserArgs(Command):
 
 
 @dataclass(frozen=True)
+class HistoryArgs(Command):
+    """`/history <handle> <n>`."""
+
+    name = "history"
+    handle: str
+    n: int  #: earlier posts a new follower gets, 0-10 (0: none)
+
+
+@dataclass(frozen=True)
 class RefundArgs(Command):
     """`/refund <handle> <charge-id>`."""
 
@@ -448,5 +458,6 @@ ARGS_BY_NAME: dict[str, type[Command]] = {
         CodesArgs,
         RedeemArgs,
         PrivacyArgs,
+        HistoryArgs,
     )
 }

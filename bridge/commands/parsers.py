@@ -16,6 +16,7 @@ from bridge.commands.args import (
     EditArgs,
     EveryArgs,
     HelpArgs,
+    HistoryArgs,
     MirrorArgs,
     NewChannelArgs,
     PollArgs,
@@ -27,6 +28,7 @@ from bridge.commands.args import (
     RemoveAdminArgs,
     ScheduleArgs,
     StartArgs,
+    StatsArgs,
     TeaserArgs,
     VoteArgs,
 )
@@ -58,6 +60,7 @@ _PLATFORM_RE = re.compile(r"[a-z][a-z0-9_]{1,31}")
 _OPTION_RE = re.compile(r"(?:--|—)[A-Za-z][A-Za-z-]*")
 _CHARGE_ID_RE = re.compile(r"[A-Za-z0-9_:.\-]{1,128}")
 MAX_CODES = 100
+MAX_HISTORY = 10  #: the most earlier posts a new follower may get
 MAX_CODE_DAYS = 366
 
 
@@ -474,3 +477,25 @@ def parse_redeem(cur: Cursor) -> Command:
         raise Malformed("missing the access code")
     cur.no_more("the code")
     return RedeemArgs(code=tok.value.strip())
+
+
+def parse_stats(cur: Cursor) -> Command:
+    handle = cur.handle()
+    tok = cur.take()
+    if tok is not None and tok.value.lower() != "chart":
+        raise Malformed(f"{show(tok.value)!r} is not chart")
+    cur.no_more("chart" if tok is not None else "the handle")
+    return StatsArgs(handle=handle, chart=tok is not None)
+
+
+def parse_history(cur: Cursor) -> Command:
+    handle = cur.handle()
+    tok = cur.take()
+    if tok is None:
+        raise Malformed(f"missing the number of earlier posts (0 to {MAX_HISTORY})")
+    if not (
+        tok.value.isascii() and tok.value.isdigit() and len(tok.value) <= 2 and int(tok.value) <= MAX_HISTORY
+    ):
+        raise Malformed(f"{show(tok.value)!r} is not a number from 0 to {MAX_HISTORY}")
+    cur.no_more("the number")
+    return HistoryArgs(handle=handle, n=int(tok.value))

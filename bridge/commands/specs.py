@@ -200,9 +200,9 @@ COMMANDS: dict[str, CommandSpec] = {
         ),
         _spec(
             a.StatsArgs,
-            p.handle_only(a.StatsArgs),
-            "/stats <handle>",
-            "followers, deliveries, reactions, votes",
+            p.parse_stats,
+            "/stats <handle> [chart]",
+            "followers, deliveries, reactions, votes; chart: the same as a picture",
             _A,
         ),
         _spec(
@@ -252,6 +252,13 @@ COMMANDS: dict[str, CommandSpec] = {
             p.parse_teaser,
             "/teaser <handle> <on|off>",
             "tell free followers of each paid post, with a Subscribe button, or not",
+            _A,
+        ),
+        _spec(
+            a.HistoryArgs,
+            p.parse_history,
+            "/history <handle> <n>",
+            "how many earlier posts (0-10, from the last 30 days) a new follower gets",
             _A,
         ),
         _spec(

@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
+from bridge.delivery.earlier import earlier_content
 from bridge.delivery.policy import DeliveryPolicy, decide_retry
 from bridge.delivery.teaser import teaser_content
 from bridge.flood import FloodControl
@@ -119,6 +120,8 @@ class Sender:
             )
             return Result(row, outcome)
         content = teaser_content(view) if row.action == DeliveryAction.TEASER else view.content
+        if row.earlier:  # a closed poll's first copy shows its results; follow-ups keep the kind
+            content = earlier_content(content, view, first=row.action == DeliveryAction.SEND)
         if row.silent or content.delivery_id != row.id:
             content = _replace(content, silent=row.silent, delivery_id=row.id)
         try:

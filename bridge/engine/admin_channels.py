@@ -49,6 +49,7 @@ def stats_text(ctx: Context, channel: Channel) -> str:
     mirrors = ctx.store.channels.mirrors(s, cid)
     if mirrors:
         lines.append(f"Mirror rooms: {len(mirrors)}")
+    lines.append(f"Follows through the channel's link: {channel.link_follows}")
     if ctx.store.payments.last_tier(s, cid) is not None:
         lines.append(f"Subscribers now: {ctx.store.payments.subscribers(s, cid, ctx.clock())}")
     for post in ctx.store.posts.recent(s, cid, limit=5):

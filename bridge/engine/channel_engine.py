@@ -22,11 +22,12 @@ from bridge.commands import (
     CommandError,
     MirrorArgs,
     RefundArgs,
+    StatsArgs,
     UnsubscribeArgs,
     malformed,
     parse_command,
 )
-from bridge.engine import paid_posts, payment_events, subscriptions
+from bridge.engine import chart, paid_posts, payment_events, subscriptions
 from bridge.engine.admin_channels import create_mirror
 from bridge.engine.context import Context, follower_row
 from bridge.engine.core import (
@@ -159,6 +160,8 @@ class ChannelEngine:
                     event = await with_media(self._core, actor, event, parsed)
                 if isinstance(parsed, MirrorArgs) and parsed.create:
                     replies = await create_mirror(self._core, actor, parsed)  # talks to a platform: async
+                elif isinstance(parsed, StatsArgs) and parsed.chart:
+                    replies = await chart.stats_chart(self._core, actor, parsed)  # drawn off the loop
                 elif isinstance(parsed, RefundArgs | UnsubscribeArgs):
                     replies = await subscriptions.with_gateway(self._core, actor, parsed)  # async too
                 else:

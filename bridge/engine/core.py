@@ -72,6 +72,9 @@ class EngineOptions:
     payments_support: str = ""  #: the contact `/paysupport` shows
     #: tell a follower that paid access ended this long after it did (a renewal may be on its way)
     payments_expiry_notice_grace_s: float = 600.0
+    #: earlier posts a channel's new followers get unless `/history` set it; the app passes
+    #: config `general.history` (3 by default), engine tests opt in
+    history_default: int = 0
 
 
 @dataclass(frozen=True)

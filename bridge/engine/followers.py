@@ -35,6 +35,7 @@ from bridge.engine.context import (
     subscription_of,
 )
 from bridge.engine.core import Refusal, followers_text, normalize_code
+from bridge.engine.history import plan_history
 from bridge.models import AdminRole
 from bridge.ports import Button, PostKind, Reply
 
@@ -56,8 +57,8 @@ def cmd_start(ctx: Context, cmd: StartArgs) -> list[Reply]:
         "Welcome to channelbridge: private one-way channels. Nobody can see who else follows, "
         "and admins only see counts. Send /channels to find channels, /help for everything."
     )
-    if cmd.handle:
-        return [Reply(intro), *cmd_follow(ctx, FollowArgs(cmd.handle))]
+    if cmd.handle:  # what the channel's link t.me/<bot>?start=<handle> sends
+        return [Reply(intro), *follow(ctx, cmd.handle, via_link=True)]
     return [Reply(intro)]
 
 
@@ -106,13 +107,25 @@ def cmd_info(ctx: Context, cmd: InfoArgs) -> list[Reply]:
 
 def cmd_follow(ctx: Context, cmd: FollowArgs) -> list[Reply]:
     """`/follow <handle>`."""
+    return follow(ctx, cmd.handle, via_link=False)
+
+
+def follow(ctx: Context, handle: str, *, via_link: bool) -> list[Reply]:
+    """Make the sender follow a channel; a new follower gets its earlier posts after this
+    answer, and a follow through the channel's link is counted (a count, never who)."""
     s, actor = ctx.s, ctx.actor
-    channel = find_channel(ctx, cmd.handle)
+    channel = find_channel(ctx, handle)
     assert channel.id is not None
     follower = follower_row(ctx.core, s, actor, create=True)
     assert follower is not None and follower.id is not None
+    # a follower paused (they had blocked the bot) who follows again resumes: not a new follower
+    resumed = ctx.store.followers.subscription(s, follower.id, channel.id) is not None
     if not ctx.store.followers.subscribe(s, follower, channel.id, ctx.clock()):
         return [Reply(f"You already follow {channel.name}.")]
+    if via_link:
+        ctx.store.history.add_link_follow(s, channel.id)
+    if not resumed:
+        plan_history(ctx, channel, follower)
     return [
         Reply(
             f"You now follow {channel.name}. Its posts will arrive here; nobody else can see "

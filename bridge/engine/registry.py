@@ -30,6 +30,7 @@ from bridge.commands import (
     FollowingArgs,
     ForgetMeArgs,
     HelpArgs,
+    HistoryArgs,
     InfoArgs,
     InviteAdminArgs,
     MirrorArgs,
@@ -57,7 +58,7 @@ from bridge.commands import (
     UnsubscribeArgs,
     VoteArgs,
 )
-from bridge.engine import about, codes, followers, payments, subscriptions
+from bridge.engine import about, codes, followers, history, payments, subscriptions
 from bridge.engine import admin_channels as channels
 from bridge.engine import admin_posts as posts
 from bridge.engine.context import Context
@@ -135,6 +136,7 @@ ROUTES: dict[type[Command], Route] = {
         _route(RefundArgs, subscriptions.cmd_refund),
         _route(CodesArgs, codes.cmd_codes),
         _route(RevenueArgs, payments.cmd_revenue),
+        _route(HistoryArgs, history.cmd_history),
     )
 }
 

@@ -16,6 +16,8 @@
 - `store.keyring`   the privacy-key record, state values, re-sealing  (`keyring.py`)
 - `store.payments`  paid tiers, entitlements, the ledger of money events  (`payments.py`)
 - `store.codes`     access codes (as digests) and failed redemptions  (`codes.py`)
+- `store.history`   a new follower's earlier posts, link follows  (`history.py`, `copies.py`)
+- `store.charts`    daily follower snapshots and the figures `/stats <handle> chart` draws  (`charts.py`)
 """
 
 from __future__ import annotations
@@ -30,10 +32,12 @@ from bridge.outcomes import Claim
 from bridge.ports import Address
 from bridge.privacy import Sealer
 from bridge.store.channels import Channels
+from bridge.store.charts import Charts
 from bridge.store.codes import Codes
 from bridge.store.database import Database, private_sqlite_file, sqlite_url
 from bridge.store.fanout import Fanout
 from bridge.store.followers import Followers
+from bridge.store.history import History
 from bridge.store.keyring import Keyring
 from bridge.store.leases import Leases
 from bridge.store.outbox import Outbox
@@ -75,6 +79,8 @@ class Store(Database):
         self.keyring = Keyring()
         self.payments = Payments(self.is_postgres)
         self.codes = Codes()
+        self.history = History()
+        self.charts = Charts()
 
     @contextmanager
     def session(self) -> Iterator[Session]:

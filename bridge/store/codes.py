@@ -68,13 +68,17 @@ class Codes:
 
     def failures(self, s: Session, sender_index: str, since: float) -> Failures:
         """The sender's failed attempts since `since`."""
-        row = s.connection().execute(
-            text(
-                "SELECT count(*) AS n, min(at) AS oldest FROM redeemfailure"
-                " WHERE sender_index = :i AND at > :since"
-            ),
-            {"i": sender_index, "since": since},
-        ).one()
+        row = (
+            s.connection()
+            .execute(
+                text(
+                    "SELECT count(*) AS n, min(at) AS oldest FROM redeemfailure"
+                    " WHERE sender_index = :i AND at > :since"
+                ),
+                {"i": sender_index, "since": since},
+            )
+            .one()
+        )
         return Failures(int(row.n), float(row.oldest) if row.oldest is not None else None)
 
     def fail(self, s: Session, sender_index: str, now: float) -> None:

@@ -60,9 +60,9 @@ _ACCESS = "(e.paid_until > :now OR a.id IS NOT NULL)"
 #: -- plan_followups -- an edit/delete/close for copies of a post (all delivered ones, or one)
 _PLAN_FOLLOWUPS = (
     "INSERT INTO delivery (post_id, action, platform, follower_id, mirror_id, source_id,"
-    " silent, status, attempts, next_attempt_at, created_at)"
+    " silent, status, attempts, next_attempt_at, created_at, earlier)"
     " SELECT post_id, :action, platform, follower_id, mirror_id, id, silent, :pending,"
-    " 0, :now, :now FROM delivery"
+    " 0, :now, :now, earlier FROM delivery"
 )
 
 

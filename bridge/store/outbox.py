@@ -36,7 +36,7 @@ _CLAIM = (
     " AND next_attempt_at <= :now{only}" + _HEAD_OF_CHAT + " ORDER BY next_attempt_at, id"
     " LIMIT :lim{lock})"
     " RETURNING id, post_id, action, platform, follower_id, mirror_id, source_id,"
-    " silent, attempts, created_at"
+    " silent, attempts, created_at, earlier"
 )
 
 #: -- record_final -- a row is done (delivered, failed, skipped): its reference sealed to it

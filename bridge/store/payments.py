@@ -11,21 +11,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, text
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from bridge.models import (
-    DeliveryAction,
-    DeliveryStatus,
     Entitlement,
     LedgerEntry,
     LedgerKind,
-    PostStatus,
     Tier,
 )
 from bridge.ports import Address
 from bridge.privacy import Sealer
+from bridge.store.copies import copy_params, plan_copies
 
 #: a tier's period: 30 days (Telegram's only subscription period)
 PERIOD_S = 30 * 24 * 3600
@@ -217,47 +215,8 @@ class Payments:
         follower has no copy of yet (a new subscriber's back catalogue), oldest first, so the
         copies reach them in the order the posts were published; returns how many. A post
         still being planned is included only once its planner has passed this follower."""
-        conn = s.connection()
-        params = {
-            "f": follower_id,
-            "c": channel_id,
-            "since": since,
-            "now": now,
-            "yes": True,
-            "send": DeliveryAction.SEND.value,
-            "pending": DeliveryStatus.PENDING.value,
-            "published": PostStatus.PUBLISHED.value,
-            "publishing": PostStatus.PUBLISHING.value,
-        }
-        due = (
-            " FROM post p, follower f, subscription sub"
-            " WHERE f.id = :f AND sub.follower_id = :f AND sub.channel_id = :c"
-            " AND p.channel_id = :c AND p.paid = :yes AND p.published_at >= :since"
-            " AND (p.status = :published OR (p.status = :publishing AND p.plan_cursor >= :f))"
-            " AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.post_id = p.id"
-            " AND d.follower_id = :f AND d.action = :send)"
-        )
-        post_ids = [int(r[0]) for r in conn.execute(text("SELECT p.id" + due + " ORDER BY p.id"), params)]
-        if not post_ids:
-            return 0
-        conn.execute(
-            text(
-                "INSERT INTO delivery (post_id, action, platform, follower_id, silent, status,"
-                " attempts, next_attempt_at, created_at)"
-                " SELECT p.id, :action, f.platform, f.id, sub.muted, :pending, 0, :now, :now"
-                + due
-                + " ORDER BY p.id"
-            ),
-            {**params, "action": DeliveryAction.SEND.value},  # PostgreSQL types each parameter once
-        )
-        # the posts' kept figures no longer hold: /stats counts their copies again
-        conn.execute(
-            text("UPDATE post SET planned = planned + 1, send_counts = NULL WHERE id IN :ids").bindparams(
-                bindparam("ids", expanding=True)
-            ),
-            {"ids": post_ids},
-        )
-        return len(post_ids)
+        params = {**copy_params(follower_id, channel_id, now), "since": since, "yes": True}
+        return plan_copies(s.connection(), " AND p.paid = :yes AND p.published_at >= :since", params)
 
     # ---- the ledger ----------------------------------------------------------------------
 

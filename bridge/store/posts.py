@@ -255,8 +255,9 @@ class Posts:
             if post.author_platform and post.author_sealed
             else None
         )
+        tally = self.tally(s, post_id) if poll is not None and poll.closed else None
         return PostView(
-            post_id, post.status, post.edit_count, content, post.media_id, refs, now, author, price
+            post_id, post.status, post.edit_count, content, post.media_id, refs, now, author, price, tally
         )
 
 

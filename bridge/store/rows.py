@@ -25,6 +25,7 @@ class ClaimedDelivery:
     silent: bool
     attempts: int
     created_at: float = 0.0
+    earlier: bool = False  #: a new follower's copy of an earlier post
 
     @classmethod
     def from_row(cls, r: Any) -> ClaimedDelivery:
@@ -40,6 +41,7 @@ class ClaimedDelivery:
             silent=bool(r.silent),
             attempts=r.attempts,
             created_at=r.created_at,
+            earlier=bool(r.earlier),
         )
 
 
@@ -164,6 +166,8 @@ class PostView:
     author: Sealed | None = None
     #: a paid post's teaser: the price of the channel's tier on sale (None: sales ended)
     price: int | None = None
+    #: a closed poll's final votes (a new follower's earlier copy shows them)
+    tally: Tally | None = None
 
 
 @dataclass(frozen=True)

@@ -167,6 +167,10 @@ GOOD: list[tuple[str, Command]] = [
             sub=Command("quiz", handle="news", text="Q?", options=("a", "b"), correct=1),
         ),
     ),
+    ("/history news 3", Command("history", handle="news", n=3)),
+    ("/history News 0", Command("history", handle="news", n=0)),
+    ("/stats news chart", Command("stats", handle="news", chart=True)),
+    ("/stats news CHART", Command("stats", handle="news", chart=True)),
 ]
 
 
@@ -300,6 +304,11 @@ BAD: list[tuple[str, str, str]] = [
     ('/quiz news "Q?" "a" "b" --answr 1', "quiz", "unknown option"),
     ('/poll news "Q?" "a" "b" --answer 1', "poll", "unknown option"),
     ('/schedule news in 1h /quiz "Q?" "a" "b" --answer 5', "schedule", "options 1 to 2"),
+    ("/history news", "history", "number of earlier posts"),
+    ("/history news 11", "history", "0 to 10"),
+    ("/history news 3 more", "history", "unexpected"),
+    ("/stats news pie", "stats", "not chart"),
+    ("/stats news chart now", "stats", "unexpected"),
 ]
 
 

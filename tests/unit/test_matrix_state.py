@@ -165,7 +165,8 @@ async def test_after_a_429_the_worker_waits_for_retry_after_and_loses_nothing(
         await h.worker.stop()
 
     copies = [e for e in bucket.events if "(#" in e]
-    assert sorted(copies) == sorted(f"{r} Daily News (#{n})\n{t}" for r in rooms
+    follow = " · Follow: send /follow news to https://matrix.to/#/@bot:example.org"  # every copy's link
+    assert sorted(copies) == sorted(f"{r} Daily News (#{n}){follow}\n{t}" for r in rooms
                                     for n, t in ((1, "one"), (2, "two")))
     for room in rooms:  # in order per chat
         mine = [e for e in copies if e.startswith(room + " ")]

@@ -33,9 +33,7 @@ def upgrade() -> None:
     with op.batch_alter_table("recurringpost", schema=None) as batch_op:
         batch_op.add_column(sa.Column("paid", sa.Boolean(), nullable=False, server_default="0"))
     with op.batch_alter_table("entitlement", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("expiry_noticed", sa.Boolean(), nullable=False, server_default="0")
-        )
+        batch_op.add_column(sa.Column("expiry_noticed", sa.Boolean(), nullable=False, server_default="0"))
     with op.batch_alter_table("ledger", schema=None) as batch_op:
         batch_op.drop_constraint("uq_ledger_charge_id", type_="unique")
         batch_op.create_unique_constraint("uq_ledger_charge_kind", ["telegram_payment_charge_id", "kind"])

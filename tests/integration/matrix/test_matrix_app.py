@@ -232,10 +232,11 @@ async def test_operator_posts_reach_both_followers_privately_and_feedback_is_cou
         copies[(person.user_id, 4)] = sticker.source
     for person, _room in readers:
         mine = {n: copies[(person.user_id, n)] for n in range(1, 6)}
-        assert text_of(mine[1]) == "Daily News (#1)\nHello world"
+        follow = f" · Follow: send /follow news to https://matrix.to/#/{bot}"  # every copy's follow link
+        assert text_of(mine[1]) == f"Daily News (#1){follow}\nHello world"
         assert content_of(mine[1])["msgtype"] == "m.text"
         assert content_of(mine[2])["msgtype"] == "m.image"
-        assert text_of(mine[2]) == "Daily News (#2)\nA picture"
+        assert text_of(mine[2]) == f"Daily News (#2){follow}\nA picture"
         assert await media_bytes(person, content_of(mine[2])) == PICTURE
         assert content_of(mine[3])["msgtype"] == "m.video"
         assert content_of(mine[3])["info"]["duration"] == 3000
@@ -283,7 +284,7 @@ async def test_operator_posts_reach_both_followers_privately_and_feedback_is_cou
         first = copies[(person.user_id, 1)]["event_id"]
         edit = await person.wait_event(room, lambda s, e=first: is_edit(s)
                                        and content_of(s)["m.relates_to"]["event_id"] == e)
-        assert content_of(edit.source)["m.new_content"]["body"] == "Daily News (#1)\nHello edited"
+        assert content_of(edit.source)["m.new_content"]["body"] == f"Daily News (#1){follow}\nHello edited"
         photo = copies[(person.user_id, 2)]["event_id"]
         await person.wait_event(room, lambda s, e=photo: s.get("type") == "m.room.redaction"
                                 and (s.get("redacts") or content_of(s).get("redacts")) == e)
@@ -444,7 +445,8 @@ async def test_operator_creates_a_read_only_mirror_room_by_command(
     assert (await member.client.join(mirror)).room_id == mirror
     await ask(op, op_room, "/post news into the mirror", bot, "Post #1 is on its way")
     copy = await copy_of(member, mirror, bot, numbered(1))
-    assert text_of(copy.source) == "Daily News (#1)\ninto the mirror"
+    follow = f" · Follow: send /follow news to https://matrix.to/#/{bot}"  # mirror copies carry it too
+    assert text_of(copy.source) == f"Daily News (#1){follow}\ninto the mirror"
     refused = await member.client.room_send(mirror, "m.room.message", {"msgtype": "m.text", "body": "hi"})
     assert isinstance(refused, RoomSendError) and refused.transport_response.status == 403
 

@@ -78,11 +78,12 @@ async def test_a_matrix_follower_redeems_a_code_once_and_receives_paid_posts(
     granted = await ask(alice, alice_room, f"/redeem {code.lower()}", bot, "You have access")
     assert "Daily News (news)" in granted and "last 30 days of paid posts" in granted
     before = await copy_of(alice, alice_room, bot, numbered(1))
-    assert text_of(before.source) == "Daily News (#1)\nBefore the code"
+    follow = f" · Follow: send /follow news to https://matrix.to/#/{bot}"  # every copy's follow link
+    assert text_of(before.source) == f"Daily News (#1){follow}\nBefore the code"
 
     await ask(op, op_room, "/post news --paid After the code", bot, "Post #2")
     after = await copy_of(alice, alice_room, bot, numbered(2))
-    assert text_of(after.source) == "Daily News (#2)\nAfter the code"
+    assert text_of(after.source) == f"Daily News (#2){follow}\nAfter the code"
 
     bob_room = await bob.open_dm(bot, encrypted=False)
     again = await ask(bob, bob_room, f"/redeem {code}", bot, "already used")

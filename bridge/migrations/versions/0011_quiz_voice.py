@@ -1,7 +1,7 @@
 """quizzes (issue 15, part 4); voice posts need no schema change
 
-Revision ID: 0010_quiz_voice
-Revises: 0008_paid_posts
+Revision ID: 0011_quiz_voice
+Revises: 0010_history_links
 Create Date: 2026-12-10 10:00:00
 
 - `post.quiz_correct` (the 0-based correct option of a quiz, NULL for a plain poll) and
@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlmodel.sql.sqltypes import AutoString
 
-revision: str = "0010_quiz_voice"
-down_revision: str | None = "0008_paid_posts"
+revision: str = "0011_quiz_voice"
+down_revision: str | None = "0010_history_links"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
