@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 from contextlib import suppress
 from typing import IO, Any, Protocol
 
+from aiohttp import web
+
 from bridge import migrate
 from bridge.commands import Command, parse_command
 from bridge.config import Settings
@@ -24,7 +26,11 @@ from bridge.coordination import Coordinator
 from bridge.delivery import DeliveryPolicy, DeliveryWorker
 from bridge.engine import ChannelEngine, EngineOptions
 from bridge.flood import FloodControl
+from bridge.health import DatabaseProbe, Health
+from bridge.http import HttpServer
 from bridge.keys import key_location, load_key_for, verify_key
+from bridge.logjson import JsonFormatter
+from bridge.metrics import CONTENT_TYPE, CommandOutcome, Metrics
 from bridge.models import NoticeLane
 from bridge.notices import NoticeQueue
 from bridge.platforms import Platforms, PlatformServices
@@ -32,6 +38,7 @@ from bridge.ports import (
     PAYMENT_EVENTS,
     Adapter,
     Address,
+    ConnectedAdapter,
     ForgettingAdapter,
     Inbound,
     LocalTerminal,
@@ -46,6 +53,7 @@ from bridge.ports import (
 )
 from bridge.privacy import RedactingFormatter, Sealer, install_log_redaction
 from bridge.ratelimit import RateLimiter
+from bridge.status import Snapshots, database_gauges
 from bridge.store import Store
 from bridge.throttle import SenderThrottle, Verdict
 
@@ -130,6 +138,9 @@ class App:
         self.sealer = Sealer(load_key_for(self.store, key, data_dir))
         self.limiter = RateLimiter()
         self.flood = FloodControl(self.limiter)
+        #: this process's Prometheus instruments (served on `[metrics] listen` when enabled)
+        self.metrics = Metrics()
+        self.metrics.gauge_source = lambda: database_gauges(self.store, self.flood)
         self.notices = NoticeQueue(self.store, self.sealer)
         self.engine = ChannelEngine(
             self.store,
@@ -179,11 +190,13 @@ class App:
             ),
             notices=self.notices,
             flood=self.flood,
+            metrics=self.metrics,
         )
         self.throttle = SenderThrottle(d.sender_burst, d.sender_per_s)
         self.engine.set_sending_report(self.sending_report)
         self.engine.set_on_work(self.worker.wake)
         self.engine.set_notify(self.notify)
+        self.engine.set_command_observer(self.metrics.command)
         self._install_mirror_factory()
         self.engine.set_stars_gateways(
             {p: a for p, a in self.adapters.items() if isinstance(a, StarsGateway)}
@@ -195,6 +208,18 @@ class App:
         self.coordinator: Coordinator | None = None
         self.stopped = asyncio.Event()
         self._background: set[asyncio.Task[None]] = set()
+        self._running: set[str] = set()  #: platforms whose adapter was started here
+        self.snapshots = Snapshots(self.store, self.worker.owner, self.flood)
+        #: the HTTP server (`/metrics`, `/livez`, `/readyz`) when `[metrics] enabled`; other
+        #: parts (a webhook) may add routes to `http.app` before `start()`
+        self.http: HttpServer | None = None
+        self.health: Health | None = None
+        if settings.metrics.enabled:
+            host, port = settings.metrics.address
+            self.http = HttpServer(host, port)
+            self.health = Health(DatabaseProbe(settings.database_url), self.adapter_states)
+            self.health.register(self.http)
+            self.http.add_route("GET", "/metrics", self._serve_metrics)
 
     def _install_mirror_factory(self) -> None:
         """Let the engine create mirror rooms through the adapters that can, and tell the
@@ -242,11 +267,19 @@ class App:
                 for adapter in self.adapters.values():
                     await adapter.start(self.handle)
                     self._started.append(adapter.stop)
+                    self._running.add(adapter.platform)
                 await self.worker.start()
                 self._started.append(self.worker.stop)
             if self.scheduler is not None:
                 await self.scheduler.start()
                 self._started.append(self.scheduler.stop)
+            await self.snapshots.start()
+            self._started.append(self.snapshots.stop)
+            if self.http is not None and self.health is not None:
+                await self.health.start()
+                self._started.append(self.health.stop)
+                await self.http.start()
+                self._started.append(self.http.stop)
             self.engine.resume_stale_planning()
         except BaseException:
             await self.stop()
@@ -261,6 +294,7 @@ class App:
                 await adapter.start(self.handle, receive=False)
                 self._started.append(adapter.stop)
                 self._sending.add(adapter.platform)
+                self._running.add(adapter.platform)
         self.worker.active_platforms = lambda: self._sending
         await self.worker.start()
         self._started.append(self.worker.stop)
@@ -283,10 +317,12 @@ class App:
             await adapter.start(self.handle)
             self._sending.add(platform)
             self._exclusive_started.add(platform)
+            self._running.add(platform)
         else:
             self._sending.discard(platform)
             if platform in self._exclusive_started:
                 self._exclusive_started.discard(platform)
+                self._running.discard(platform)
                 await adapter.stop()
 
     def _prepare_schema(self) -> None:
@@ -313,6 +349,27 @@ class App:
         self.store.dispose()
         self.stopped.set()
 
+    def adapter_states(self) -> dict[str, str]:
+        """Each adapter's state for `/readyz`: `connected` (started, and its connection works
+        when it can tell), `standby` (on PostgreSQL, an adapter that runs only in the process
+        holding its platform's inbound lease, held by another), or `down`."""
+        states: dict[str, str] = {}
+        for platform, adapter in self.adapters.items():
+            if platform in self._running:
+                ok = not isinstance(adapter, ConnectedAdapter) or adapter.is_connected()
+                states[platform] = "connected" if ok else "down"
+            elif self.coordinator is not None and platform not in self.coordinator.held:
+                states[platform] = "standby"
+            else:
+                states[platform] = "down"
+        return states
+
+    async def _serve_metrics(self, request: web.Request) -> web.Response:
+        """`/metrics`: the instruments, with the gauges read from the database (in a thread:
+        the store is synchronous)."""
+        body = await asyncio.to_thread(self.metrics.render)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
     async def handle(self, event: Inbound) -> list[Reply]:
         """The inbound handler given to every adapter: throttle the sender (operators excepted:
         they run the bot, often from scripts; money events must be answered), apply the event,
@@ -323,6 +380,12 @@ class App:
             verdict = Verdict.HANDLE  # money events are never throttled: they must be answered
         else:
             verdict = self.throttle.check(index)
+        if (
+            verdict != Verdict.HANDLE
+            and isinstance(event, Message)
+            and event.text.lstrip().startswith(("/", "!"))
+        ):
+            self.metrics.command(event.text, CommandOutcome.THROTTLED)
         if verdict == Verdict.IGNORE:
             return []
         if verdict == Verdict.SLOW_DOWN:
@@ -420,15 +483,19 @@ _CORE_LOGGERS = ("apscheduler", "alembic")
 SDK_LOGGERS = (*Platforms.discover().loggers(), *_CORE_LOGGERS)
 
 
-def configure_logging(level: str, stream: IO[str] | None = None) -> logging.Handler:
+def configure_logging(level: str, stream: IO[str] | None = None, log_format: str = "text") -> logging.Handler:
     """Log to stderr (or `stream`), with secrets and platform identities redacted from every
     formatted line, tracebacks included; SDK loggers are quieted before any SDK object is
-    built. Returns the handler installed on the root logger."""
+    built. `log_format` "json" writes one JSON object per line (`bridge.logjson`). Returns the
+    handler installed on the root logger."""
     for noisy in dict.fromkeys((*SDK_LOGGERS, *Platforms.discover().loggers())):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
     root = logging.getLogger()
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
     root.setLevel(level)
     install_log_redaction()

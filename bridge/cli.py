@@ -1,5 +1,5 @@
 """The `channelbridge` command: `run`, `check-config`, `keygen`, `db`, `rotate-key`,
-`payments reconcile`.
+`payments reconcile`, `backup`, `restore`, `status`.
 
 Every command runs with umask 077: what it creates in data_dir is private to the operator."""
 
@@ -41,6 +41,19 @@ def _parser() -> argparse.ArgumentParser:
     payments = sub.add_parser("payments", help="paid channels: compare the ledger with the platform's list")
     payments.add_argument("action", choices=["reconcile"])
     payments.add_argument("--config", type=Path, help="TOML config file (default: $CHANNELBRIDGE_CONFIG)")
+    back = sub.add_parser("backup", help="write a consistent snapshot of the database to FILE (online)")
+    back.add_argument("file", type=Path)
+    back.add_argument("--config", type=Path, help="TOML config file (default: $CHANNELBRIDGE_CONFIG)")
+    restore = sub.add_parser(
+        "restore", help="replace the database with a backup (stop every process first; checks the key)"
+    )
+    restore.add_argument("file", type=Path)
+    restore.add_argument("--config", type=Path, help="TOML config file (default: $CHANNELBRIDGE_CONFIG)")
+    restore.add_argument("--force", action="store_true", help="replace a database that already holds data")
+    status = sub.add_parser(
+        "status", help="queues, leases, schedules, send rates and processes (counts only)"
+    )
+    status.add_argument("--config", type=Path, help="TOML config file (default: $CHANNELBRIDGE_CONFIG)")
     return parser
 
 
@@ -63,6 +76,14 @@ def main(argv: list[str] | None = None) -> int:
         return _rotate_key(args.config, args.batch_size)
     if args.command == "payments":
         return _reconcile(args.config)
+    if args.command in ("backup", "restore", "status"):
+        from bridge.ops_cli import backup_command, restore_command, status_command
+
+        if args.command == "backup":
+            return backup_command(args.config, args.file)
+        if args.command == "restore":
+            return restore_command(args.config, args.file, force=args.force)
+        return status_command(args.config)
     return _run(args.config, prompt=args.prompt)
 
 
@@ -77,7 +98,7 @@ def _run(config: Path | None, *, prompt: bool) -> int:
     from bridge.keys import KeyMismatch
     from bridge.privacy import PrivacyKeyError
 
-    configure_logging(settings.general.log_level)
+    configure_logging(settings.general.log_level, log_format=settings.general.log_format)
     for warning in config_file_warnings(config or _config_from_env()):
         logging.getLogger("channelbridge").warning(warning)
     try:

@@ -28,6 +28,7 @@ from bridge.config_sections import (
     DeliverySettings,
     GeneralSettings,
     MediaSettings,
+    MetricsSettings,
     PaymentsSettings,
     PrivacySettings,
     SchedulerSettings,
@@ -149,6 +150,7 @@ class CoreSettings(BaseSettings):
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     media: MediaSettings = Field(default_factory=MediaSettings)
     payments: PaymentsSettings = Field(default_factory=PaymentsSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     channels: list[ChannelEntry] = Field(default_factory=list)
 
     @classmethod

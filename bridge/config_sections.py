@@ -1,6 +1,6 @@
 """The core's settings sections: `[general]`, `[database]`, `[privacy]`, `[delivery]`,
-`[scheduler]`, `[media]` and `[payments]`. Platform sections come from the plug-ins (`bridge.platforms`);
-`bridge.config` assembles them into one settings model."""
+`[scheduler]`, `[media]`, `[payments]` and `[metrics]`. Platform sections come from the plug-ins
+(`bridge.platforms`); `bridge.config` assembles them into one settings model."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ __all__ = [
     "DeliverySettings",
     "GeneralSettings",
     "MediaSettings",
+    "MetricsSettings",
     "PaymentsSettings",
     "PrivacySettings",
     "SchedulerSettings",
@@ -31,7 +32,7 @@ _DB_SCHEMES = ("sqlite://", "postgresql+psycopg://")
 
 
 class GeneralSettings(BaseModel):
-    """[general]: where data lives, the operator's timezone and the log level."""
+    """[general]: where data lives, the operator's timezone, the log level and format."""
 
     model_config = _FROZEN
 
@@ -40,6 +41,8 @@ class GeneralSettings(BaseModel):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     #: earlier posts (of the last 30 days) a channel's new followers get; `/history` sets it per channel
     history: int = Field(default=3, ge=0, le=10)
+    #: "text" (one line for people) or "json" (one object per line for a log pipeline)
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("timezone")
     @classmethod
@@ -199,3 +202,48 @@ class PaymentsSettings(BaseModel):
             )
             raise refuse(issue[1], issue[2], issues=(issue,))
         return self
+
+
+#: the host `[metrics] listen` binds when it names a port only
+DEFAULT_METRICS_HOST = "127.0.0.1"
+
+
+def split_listen(value: str) -> tuple[str, int]:
+    """`host:port`, `:port` or `port` as (host, port); the host defaults to 127.0.0.1 and an
+    IPv6 host is written in brackets (`[::1]:9464`). Raises ValueError when malformed."""
+    text = value.strip()
+    host, sep, port_text = text.rpartition(":")
+    if not sep:
+        host, port_text = "", text
+    host = host.strip("[]") or DEFAULT_METRICS_HOST
+    port = int(port_text)
+    if not 0 <= port <= 65535:
+        raise ValueError("port out of range")
+    return host, port
+
+
+class MetricsSettings(BaseModel):
+    """[metrics]: the HTTP endpoint with Prometheus metrics (`/metrics`) and the health
+    probes (`/livez`, `/readyz`); off by default, and on 127.0.0.1 when on."""
+
+    model_config = _FROZEN
+
+    enabled: bool = False
+    listen: str = f"{DEFAULT_METRICS_HOST}:9464"  #: host:port (":9464" or "9464": 127.0.0.1)
+
+    @field_validator("listen")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        try:
+            split_listen(value)
+        except ValueError as exc:
+            raise refuse(
+                "not a listen address",
+                'use "127.0.0.1:9464" (or ":9464" for 127.0.0.1; "0.0.0.0:9464" only behind a firewall)',
+            ) from exc
+        return value
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """(host, port) to bind."""
+        return split_listen(self.listen)

@@ -293,6 +293,8 @@ class Delivery(SQLModel, table=True):
         # per-chat order: a row waits while an earlier one to the same chat is still open
         Index("ix_delivery_open_follower", "follower_id", "id", sqlite_where=_OPEN, postgresql_where=_OPEN),
         Index("ix_delivery_open_mirror", "mirror_id", "id", sqlite_where=_OPEN, postgresql_where=_OPEN),
+        # the queue-depth gauge counts open rows per platform from this alone
+        Index("ix_delivery_open_platform", "platform", sqlite_where=_OPEN, postgresql_where=_OPEN),
     )
 
     id: int | None = Field(default=None, primary_key=True)

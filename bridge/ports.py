@@ -515,3 +515,13 @@ class LocalTerminal(Protocol):
 
     def set_sync(self, sync: Callable[[], Awaitable[None]]) -> None:
         """Install what waits until every due delivery is sent."""
+
+
+@runtime_checkable
+class ConnectedAdapter(Protocol):
+    """An optional extension: an adapter that can tell whether its connection to the platform
+    works right now (its last poll, sync or call succeeded). `/readyz` asks it; an adapter
+    without it counts as connected once started."""
+
+    def is_connected(self) -> bool:
+        """Whether the platform answered lately; cheap, never blocks."""

@@ -185,6 +185,12 @@ class MatrixAdapter:
                 raise
         self._sync_task = asyncio.create_task(loop.run(None if first_ever else first), name="matrix-sync")
 
+    def is_connected(self) -> bool:
+        """Whether the sync loop runs and its last requests reached the homeserver (`/readyz`:
+        three failed syncs in a row, about 7 s of retries, count as disconnected)."""
+        task = self._sync_task
+        return task is not None and not task.done() and self._sync is not None and self._sync.failures < 3
+
     async def stop(self) -> None:
         """Stop syncing (finishing the batch being handled) and close the HTTP session."""
         self._sync_loop().stopping = True

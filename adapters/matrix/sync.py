@@ -57,6 +57,8 @@ class SyncLoop:
         self._notify = notify
         self._download = download
         self.stopping = False
+        #: sync requests that failed in a row (0 while the homeserver answers)
+        self.failures = 0
 
     async def first(self, resp: SyncResponse) -> None:
         """The first start ever: skip history, but still answer pending invites."""
@@ -70,7 +72,7 @@ class SyncLoop:
         try:
             if first is not None:
                 await self.handle(first)
-            failures = 0
+            self.failures = 0
             while not self.stopping:
                 s.polling = True
                 try:
@@ -78,10 +80,10 @@ class SyncLoop:
                 finally:
                     s.polling = False
                 if resp is None:
-                    failures += 1
-                    await asyncio.sleep(min(30.0, 0.5 * 2 ** min(failures, 6)))
+                    self.failures += 1
+                    await asyncio.sleep(min(30.0, 0.5 * 2 ** min(self.failures, 6)))
                     continue
-                failures = 0
+                self.failures = 0
                 try:
                     await s.key_maintenance()
                     await self.handle(resp)

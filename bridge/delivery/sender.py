@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from bridge.delivery.earlier import earlier_content
 from bridge.delivery.policy import DeliveryPolicy, decide_retry
 from bridge.delivery.teaser import teaser_content
 from bridge.flood import FloodControl
+from bridge.metrics import Metrics
 from bridge.models import DeliveryAction, DeliveryStatus, PostStatus
 from bridge.notices import ClaimedNotice, NoticeOutcome
 from bridge.ports import (
@@ -30,6 +33,8 @@ from bridge.ratelimit import RateLimiter
 from bridge.store import ClaimedDelivery, DeliveryOutcome, PostView, SourceRef, Store
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 #: a message whose chat may not receive for longer than this goes back to the queue until
 #: then rather than hold a sender (a person's second answer within a second, a busy group)
@@ -80,8 +85,10 @@ class Sender:
         policy: DeliveryPolicy,
         clock: Callable[[], float],
         stats: WorkerStats,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
+        self.metrics = metrics or Metrics()
         self.adapters = adapters
         self.limiter = limiter
         self.flood = flood
@@ -97,7 +104,12 @@ class Sender:
         """Send, edit, delete or close one copy."""
         row = job.row
         if job.broken is not None:
-            log.warning("delivery %s failed: %s", row.id, job.broken)
+            log.warning(
+                "delivery %s failed: %s",
+                row.id,
+                job.broken,
+                extra={"post_id": row.post_id, "platform": row.platform, "outcome": "failed"},
+            )
             self.stats.failed += 1
             return self.final(row, DeliveryStatus.FAILED, error=job.broken[:300])
         # follow-ups (edit, delete, close) exist because the post changed: never use a stale view
@@ -151,11 +163,12 @@ class Sender:
                 known = view.media_refs.get(row.platform) if content.media is not None else None
                 if known is not None:  # an edit re-sends the media (Matrix): reuse the upload
                     content = _with_ref(content, known)
-                await adapter.edit(address, ref, _replace(content, edited=True))
+                await self._timed(row.platform, adapter.edit(address, ref, _replace(content, edited=True)))
             elif row.action == DeliveryAction.DELETE:
-                await adapter.delete(address, ref)
+                await self._timed(row.platform, adapter.delete(address, ref))
             else:
-                await adapter.close_poll(address, ref, _replace(content, poll=_closed(content.poll)))
+                closed = _replace(content, poll=_closed(content.poll))
+                await self._timed(row.platform, adapter.close_poll(address, ref, closed))
             self.flood.sent(row.platform)
             self.stats.sent += 1
             return Result(
@@ -172,6 +185,12 @@ class Sender:
             return result
         except PermanentFailure as exc:
             self.stats.failed += 1
+            log.warning(
+                "a copy of post %s failed for good: %s",
+                row.post_id,
+                exc.reason,
+                extra={"post_id": row.post_id, "platform": row.platform, "outcome": "failed"},
+            )
             return self.final(row, DeliveryStatus.FAILED, error=exc.reason[:300])
 
     async def _send(
@@ -181,13 +200,13 @@ class Sender:
         group = row.mirror_id is not None
         if content.media is None or view.media_id is None:
             await self.limiter.acquire(row.platform, address.target, group=group, paid=True)
-            return await adapter.send(address, content)
+            return await self._timed(row.platform, adapter.send(address, content))
         media_id = view.media_id
         known = view.media_refs.get(row.platform)
         if known is not None:
             try:
                 await self.limiter.acquire(row.platform, address.target, group=group, paid=True)
-                return await adapter.send(address, _with_ref(content, known))
+                return await self._timed(row.platform, adapter.send(address, _with_ref(content, known)))
             except MediaRefRejected:
                 # the platform forgot the upload (e.g. a new bot token): upload the bytes again
                 if view.media_refs.get(row.platform) == known:
@@ -202,14 +221,16 @@ class Sender:
                     data = self.store.atomically(self.store.posts.media_data, media_id)
                     view.content = _with_media(view.content, data)
                 await self.limiter.acquire(row.platform, address.target, group=group, paid=True)
-                ref = await adapter.send(address, _with_media(content, data, platform_ref=None))
+                ref = await self._timed(
+                    row.platform, adapter.send(address, _with_media(content, data, platform_ref=None))
+                )
                 if ref.media_ref:
                     view.media_refs[row.platform] = ref.media_ref
                     posts = self.store.posts
                     self.store.atomically(posts.save_media_ref, media_id, row.platform, ref.media_ref)
                 return ref
         await self.limiter.acquire(row.platform, address.target, group=group, paid=True)
-        return await adapter.send(address, _with_ref(content, known))
+        return await self._timed(row.platform, adapter.send(address, _with_ref(content, known)))
 
     def _view(self, post_id: int, *, fresh: bool = False) -> PostView | None:
         view = self._posts.get(post_id)
@@ -271,7 +292,7 @@ class Sender:
             )
         try:
             await self.limiter.acquire(notice.platform, address.target)
-            ref = await adapter.reply(address, notice.reply)
+            ref = await self._timed(notice.platform, adapter.reply(address, notice.reply))
             self.flood.sent(notice.platform)
             # only a progress message is edited later: an answer's row is deleted, not its ref sealed
             kept = ref if notice.post_id is not None else None
@@ -280,10 +301,20 @@ class Sender:
             self._paused(notice.platform, address.target, exc, notice.attempts)
             return self.notice_retry(notice, exc)
         except RecipientGone as exc:
-            log.info("a %s notice was dropped: the recipient is gone (%s)", notice.platform, exc.reason)
+            log.info(
+                "a %s notice was dropped: the recipient is gone (%s)",
+                notice.platform,
+                exc.reason,
+                extra={"platform": notice.platform, "outcome": "gone"},
+            )
             return NoticeOutcome(notice.id, DeliveryStatus.FAILED, error=exc.reason[:300], gone=True)
         except PermanentFailure as exc:
-            log.warning("a %s notice failed for good: %s", notice.platform, exc.reason)
+            log.warning(
+                "a %s notice failed for good: %s",
+                notice.platform,
+                exc.reason,
+                extra={"platform": notice.platform, "outcome": "failed"},
+            )
             return NoticeOutcome(notice.id, DeliveryStatus.FAILED, error=exc.reason[:300])
         except Exception as exc:  # a bug in rendering must not lose the notice: retry it later
             log.exception("notice %s crashed", notice.id)
@@ -304,10 +335,19 @@ class Sender:
             refund_attempt=decision.refund_attempt,
         )
 
+    async def _timed(self, platform: str, call: Awaitable[_T]) -> _T:
+        """Await one platform call, observing how long it took (failures included)."""
+        started = time.perf_counter()
+        try:
+            return await call
+        finally:
+            self.metrics.send_time(platform, time.perf_counter() - started)
+
     def _paused(self, platform: str, chat: str, exc: RetryLater, attempts: int) -> None:
         """Tell flood control (a 429) or back the chat off (a transient error)."""
         if exc.after_s is not None:
-            self.flood.rate_limited(platform, chat, exc.after_s, known_global=exc.scope == "global")
+            scope = self.flood.rate_limited(platform, chat, exc.after_s, known_global=exc.scope == "global")
+            self.metrics.throttled_429(platform, scope)
             return
         wait = self.policy.backoff(attempts)
         self.limiter.pause(platform, None if exc.scope == "global" else chat, wait)

@@ -27,18 +27,27 @@ from bridge.delivery.policy import DeliveryPolicy
 from bridge.delivery.progress import ProgressReporter
 from bridge.delivery.sender import Job, Result, Sender, WorkerStats
 from bridge.flood import FloodControl
+from bridge.metrics import Metrics, SendOutcome
 from bridge.models import DeliveryAction, DeliveryStatus, NoticeLane
 from bridge.notices import ClaimedNotice, NoticeOutcome, NoticeQueue
 from bridge.ports import Adapter, RetryLater
 from bridge.privacy import Sealer
 from bridge.ratelimit import RateLimiter
 from bridge.store import Store
+from bridge.store.ops import COPY_LANE
 
 log = logging.getLogger(__name__)
 
 
 #: queue priorities: replies, then notices, then post copies
 _BULK = len(NoticeLane)
+#: metric lane names of the notice lanes
+_LANE_NAMES = {int(lane): lane.name.lower() for lane in NoticeLane}
+_OUTCOMES = {
+    DeliveryStatus.DELIVERED: SendOutcome.DELIVERED,
+    DeliveryStatus.FAILED: SendOutcome.FAILED,
+    DeliveryStatus.SKIPPED: SendOutcome.SKIPPED,
+}
 
 
 class DeliveryWorker:
@@ -58,8 +67,12 @@ class DeliveryWorker:
         notices: NoticeQueue | None = None,
         flood: FloodControl | None = None,
         active_platforms: Callable[[], Collection[str]] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
+        #: counters and histograms of what is sent (`bridge.metrics`)
+        self.metrics = metrics or Metrics()
+        self._first_checked: dict[int, None] = {}  #: posts whose first copy was looked for
         self.sealer = sealer
         self.adapters = dict(adapters)
         self.limiter = limiter
@@ -89,7 +102,9 @@ class DeliveryWorker:
         self._tasks: list[asyncio.Task[None]] = []
         self._progress_posts: set[int] = set()
         self._last_reap = 0.0
-        self._sender_ = Sender(store, self.adapters, limiter, self.flood, self.policy, clock, self.stats)
+        self._sender_ = Sender(
+            store, self.adapters, limiter, self.flood, self.policy, clock, self.stats, self.metrics
+        )
         self._progress = (
             ProgressReporter(
                 store, sealer, notices, self.policy.progress_threshold, self.policy.progress_interval_s, clock
@@ -295,6 +310,8 @@ class DeliveryWorker:
             if isinstance(job, ClaimedNotice):
                 outcome = await self._sender_.process_notice(job)  # the recorder swaps the list meanwhile
                 self._count(outcome)
+                lane = _LANE_NAMES.get(job.lane, "notice")
+                self._observe(job.platform, lane, outcome.status, outcome.error)
                 self._notice_results.append(replace(outcome, platform=job.platform))
             else:
                 row = job.row
@@ -306,6 +323,7 @@ class DeliveryWorker:
                         row, RetryLater(None, reason=f"internal error: {type(exc).__name__}")
                     )
                 self._results.append(result)
+                self._observe(row.platform, COPY_LANE, result.outcome.status, result.outcome.error)
             # group commit: this sender takes no new row until its outcome is durable, so a
             # crash repeats at most `concurrency` sends
             self._waiters.append(done)
@@ -315,6 +333,17 @@ class DeliveryWorker:
                 self._notices_inflight.discard(job.id)
             else:
                 self._inflight.discard(job.row.id)
+
+    def _observe(self, platform: str, lane: str, status: DeliveryStatus, error: str | None) -> None:
+        """Count one send attempt in the metrics (a deferral until its chat may receive, which
+        has no error, is not an attempt)."""
+        if status == DeliveryStatus.PENDING:
+            if error is None:
+                return
+            outcome = SendOutcome.RETRIED
+        else:
+            outcome = _OUTCOMES.get(status, SendOutcome.FAILED)
+        self.metrics.delivery(platform, lane, outcome)
 
     def _count(self, outcome: NoticeOutcome) -> None:
         """Count a notice's outcome (a deferral until its chat may receive is not a retry)."""
@@ -355,10 +384,11 @@ class DeliveryWorker:
         results, self._results = self._results, []
         notices, self._notice_results = self._notice_results, []
         waiters, self._waiters = self._waiters, []
+        recorded_at = self.clock()
         try:
             with self.store.connection() as conn:
                 outcomes = [r.outcome for r in results]
-                self.store.outbox.record(conn, self.owner, outcomes, self.clock(), self.sealer)
+                self.store.outbox.record(conn, self.owner, outcomes, recorded_at, self.sealer)
             if notices and self.notices is not None:
                 self.notices.record(self.owner, notices, self.clock())
         except Exception:
@@ -386,9 +416,32 @@ class DeliveryWorker:
             copies = [(r.claimed.id, r.claimed.post_id, r.edit_count) for r in delivered_sends]
             with self.store.connection() as conn:
                 self.store.fanout.plan_catch_up(conn, copies, self.clock())
+            self._first_copies({r.claimed.post_id for r in delivered_sends}, recorded_at)
         self._progress_posts.update(
             r.claimed.post_id for r in results if r.claimed.action == DeliveryAction.SEND
         )
+
+    def _first_copies(self, posts: set[int], recorded_at: float) -> None:
+        """Observe publish -> first send for the posts whose first copy was just recorded (each
+        post is looked at once per process: one index probe)."""
+        new = [p for p in sorted(posts) if p not in self._first_checked]
+        if not new:
+            return
+        with self.store.connection() as conn:
+            for post_id in new:
+                self._first_checked[post_id] = None
+                published = self.store.ops.first_copy_pending(conn, post_id, recorded_at)
+                if published is not None:
+                    latency = max(0.0, recorded_at - published)
+                    self.metrics.publish_to_first_send.observe(latency)
+                    log.info(
+                        "post %s: first copy sent %.2f s after publication",
+                        post_id,
+                        latency,
+                        extra={"post_id": post_id, "outcome": "first_copy"},
+                    )
+        while len(self._first_checked) > 4096:
+            self._first_checked.pop(next(iter(self._first_checked)))
 
     async def _report_progress(self) -> None:
         """Bring the progress messages of the posts whose copies were recorded up to date."""

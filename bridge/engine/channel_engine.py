@@ -43,6 +43,7 @@ from bridge.engine.core import (
 )
 from bridge.engine.inbound import native_vote, reaction, with_media
 from bridge.engine.registry import ROUTES
+from bridge.metrics import CommandOutcome
 from bridge.models import Channel, DeliveryAction, Follower, MirrorRoom, Post, PostStatus
 from bridge.outcomes import PublishOutcome
 from bridge.platforms import Platforms
@@ -103,6 +104,7 @@ class ChannelEngine:
             platforms=platforms,
         )
         self._planning: set[asyncio.Task[None]] = set()
+        self._observer: Callable[[str, CommandOutcome], None] | None = None
 
     @property
     def store(self) -> Store:
@@ -178,14 +180,37 @@ class ChannelEngine:
                 replies = []
         except Refusal as refusal:
             replies = [Reply(str(refusal))]
+            self._observe(event, parsed, CommandOutcome.REFUSED)
         except BadArguments as bad:
             assert isinstance(parsed, Command)  # only a handler raises it
             replies = [Reply(str(malformed(parsed.name, str(bad))))]
+            self._observe(event, parsed, CommandOutcome.MALFORMED)
+        except Exception:
+            self._observe(event, parsed, CommandOutcome.ERROR)
+            raise
+        else:
+            outcome = CommandOutcome.MALFORMED if isinstance(parsed, CommandError) else CommandOutcome.OK
+            self._observe(event, parsed, outcome)
         replies = [replace(r, text=clean(r.text), html=clean(r.html) if r.html else r.html) for r in replies]
         self._kick_planning()
         if isinstance(parsed, Command) and ROUTES[type(parsed)].timed:
             self._core.schedule_changed()
         return replies
+
+    def set_command_observer(self, observer: Callable[[str, CommandOutcome], None] | None) -> None:
+        """Install what is told of every command's outcome (the text it came in, for its
+        registry name only: `bridge.metrics.command_label`)."""
+        self._observer = observer
+
+    def _observe(
+        self, event: Inbound, parsed: Command | CommandError | None, outcome: CommandOutcome
+    ) -> None:
+        if parsed is None or self._observer is None or not isinstance(event, Message):
+            return
+        try:
+            self._observer(event.text, outcome)
+        except Exception:  # counting must never change an answer
+            log.exception("the command observer failed")
 
     def _handle_message(
         self, actor: Actor, message: Message, parsed: Command | CommandError | None

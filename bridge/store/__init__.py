@@ -18,6 +18,7 @@
 - `store.codes`     access codes (as digests) and failed redemptions  (`codes.py`)
 - `store.history`   a new follower's earlier posts, link follows  (`history.py`, `copies.py`)
 - `store.charts`    daily follower snapshots and the figures `/stats <handle> chart` draws  (`charts.py`)
+- `store.ops`       what operators see: queue depths, follower totals, leases, snapshots  (`ops.py`)
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from bridge.store.followers import Followers
 from bridge.store.history import History
 from bridge.store.keyring import Keyring
 from bridge.store.leases import Leases
+from bridge.store.ops import Ops
 from bridge.store.outbox import Outbox
 from bridge.store.payments import AlreadyRecorded, LedgerCharge, Payments, Recorded, RevenueMonth
 from bridge.store.posts import Posts
@@ -81,6 +83,7 @@ class Store(Database):
         self.codes = Codes()
         self.history = History()
         self.charts = Charts()
+        self.ops = Ops()
 
     @contextmanager
     def session(self) -> Iterator[Session]:

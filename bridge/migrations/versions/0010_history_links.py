@@ -1,7 +1,7 @@
 """history for new followers, follow links, the followers-over-time snapshot
 
 Revision ID: 0010_history_links
-Revises: 0008_paid_posts
+Revises: 0009_ops
 Create Date: 2026-12-02 10:00:00
 
 - `channel.history`: earlier posts a new follower gets (NULL: the config default);
@@ -17,7 +17,7 @@ from alembic import op
 from sqlmodel.sql.sqltypes import AutoString
 
 revision: str = "0010_history_links"
-down_revision: str | None = "0008_paid_posts"
+down_revision: str | None = "0009_ops"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
