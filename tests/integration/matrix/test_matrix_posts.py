@@ -60,8 +60,11 @@ async def test_every_post_kind_reaches_encrypted_and_plain_dms(
     ev = await alice.wait_event(rooms[alice], lambda s: s.get("event_id") == event_of(ref))
     assert ev.decrypted
     assert ev.source["content"]["msgtype"] == "m.text"
-    assert ev.source["content"]["body"] == "News (#7)\nhello <world>"
-    assert ev.source["content"]["formatted_body"] == "<b>News (#7)</b><br>hello &lt;world&gt;"
+    link = f"https://matrix.to/#/{bot_user.user_id}"  # every copy's follow link (issue 15)
+    follow = f" · Follow: send /follow news to {link}"
+    follow_html = f' · Follow: send <code>/follow news</code> to <a href="{link}">{bot_user.user_id}</a>'
+    assert ev.source["content"]["body"] == f"News (#7){follow}\nhello <world>"
+    assert ev.source["content"]["formatted_body"] == f"<b>News (#7)</b>{follow_html}<br>hello &lt;world&gt;"
     ref = await adapter.send(to(bob), post(PostKind.TEXT, text="quiet", silent=True))
     ev = await bob.wait_event(rooms[bob], lambda s: s.get("event_id") == event_of(ref))
     assert ev.source["content"]["msgtype"] == "m.notice"
@@ -80,7 +83,7 @@ async def test_every_post_kind_reaches_encrypted_and_plain_dms(
                                file["hashes"]["sha256"], file["iv"])
     assert plain == PICTURE
     assert ev_a.source["content"]["msgtype"] == "m.image"
-    assert ev_a.source["content"]["body"] == "News (#7)\npic"
+    assert ev_a.source["content"]["body"] == f"News (#7){follow}\npic"
 
     ref_b = await adapter.send(to(bob), post(PostKind.PHOTO, text="pic", media=photo()))
     assert ref_b.media_ref is not None and ref_b.media_ref.startswith("mxc://")
@@ -146,7 +149,8 @@ async def test_edit_delete_and_poll_close_arrive(bot_user, adapter_factory, foll
         room_id, lambda s: s["content"].get("m.relates_to", {}).get("rel_type") == "m.replace"
     )
     assert edit.source["content"]["m.relates_to"]["event_id"] == event_id
-    assert edit.source["content"]["m.new_content"]["body"] == "News (#7)\nfinal"
+    follow = f" · Follow: send /follow news to https://matrix.to/#/{bot_user.user_id}"
+    assert edit.source["content"]["m.new_content"]["body"] == f"News (#7){follow}\nfinal"
 
     await adapter.delete(to, ref)
     redaction = await alice.wait_event(room_id, lambda s: s.get("type") == "m.room.redaction")

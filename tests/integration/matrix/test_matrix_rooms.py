@@ -73,7 +73,8 @@ async def test_send_without_chat_opens_an_encrypted_direct_room(
     assert mine and mine[0].content["is_direct"] is True
     await alice.accept_invites()
     ev = await alice.wait_event(room_id, lambda s: s.get("event_id") == event_id)
-    assert ev.decrypted and ev.source["content"]["body"] == "News (#3)\nwelcome"
+    follow = f" · Follow: send /follow news to https://matrix.to/#/{bot_user.user_id}"  # issue 15
+    assert ev.decrypted and ev.source["content"]["body"] == f"News (#3){follow}\nwelcome"
 
     again = await adapter.send(Address("matrix", alice.user_id), _text(302, "again"))
     assert again.key.split("|", 1)[0] == room_id  # the remembered DM is reused
