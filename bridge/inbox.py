@@ -152,9 +152,8 @@ class WebhookInbox:
             self._wake.set()
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                 await asyncio.wait_for(processor, 10.0)
-        with contextlib.suppress(Exception):
-            with self.store.connection() as conn:
-                self.store.updates.release(conn, self.owner)
+        with contextlib.suppress(Exception), self.store.connection() as conn:
+            self.store.updates.release(conn, self.owner)
 
     async def _process_loop(self) -> None:
         last_purge = 0.0

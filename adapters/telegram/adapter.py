@@ -2,9 +2,10 @@
 
 Inbound: long polling (getUpdates) in one background task -> `normalize` -> the handler ->
 each `Reply` rendered back to the sender; or, in webhook mode, `setWebhook` at start and the
-app's webhook receiver (`bridge.inbox`) hands each recorded update to `process_update`. Outbound: `render` builds the Bot API calls, which
-go out as raw requests (no `Message` objects are built on the hot path); every SDK failure
-is translated by `errors` into `RetryLater`, `RecipientGone` or `PermanentFailure`.
+app's webhook receiver (`bridge.inbox`) hands each recorded update to `process_update`.
+Outbound: `render` builds the Bot API calls, which go out as raw requests (no `Message`
+objects are built on the hot path); every SDK failure is translated by `errors` into
+`RetryLater`, `RecipientGone` or `PermanentFailure`.
 No PTB rate limiter and no PTB retries: the delivery worker owns both.
 """
 

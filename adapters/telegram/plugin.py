@@ -162,7 +162,9 @@ def _webhook_spec(section: TelegramSettings) -> WebhookSpec | None:
 def describe(section: TelegramSettings) -> str:
     """The `check-config` line."""
     if section.webhook_url:
-        return f"webhook {section.webhook_url} (listening on {section.webhook_listen}), {section.api_base_url}"
+        return (
+            f"webhook {section.webhook_url} (listening on {section.webhook_listen}), {section.api_base_url}"
+        )
     return f"long polling, {section.api_base_url}"
 
 
