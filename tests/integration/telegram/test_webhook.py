@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import socket
+import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -21,6 +24,8 @@ from adapters.telegram.adapter import TelegramAdapter
 from bridge.app import App
 from bridge.config import load_settings
 from bridge.ports import WebhookSpec
+from bridge.store import Store
+from bridge.store.database import sqlite_url
 from tests.telegram_api import SECRET_HEADER, FakeBotApi, FakeUser
 
 pytestmark = [
@@ -161,7 +166,9 @@ async def test_webhook_mode_sets_the_webhook_and_answers_commands_pushed_by_tele
     before = len(api.messages(run.operator.id))
     api.user_sends_text(run.operator.id, "/newchannel news Daily News")
     await api.wait_for(
-        lambda: any(m.from_bot and "created" in (m.text or "") for m in api.messages(run.operator.id)[before:]),
+        lambda: any(
+            m.from_bot and "created" in (m.text or "") for m in api.messages(run.operator.id)[before:]
+        ),
         timeout=15,
         what="the answer to /newchannel",
     )
@@ -220,7 +227,12 @@ async def test_the_same_update_sent_twice_runs_once(webhook_app: Callable[[], Aw
 
 @pytest.mark.parametrize(
     ("headers", "status"),
-    [({}, 401), ({SECRET_HEADER: "wrong"}, 403), ({SECRET_HEADER: SECRET + "x"}, 403), ({SECRET_HEADER: ""}, 403)],
+    [
+        ({}, 401),
+        ({SECRET_HEADER: "wrong"}, 403),
+        ({SECRET_HEADER: SECRET + "x"}, 403),
+        ({SECRET_HEADER: ""}, 403),
+    ],
 )
 async def test_a_wrong_or_missing_secret_is_refused_and_nothing_recorded(
     webhook_app: Callable[[], Awaitable[Running]], headers: dict[str, str], status: int
@@ -263,3 +275,97 @@ async def test_the_recorded_body_is_sealed(webhook_app: Callable[[], Awaitable[R
 def test_webhook_spec_hides_the_secret_in_its_repr() -> None:
     spec = WebhookSpec("127.0.0.1", 8443, "/hook", "topsecret", SECRET_HEADER)
     assert "topsecret" not in repr(spec)
+
+
+class AppProcess:
+    """`tests.webhook_app` in a subprocess."""
+
+    def __init__(self, env: dict[str, str], mode: str) -> None:
+        self.env = env
+        self.mode = mode
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        """Start it."""
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tests.webhook_app", self.mode, env={**os.environ, **self.env}
+        )
+
+    async def kill(self) -> None:
+        """SIGKILL, and reap it."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        await self.proc.wait()
+
+    async def terminate(self) -> None:
+        """SIGTERM (a clean stop), and reap it."""
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(self.proc.wait(), 30)
+
+
+def listening(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:`port`."""
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def recorded(data_dir: Path) -> list[tuple[int, bool]]:
+    """(update_id, done) of what the process recorded in its SQLite database."""
+    store = Store(sqlite_url(data_dir))
+    try:
+        with store.connection() as conn:
+            return [
+                (int(r[0]), bool(r[1]))
+                for r in conn.execute(text("SELECT update_id, done FROM received_update"))
+            ]
+    finally:
+        store.dispose()
+
+
+@pytest.mark.parametrize("mode", ["slow-record", "slow-process"])
+async def test_a_sigkill_between_receipt_and_processing_loses_nothing(
+    api: FakeBotApi, tmp_path: Path, mode: str
+) -> None:
+    operator = api.add_user("Olga")
+    data_dir = tmp_path / "data"
+    port = free_port()
+    env = webhook_env(api, data_dir, port, operator.id)
+    env["CHANNELBRIDGE_DELIVERY__BACKOFF_BASE_S"] = "0.2"
+    api.webhook.retry_delay_s = 0.5
+    first = AppProcess(env, mode)
+    await first.start()
+    second: AppProcess | None = None
+    try:
+        await until(lambda: api.webhook.active and listening(port), 60, "the webhook served")
+        uid = api.push_update("message", update(0, operator.id, "/newchannel news Daily News")["message"])
+        if mode == "slow-record":  # the POST reached the App, which has not answered it yet
+            await until(
+                lambda: uid in api.webhook._in_flight and all(a[0] != uid for a in api.webhook.attempts),
+                30,
+                "in flight",
+            )
+            await asyncio.sleep(1.0)
+        else:  # recorded and acknowledged, not processed
+            await until(lambda: uid in api.webhook.delivered(), 30, "the 200")
+        await first.kill()
+        rows = recorded(data_dir)
+        assert rows == ([] if mode == "slow-record" else [(uid, False)])
+        second = AppProcess(env, "normal")
+        await second.start()
+        await api.wait_for(
+            lambda: [m for m in api.messages(operator.id) if m.from_bot and "created" in (m.text or "")],
+            timeout=60,
+            what="the answer to /newchannel after the restart",
+        )
+        await asyncio.sleep(1.0)
+        answers = [m for m in api.messages(operator.id) if m.from_bot and "created" in (m.text or "")]
+        assert len(answers) == 1
+        assert api.webhook.delivered().count(uid) == 1
+        if mode == "slow-record":
+            assert (uid, 0) in api.webhook.attempts  # the killed request: Telegram sent it again
+    finally:
+        if first.proc is not None and first.proc.returncode is None:
+            await first.kill()
+        if second is not None:
+            await second.terminate()
