@@ -4,7 +4,8 @@
 refuses a request without the platform's secret header (401) or with a wrong one (403, compared
 in constant time), records the update sealed in `received_update` (unique by update id, so a
 redelivery is acknowledged and not run again) and only then answers 200. Requests arriving
-together are recorded in one transaction (group commit), so a burst costs a commit per batch.
+together are recorded in one statement and transaction (group commit), so a burst costs a
+commit per batch; recording runs on the event loop's thread, ahead of processing.
 
 A processor task claims recorded updates (on PostgreSQL with `SKIP LOCKED`: any process may
 process what any other received) and hands each to the adapter's normal inbound path, then
@@ -36,6 +37,8 @@ _TABLE = "received_update"
 KEEP_IDS_S = 24 * 3600.0
 #: how often a processor looks for updates other processes recorded (PostgreSQL)
 _POLL_S = 0.5
+#: the most updates recorded in one statement
+_MAX_BATCH = 500
 #: how often processed update ids older than KEEP_IDS_S are purged
 _PURGE_EVERY_S = 3600.0
 
@@ -107,10 +110,11 @@ class WebhookInbox:
 
     async def _flush(self) -> None:
         """Record what arrived, one transaction per batch, until nothing waits."""
+        await asyncio.sleep(0)  # let the requests that arrived together join the batch
         while self._pending:
-            batch, self._pending = self._pending, []
-            try:
-                fresh = await asyncio.to_thread(self._record, [(k, raw) for k, raw, _ in batch])
+            batch, self._pending = self._pending[:_MAX_BATCH], self._pending[_MAX_BATCH:]
+            try:  # on the loop's thread: a thread would wait for the GIL behind the processing
+                fresh = self._record([(k, raw) for k, raw, _ in batch])
             except Exception as exc:
                 for _, _, future in batch:
                     if not future.done():
@@ -122,10 +126,11 @@ class WebhookInbox:
             self.recorded += sum(fresh)
             if any(fresh):
                 self._wake.set()
+            await asyncio.sleep(0)
 
     def _record(self, updates: list[tuple[int, bytes]]) -> list[bool]:
-        def seal(plain: bytes, row_id: int) -> bytes:
-            return self.sealer.seal_bytes(plain, table=_TABLE, row_id=row_id, platform=self.platform)
+        def seal(plain: bytes, update_id: int) -> bytes:  # bound to the platform's update id
+            return self.sealer.seal_bytes(plain, table=_TABLE, row_id=update_id, platform=self.platform)
 
         with self.store.connection() as conn:
             return self.store.updates.record(conn, self.platform, updates, time.time(), seal)
@@ -160,11 +165,12 @@ class WebhookInbox:
         while not self._stopping:
             self._wake.clear()
             try:
-                claimed = await asyncio.to_thread(self._claim)
+                claimed = self._claim()  # short; a thread would hold the write lock waiting for the GIL
             except Exception:
                 log.exception("%s webhook: claiming recorded updates failed", self.platform)
                 claimed = []
             for update in claimed:
+                await self._yield_to_recording()
                 if self._stopping:
                     break
                 await self._process(update)
@@ -172,10 +178,18 @@ class WebhookInbox:
             if now - last_purge > _PURGE_EVERY_S:
                 last_purge = now
                 with contextlib.suppress(Exception):
-                    await asyncio.to_thread(self._purge, now - KEEP_IDS_S)
+                    self._purge(now - KEEP_IDS_S)
             if not claimed and not self._stopping:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), _POLL_S)
+
+    async def _yield_to_recording(self) -> None:
+        """Acknowledging comes first: while updates arrive, processing waits (the platform
+        waits for our 200; processing can wait for the burst to pass)."""
+        while (flusher := self._flusher) is not None and not flusher.done():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(flusher)
+            await asyncio.sleep(0)
 
     def _claim(self) -> list[ClaimedUpdate]:
         with self.store.connection() as conn:
@@ -186,7 +200,7 @@ class WebhookInbox:
     async def _process(self, claimed: ClaimedUpdate) -> None:
         try:
             plain = self.sealer.unseal_bytes(
-                claimed.body, table=_TABLE, row_id=claimed.row_id, platform=self.platform
+                claimed.body, table=_TABLE, row_id=claimed.update_id, platform=self.platform
             )
             await self.adapter.process_update(json.loads(plain))
         except Exception:  # never the body: it holds user ids

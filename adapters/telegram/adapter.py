@@ -234,9 +234,9 @@ class TelegramAdapter:
         return self._webhook
 
     def update_key(self, update: dict[str, object]) -> int | None:
-        """An update's `update_id`, None when the body is not an update."""
+        """An update's `update_id` (Telegram's are positive), None when the body is not an update."""
         value = update.get("update_id")
-        return value if isinstance(value, int) and not isinstance(value, bool) else None
+        return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
     async def process_update(self, update: dict[str, object]) -> None:
         """Run one update received by webhook through the same path as a polled one."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, text
 
-#: seals one update body for its row: (plain, row id) -> sealed
+#: seals one update body, bound to its update id: (plain, update id) -> sealed
 SealFn = Callable[[bytes, int], bytes]
 
 
@@ -34,26 +34,34 @@ class Updates:
     def record(
         self, conn: Connection, platform: str, updates: Sequence[tuple[int, bytes]], now: float, seal: SealFn
     ) -> list[bool]:
-        """Record each `(update_id, plain body)`, sealed for its row; True for an update seen
-        for the first time, False for a redelivery (already recorded: nothing changes)."""
-        fresh: list[bool] = []
+        """Record each `(update_id, plain body)` in one statement, the body sealed for its
+        update id; True for an update seen for the first time, False for a redelivery (already
+        recorded, or twice in this batch: nothing changes)."""
+        first: dict[int, bytes] = {}
         for update_id, plain in updates:
-            row = conn.execute(
+            first.setdefault(update_id, plain)
+        if not first:
+            return []
+        values = ", ".join(f"(:p, :u{n}, :b{n}, :now, false, 0)" for n in range(len(first)))
+        params: dict[str, object] = {"p": platform, "now": now}
+        for n, (update_id, plain) in enumerate(first.items()):
+            params[f"u{n}"] = update_id
+            params[f"b{n}"] = seal(plain, update_id)
+        inserted = {
+            int(row[0])
+            for row in conn.execute(
                 text(
                     "INSERT INTO received_update (platform, update_id, body, received_at, done,"
-                    " claimed_until) VALUES (:p, :u, NULL, :now, false, 0)"
-                    " ON CONFLICT (platform, update_id) DO NOTHING RETURNING id"
+                    f" claimed_until) VALUES {values}"
+                    " ON CONFLICT (platform, update_id) DO NOTHING RETURNING update_id"
                 ),
-                {"p": platform, "u": update_id, "now": now},
-            ).first()
-            if row is None:
-                fresh.append(False)
-                continue
-            conn.execute(
-                text("UPDATE received_update SET body = :b WHERE id = :id"),
-                {"b": seal(plain, int(row[0])), "id": int(row[0])},
+                params,
             )
-            fresh.append(True)
+        }
+        fresh: list[bool] = []
+        for update_id, _ in updates:
+            fresh.append(update_id in inserted)
+            inserted.discard(update_id)  # the same update twice in one batch: the second is old
         return fresh
 
     def claim(
