@@ -178,9 +178,11 @@ async def test_webhook_mode_sets_the_webhook_and_answers_commands_pushed_by_tele
 
 async def test_getupdates_is_refused_while_a_webhook_is_set(api: FakeBotApi) -> None:
     await api.dispatch("setWebhook", {"url": "https://bot.example.org/hook", "secret_token": "x"})
-    async with aiohttp.ClientSession() as http:
-        async with http.post(f"{api.base_url}{api.token}/getUpdates", json={}) as response:
-            assert response.status == 409
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{api.base_url}{api.token}/getUpdates", json={}) as response,
+    ):
+        assert response.status == 409
     info = await api.dispatch("getWebhookInfo", {})
     assert info["url"] == "https://bot.example.org/hook"
     await api.dispatch("deleteWebhook", {})
@@ -238,9 +240,11 @@ async def test_a_wrong_or_missing_secret_is_refused_and_nothing_recorded(
     webhook_app: Callable[[], Awaitable[Running]], headers: dict[str, str], status: int
 ) -> None:
     run = await webhook_app()
-    async with aiohttp.ClientSession() as http:
-        async with http.post(run.url, json=update(7_000_001, 901_002, "/start"), headers=headers) as response:
-            assert response.status == status
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(run.url, json=update(7_000_001, 901_002, "/start"), headers=headers) as response,
+    ):
+        assert response.status == status
     await asyncio.sleep(0.3)
     assert run.rows() == [] and not run.adapter.processed
 
