@@ -68,7 +68,8 @@ class WebhookInbox:
         self.batch = batch
         #: updates received here and recorded for the first time (a redelivery not counted)
         self.recorded = 0
-        self._pending: list[tuple[int, bytes, asyncio.Future[bool]]] = []
+        #: (update id, body, its future: True recorded now, False already, None failed)
+        self._pending: list[tuple[int, bytes, asyncio.Future[bool | None]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._processor: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -97,14 +98,11 @@ class WebhookInbox:
             return web.Response(status=400, text="not an update")
         if self._stopping:
             return web.Response(status=503, text="stopping")
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[bool | None] = asyncio.get_running_loop().create_future()
         self._pending.append((key, raw, future))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush(), name=f"{self.platform}-webhook-record")
-        try:
-            await asyncio.shield(future)
-        except Exception:
-            log.exception("%s webhook: could not record an update", self.platform)
+        if await asyncio.shield(future) is None:  # not recorded: the platform sends it again
             return web.Response(status=500, text="not recorded; send it again")
         return web.Response(text="ok")
 
@@ -115,10 +113,16 @@ class WebhookInbox:
             batch, self._pending = self._pending[:_MAX_BATCH], self._pending[_MAX_BATCH:]
             try:  # on the loop's thread: a thread would wait for the GIL behind the processing
                 fresh = self._record([(k, raw) for k, raw, _ in batch])
-            except Exception as exc:
+            except Exception as exc:  # the type only: the statement's parameters are update ids
+                log.error(
+                    "%s webhook: could not record %d update(s): %s",
+                    self.platform,
+                    len(batch),
+                    type(exc).__name__,
+                )
                 for _, _, future in batch:
                     if not future.done():
-                        future.set_exception(exc)
+                        future.set_result(None)
                 continue
             for (_, _, future), new in zip(batch, fresh, strict=True):
                 if not future.done():

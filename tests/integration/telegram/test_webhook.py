@@ -373,3 +373,30 @@ async def test_a_sigkill_between_receipt_and_processing_loses_nothing(
             await first.kill()
         if second is not None:
             await second.terminate()
+
+
+async def test_an_update_the_database_could_not_record_is_refused_and_taken_on_redelivery(
+    webhook_app: Callable[[], Awaitable[Running]],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    run = await webhook_app()
+    updates = run.app.store.updates
+    original = updates.record
+    calls = 0
+
+    def flaky(*args: Any, **kwargs: Any) -> list[bool]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("database is locked")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(updates, "record", flaky)
+    body = update(9_000_001, 987_654_321, "/start")
+    async with aiohttp.ClientSession() as http:
+        for expected in (500, 200):
+            async with http.post(run.url, json=body, headers={SECRET_HEADER: SECRET}) as response:
+                assert response.status == expected
+    await until(lambda: run.adapter.processed[9_000_001] == 1, 10, "the redelivered update processed")
+    assert "987654321" not in caplog.text
