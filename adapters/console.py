@@ -51,14 +51,25 @@ CONSOLE_HELP = """Console commands (everything else goes to the bot as a chat me
   :as NAME                 speak as the simulated follower NAME (:as operator to go back)
   :who                     who you are speaking as
   :react POST-ID EMOJI     react to your copy of a post (:unreact POST-ID removes it)
-  :photo PATH MESSAGE      send a photo with MESSAGE as its caption (also :video, :sticker)
+  :photo PATH MESSAGE      send a photo with MESSAGE as its caption (also :video, :sticker,
+                           :voice for an Ogg voice note)
   :pay HANDLE              pay the channel's invoice in simulated Stars (asks /subscribe first)
   :sync                    wait until every due delivery is sent
   :help                    this help; /help lists the bot's commands
   :quit                    stop (Ctrl-D works too)"""
 
-_MEDIA_COMMANDS = {":photo": PostKind.PHOTO, ":video": PostKind.VIDEO, ":sticker": PostKind.STICKER}
-_MIME = {PostKind.PHOTO: "image/jpeg", PostKind.VIDEO: "video/mp4", PostKind.STICKER: "image/webp"}
+_MEDIA_COMMANDS = {
+    ":photo": PostKind.PHOTO,
+    ":video": PostKind.VIDEO,
+    ":sticker": PostKind.STICKER,
+    ":voice": PostKind.VOICE,
+}
+_MIME = {
+    PostKind.PHOTO: "image/jpeg",
+    PostKind.VIDEO: "video/mp4",
+    PostKind.STICKER: "image/webp",
+    PostKind.VOICE: "audio/ogg",
+}
 _SUBSCRIBE = re.compile(r"[/!]subscribe\s+(\S+)", re.IGNORECASE)
 #: how long `:pay` waits for the invoice its `/subscribe` asked for
 INVOICE_WAIT_S = 10.0
@@ -240,7 +251,10 @@ class ConsoleAdapter:
                 raise MediaTooLarge()
             return data
 
-        media = InboundMedia(kind=kind, mime=_MIME[kind], filename=path.name, size=size, fetch=fetch)
+        duration = ogg_duration(path) if kind is PostKind.VOICE else None
+        media = InboundMedia(
+            kind=kind, mime=_MIME[kind], filename=path.name, size=size, duration=duration, fetch=fetch
+        )
         await self._dispatch(Message(self._address(), caption, media))
 
     async def _pay(self, handle: str) -> None:
@@ -313,10 +327,14 @@ class ConsoleAdapter:
             options = "  ".join(f"{i}) {o}" for i, o in enumerate(content.poll.options, 1))
             state = " [closed]" if content.poll.closed else ""
             how = "choose several" if content.poll.multi else "choose one"
+            what = "quiz" if content.poll.quiz else "poll"
             return (
-                f"{head} poll{state}: {content.poll.question}  {options}"
+                f"{head} {what}{state}: {content.poll.question}  {options}"
                 f"  — vote with /vote {content.post_id} <number> ({how})"
             )
+        if content.kind == PostKind.VOICE and content.media is not None:
+            seconds = content.media.duration if content.media.duration is not None else "?"
+            return f"{head}: [voice: {seconds}s] {content.text}".rstrip()
         if content.media is not None:
             size = len(content.media.data) if content.media.data is not None else 0
             media = f"[{content.kind.value} {content.media.filename}, {size} bytes]"
@@ -389,6 +407,33 @@ class ConsoleAdapter:
         period = f"{invoice.period_s // 86400} days of " if invoice.period_s else ""
         how = f":pay {handle}" if handle is not None else ":pay <handle>"
         return f"[invoice: {period}{invoice.title} for {invoice.stars} Stars — type {how} to pay]"
+
+
+def ogg_duration(path: Path) -> int | None:
+    """The length in whole seconds of an Ogg Opus (or Vorbis) file: the last page's granule
+    position over the sample rate (Opus: 48 kHz less its pre-skip); None when unreadable.
+    Reads the first 4 KB (the codec header) and the last 64 KB (an Ogg page is smaller)."""
+    try:
+        with path.open("rb") as handle:
+            start = handle.read(4096)
+            size = handle.seek(0, 2)
+            handle.seek(max(0, size - 65536))
+            tail = handle.read()
+    except OSError:
+        return None
+    last = tail.rfind(b"OggS")
+    if not start.startswith(b"OggS") or last < 0 or len(tail) < last + 14:
+        return None
+    granule = int.from_bytes(tail[last + 6 : last + 14], "little", signed=True)
+    head = start.find(b"OpusHead")
+    if head >= 0 and len(start) >= head + 12:
+        pre_skip = int.from_bytes(start[head + 10 : head + 12], "little")
+        return max(0, round((granule - pre_skip) / 48_000))
+    vorbis = start.find(b"\x01vorbis")
+    if vorbis >= 0 and len(start) >= vorbis + 16:
+        rate = int.from_bytes(start[vorbis + 12 : vorbis + 16], "little")
+        return max(0, round(granule / rate)) if rate else None
+    return None
 
 
 def _valid_name(name: str) -> bool:

@@ -158,14 +158,15 @@ class SchedulerSettings(BaseModel):
 
 
 class MediaSettings(BaseModel):
-    """[media]: the largest photo, video and sticker an admin may post (checked before the
-    download where the platform announces the size, and on the bytes)."""
+    """[media]: the largest photo, video, voice note and sticker an admin may post (checked
+    before the download where the platform announces the size, and on the bytes)."""
 
     model_config = _FROZEN
 
     max_photo_mb: float = Field(default=10.0, gt=0)
     max_video_mb: float = Field(default=50.0, gt=0)
     max_sticker_mb: float = Field(default=1.0, gt=0)
+    max_voice_mb: float = Field(default=50.0, gt=0)  #: Telegram takes voice uploads up to 50 MB
 
     def limits(self) -> dict[PostKind, int]:
         """The caps in bytes, per kind (`EngineOptions.media_limits`)."""
@@ -174,6 +175,7 @@ class MediaSettings(BaseModel):
             PostKind.PHOTO: int(self.max_photo_mb * mb),
             PostKind.VIDEO: int(self.max_video_mb * mb),
             PostKind.STICKER: int(self.max_sticker_mb * mb),
+            PostKind.VOICE: int(self.max_voice_mb * mb),
         }
 
 

@@ -210,6 +210,9 @@ class Post(SQLModel, table=True):
     paid: bool = False  #: goes to subscribers only (free followers get a teaser, mirrors nothing)
     stars: int | None = None  #: pay-per-post: Telegram followers get it as paid media at this price
     purchases: int = 0  #: pay-per-post purchases reported by the platform (a count)
+    #: a quiz: the 0-based position of its correct option (None: not a quiz)
+    quiz_correct: int | None = None
+    quiz_explanation: str = ""  #: a quiz: shown with the correct answer (at most 200 characters)
 
 
 class PostEdit(SQLModel, table=True):
@@ -241,6 +244,18 @@ class Vote(SQLModel, table=True):
     post_id: int = Field(foreign_key="post.id", index=True)
     voter_index: str = Field(index=True)
     position: int
+
+
+class QuizAnswer(SQLModel, table=True):
+    """One person's first answer to a quiz (a blind id): whether it was right, counted by
+    `/results`, and the mark that the correct answer was revealed to them (once)."""
+
+    __table_args__ = (UniqueConstraint("post_id", "voter_index"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    post_id: int = Field(foreign_key="post.id", index=True)
+    voter_index: str = Field(index=True)
+    correct: bool
 
 
 class PostReaction(SQLModel, table=True):

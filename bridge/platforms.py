@@ -136,7 +136,9 @@ class PlatformPlugin:
       in no meaningful order);
     - `sells_stars`: `/subscribe` answers its people with an invoice (Telegram; the console
       simulates payments); elsewhere access comes with an access code (`/redeem`);
-    - `paid_media`: a pay-per-post (`--stars`) copy goes out as paid media its people buy.
+    - `paid_media`: a pay-per-post (`--stars`) copy goes out as paid media its people buy;
+    - `native_quiz`: a quiz goes out as the platform's own quiz, which shows each voter the
+      correct answer itself (Telegram); elsewhere the bot reveals it after the vote.
     """
 
     name: str
@@ -152,6 +154,7 @@ class PlatformPlugin:
     rank: int = 100
     sells_stars: bool = False  #: takes Stars payments (or simulates them): /subscribe sends an invoice
     paid_media: bool = False  #: sends a pay-per-post copy as paid media (Telegram's sendPaidMedia)
+    native_quiz: bool = False  #: sends quizzes as its own quiz polls, which reveal the answer
 
 
 @dataclass(frozen=True)

@@ -47,10 +47,11 @@ class PostKind(enum.StrEnum):
     PHOTO = "photo"  #: an image with an optional caption
     VIDEO = "video"  #: a video with an optional caption
     STICKER = "sticker"  #: a sticker (no caption)
-    POLL = "poll"  #: a question with 2-12 options
+    POLL = "poll"  #: a question with 2-12 options (a quiz: one of them is the correct answer)
+    VOICE = "voice"  #: a voice note (audio/ogg, with its duration) with an optional caption
 
 
-MEDIA_KINDS = frozenset({PostKind.PHOTO, PostKind.VIDEO, PostKind.STICKER})
+MEDIA_KINDS = frozenset({PostKind.PHOTO, PostKind.VIDEO, PostKind.STICKER, PostKind.VOICE})
 
 
 @dataclass(frozen=True)
@@ -222,6 +223,13 @@ class PollContent:
     options: tuple[str, ...]
     multi: bool = False
     closed: bool = False
+    correct: int | None = None  #: a quiz: the 0-based position of the correct option
+    explanation: str = ""  #: a quiz: shown with the correct answer (at most 200 characters)
+
+    @property
+    def quiz(self) -> bool:
+        """Whether this poll is a quiz (one option is the correct answer)."""
+        return self.correct is not None
 
 
 @dataclass(frozen=True)

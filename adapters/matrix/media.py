@@ -40,7 +40,7 @@ class Media:
     ) -> render.RenderedPost:
         """(event type, content, plain mxc to report) for one copy, uploading at most once."""
         media = content.media
-        if content.kind not in (PostKind.PHOTO, PostKind.VIDEO, PostKind.STICKER):
+        if content.kind not in (PostKind.PHOTO, PostKind.VIDEO, PostKind.VOICE, PostKind.STICKER):
             event_type, body = render.render_post(content)
             return event_type, body, None
         if media is None:

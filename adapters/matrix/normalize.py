@@ -13,7 +13,7 @@ from typing import Any
 from bridge.commands import COMMAND_PREFIXES
 from bridge.ports import Address, Message, PollVote, PostKind, Reaction
 
-from .render import POLL_RESPONSE_TYPES
+from .render import AUDIO_KEY, POLL_RESPONSE_TYPES, VOICE_KEY
 
 PLATFORM = "matrix"
 _MEDIA_MSGTYPES = {"m.image": PostKind.PHOTO, "m.video": PostKind.VIDEO}
@@ -90,6 +90,9 @@ def _media_pointer(content: dict[str, Any], kind: PostKind) -> MediaPointer | No
     mime = info.get("mimetype") or (file or {}).get("mimetype") or "application/octet-stream"
     filename = content.get("filename") or content.get("body") or "media"
     duration_ms = _int(info.get("duration"))
+    audio = content.get(AUDIO_KEY)
+    if duration_ms is None and isinstance(audio, dict):
+        duration_ms = _int(audio.get("duration"))
     return MediaPointer(
         kind=kind,
         url=url,
@@ -167,6 +170,8 @@ def normalize(source: dict[str, Any], room_id: str, *, own_user_id: str) -> Norm
     if msgtype == "m.text":
         return Message(sender, body.strip())
     kind = _MEDIA_MSGTYPES.get(str(msgtype))
+    if msgtype == "m.audio" and isinstance(content.get(VOICE_KEY), dict):
+        kind = PostKind.VOICE  # a voice message (MSC3245); other audio is not a post kind
     if kind is None:
         return None
     pointer = _media_pointer(content, kind)

@@ -25,6 +25,11 @@ POLL_END = "org.matrix.msc3381.poll.end"
 POLL_RESPONSE_TYPES = frozenset({"org.matrix.msc3381.poll.response", "m.poll.response"})
 TEXT_KEY = "org.matrix.msc1767.text"
 DISCLOSED = "org.matrix.msc3381.poll.disclosed"
+#: marks an `m.audio` event as a voice message (MSC3245); its value is an object
+VOICE_KEY = "org.matrix.msc3245.voice"
+#: MSC1767 extensible audio: `duration` in milliseconds (maybe a `waveform`)
+AUDIO_KEY = "org.matrix.msc1767.audio"
+_MSGTYPES = {PostKind.PHOTO: "m.image", PostKind.VIDEO: "m.video", PostKind.VOICE: "m.audio"}
 #: how a copy's header introduces the channel's follow link
 FOLLOW_LABEL = "Follow"
 
@@ -96,9 +101,11 @@ def media_message(
     file: dict[str, Any] | None = None,
     size: int | None = None,
 ) -> Event:
-    """A photo (`m.image`), video (`m.video`) or sticker (`m.sticker`) event.
+    """A photo (`m.image`), video (`m.video`), voice message (`m.audio` marked with MSC3245's
+    `org.matrix.msc3245.voice`) or sticker (`m.sticker`) event.
 
-    Photos and videos carry the header and text as an MSC2530 caption (`body` + `filename`).
+    Photos, videos and voice messages carry the header and text as an MSC2530 caption (`body` +
+    `filename`).
     Stickers are `m.sticker` events, which only allow a plain `url`.
     """
     media = content.media
@@ -111,13 +118,17 @@ def media_message(
         return "m.sticker", {"body": content.text or media.filename, "url": url, "info": info}
     plain, rich = post_text(content)
     body: dict[str, Any] = {
-        "msgtype": "m.video" if content.kind is PostKind.VIDEO else "m.image",
+        "msgtype": _MSGTYPES[content.kind],
         "body": plain,
         "filename": media.filename,
         "format": HTML_FORMAT,
         "formatted_body": rich,
         "info": info,
     }
+    if content.kind is PostKind.VOICE:  # a voice message (MSC3245), its duration in ms (MSC1767)
+        body[VOICE_KEY] = {}
+        if media.duration:
+            body[AUDIO_KEY] = {"duration": media.duration * 1000}
     if file is not None:
         body["file"] = file
     elif url is not None:
@@ -131,6 +142,8 @@ def poll_fallback(content: Content, poll: PollContent) -> str:
     """The plain-text form of a poll for clients without MSC3381 support."""
     lines = [header_text(content)[0], poll.question]
     lines += [f"{i}. {option}" for i, option in enumerate(poll.options, start=1)]
+    if poll.quiz:
+        lines.append("A quiz: the bot tells you the answer after you vote.")
     return "\n".join(lines)
 
 

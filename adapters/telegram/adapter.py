@@ -520,7 +520,7 @@ def _media_ref(result: dict[str, Any]) -> str | None:
     """The file_id of the media a send returned (the largest photo size)."""
     if result.get("photo"):
         return str(result["photo"][-1]["file_id"])
-    for field in ("video", "sticker"):
+    for field in ("video", "sticker", "voice"):
         if result.get(field):
             return str(result[field]["file_id"])
     return paid_media_ref(result)

@@ -18,6 +18,7 @@ from telegram import (
     Update,
     User,
     Video,
+    Voice,
 )
 from telegram import (
     Message as TgMessage,
@@ -64,7 +65,7 @@ def _seconds(value: int | float | dtm.timedelta | None) -> int | None:
 
 
 def media_of(message: TgMessage) -> InboundMedia | None:
-    """The photo (largest size), video or sticker of a message, without its bytes."""
+    """The photo (largest size), video, voice note or sticker of a message, without its bytes."""
     if message.photo:
         largest: PhotoSize = max(message.photo, key=lambda size: size.width * size.height)
         return InboundMedia(
@@ -90,6 +91,19 @@ def media_of(message: TgMessage) -> InboundMedia | None:
             height=video.height,
             duration=duration,
             size=video.file_size,
+        )
+    if message.voice:
+        voice: Voice = message.voice
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PTBDeprecationWarning)
+            seconds = _seconds(voice.duration)
+        return InboundMedia(
+            PostKind.VOICE,
+            mime=voice.mime_type or "audio/ogg",
+            filename="voice.ogg",
+            platform_ref=voice.file_id,
+            duration=seconds,
+            size=voice.file_size,
         )
     if message.sticker:
         sticker: Sticker = message.sticker

@@ -175,6 +175,7 @@ PLUGIN = PlatformPlugin(
     rank=10,
     sells_stars=True,
     paid_media=True,
+    native_quiz=True,
     operator=OperatorId(int, "<numeric user id>"),
     mirror=MirrorSyntax(
         pattern=re.compile(r"-?[0-9]{1,20}|@[A-Za-z0-9_]{5,32}"),

@@ -19,6 +19,7 @@ TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
 CALLBACK_DATA_LIMIT = 64
 POLL_QUESTION_LIMIT = 300
+QUIZ_EXPLANATION_LIMIT = 200
 DELETED_NOTICE = "This post was deleted by the channel."
 #: the follow button of a copy without a header to link (a poll, a sticker)
 FOLLOW_LABEL = "Follow"
@@ -26,7 +27,10 @@ _MEDIA_METHODS = {
     PostKind.PHOTO: ("sendPhoto", "photo"),
     PostKind.VIDEO: ("sendVideo", "video"),
     PostKind.STICKER: ("sendSticker", "sticker"),
+    PostKind.VOICE: ("sendVoice", "voice"),
 }
+#: kinds whose first message carries the post's text as a caption
+CAPTIONED = frozenset({PostKind.PHOTO, PostKind.VIDEO, PostKind.VOICE})
 
 
 @dataclass(frozen=True)
@@ -105,8 +109,8 @@ def escape(text: str) -> str:
 
 
 def post_bodies(content: Content) -> list[str]:
-    """The HTML of each part of a text, photo or video post: the bold header line, then the
-    text, split at paragraphs. For media the first body is the caption (1,024 limit)."""
+    """The HTML of each part of a text, photo, video or voice post: the bold header line, then
+    the text, split at paragraphs. For media the first body is the caption (1,024 limit)."""
     header = content.header
     bold = f"<b>{escape(header)}</b>"
     if content.follow_url:  # the header is the channel's follow link: same visible length
@@ -114,7 +118,7 @@ def post_bodies(content: Content) -> list[str]:
     text = content.text.strip()
     if not text:
         return [bold]
-    first_limit = CAPTION_LIMIT if content.kind in (PostKind.PHOTO, PostKind.VIDEO) else TEXT_LIMIT
+    first_limit = CAPTION_LIMIT if content.kind in CAPTIONED else TEXT_LIMIT
     chunks = split_text(text, TEXT_LIMIT, first_limit=first_limit - utf16_len(header) - 1)
     first = chunks[0].strip()
     bodies = [f"{bold}\n{escape(first)}" if first else bold]
@@ -180,6 +184,13 @@ def _render_post(chat_id: str, content: Content, *, upload: bool, anonymous_poll
             "is_anonymous": anonymous_poll,
             "allows_multiple_answers": content.poll.multi,
         }
+        if content.poll.quiz:  # Telegram's own quiz: it shows each voter the answer
+            # Bot API 9.6 lists the correct options (`correct_option_ids`, was `correct_option_id`)
+            params.update(type="quiz", correct_option_ids=[content.poll.correct])
+            params["allows_multiple_answers"] = False
+            if content.poll.explanation:
+                explanation = content.poll.explanation
+                params["explanation"] = explanation[: _fit(explanation, 0, QUIZ_EXPLANATION_LIMIT)]
         if content.poll.closed:
             params["is_closed"] = True
         return [ApiCall("sendPoll", params)]
@@ -198,6 +209,8 @@ def _render_post(chat_id: str, content: Content, *, upload: bool, anonymous_poll
                 value = getattr(content.media, name)
                 if value:
                     params[name] = value
+        if content.kind is PostKind.VOICE and content.media.duration:
+            params["duration"] = content.media.duration
         calls = [ApiCall(method, params)]
         calls.extend(
             ApiCall("sendMessage", {**common, "text": body, "parse_mode": "HTML"}) for body in bodies[1:]
@@ -222,7 +235,7 @@ def render_edit(key: MessageKey, content: Content) -> tuple[list[ApiCall], tuple
     calls = []
     for index, (message_id, body) in enumerate(zip(key.message_ids, bodies, strict=False)):
         params = {"chat_id": key.chat_id, "message_id": message_id, "parse_mode": "HTML"}
-        if index == 0 and content.kind in (PostKind.PHOTO, PostKind.VIDEO):
+        if index == 0 and content.kind in CAPTIONED:
             calls.append(ApiCall("editMessageCaption", {**params, "caption": body}))
         else:
             calls.append(ApiCall("editMessageText", {**params, "text": body}))

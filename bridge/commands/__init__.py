@@ -25,8 +25,11 @@ Tokenizing rules:
   `/schedule <handle> <when> [--paid] text`, `/every <handle> <spec> [--paid] text`. A leading
   unquoted word shaped like an option (`--word`) that is none is refused, so a typo never
   publishes a paid post to everyone; a lone `—` or `---` is text.
-- In `/schedule <handle> <when> /poll ...` the poll may repeat the schedule's handle; a first
-  unquoted token equal to that handle is skipped, anything else is the question.
+- `/quiz` takes the poll's flags except `--multi` (a quiz has one correct answer), plus
+  `--answer <n>` (required, 1-based, must name an option) and `--explain <text>` (one token,
+  quoted when it has spaces; at most 200 characters, Telegram's limit for a quiz explanation).
+- In `/schedule <handle> <when> /poll ...` (or `/quiz ...`) the poll may repeat the schedule's
+  handle; a first unquoted token equal to that handle is skipped, anything else is the question.
 - `/post` and `/schedule` accept empty text (media may carry the post); the engine refuses a
   post with neither. `/help` ignores anything after it; other commands refuse extra tokens.
 
@@ -66,6 +69,7 @@ from bridge.commands.args import (
     PostArgs,
     PriceArgs,
     PrivacyArgs,
+    QuizArgs,
     RedeemArgs,
     RefundArgs,
     RemoveAdminArgs,
@@ -84,6 +88,7 @@ from bridge.commands.args import (
 )
 from bridge.commands.parsers import (
     MAX_DESCRIPTION_LEN,
+    MAX_EXPLANATION_LEN,
     MAX_NAME_LEN,
     MAX_OPTION_LEN,
     MAX_POLL_OPTIONS,
@@ -108,6 +113,7 @@ __all__ = [
     "COMMANDS",
     "COMMAND_PREFIXES",
     "MAX_DESCRIPTION_LEN",
+    "MAX_EXPLANATION_LEN",
     "MAX_NAME_LEN",
     "MAX_OPTION_LEN",
     "MAX_POLL_OPTIONS",
@@ -144,6 +150,7 @@ __all__ = [
     "PostArgs",
     "PriceArgs",
     "PrivacyArgs",
+    "QuizArgs",
     "RedeemArgs",
     "RefundArgs",
     "RemoveAdminArgs",

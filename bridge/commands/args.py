@@ -246,14 +246,24 @@ class PollArgs(Command):
 
 
 @dataclass(frozen=True)
+class QuizArgs(PollArgs):
+    """`/quiz <handle> "question" "a" "b" ... --answer <n> [--explain "..."] [--closes <when>]
+    [--paid]`: a poll with one correct option (never `multi`)."""
+
+    name = "quiz"
+    correct: int = 0  #: the correct option's 0-based position (`--answer` is 1-based)
+    explanation: str = ""  #: --explain: shown with the correct answer (at most 200 characters)
+
+
+@dataclass(frozen=True)
 class ScheduleArgs(Command):
-    """`/schedule <handle> <when> <text...>` or `/schedule <handle> <when> /poll ...`."""
+    """`/schedule <handle> <when> <text...>`, or `/schedule <handle> <when> /poll ...` (or `/quiz ...`)."""
 
     name = "schedule"
     handle: str
     when: str  #: raw <when> text
     text: str = ""  #: exactly as typed after the <when> (and --paid)
-    sub: PollArgs | None = None  #: the poll to schedule (its own `paid` says whether it is paid)
+    sub: PollArgs | None = None  #: the poll or quiz to schedule (its own `paid` says whether it is paid)
     paid: bool = False  #: --paid: the text post is for subscribers only
 
 
@@ -425,6 +435,7 @@ ARGS_BY_NAME: dict[str, type[Command]] = {
         DescribeArgs,
         PostArgs,
         PollArgs,
+        QuizArgs,
         ScheduleArgs,
         EveryArgs,
         ScheduledArgs,

@@ -22,6 +22,7 @@ from bridge.commands.args import (
     PollArgs,
     PostArgs,
     PriceArgs,
+    QuizArgs,
     RedeemArgs,
     RefundArgs,
     RemoveAdminArgs,
@@ -46,6 +47,7 @@ MIN_POLL_OPTIONS = 2
 MAX_POLL_OPTIONS = 12
 MAX_OPTION_LEN = 100
 MAX_QUESTION_LEN = 300
+MAX_EXPLANATION_LEN = 200  #: Telegram's limit for a quiz's explanation
 MAX_QUERY_LEN = 64
 MAX_NAME_LEN = 128
 MAX_DESCRIPTION_LEN = 1000
@@ -97,16 +99,21 @@ def _leading_options(cur: Cursor, allowed: tuple[str, ...]) -> tuple[bool, int |
             raise Malformed("a post is either --paid (subscribers) or --stars <n> (pay per post), not both")
 
 
-def _poll_body(cur: Cursor, handle: str) -> PollArgs:
-    """Parse `"question" "a" "b" ... [--multi] [--closes <when>]` up to the end."""
+def _poll_body(cur: Cursor, handle: str, *, quiz: bool = False) -> PollArgs:
+    """Parse `"question" "a" "b" ... [--multi] [--closes <when>] [--paid]` up to the end; for a
+    quiz, `--answer <n>` and `--explain <text>` instead of `--multi`."""
     positional: list[str] = []
     multi = paid = False
     closes: str | None = None
+    answer: int | None = None
+    explanation: str | None = None
     while not cur.at_end():
         tok = cur.take()
         assert tok is not None
         if is_flag(tok):
             flag = flag_name(tok.value)
+            if flag == "multi" and quiz:
+                raise Malformed("a quiz has one correct answer: --multi is for /poll")
             if flag == "multi":
                 multi = True
             elif flag == "paid":
@@ -115,10 +122,42 @@ def _poll_body(cur: Cursor, handle: str) -> PollArgs:
                 if closes is not None:
                     raise Malformed("--closes given twice")
                 closes = take_when(cur, "the time after --closes")
+            elif flag == "answer" and quiz:
+                if answer is not None:
+                    raise Malformed("--answer given twice")
+                answer = _take_answer(cur)
+            elif flag == "explain" and quiz:
+                if explanation is not None:
+                    raise Malformed("--explain given twice")
+                explanation = _take_explanation(cur)
+            elif quiz:
+                raise Malformed(
+                    f"unknown option {show(tok.value)!r} (use --answer, --explain, --closes or --paid)"
+                )
             else:
                 raise Malformed(f"unknown option {show(tok.value)!r} (use --multi, --closes or --paid)")
         else:
             positional.append(tok.value.strip())
+    question, options = _poll_parts(positional)
+    if not quiz:
+        return PollArgs(handle=handle, text=question, options=options, multi=multi, when=closes, paid=paid)
+    if answer is None:
+        raise Malformed("missing --answer <n>: the number of the correct option")
+    if answer > len(options):
+        raise Malformed(f"--answer {answer} names no option: this quiz has options 1 to {len(options)}")
+    return QuizArgs(
+        handle=handle,
+        text=question,
+        options=options,
+        when=closes,
+        paid=paid,
+        correct=answer - 1,
+        explanation=explanation or "",
+    )
+
+
+def _poll_parts(positional: list[str]) -> tuple[str, tuple[str, ...]]:
+    """The question and the options of a poll, checked."""
     if not positional:
         raise Malformed("missing the question")
     question, options = positional[0], positional[1:]
@@ -140,7 +179,34 @@ def _poll_body(cur: Cursor, handle: str) -> PollArgs:
         if key in seen:
             raise Malformed(f"option {show(option)!r} appears twice")
         seen.add(key)
-    return PollArgs(handle=handle, text=question, options=tuple(options), multi=multi, when=closes, paid=paid)
+    return question, tuple(options)
+
+
+def _take_answer(cur: Cursor) -> int:
+    """The 1-based option number after `--answer`."""
+    tok = cur.take()
+    if tok is None:
+        raise Malformed("missing the number of the correct option after --answer")
+    m = _NUMBER_RE.fullmatch(tok.value)
+    if m is None or not 1 <= int(m.group(1)) <= MAX_POLL_OPTIONS:
+        raise Malformed(f"{show(tok.value)!r} is not an option number (1 to {MAX_POLL_OPTIONS}) for --answer")
+    return int(m.group(1))
+
+
+def _take_explanation(cur: Cursor) -> str:
+    """The one token after `--explain` (quoted when it has spaces), stripped, 1-200 characters."""
+    tok = cur.take()
+    if tok is None or (not tok.quoted and is_flag(tok)):
+        raise Malformed('missing the explanation after --explain (quote it: --explain "...")')
+    if tok.broken:
+        raise Malformed("the explanation's closing quote is missing")
+    text = tok.value.strip()
+    if not text:
+        raise Malformed("the explanation is empty")
+    units = len(text.encode("utf-16-le")) // 2  # Telegram counts UTF-16 code units (an emoji is 2)
+    if units > MAX_EXPLANATION_LEN:
+        raise Malformed(f"the explanation is longer than {MAX_EXPLANATION_LEN} characters ({units})")
+    return text
 
 
 # --- one parser per command shape -------------------------------------------------------
@@ -283,24 +349,32 @@ def parse_poll(cur: Cursor) -> Command:
     return _poll_body(cur, handle)
 
 
+def parse_quiz(cur: Cursor) -> Command:
+    handle = cur.handle()
+    return _poll_body(cur, handle, quiz=True)
+
+
 def parse_schedule(cur: Cursor) -> Command:
     handle = cur.handle()
     when = take_when(cur, "the time")
     nxt = cur.peek()
-    if nxt is not None and not nxt.quoted and _is_poll_word(nxt.value):
+    sub = _poll_word(nxt.value) if nxt is not None and not nxt.quoted else None
+    if sub is not None:
         cur.take()
         again = cur.peek()
         if again is not None and not again.quoted and again.value.lower() == handle:
             cur.take()
-        return ScheduleArgs(handle=handle, when=when, sub=_poll_body(cur, handle))
+        return ScheduleArgs(handle=handle, when=when, sub=_poll_body(cur, handle, quiz=sub == "quiz"))
     paid, _ = _leading_options(cur, ("paid",))
     return ScheduleArgs(handle=handle, when=when, text=cur.rest(), paid=paid)
 
 
-def _is_poll_word(value: str) -> bool:
+def _poll_word(value: str) -> str | None:
+    """ "poll" or "quiz" when `value` is that command word (`/poll`, `!quiz@bot`), else None."""
     if not value.startswith(COMMAND_PREFIXES):
-        return False
-    return value[1:].split("@", 1)[0].lower() == "poll"
+        return None
+    word = value[1:].split("@", 1)[0].lower()
+    return word if word in ("poll", "quiz") else None
 
 
 def parse_every(cur: Cursor) -> Command:

@@ -155,10 +155,18 @@ COMMANDS: dict[str, CommandSpec] = {
             _A,
         ),
         _spec(
+            a.QuizArgs,
+            p.parse_quiz,
+            '/quiz <handle> "question" "a" "b" [...] --answer <n> [--explain "..."] [--closes <when>]'
+            " [--paid]",
+            "publish a quiz: a poll with one correct answer, revealed after each vote",
+            _A,
+        ),
+        _spec(
             a.ScheduleArgs,
             p.parse_schedule,
-            '/schedule <handle> <when> [--paid] <text...|/poll "question" "a" "b" ...>',
-            "publish a post or poll later (when: in 90m, tomorrow 09:00, 2026-12-01 09:00)",
+            '/schedule <handle> <when> [--paid] <text...|/poll "question" "a" "b" ...|/quiz ...>',
+            "publish a post, poll or quiz later (when: in 90m, tomorrow 09:00, 2026-12-01 09:00)",
             _A,
         ),
         _spec(

@@ -160,6 +160,9 @@ class Sender:
             ref = MessageRef(source.key, source.alt)
             await self.limiter.acquire(row.platform, address.target, group=row.mirror_id is not None)
             if row.action == DeliveryAction.EDIT:
+                known = view.media_refs.get(row.platform) if content.media is not None else None
+                if known is not None:  # an edit re-sends the media (Matrix): reuse the upload
+                    content = _with_ref(content, known)
                 await self._timed(row.platform, adapter.edit(address, ref, _replace(content, edited=True)))
             elif row.action == DeliveryAction.DELETE:
                 await self._timed(row.platform, adapter.delete(address, ref))

@@ -20,6 +20,7 @@ from bridge.commands import (
     NewChannelArgs,
     PollArgs,
     PostArgs,
+    QuizArgs,
     ScheduleArgs,
     ScheduledArgs,
 )
@@ -146,7 +147,7 @@ def _new_post(
     media_id = None
     if media is not None:
         if media.kind not in MEDIA_KINDS:
-            raise Refusal("Only photos, videos and stickers can be posted as media.")
+            raise Refusal("Only photos, videos, voice notes and stickers can be posted as media.")
         if media.kind == PostKind.STICKER and text:
             raise Refusal("A sticker post cannot carry text; post the text separately.")
         kind = media.kind
@@ -229,6 +230,9 @@ def _build_poll(ctx: Context, channel: Channel, cmd: PollArgs) -> Post:
         created_at=ctx.clock(),
         paid=cmd.paid,
     )
+    if isinstance(cmd, QuizArgs):
+        post.quiz_correct = cmd.correct
+        post.quiz_explanation = one_line(cmd.explanation)
     ctx.core.seal_author(s, post, actor.address)
     for position, option in enumerate(cmd.options):
         s.add(PollOption(post_id=post.id or 0, position=position, text=one_line(option)))
@@ -241,12 +245,17 @@ def cmd_poll(ctx: Context, cmd: PollArgs) -> list[Reply]:
     channel = find_channel(ctx, cmd.handle)
     who = require_admin(ctx, channel)
     post = _build_poll(ctx, channel, cmd)
-    ctx.store.channels.audit(s, channel.id, who, "poll", f"#{post.id}")
+    ctx.store.channels.audit(s, channel.id, who, cmd.name, f"#{post.id}")
     ctx.core.begin_publish(s, post)
     text = _published_text(ctx, post, channel)
     if post.poll_closes_at:
         text += f" It closes {ctx.core.local(post.poll_closes_at)}."
     return [Reply(text)]
+
+
+def cmd_quiz(ctx: Context, cmd: QuizArgs) -> list[Reply]:
+    """`/quiz <handle> "question" "a" "b" [...] --answer <n> [--explain "..."] [--closes <when>]`."""
+    return cmd_poll(ctx, cmd)
 
 
 def cmd_schedule(ctx: Context, cmd: ScheduleArgs) -> list[Reply]:

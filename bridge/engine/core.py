@@ -64,6 +64,7 @@ class EngineOptions:
             PostKind.PHOTO: 10 * _MB,
             PostKind.VIDEO: 50 * _MB,
             PostKind.STICKER: 1 * _MB,
+            PostKind.VOICE: 50 * _MB,
         }
     )
     payments_enabled: bool = False  #: config `[payments] enabled`: `/price` works

@@ -23,6 +23,7 @@ from bridge.commands import (
     VoteArgs,
     help_text,
 )
+from bridge.engine import quizzes
 from bridge.engine.context import (
     Context,
     find_channel,
@@ -182,6 +183,10 @@ def cmd_vote(ctx: Context, cmd: VoteArgs) -> list[Reply]:
         raise Refusal(f"Poll #{post.id} has options 1 to {len(options)}.")
     if len(set(cmd.numbers)) > 1 and not post.poll_multi:
         raise Refusal(f"Poll #{post.id} allows one choice.")
+    if quizzes.is_quiz(post):
+        if not quizzes.first_answer(ctx, post, [cmd.numbers[0] - 1]):
+            raise Refusal(f"You already answered quiz #{post.id}; a quiz counts the first answer.")
+        return [quizzes.reveal(post, options, cmd.numbers[0] - 1)]
     ctx.store.posts.set_votes(s, post.id or 0, actor.index, [n - 1 for n in cmd.numbers])
     chosen = ", ".join(options[n - 1].text for n in sorted(set(cmd.numbers)))
     return [Reply(f"Your vote on #{post.id} is recorded: {chosen}. You can change it until the poll closes.")]
@@ -198,7 +203,10 @@ def cmd_results(ctx: Context, cmd: ResultsArgs) -> list[Reply]:
         or not may_see(ctx, post)
     ):
         raise Refusal(f"There is no poll #{cmd.post_id} in a channel you follow.")
-    return [Reply(results_text(ctx, post))]
+    text = results_text(ctx, post)
+    if quizzes.is_quiz(post):
+        text += "\n" + quizzes.score_line(ctx, post)
+    return [Reply(text)]
 
 
 def cmd_forgetme(ctx: Context, cmd: ForgetMeArgs) -> list[Reply]:

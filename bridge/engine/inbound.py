@@ -7,6 +7,7 @@ import logging
 from dataclasses import replace
 
 from bridge.commands import Command, CommandError, PostArgs, ScheduleArgs
+from bridge.engine import quizzes
 from bridge.engine.context import Context, find_channel, poll_for_voting, require_admin
 from bridge.engine.core import Actor, EngineCore, Refusal
 from bridge.engine.registry import ROUTES
@@ -35,7 +36,7 @@ async def with_media(
         require_admin(ctx, find_channel(ctx, parsed.handle))
     cap = core.options.media_limits.get(media.kind)
     if cap is None:
-        raise Refusal("Only photos, videos and stickers can be posted as media.")
+        raise Refusal("Only photos, videos, voice notes and stickers can be posted as media.")
     too_big = Refusal(
         f"This {media.kind.value} is larger than the {round(cap / (1024 * 1024), 3):g} MB allowed for a "
         f"{media.kind.value}; nothing was posted. Send a smaller one."
@@ -61,7 +62,8 @@ async def with_media(
 
 
 def native_vote(core: EngineCore, actor: Actor, vote: PollVote) -> list[Reply]:
-    """A vote cast in a platform's own poll: recorded like `/vote`, answered with nothing."""
+    """A vote cast in a platform's own poll: recorded like `/vote`, answered with nothing; in a
+    quiz the first answer counts, and is answered with the reveal where the platform has none."""
     with core.store.unit_of_work() as s:
         platform = actor.address.platform
         copy = core.store.posts.copy_by_ref_index(s, platform, core.sealer.ref_index(platform, vote.post_ref))
@@ -72,8 +74,14 @@ def native_vote(core: EngineCore, actor: Actor, vote: PollVote) -> list[Reply]:
         positions = [i for i in vote.option_ids if 0 <= i < len(options)]
         if not post.poll_multi:
             positions = positions[:1]
-        core.store.posts.set_votes(s, post.id or 0, actor.index, positions)
-    return []
+        if not quizzes.is_quiz(post):
+            core.store.posts.set_votes(s, post.id or 0, actor.index, positions)
+            return []
+        if not quizzes.first_answer(ctx, post, positions):
+            return []  # a changed or retracted answer: the first one counts, revealed once
+        if not quizzes.reveal_after_native_vote(ctx, post, copy):
+            return []
+        return [quizzes.reveal(post, options, positions[0])]
 
 
 def reaction(core: EngineCore, actor: Actor, reaction: Reaction) -> list[Reply]:

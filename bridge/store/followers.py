@@ -15,6 +15,7 @@ from bridge.models import (
     Follower,
     FollowerCount,
     PostReaction,
+    QuizAnswer,
     Subscription,
     Vote,
 )
@@ -213,8 +214,9 @@ class Followers:
         s.delete(follower)
 
     def forget_voter(self, s: Session, account_index: str) -> None:
-        """Remove votes and reactions of someone (a follower, or a mirror member)."""
+        """Remove votes, quiz answers and reactions of someone (a follower, or a mirror member)."""
         s.exec(delete(Vote).where(col(Vote.voter_index) == account_index))
+        s.exec(delete(QuizAnswer).where(col(QuizAnswer.voter_index) == account_index))
         s.exec(delete(PostReaction).where(col(PostReaction.reactor_index) == account_index))
 
     # ---- bulk import ---------------------------------------------------------------------

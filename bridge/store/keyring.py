@@ -91,8 +91,8 @@ class Keyring:
     def reindex_accounts(
         self, s: Session, table: str, updates: Sequence[tuple[int, bytes, str, str]]
     ) -> None:
-        """Re-sealed accounts (row id, blob, old index, new index): the row, and the votes and
-        reactions that carry the old blind index, move to the new one."""
+        """Re-sealed accounts (row id, blob, old index, new index): the row, and the votes, quiz
+        answers and reactions that carry the old blind index, move to the new one."""
         if not updates:
             return
         conn = s.connection()
@@ -103,6 +103,7 @@ class Keyring:
         moves = [{"old": old, "new": new} for _, _, old, new in updates if old != new]
         if moves:
             conn.execute(text("UPDATE vote SET voter_index = :new WHERE voter_index = :old"), moves)
+            conn.execute(text("UPDATE quizanswer SET voter_index = :new WHERE voter_index = :old"), moves)
             conn.execute(
                 text("UPDATE postreaction SET reactor_index = :new WHERE reactor_index = :old"), moves
             )

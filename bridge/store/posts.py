@@ -1,10 +1,11 @@
-"""Posts and what hangs off them: poll options, votes, reactions, media, delivered copies."""
+"""Posts and what hangs off them: poll options, votes, quiz answers, reactions, media, delivered
+copies."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import text
+from sqlalchemy import case, text
 from sqlmodel import Session, col, delete, func, select
 
 from bridge.models import (
@@ -16,6 +17,7 @@ from bridge.models import (
     PollOption,
     Post,
     PostReaction,
+    QuizAnswer,
     Tier,
     Vote,
 )
@@ -82,6 +84,24 @@ class Posts:
         s.exec(delete(Vote).where(col(Vote.post_id) == post_id, col(Vote.voter_index) == voter_index))
         for position in sorted(set(positions)):
             s.add(Vote(post_id=post_id, voter_index=voter_index, position=position))
+
+    def first_quiz_answer(self, s: Session, post_id: int, voter_index: str, correct: bool) -> bool:
+        """Record one person's answer to a quiz if it is their first; False when they had
+        answered already (a quiz keeps the first answer and reveals it once)."""
+        answered = s.exec(
+            select(QuizAnswer.id).where(QuizAnswer.post_id == post_id, QuizAnswer.voter_index == voter_index)
+        ).first()
+        if answered is not None:
+            return False
+        s.add(QuizAnswer(post_id=post_id, voter_index=voter_index, correct=correct))
+        s.flush()  # a concurrent first answer of the same person fails here, not at commit
+        return True
+
+    def quiz_score(self, s: Session, post_id: int) -> tuple[int, int]:
+        """(people who answered a quiz, how many of them answered correctly): counts only."""
+        right = func.coalesce(func.sum(case((col(QuizAnswer.correct), 1), else_=0)), 0)
+        answered, correct = s.exec(select(func.count(), right).where(QuizAnswer.post_id == post_id)).one()
+        return int(answered), int(correct)
 
     def set_reaction(self, s: Session, post_id: int, reactor_index: str, key: str | None) -> None:
         """Replace (or with None, remove) one reactor's reaction on one post."""
@@ -210,6 +230,8 @@ class Posts:
                 options=tuple(o.text for o in self.poll_options(s, post_id)),
                 multi=post.poll_multi,
                 closed=post.poll_closed_at is not None,
+                correct=post.quiz_correct,
+                explanation=post.quiz_explanation,
             )
         content = Content(
             post_id=post_id,

@@ -60,12 +60,13 @@ LIMITED_METHODS = frozenset(
 )  # fmt: skip
 _JSON_FIELDS = frozenset(
     {"reply_markup", "options", "allowed_updates", "commands", "scope", "reply_parameters",
-     "link_preview_options", "entities", "caption_entities", "prices", "media"}
+     "link_preview_options", "entities", "caption_entities", "prices", "media",
+     "correct_option_ids"}
 )  # fmt: skip
 _INT_FIELDS = frozenset(
     {"chat_id", "message_id", "offset", "limit", "timeout", "reply_to_message_id", "width",
      "height", "duration", "cache_time", "open_period", "star_count", "user_id",
-     "subscription_period"}
+     "subscription_period", "correct_option_id"}
 )  # fmt: skip
 _BOOL_FIELDS = frozenset(
     {"disable_notification", "is_anonymous", "allows_multiple_answers", "protect_content",
@@ -81,6 +82,7 @@ _DEFAULT_DESCRIPTIONS = {
 }
 _DELETE_WINDOW_S = 48 * 3600
 _MAX_DOWNLOAD = 20 * 1024 * 1024
+_MAX_VOICE_UPLOAD = 50 * 1024 * 1024
 
 
 class ApiError(Exception):
@@ -183,6 +185,7 @@ class FakeBotApi:
             "sendPhoto": functools.partial(self._send_media, "photo"),
             "sendVideo": functools.partial(self._send_media, "video"),
             "sendSticker": functools.partial(self._send_media, "sticker"),
+            "sendVoice": functools.partial(self._send_media, "voice"),
             "sendPoll": self._send_poll,
             "stopPoll": self._stop_poll,
             "editMessageText": self._edit_text,
@@ -292,6 +295,14 @@ class FakeBotApi:
         f.width, f.height, f.duration = 640, 360, duration
         return self._user_message(user_id, "video", caption=caption, file=f)
 
+    def user_sends_voice(
+        self, user_id: int, data: bytes, *, caption: str | None = None, duration: int = 7
+    ) -> ChatMessage:
+        """The user records a voice note (OGG/OPUS) and sends it, maybe with a caption."""
+        f = self._store_file("voice", data, mime_type="audio/ogg")
+        f.duration = duration
+        return self._user_message(user_id, "voice", caption=caption, file=f)
+
     def user_sends_sticker(self, user_id: int, data: bytes) -> ChatMessage:
         """The user sends a (static webp) sticker."""
         f = self._store_file("sticker", data, mime_type="image/webp")
@@ -343,6 +354,8 @@ class FakeBotApi:
             raise ValueError("no such option")
         if len(option_ids) > 1 and not poll.allows_multiple_answers:
             raise ValueError("poll allows one answer")
+        if poll.type == "quiz" and (user_id in poll.answers or not option_ids):
+            raise ValueError("a quiz answer can't be changed or retracted")
         poll.answers[user_id] = list(option_ids)
         self.push_update("poll", poll.to_json())
         if not poll.is_anonymous:
@@ -632,9 +645,9 @@ class FakeBotApi:
     ) -> StoredFile:
         serial = next(self._ids)
         unique = "AQAD" + hashlib.sha256(data).hexdigest()[:16]
-        prefix = {"photo": "AgAC", "video": "BAAC", "sticker": "CAAC"}.get(kind, "BQAC")
+        prefix = {"photo": "AgAC", "video": "BAAC", "sticker": "CAAC", "voice": "AwAC"}.get(kind, "BQAC")
         file_id = f"{prefix}{serial:06d}{hashlib.sha256(f'{serial}'.encode()).hexdigest()[:24]}"
-        ext = {"photo": "jpg", "video": "mp4", "sticker": "webp"}.get(kind, "bin")
+        ext = {"photo": "jpg", "video": "mp4", "sticker": "webp", "voice": "oga"}.get(kind, "bin")
         f = StoredFile(file_id, unique, kind, data, f"{kind}s/file_{serial}.{ext}", mime_type, file_name)
         if kind in ("photo", "sticker"):
             f.width, f.height = _image_size(data)
@@ -761,6 +774,8 @@ class FakeBotApi:
             caption = _parse_caption(params["caption"], params.get("parse_mode"))
         value = params.get(kind)
         if kind in files:
+            if kind == "voice":
+                _check_voice_upload(files[kind])
             upload = value if isinstance(value, web.FileField) else None
             f = self._store_file(
                 kind,
@@ -771,6 +786,9 @@ class FakeBotApi:
             if kind == "video":
                 f.width = int(params.get("width") or 640)
                 f.height = int(params.get("height") or 360)
+                f.duration = int(params.get("duration") or 0)
+            if kind == "voice":
+                f.mime_type = "audio/ogg"
                 f.duration = int(params.get("duration") or 0)
             self.uploads.append(f)
         elif isinstance(value, str) and value:
@@ -812,12 +830,14 @@ class FakeBotApi:
             raise _bad("poll can't have more than 12 options")
         if any(not 1 <= len(option) <= 100 for option in options):
             raise _bad("poll options length must not exceed 100")
+        poll_type, correct, explanation = _quiz_fields(params, len(options))
         msg = self._new_bot_message(chat, "poll", params)
         poll = PollRecord(
             str(5_000_000_000_000_000 + next(self._ids)), msg.chat_id, msg.message_id, question,
             options, bool(params.get("is_anonymous", True)),
             bool(params.get("allows_multiple_answers", False)),
-            is_closed=bool(params.get("is_closed", False)),
+            is_closed=bool(params.get("is_closed", False)), type=poll_type,
+            correct_option_id=correct, explanation=explanation,
         )  # fmt: skip
         self.polls[poll.id] = poll
         msg.poll = poll
@@ -853,7 +873,7 @@ class FakeBotApi:
 
     async def _edit_caption(self, params: JSON, files: dict[str, bytes]) -> JSON:
         msg = self._bot_message(params, "message to edit not found")
-        if msg.kind not in ("photo", "video", "paid_media"):  # a paid media's caption can be edited
+        if msg.kind not in ("photo", "video", "voice", "paid_media"):  # a paid media's caption too
             raise _bad("there is no caption in the message to edit")
         caption = params.get("caption")
         plain = _parse_caption(caption, params.get("parse_mode")) if caption else None
@@ -967,6 +987,52 @@ def _parse_text(text: Any, parse_mode: Any, *, limit: int) -> str:
     if utf16_len(plain) > limit:
         raise _bad("message is too long")
     return plain
+
+
+def _check_voice_upload(data: bytes) -> None:
+    """Telegram plays a voice note only from OGG/OPUS (or MP3, M4A), at most 50 MB uploaded."""
+    if len(data) > _MAX_VOICE_UPLOAD:
+        raise ApiError(413, "Request Entity Too Large")
+    if not (data.startswith((b"OggS", b"ID3", b"\xff\xfb")) or data[4:8] == b"ftyp"):
+        raise _bad("VOICE_MESSAGES_FORBIDDEN: wrong voice file format, use OGG/OPUS, MP3 or M4A")
+
+
+def _quiz_fields(params: JSON, option_count: int) -> tuple[str, int | None, str | None]:
+    """The poll's type, correct option and explanation, refused like Telegram refuses them.
+
+    Bot API 9.6 names the correct options `correct_option_ids` (a list); the older
+    `correct_option_id` is still read. This server takes one correct option per quiz."""
+    poll_type = params.get("type") or "regular"
+    if poll_type not in ("regular", "quiz"):
+        raise _bad("wrong poll type specified")
+    ids = params.get("correct_option_ids")
+    legacy = params.get("correct_option_id")
+    explanation = params.get("explanation")
+    if poll_type == "regular":
+        if ids is not None or legacy is not None:
+            raise _bad("correct_option_ids can be specified only for quizzes")
+        if explanation is not None:
+            raise _bad("explanation can be specified only for quizzes")
+        return poll_type, None, None
+    if params.get("allows_multiple_answers"):
+        raise _bad("quiz poll can't allow multiple answers")
+    if ids is not None and legacy is not None:
+        raise _bad("specify correct_option_ids or correct_option_id, not both")
+    if ids is None:
+        ids = [] if legacy is None else [legacy]
+    if not isinstance(ids, list) or not ids:
+        raise _bad("QUIZ_CORRECT_ANSWERS_EMPTY")
+    if len(ids) > 1:
+        raise _bad("QUIZ_CORRECT_ANSWERS_TOO_MUCH")
+    correct = ids[0]
+    if not isinstance(correct, int) or isinstance(correct, bool) or not 0 <= correct < option_count:
+        raise _bad("QUIZ_CORRECT_ANSWER_INVALID")
+    if explanation is None:
+        return poll_type, correct, None
+    plain = _plain(str(explanation), params.get("explanation_parse_mode"))
+    if utf16_len(plain) > 200 or plain.count("\n") > 2:
+        raise _bad("explanation is too long")
+    return poll_type, correct, plain
 
 
 def _parse_caption(caption: Any, parse_mode: Any) -> str:

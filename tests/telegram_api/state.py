@@ -79,6 +79,13 @@ class PollRecord:
     is_anonymous: bool
     allows_multiple_answers: bool
     is_closed: bool = False
+    #: "regular" or "quiz"
+    type: str = "regular"
+    #: a quiz's correct option (0-based); the bot sees it in the polls it sent (Bot API 9.6:
+    #: as the one-item list `correct_option_ids`)
+    correct_option_id: int | None = None
+    #: a quiz's explanation, after entity parsing
+    explanation: str | None = None
     #: user id -> chosen option ids
     answers: dict[int, list[int]] = field(default_factory=dict)
 
@@ -88,6 +95,11 @@ class PollRecord:
         for chosen in self.answers.values():
             for option in chosen:
                 counts[option] += 1
+        quiz: JSON = {}
+        if self.correct_option_id is not None:
+            quiz["correct_option_ids"] = [self.correct_option_id]
+        if self.explanation:
+            quiz["explanation"] = self.explanation
         return {
             "id": self.id,
             "question": self.question,
@@ -98,10 +110,11 @@ class PollRecord:
             "total_voter_count": sum(1 for chosen in self.answers.values() if chosen),
             "is_closed": self.is_closed,
             "is_anonymous": self.is_anonymous,
-            "type": "regular",
+            "type": self.type,
             "allows_multiple_answers": self.allows_multiple_answers,
-            "allows_revoting": True,
+            "allows_revoting": self.type != "quiz",  # a quiz answer is final
             "members_only": False,
+            **quiz,
         }
 
 
@@ -113,11 +126,11 @@ class ChatMessage:
     chat: JSON
     sender: JSON
     date: int
-    #: "text", "photo", "video", "sticker", "poll", "paid_media" or "service"
+    #: "text", "photo", "video", "voice", "sticker", "poll", "paid_media" or "service"
     kind: str
     #: plain text after entity parsing (text messages)
     text: str | None = None
-    #: plain caption after entity parsing (photo and video)
+    #: plain caption after entity parsing (photo, video and voice)
     caption: str | None = None
     #: the text or caption exactly as sent (HTML source when parse_mode=HTML)
     source: str | None = None
@@ -169,10 +182,12 @@ class ChatMessage:
             out["video"] = _video(self.file)
         elif self.kind == "sticker" and self.file is not None:
             out["sticker"] = _sticker(self.file)
+        elif self.kind == "voice" and self.file is not None:
+            out["voice"] = _voice(self.file)
         elif self.kind == "poll" and self.poll is not None:
             out["poll"] = self.poll.to_json()
         out.update(self.extra)
-        if self.caption is not None and self.kind in ("photo", "video", "paid_media"):
+        if self.caption is not None and self.kind in ("photo", "video", "voice", "paid_media"):
             out["caption"] = self.caption
         if self.reply_markup:
             out["reply_markup"] = self.reply_markup
@@ -254,6 +269,16 @@ def _video(f: StoredFile) -> JSON:
     if f.file_name:
         out["file_name"] = f.file_name
     return out
+
+
+def _voice(f: StoredFile) -> JSON:
+    return {
+        "file_id": f.file_id,
+        "file_unique_id": f.file_unique_id,
+        "duration": f.duration,
+        "mime_type": f.mime_type or "audio/ogg",
+        "file_size": len(f.data),
+    }
 
 
 def _sticker(f: StoredFile) -> JSON:

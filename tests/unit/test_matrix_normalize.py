@@ -122,3 +122,19 @@ def test_refs_round_trip_and_reject_garbage():
     assert split_ref(post_ref("!r:s", "$e")) == ("!r:s", "$e")
     with pytest.raises(ValueError, match="matrix message key"):
         split_ref("no-separator")
+
+
+def test_voice_message_with_command_caption_is_a_voice_media_message():
+    content = {"msgtype": "m.audio", "body": "/post news listen", "url": "mxc://s/v",
+               "info": {"mimetype": "audio/ogg", "size": 900},
+               "org.matrix.msc3245.voice": {}, "org.matrix.msc1767.audio": {"duration": 7400}}
+    item = _norm(_event("m.room.message", content))
+    assert isinstance(item, MediaMessage) and item.text == "/post news listen"
+    assert (item.media.kind, item.media.mime, item.media.duration) == (PostKind.VOICE, "audio/ogg", 7)
+    assert item.media.size == 900
+
+
+def test_plain_audio_is_no_post_kind():
+    content = {"msgtype": "m.audio", "body": "/post news song", "url": "mxc://s/a",
+               "info": {"mimetype": "audio/mpeg", "duration": 180000}}
+    assert _norm(_event("m.room.message", content)) is None

@@ -98,3 +98,23 @@ def test_reply_is_a_notice_and_buttons_degrade_to_visible_commands():
 def test_reply_keeps_given_html():
     body = render.reply_message(Reply("plain", html="<i>rich</i>"))
     assert (body["body"], body["formatted_body"]) == ("plain", "<i>rich</i>")
+
+
+def test_voice_post_is_an_m_audio_voice_message_with_its_duration():
+    media = MediaContent(3, PostKind.VOICE, "audio/ogg", "v.ogg", None, duration=9)
+    event_type, body = render.render_post(
+        _content(PostKind.VOICE, text="Listen", media=media), url="mxc://localhost/v", size=120
+    )
+    assert event_type == "m.room.message"
+    assert body["msgtype"] == "m.audio" and body["url"] == "mxc://localhost/v"
+    assert body["org.matrix.msc3245.voice"] == {}
+    assert body["org.matrix.msc1767.audio"] == {"duration": 9000}
+    assert body["info"] == {"mimetype": "audio/ogg", "size": 120, "duration": 9000}
+    assert body["body"] == "News & Co (#12)\nListen" and body["filename"] == "v.ogg"
+
+
+def test_quiz_fallback_says_the_answer_comes_after_the_vote():
+    poll = PollContent("Capital?", ("Lyon", "Paris"), correct=1, explanation="Since 508.")
+    _, body = render.render_post(_content(PostKind.POLL, poll=poll))
+    fallback = body["org.matrix.msc1767.text"]
+    assert "A quiz" in fallback and "Paris" in fallback and "Since 508." not in fallback

@@ -21,7 +21,7 @@ def test_every_command_has_one_route_and_one_arguments_class() -> None:
 def test_timed_and_media_flags() -> None:
     timed = {route.spec.name for route in ROUTES.values() if route.timed}
     media = {route.spec.name for route in ROUTES.values() if route.keeps_media}
-    assert timed == {"schedule", "every", "poll", "cancel", "delete", "deletechannel", "edit"}
+    assert timed == {"schedule", "every", "poll", "quiz", "cancel", "delete", "deletechannel", "edit"}
     assert media == {"post", "schedule"}
 
 

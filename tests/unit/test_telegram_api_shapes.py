@@ -178,3 +178,94 @@ async def test_error_body_has_telegram_fields(api: FakeBotApi) -> None:
     rule = api.fail("sendMessage", status=429, retry_after=7)
     assert rule.description == "Too Many Requests: retry after 7"
     assert ApiError(429, rule.description, 7).body()["parameters"] == {"retry_after": 7}
+
+
+# -- quizzes and voice notes (issue 15) --------------------------------------------------------
+
+OGG = b"OggS\x00\x02" + b"\x00" * 20 + b"OpusHead\x01\x01\x38\x01" + b"\x00" * 40
+
+
+def _quiz(chat_id: int, **extra: Any) -> dict[str, Any]:
+    return {"chat_id": chat_id, "question": "Capital?", "options": ["Lyon", "Paris"], "type": "quiz",
+            "is_anonymous": False, **extra}  # fmt: skip
+
+
+async def test_sent_quiz_parses_with_its_correct_option_and_explanation(api: FakeBotApi) -> None:
+    user = api.add_user()
+    raw = await api.dispatch("sendPoll", _quiz(user.id, correct_option_ids=[1], explanation="Since 508."))
+    msg = Message.de_json(raw, None)
+    assert_exact(msg, raw)
+    assert msg.poll is not None and msg.poll.type == "quiz" and not msg.poll.allows_revoting
+    assert msg.poll.correct_option_ids == (1,) and msg.poll.explanation == "Since 508."
+    legacy = await api.dispatch("sendPoll", _quiz(user.id, correct_option_id=0))  # before Bot API 9.6
+    assert legacy["poll"]["correct_option_ids"] == [0]
+    api.answer_poll(user.id, msg.poll.id, [0])
+    with pytest.raises(ValueError, match="can't be changed"):  # a quiz answer is final
+        api.answer_poll(user.id, msg.poll.id, [1])
+    with pytest.raises(ValueError, match="can't be changed"):
+        api.answer_poll(user.id, msg.poll.id, [])
+
+
+@pytest.mark.parametrize(
+    ("extra", "error"),
+    [
+        ({}, "QUIZ_CORRECT_ANSWERS_EMPTY"),
+        ({"correct_option_ids": []}, "QUIZ_CORRECT_ANSWERS_EMPTY"),
+        ({"correct_option_ids": [2]}, "QUIZ_CORRECT_ANSWER_INVALID"),
+        ({"correct_option_id": -1}, "QUIZ_CORRECT_ANSWER_INVALID"),
+        ({"correct_option_ids": [0, 1]}, "QUIZ_CORRECT_ANSWERS_TOO_MUCH"),
+        ({"correct_option_ids": [0], "correct_option_id": 0}, "not both"),
+        ({"correct_option_ids": [0], "allows_multiple_answers": True}, "multiple answers"),
+        ({"correct_option_ids": [0], "explanation": "e" * 201}, "explanation is too long"),
+        ({"correct_option_ids": [0], "explanation": "a\nb\nc\nd"}, "explanation is too long"),
+        ({"correct_option_ids": [0], "type": "trivia"}, "wrong poll type"),
+    ],
+)
+async def test_a_malformed_quiz_is_refused_like_telegram_refuses_it(
+    api: FakeBotApi, extra: dict[str, Any], error: str
+) -> None:
+    user = api.add_user()
+    with pytest.raises(ApiError, match=error):
+        await api.dispatch("sendPoll", _quiz(user.id, **extra))
+
+
+async def test_a_regular_poll_refuses_quiz_fields(api: FakeBotApi) -> None:
+    user = api.add_user()
+    base = {"chat_id": user.id, "question": "Q", "options": ["x", "y"]}
+    with pytest.raises(ApiError, match="only for quizzes"):
+        await api.dispatch("sendPoll", {**base, "correct_option_ids": [0]})
+    with pytest.raises(ApiError, match="only for quizzes"):
+        await api.dispatch("sendPoll", {**base, "explanation": "why"})
+
+
+async def test_sent_voice_parses_reuses_its_file_id_and_takes_a_new_caption(api: FakeBotApi) -> None:
+    user = api.add_user()
+    params = {"chat_id": user.id, "caption": "hi", "duration": 7}
+    raw = await api.dispatch("sendVoice", params, {"voice": OGG})
+    msg = Message.de_json(raw, None)
+    assert_exact(msg, raw)
+    assert msg.voice is not None and msg.voice.mime_type == "audio/ogg" and msg.caption == "hi"
+    again = await api.dispatch("sendVoice", {"chat_id": user.id, "voice": msg.voice.file_id})
+    assert again["voice"]["file_id"] == msg.voice.file_id and len(api.uploads) == 1
+    recaptioned = await api.dispatch(
+        "editMessageCaption", {"chat_id": user.id, "message_id": raw["message_id"], "caption": "new"}
+    )
+    assert Message.de_json(recaptioned, None).caption == "new"
+    with pytest.raises(ApiError, match="can't use file of type Voice as Photo"):
+        await api.dispatch("sendPhoto", {"chat_id": user.id, "photo": msg.voice.file_id})
+
+
+async def test_a_voice_upload_that_is_no_audio_is_refused(api: FakeBotApi) -> None:
+    user = api.add_user()
+    with pytest.raises(ApiError, match="wrong voice file format"):
+        await api.dispatch("sendVoice", {"chat_id": user.id}, {"voice": PNG})
+
+
+async def test_a_users_voice_note_update_parses(api: FakeBotApi) -> None:
+    user = api.add_user()
+    api.user_sends_voice(user.id, OGG, caption="/post news", duration=9)
+    [item] = await api.dispatch("getUpdates", {"timeout": 0})
+    update = Update.de_json(item, None)
+    assert_exact(update, item)
+    assert update.message is not None and update.message.voice is not None
+    assert update.message.voice.file_size == len(OGG) and update.message.caption == "/post news"

@@ -74,3 +74,21 @@ def test_button_press_poll_answer_and_reactions() -> None:
     assert to_inbound(update(message_reaction=removed)) == Reaction(SENDER, "77:9", None)
     in_group = {**reaction, "chat": GROUP}
     assert to_inbound(update(message_reaction=in_group)) is None
+
+
+def test_voice_note_with_command_caption_becomes_voice_media() -> None:
+    raw = {
+        "update_id": 1,
+        "message": {
+            "message_id": 5, "date": 0, "caption": "/post news listen",
+            "chat": {"id": 42, "type": "private", "first_name": "A"},
+            "from": {"id": 42, "is_bot": False, "first_name": "A"},
+            "voice": {"file_id": "AwAC1", "file_unique_id": "u", "duration": 7,
+                      "mime_type": "audio/ogg", "file_size": 900},
+        },
+    }  # fmt: skip
+    event = to_inbound(Update.de_json(raw, None))
+    assert isinstance(event, Message) and event.text == "/post news listen"
+    assert event.media is not None and event.media.kind == PostKind.VOICE
+    assert (event.media.platform_ref, event.media.duration, event.media.size) == ("AwAC1", 7, 900)
+    assert event.media.mime == "audio/ogg"

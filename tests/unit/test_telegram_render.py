@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.base import Button, Content, MediaContent, PermanentFailure, PostKind, Reply
+from adapters.base import Button, Content, MediaContent, PermanentFailure, PollContent, PostKind, Reply
 from adapters.telegram.render import (
     MessageKey,
     inline_keyboard,
@@ -92,3 +92,25 @@ def test_reply_uses_html_when_short_and_puts_buttons_under_the_last_part() -> No
     calls = render_reply("9", Reply("p " * 3000, buttons=(Button("Go", "/go"),)))
     assert len(calls) == 2 and "reply_markup" in calls[1].params
     assert "reply_markup" not in calls[0].params
+
+
+def test_a_quiz_is_a_telegram_quiz_with_its_correct_option_and_explanation() -> None:
+    poll = PollContent("Capital?", ("Lyon", "Paris"), correct=1, explanation="🎉" * 150)
+    [call] = render_post("7", Content(5, PostKind.POLL, "news", "N", poll=poll))
+    assert call.method == "sendPoll"
+    params = call.params
+    assert params["type"] == "quiz" and params["correct_option_ids"] == [1]
+    assert params["allows_multiple_answers"] is False and params["is_anonymous"] is False
+    assert utf16_len(params["explanation"]) == 200  # cut in UTF-16 units, never mid-emoji
+    plain = render_post("7", Content(5, PostKind.POLL, "news", "N", poll=PollContent("Q", ("a", "b"))))
+    assert not {"type", "correct_option_ids", "explanation"} & set(plain[0].params)
+
+
+def test_a_voice_post_is_send_voice_with_caption_and_duration_and_its_edit_a_caption_edit() -> None:
+    media = MediaContent(3, PostKind.VOICE, "audio/ogg", "v.ogg", None, platform_ref="AwAC1", duration=9)
+    content = Content(5, PostKind.VOICE, "news", "N", text="Listen", media=media)
+    [call] = render_post("7", content)
+    assert call.method == "sendVoice" and call.params["voice"] == "AwAC1"
+    assert call.params["duration"] == 9 and call.params["caption"] == "<b>N (#5)</b>\nListen"
+    calls, leftover = render_edit(MessageKey("7", (11,)), content)
+    assert [c.method for c in calls] == ["editMessageCaption"] and leftover == ()

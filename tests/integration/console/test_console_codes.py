@@ -3,34 +3,18 @@ one run are redeemed in the next (once), and no code is in the log or in any fil
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 from bridge.engine.codes import parse_code
+from tests.integration.console.run import run_console
 
 CODE_RE = re.compile(r"CB(?:-[0-9A-Z]{5}){6}")
 
 
+
 def _run(data_dir: Path, script: str) -> tuple[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHANNELBRIDGE_")}
-    env["CHANNELBRIDGE_GENERAL__DATA_DIR"] = str(data_dir)
-    env["CHANNELBRIDGE_GENERAL__LOG_LEVEL"] = "DEBUG"
-    env["CHANNELBRIDGE_PAYMENTS__ENABLED"] = "true"
-    env["CHANNELBRIDGE_PAYMENTS__SUPPORT"] = "@news_help"
-    proc = subprocess.run(
-        [sys.executable, "-m", "bridge.cli", "run"],
-        input=script,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        cwd=Path(__file__).resolve().parents[3],
-    )
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout, proc.stderr
+    return run_console(data_dir, script, payments=True, debug=True, timeout=60)
 
 
 def test_codes_minted_in_one_run_are_redeemed_once_in_the_next_and_never_logged(tmp_path: Path) -> None:

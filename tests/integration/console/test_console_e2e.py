@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.integration.console.run import copies, run_console
+
 SCRIPT = """\
 /newchannel news Daily News
 :as alice
@@ -45,23 +47,11 @@ SCRIPT = """\
 
 
 def _run(tmp_path: Path, script: str) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHANNELBRIDGE_")}
-    env["CHANNELBRIDGE_GENERAL__DATA_DIR"] = str(tmp_path / "data")
-    proc = subprocess.run(
-        [sys.executable, "-m", "bridge.cli", "run"],
-        input=script,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        cwd=Path(__file__).resolve().parents[3],
-    )
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
+    return run_console(tmp_path / "data", script, timeout=60)[0]
 
 
 def _copies(out: str, who: str) -> list[str]:
-    return [line.split("] ", 1)[1] for line in out.splitlines() if line.startswith(f"[to {who}]")]
+    return copies(out, who)
 
 
 def test_console_walks_through_every_flow(tmp_path: Path) -> None:

@@ -3,10 +3,9 @@ follower gets the teaser with a line saying what to send to subscribe, the opera
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
+
+from tests.integration.console.run import run_console
 
 SCRIPT = """\
 /newchannel news Daily News
@@ -21,21 +20,8 @@ SCRIPT = """\
 
 
 def test_a_free_console_follower_gets_the_teaser_with_what_to_send(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHANNELBRIDGE_")}
-    env["CHANNELBRIDGE_GENERAL__DATA_DIR"] = str(tmp_path / "data")
-    env["CHANNELBRIDGE_PAYMENTS__ENABLED"] = "true"
-    env["CHANNELBRIDGE_PAYMENTS__SUPPORT"] = "@news_help"
-    proc = subprocess.run(
-        [sys.executable, "-m", "bridge.cli", "run"],
-        input=SCRIPT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        cwd=Path(__file__).resolve().parents[3],
-    )
-    assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.splitlines()
+    out, _ = run_console(tmp_path / "data", SCRIPT, payments=True, timeout=60)
+    lines = out.splitlines()
     teaser = "[to alice] Daily News (#1): 🔒 A post for subscribers. Subscribe: 30 days for 50 Stars."
     assert teaser in lines
     assert lines[lines.index(teaser) + 1] == "  Send /subscribe news"

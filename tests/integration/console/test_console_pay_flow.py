@@ -9,11 +9,10 @@ are merged with the console's `:pay`.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
+
+from tests.integration.console.run import copies, run_console
 
 SCRIPT = """\
 /newchannel news Daily News
@@ -33,37 +32,17 @@ SCRIPT = """\
 """
 
 
-def _run(tmp_path: Path, script: str) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHANNELBRIDGE_")}
-    env["CHANNELBRIDGE_GENERAL__DATA_DIR"] = str(tmp_path / "data")
-    env["CHANNELBRIDGE_PAYMENTS__ENABLED"] = "true"
-    env["CHANNELBRIDGE_PAYMENTS__SUPPORT"] = "@news_help"
-    proc = subprocess.run(
-        [sys.executable, "-m", "bridge.cli", "run"],
-        input=script,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        env=env,
-        cwd=Path(__file__).resolve().parents[3],
-    )
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
-
-
-def _copies(out: str, who: str) -> list[str]:
-    return [line.split("] ", 1)[1] for line in out.splitlines() if line.startswith(f"[to {who}]")]
 
 
 def test_a_console_follower_pays_and_gets_the_paid_posts(tmp_path: Path) -> None:
-    out = _run(tmp_path, SCRIPT)
+    out = run_console(tmp_path / "data", SCRIPT, payments=True)[0]
     assert re.search(r"\[invoice: 30 days of .* for 100 Stars — type :pay news to pay\]", out), out
     assert "[payment refused" not in out and "nothing paid" not in out, out
     assert re.search(r"\[paid 100 Stars for news: charge console-[0-9a-f]+\]", out), out
-    alice = _copies(out, "alice")
+    alice = copies(out, "alice")
     assert "Daily News (#1): Before paying" in alice, out  # the back catalogue
     assert "Daily News (#2): After paying" in alice, out
     assert "Daily News (#3): Free for all" in alice, out
-    bob = _copies(out, "bob")
+    bob = copies(out, "bob")
     assert "Daily News (#3): Free for all" in bob, out
     assert not any("Before paying" in c or "After paying" in c for c in bob), out

@@ -161,6 +161,16 @@ async def test_a_follower_subscribes_pays_and_receives_the_paid_posts_of_the_las
     assert paid_until(b) == [pytest.approx(outcome.charge.expiration_date)]
     await b.app.sync()
     assert any("Only for subscribers" in (m.text or "") for m in copies(b.api, ann.id))
+
+    # then: a new paid post reaches the subscriber; a free follower gets only the teaser
+    bea = b.api.add_user("Bea")
+    await b.ask(bea, "/follow news", "You now follow")
+    await b.post(b.operator, "/post news --paid The second one")
+    await b.app.sync()
+    assert any("The second one" in (m.text or "") for m in copies(b.api, ann.id))
+    bea_sees = [m.text or "" for m in copies(b.api, bea.id)]
+    assert not any("The second one" in t or "Only for subscribers" in t for t in bea_sees), bea_sees
+    assert len([t for t in bea_sees if "🔒 A post for subscribers" in t]) == 1, bea_sees
     logs_name_nobody()
 
 

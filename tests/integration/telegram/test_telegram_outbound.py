@@ -60,7 +60,10 @@ async def test_send_text_has_bold_header_and_escaped_text(api: FakeBotApi, adapt
     [msg] = api.bot_messages(alice.id)
     assert ref == MessageRef(f"{alice.id}:{msg.message_id}")
     assert msg.text == "News (#12)\n1 < 2 & <b>not bold</b>"
-    assert msg.source is not None and msg.source.startswith("<b>News (#12)</b>\n")
+    # the bold header is the channel's follow link (issue 15), the text stays escaped
+    follow = f"https://t.me/{api.bot_user['username']}?start=news"
+    escaped = "1 &lt; 2 &amp; &lt;b&gt;not bold&lt;/b&gt;"
+    assert msg.source == f'<a href="{follow}"><b>News (#12)</b></a>\n{escaped}'
     assert msg.parse_mode == "HTML" and not msg.disable_notification
 
 
