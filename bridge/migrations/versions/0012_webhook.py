@@ -1,7 +1,7 @@
 """webhook mode: updates recorded before they are acknowledged
 
-Revision ID: 0011_webhook
-Revises: 0010_history_links
+Revision ID: 0012_webhook
+Revises: 0011_quiz_voice
 Create Date: 2026-12-03 10:00:00
 
 - `received_update`: one row per update a platform pushed to the webhook, unique by
@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlmodel.sql.sqltypes import AutoString
 
-revision: str = "0011_webhook"
-down_revision: str | None = "0010_history_links"
+revision: str = "0012_webhook"
+down_revision: str | None = "0011_quiz_voice"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
