@@ -1,6 +1,6 @@
-"""The process's one HTTP server: a single `aiohttp.web.Application` that parts register routes
-on before it starts (metrics and health probes today; a webhook receiver can join the same
-application later instead of opening a port of its own).
+"""The process's HTTP server: a single `aiohttp.web.Application` that parts register routes
+on before it starts (metrics and health probes; the Telegram webhook receiver, `bridge.inbox`,
+joins it when `webhook_listen` equals `[metrics] listen`, else gets a server of its own).
 
 It serves plain HTTP on one address (`[metrics] listen`, 127.0.0.1 by default): put TLS and
 any exposure to the internet in a reverse proxy in front of it.

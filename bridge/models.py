@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 
-from sqlalchemy import Index, LargeBinary, UniqueConstraint, text
+from sqlalchemy import BigInteger, Index, LargeBinary, UniqueConstraint, text
 from sqlmodel import Column, Field, SQLModel
 
 
@@ -477,3 +477,28 @@ class RedeemFailure(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     sender_index: str = Field(index=True)
     at: float
+
+
+# ---- webhook mode (issue 14 part 1): updates recorded before they are acknowledged ------
+
+
+class ReceivedUpdate(SQLModel, table=True):
+    """One update a platform pushed to our webhook, recorded before the HTTP 200 that tells the
+    platform it arrived. `(platform, update_id)` is unique: a redelivery is acknowledged and not
+    run again. `body` is the sealed update (it holds user ids), NULL once processed: what
+    remains of a processed row is its update_id, kept a day for deduplication."""
+
+    __tablename__ = "received_update"
+    __table_args__ = (
+        UniqueConstraint("platform", "update_id", name="uq_received_update"),
+        Index("ix_received_update_open", "done", "claimed_until"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str
+    update_id: int = Field(sa_type=BigInteger)
+    body: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    received_at: float
+    done: bool = False
+    claimed_by: str | None = None
+    claimed_until: float = 0.0

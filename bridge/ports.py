@@ -525,3 +525,31 @@ class ConnectedAdapter(Protocol):
 
     def is_connected(self) -> bool:
         """Whether the platform answered lately; cheap, never blocks."""
+
+
+@dataclass(frozen=True)
+class WebhookSpec:
+    """Where an adapter in webhook mode receives its updates: the HTTP address to listen on,
+    the path, and the shared secret the platform sends in a header (`header`)."""
+
+    host: str
+    port: int
+    path: str
+    secret: str = field(repr=False)
+    header: str
+
+
+@runtime_checkable
+class WebhookAdapter(Protocol):
+    """An optional extension: an adapter that can receive by webhook. The app serves
+    `webhook_spec()`'s path, records each update durably, acknowledges it, then hands it back
+    to `process_update` (from a processor, possibly in another process)."""
+
+    def webhook_spec(self) -> WebhookSpec | None:
+        """The webhook to serve, or None in polling mode."""
+
+    def update_key(self, update: dict[str, object]) -> int | None:
+        """The update's unique id (deduplication), None for a body that is not an update."""
+
+    async def process_update(self, update: dict[str, object]) -> None:
+        """Run one recorded update through the normal inbound path (normalize -> handler)."""

@@ -1,9 +1,11 @@
 """TelegramAdapter: python-telegram-bot 22 behind the neutral Adapter port.
 
 Inbound: long polling (getUpdates) in one background task -> `normalize` -> the handler ->
-each `Reply` rendered back to the sender. Outbound: `render` builds the Bot API calls, which
-go out as raw requests (no `Message` objects are built on the hot path); every SDK failure
-is translated by `errors` into `RetryLater`, `RecipientGone` or `PermanentFailure`.
+each `Reply` rendered back to the sender; or, in webhook mode, `setWebhook` at start and the
+app's webhook receiver (`bridge.inbox`) hands each recorded update to `process_update`.
+Outbound: `render` builds the Bot API calls, which go out as raw requests (no `Message`
+objects are built on the hot path); every SDK failure is translated by `errors` into
+`RetryLater`, `RecipientGone` or `PermanentFailure`.
 No PTB rate limiter and no PTB retries: the delivery worker owns both.
 """
 
@@ -43,7 +45,7 @@ from adapters.base import (
     RateLimits,
     Reply,
 )
-from bridge.ports import PreCheckout, StarTransaction
+from bridge.ports import PreCheckout, StarTransaction, WebhookSpec
 
 from . import errors, payments, render
 from .normalize import to_inbound
@@ -117,11 +119,16 @@ class TelegramAdapter:
         admin_commands: Sequence[tuple[str, str]] = (),
         limits: RateLimits | None = None,
         paid_broadcast: bool = False,
+        webhook: WebhookSpec | None = None,
+        webhook_url: str = "",
     ) -> None:
         self.default_limits = limits or RateLimits(30, 1, 20)
         #: fan-out copies carry allow_paid_broadcast (replies and notices never do)
         self._paid_broadcast = paid_broadcast
         self._poll_interval = poll_interval
+        #: webhook mode (None: long polling)
+        self._webhook = webhook if webhook_url else None
+        self._webhook_url = webhook_url
         self._poll_timeout = poll_timeout
         self._commands = tuple(commands)
         self._admin_commands = tuple(admin_commands)
@@ -157,6 +164,8 @@ class TelegramAdapter:
                 await self._bot.initialize()
             self._username = self._bot.username
             await self._publish_commands()
+            if self._webhook is not None:
+                await self._set_webhook()
         except BaseException:
             await self._shutdown_bot()
             raise
@@ -167,9 +176,12 @@ class TelegramAdapter:
     async def set_receiving(self, receive: bool) -> None:
         """Start or stop long polling (this process won or lost Telegram's inbound lease).
         Sending works either way; updates already handled are confirmed before polling stops."""
+        if self._webhook is not None:
+            return  # webhook mode: every process receives through the app's webhook receiver
         if not receive:
             await self._stop_polling()
         elif self._started and self._poller is None:
+            await self._drop_webhook()
             self._stopping = False
             self._poller = asyncio.create_task(self._poll_loop(), name="telegram-long-poll")
 
@@ -193,6 +205,47 @@ class TelegramAdapter:
             with contextlib.suppress(TelegramError):
                 await self._bot.raw_updates(self._offset, 0, ALLOWED_UPDATES)
                 self._confirmed = self._offset
+
+    async def _set_webhook(self) -> None:
+        """Register our webhook (with the updates we handle and the secret Telegram sends back)."""
+        assert self._webhook is not None
+        params = {
+            "url": self._webhook_url,
+            "secret_token": self._webhook.secret,
+            "allowed_updates": list(ALLOWED_UPDATES),
+        }
+        with errors.translated():
+            await self._bot.call("setWebhook", params)
+        log.info("telegram: webhook mode, updates are pushed to the configured webhook_url")
+
+    async def _drop_webhook(self) -> None:
+        """Long polling: remove a webhook left from webhook mode (Telegram refuses getUpdates
+        while one is set); its pending updates stay queued for getUpdates."""
+        with contextlib.suppress(TelegramError):
+            info = await self._bot.call("getWebhookInfo", {})
+            if info.get("url"):
+                await self._bot.call("deleteWebhook", {"drop_pending_updates": False})
+                log.info("telegram: deleted the webhook left from webhook mode; long polling")
+
+    # ------------------------------------------------------------------ webhook (WebhookAdapter)
+
+    def webhook_spec(self) -> WebhookSpec | None:
+        """The webhook the app serves for us, None in long-polling mode."""
+        return self._webhook
+
+    def update_key(self, update: dict[str, object]) -> int | None:
+        """An update's `update_id` (Telegram's are positive), None when the body is not an update."""
+        value = update.get("update_id")
+        return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+    async def process_update(self, update: dict[str, object]) -> None:
+        """Run one update received by webhook through the same path as a polled one."""
+        try:
+            parsed = Update.de_json(update, self._bot)
+        except Exception:
+            log.exception("telegram: skipped an update the SDK could not parse")
+            return
+        await self._dispatch(parsed)
 
     async def _shutdown_bot(self) -> None:
         with contextlib.suppress(TelegramError, RuntimeError):

@@ -18,6 +18,7 @@
 - `store.codes`     access codes (as digests) and failed redemptions  (`codes.py`)
 - `store.history`   a new follower's earlier posts, link follows  (`history.py`, `copies.py`)
 - `store.charts`    daily follower snapshots and the figures `/stats <handle> chart` draws  (`charts.py`)
+- `store.updates`   updates pushed to a webhook, recorded before acknowledged  (`updates.py`)
 - `store.ops`       what operators see: queue depths, follower totals, leases, snapshots  (`ops.py`)
 """
 
@@ -63,6 +64,7 @@ from bridge.store.rows import (
     Tally,
 )
 from bridge.store.schedule import Schedule
+from bridge.store.updates import ClaimedUpdate, Updates
 
 
 class Store(Database):
@@ -84,6 +86,7 @@ class Store(Database):
         self.history = History()
         self.charts = Charts()
         self.ops = Ops()
+        self.updates = Updates(self.is_postgres)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -154,6 +157,7 @@ class Store(Database):
 __all__ = [
     "AlreadyRecorded",
     "ClaimedDelivery",
+    "ClaimedUpdate",
     "DeliveryContext",
     "DeliveryOutcome",
     "Due",

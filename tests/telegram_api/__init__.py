@@ -4,9 +4,11 @@ from .limits import FloodControl, FloodRefused, Limits
 from .payments import Charge, CheckoutOutcome, Invoice, Payments, StarTx
 from .server import LIMITED_METHODS, ApiError, FakeBotApi
 from .state import Call, ChatMessage, FailureRule, FakeGroup, FakeUser, PollRecord, StoredFile
+from .webhook import SECRET_HEADER, Webhooks
 
 __all__ = [
     "LIMITED_METHODS",
+    "SECRET_HEADER",
     "ApiError",
     "Call",
     "Charge",
@@ -24,4 +26,5 @@ __all__ = [
     "PollRecord",
     "StarTx",
     "StoredFile",
+    "Webhooks",
 ]

@@ -35,6 +35,7 @@ from .state import (
     StoredFile,
     file_json,
 )
+from .webhook import WEBHOOK_CONFLICT, Webhooks
 
 T = TypeVar("T")
 
@@ -197,6 +198,9 @@ class FakeBotApi:
         #: Telegram Stars: invoices, checkout, charges, refunds, paid media (see payments.py)
         self.payments = Payments(self)
         self._methods.update(self.payments.methods())
+        #: webhooks: setWebhook / deleteWebhook / getWebhookInfo and delivery by POST (webhook.py)
+        self.webhook = Webhooks(self)
+        self._methods.update(self.webhook.methods())
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -225,6 +229,7 @@ class FakeBotApi:
         """Release waiting long polls and stop listening."""
         self._closing = True
         self._wake_pollers()
+        await self.webhook.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -387,6 +392,7 @@ class FakeBotApi:
         update_id = next(self._update_ids)
         self._updates.append((update_id, kind, payload))
         self._wake_pollers()
+        self.webhook.kick()
         return update_id
 
     # ------------------------------------------------------------------ control: failures
@@ -720,6 +726,8 @@ class FakeBotApi:
         return self.bot_user
 
     async def _get_updates(self, params: JSON, files: dict[str, bytes]) -> list[JSON]:
+        if self.webhook.active:
+            raise ApiError(409, WEBHOOK_CONFLICT)
         offset = int(params.get("offset") or 0)
         limit = min(max(int(params.get("limit") or 100), 1), 100)
         timeout = float(params.get("timeout") or 0)
