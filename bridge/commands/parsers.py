@@ -64,14 +64,23 @@ MAX_HISTORY = 10  #: the most earlier posts a new follower may get
 MAX_CODE_DAYS = 366
 
 
+def _number(value: str, least: int, most: int, digits: int | None = None) -> int | None:
+    """`value` as a whole number from `least` to `most`, or None: ASCII digits only, at most
+    `digits` of them (default: as many as `most` has), so `int()` never reads thousands."""
+    limit = len(str(most)) if digits is None else digits
+    if value.isascii() and value.isdigit() and len(value) <= limit and least <= int(value) <= most:
+        return int(value)
+    return None
+
+
 def _take_stars(cur: Cursor, what: str) -> int:
     tok = cur.take()
     if tok is None:
         raise Malformed(f"missing {what}")
-    digits = tok.value.isascii() and tok.value.isdigit() and len(tok.value) <= len(str(MAX_STARS))
-    if not digits or not MIN_STARS <= int(tok.value) <= MAX_STARS:
+    stars = _number(tok.value, MIN_STARS, MAX_STARS)
+    if stars is None:
         raise Malformed(f"{show(tok.value)!r} is not a price: {MIN_STARS} to {MAX_STARS} Stars")
-    return int(tok.value)
+    return stars
 
 
 def _leading_options(cur: Cursor, allowed: tuple[str, ...]) -> tuple[bool, int | None]:
@@ -426,11 +435,11 @@ def parse_price(cur: Cursor) -> Command:
     if tok.value.lower() == "off":
         cur.no_more("off")
         return PriceArgs(handle=handle, stars=None)
-    digits = tok.value.isascii() and tok.value.isdigit() and len(tok.value) <= len(str(MAX_STARS))
-    if not digits or not MIN_STARS <= int(tok.value) <= MAX_STARS:
+    stars = _number(tok.value, MIN_STARS, MAX_STARS)
+    if stars is None:
         raise Malformed(f"{show(tok.value)!r} is not a price: {MIN_STARS} to {MAX_STARS} Stars, or off")
     cur.no_more("the price")
-    return PriceArgs(handle=handle, stars=int(tok.value))
+    return PriceArgs(handle=handle, stars=stars)
 
 
 def parse_teaser(cur: Cursor) -> Command:
@@ -457,10 +466,10 @@ def _small_number(cur: Cursor, what: str, most: int) -> int:
     tok = cur.take()
     if tok is None:
         raise Malformed(f"missing {what}")
-    value = tok.value
-    if not (value.isascii() and value.isdigit() and len(value) <= 4 and 1 <= int(value) <= most):
-        raise Malformed(f"{show(value)!r} is not {what} (1 to {most})")
-    return int(value)
+    number = _number(tok.value, 1, most, digits=4)
+    if number is None:
+        raise Malformed(f"{show(tok.value)!r} is not {what} (1 to {most})")
+    return number
 
 
 def parse_codes(cur: Cursor) -> Command:
@@ -493,9 +502,8 @@ def parse_history(cur: Cursor) -> Command:
     tok = cur.take()
     if tok is None:
         raise Malformed(f"missing the number of earlier posts (0 to {MAX_HISTORY})")
-    if not (
-        tok.value.isascii() and tok.value.isdigit() and len(tok.value) <= 2 and int(tok.value) <= MAX_HISTORY
-    ):
+    n = _number(tok.value, 0, MAX_HISTORY)
+    if n is None:
         raise Malformed(f"{show(tok.value)!r} is not a number from 0 to {MAX_HISTORY}")
     cur.no_more("the number")
-    return HistoryArgs(handle=handle, n=int(tok.value))
+    return HistoryArgs(handle=handle, n=n)
