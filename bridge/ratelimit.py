@@ -15,6 +15,7 @@ so concurrent tasks cannot interleave inside one).
 from __future__ import annotations
 
 import asyncio
+import collections
 import math
 import time
 from bisect import bisect_left, bisect_right, insort
@@ -28,6 +29,11 @@ __all__ = ["RateLimiter"]
 #: added to every interval and pause so float rounding (in our sums or in a sleep that wakes a
 #: hair early) can never squeeze N + 1 sends into one window or a send into a pause
 _MARGIN_S = 1e-6
+#: a wake-up this much later than planned means the event loop was held up: sends let through
+#: just before may have left only after it, and are counted from then on (see `_held_up`)
+STALL_S = 0.005
+#: a send found not yet allowed at its wake-up by more than this plans a new place
+_REPLAN_S = 0.001
 #: below this many tracked chats per platform, idle chat state is not swept
 _PRUNE_MIN = 1024
 #: the paid-broadcast budget's burst, as a share of its rate (the rest is its refill rate)
@@ -60,6 +66,10 @@ class _Platform:
     paid_at: float = -math.inf
     paused_until: float = -math.inf
     chats: dict[str, _Chat] = field(default_factory=dict)
+    #: the last second's free-budget sends, at the instant each may have reached the server
+    sent: collections.deque[float] = field(default_factory=collections.deque)
+    #: urgent sends' reserved instants (also in `reserved`), sorted
+    urgent: list[float] = field(default_factory=list)
     prune_at: int = _PRUNE_MIN
 
 
@@ -95,8 +105,14 @@ class RateLimiter:
             raise ValueError(f"rate limits for {platform} must all be > 0, got {limits}")
         self._platforms.setdefault(platform, _Platform()).limits = limits
 
-    async def acquire(self, platform: str, chat: str, *, group: bool = False, paid: bool = False) -> None:
+    async def acquire(
+        self, platform: str, chat: str, *, group: bool = False, paid: bool = False, urgent: bool = False
+    ) -> None:
         """Wait until one send to `chat` is allowed, and reserve it.
+
+        An `urgent` send (a reply someone is waiting for) is planned ahead of the others: only
+        sends already made and other urgent ones hold it back, and a planned send it lands
+        next to plans again after it. It stays inside every budget.
 
         The chat's bucket runs at `per_chat_per_s`, or `group_per_min` when `group` is true.
         A `paid` send (a paid broadcast) draws from the `paid_per_s` budget instead of the
@@ -113,7 +129,7 @@ class RateLimiter:
             await self._acquire_paid(state, state.limits.paid_per_s, chat, group)
             return
         paid = False
-        first = self._reserve(state, chat, group, now, paid)
+        first = self._reserve(state, chat, group, now, paid, urgent=urgent)
         reservation: _Reservation | None = first
         wake_at = first.at
         while True:
@@ -122,22 +138,28 @@ class RateLimiter:
                     await self._sleep(wake_at - now)
                 except BaseException:
                     if reservation is not None:
-                        self._release(state, chat, reservation, paid)
+                        self._release(state, chat, reservation, paid, urgent)
                     raise
             # Validate against the actual clock. Wake-ups run late (timer slack, a busy loop),
             # so planned instants alone could put two real sends closer than one interval; a
             # pause may also have arrived meanwhile. Only sends that already happened (or are
             # due now) constrain this one; later plans re-validate themselves the same way.
             if reservation is not None:
-                self._release(state, chat, reservation, paid)
+                self._release(state, chat, reservation, paid, urgent)
                 reservation = None
-            now = self._clock()
-            wake_at = self._actual_slot(state, chat, now, paid)
+            planned, now = wake_at, self._clock()
+            if now - planned > STALL_S:
+                self._held_up(state, planned, now)
+            wake_at = self._actual_slot(state, chat, now, paid, urgent)
             if wake_at <= now:
                 self._commit(state, chat, group, now, paid)
                 return
-            if wake_at - now > 1.0:  # a pause: take a planned place again so others plan around it
-                reservation = self._reserve(state, chat, group, now, paid)
+            # Not yet (a pause, a send that took the place, a held-up second): take a planned
+            # place again from then on. Waiting without one would lose every race to the senders
+            # holding planned places, whose timers are older: a reply could wait behind a whole
+            # fan-out.
+            if wake_at - now > _REPLAN_S:  # (a wake-up a rounding error early just sleeps on)
+                reservation = self._reserve(state, chat, group, now, paid, not_before=wake_at, urgent=urgent)
                 wake_at = reservation.at
 
     async def _acquire_paid(self, state: _Platform, rate: float, chat: str, group: bool) -> None:
@@ -237,9 +259,19 @@ class RateLimiter:
 
     # ------------------------------------------------------------------ internals
 
-    def _reserve(self, state: _Platform, chat: str, group: bool, now: float, paid: bool) -> _Reservation:
-        """Find the earliest instant every constraint allows and take it (no await inside)."""
-        earliest = max(now, self._pause_end(state, chat))
+    def _reserve(
+        self,
+        state: _Platform,
+        chat: str,
+        group: bool,
+        now: float,
+        paid: bool,
+        not_before: float = -math.inf,
+        urgent: bool = False,
+    ) -> _Reservation:
+        """Find the earliest instant (>= `not_before`) every constraint allows and take it (no
+        await inside)."""
+        earliest = max(now, not_before, self._pause_end(state, chat))
         limits = state.limits
         if limits is None:
             return _Reservation(earliest, -math.inf, -math.inf)
@@ -251,16 +283,25 @@ class RateLimiter:
         reserved, rate = _budget(state, limits, paid)
         gap = 1.0 / rate + _MARGIN_S
         del reserved[: bisect_left(reserved, now - gap)]  # past, can't conflict
-        at = _free_slot(reserved, earliest, gap)
+        if urgent:  # ahead of planned sends: after the last send made, apart from other urgent ones
+            if state.sent:
+                earliest = max(earliest, state.sent[-1] + gap)
+            del state.urgent[: bisect_left(state.urgent, now - gap)]
+            at = _free_slot(state.urgent, earliest, gap)
+            insort(state.urgent, at)
+        else:
+            at = _free_slot(reserved, earliest, gap)
         insort(reserved, at)
         interval = 60.0 / limits.group_per_min if group else 1.0 / limits.per_chat_per_s
         previous = chat_state.next_at
         chat_state.next_at = at + interval + _MARGIN_S
         return _Reservation(at, chat_state.next_at, previous)
 
-    def _actual_slot(self, state: _Platform, chat: str, now: float, paid: bool) -> float:
+    def _actual_slot(
+        self, state: _Platform, chat: str, now: float, paid: bool, urgent: bool = False
+    ) -> float:
         """The earliest instant >= now that pauses, the chat's bucket and the latest send (or
-        due reservation) on the global bucket allow."""
+        due reservation; for an urgent send, the latest send made) on the global bucket allow."""
         earliest = max(now, self._pause_end(state, chat))
         limits = state.limits
         if limits is None:
@@ -270,9 +311,37 @@ class RateLimiter:
             earliest = max(earliest, chat_state.allowed_at)
         reserved, rate = _budget(state, limits, paid)
         index = bisect_right(reserved, now)
-        if index:
+        if urgent and state.sent:
+            earliest = max(earliest, state.sent[-1] + 1.0 / rate + _MARGIN_S)
+        elif index:
             earliest = max(earliest, reserved[index - 1] + 1.0 / rate + _MARGIN_S)
+        if not paid:  # no more than the rate in any second, counting held-up sends late
+            sent = state.sent
+            while sent and sent[0] <= now - 1.0:
+                sent.popleft()
+            most = max(1, math.floor(rate + 1e-9))
+            if len(sent) >= most:
+                earliest = max(earliest, sent[-most] + 1.0 + _MARGIN_S)
         return earliest
+
+    def _held_up(self, state: _Platform, planned: float, now: float) -> None:
+        """The loop ran a wake-up planned for `planned` only at `now`: it was busy meanwhile.
+
+        A send let through just before it began (at most about one interval before
+        `planned`) may have sat behind it before its request left, and so reach the server
+        at `now` rather than when it was let through. Spacing by the instants sends were let
+        through would then put more than the rate into one of the server's seconds, so those
+        sends count from `now` on.
+        """
+        limits = state.limits
+        if limits is None:
+            return
+        since = planned - 2.0 / limits.global_per_s
+        sent = state.sent
+        index = len(sent) - 1
+        while index >= 0 and sent[index] > since:
+            sent[index] = max(sent[index], now)
+            index -= 1
 
     def _commit(self, state: _Platform, chat: str, group: bool, now: float, paid: bool) -> None:
         """Record a send happening now on the global and the chat bucket."""
@@ -280,17 +349,22 @@ class RateLimiter:
         if limits is None:
             return
         insort(_budget(state, limits, paid)[0], now)
+        if not paid:
+            state.sent.append(now)
         chat_state = state.chats.setdefault(chat, _Chat())
         interval = 60.0 / limits.group_per_min if group else 1.0 / limits.per_chat_per_s
         chat_state.allowed_at = now + interval + _MARGIN_S
         chat_state.next_at = max(chat_state.next_at, chat_state.allowed_at)
 
-    def _release(self, state: _Platform, chat: str, reservation: _Reservation, paid: bool) -> None:
+    def _release(
+        self, state: _Platform, chat: str, reservation: _Reservation, paid: bool, urgent: bool = False
+    ) -> None:
         """Give a reservation back (the send will not happen at that instant)."""
         reserved = state.paid_reserved if paid else state.reserved
-        index = bisect_left(reserved, reservation.at)
-        if index < len(reserved) and reserved[index] == reservation.at:
-            del reserved[index]
+        for planned in (reserved, state.urgent) if urgent else (reserved,):
+            index = bisect_left(planned, reservation.at)
+            if index < len(planned) and planned[index] == reservation.at:
+                del planned[index]
         chat_state = state.chats.get(chat)
         if chat_state is not None and chat_state.next_at == reservation.chat_next:
             chat_state.next_at = reservation.chat_previous

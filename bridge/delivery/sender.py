@@ -291,7 +291,7 @@ class Sender:
                 notice.id, DeliveryStatus.PENDING, next_attempt_at=self.clock() + wait, refund_attempt=True
             )
         try:
-            await self.limiter.acquire(notice.platform, address.target)
+            await self.limiter.acquire(notice.platform, address.target, urgent=True)
             ref = await self._timed(notice.platform, adapter.reply(address, notice.reply))
             self.flood.sent(notice.platform)
             # only a progress message is edited later: an answer's row is deleted, not its ref sealed

@@ -448,7 +448,9 @@ class DeliveryWorker:
         if self._progress is None or not self._progress_posts:
             return
         posts, self._progress_posts = self._progress_posts, set()
-        retry, queued = self._progress.report(posts)
+        # counting a large post's copies is a query over all its rows: off the loop, so the
+        # sends already let through by the limiter are not held back and bunched up behind it
+        retry, queued = await asyncio.to_thread(self._progress.report, posts)
         self._progress_posts |= retry
         if queued:
             self.wake_notices()

@@ -216,6 +216,17 @@ class Fanout:
         ).all()
         return {status: int(n) for status, n in rows}
 
+    def _any_open_send(self, s: Session, post_id: int) -> bool:
+        """Whether a copy of the post is still to be sent (one probe of ix_delivery_post_status)."""
+        row = s.connection().execute(
+            text(
+                "SELECT 1 FROM delivery WHERE post_id = :post AND status IN (:pending, :leased)"
+                " AND action = :send LIMIT 1"
+            ),
+            {"post": post_id, "pending": _PENDING, "leased": DeliveryStatus.LEASED.value, "send": _SEND},
+        )
+        return row.first() is not None
+
     def teaser_count(self, s: Session, post_id: int) -> int:
         """How many teasers of a paid post were sent (a count, for `/stats`)."""
         return int(
@@ -265,13 +276,20 @@ class Fanout:
         post = s.get(Post, post_id)
         if post is None or not post.author_platform or not post.author_sealed:
             return None
+        large = post.planned >= threshold
+        settled = post.status in (PostStatus.PUBLISHED.value, PostStatus.DELETED.value)
+        # Called after every batch of recorded sends: the copies are counted (100k rows for a
+        # large post, seconds of a blocked event loop on a busy machine) only when a report is
+        # due, and whether any copy is still open is one index probe.
+        due = post.progress_notified_at is None or now - post.progress_notified_at >= interval_s
+        still_sending = not settled or self._any_open_send(s, post_id)
+        if still_sending and not (large and due):
+            return None
+        if not still_sending and post.summary_sent:
+            return None
         counts = SendCounts.from_statuses(self._by_status(s, post_id))
         author = Sealed("post", post_id, post.author_platform, bytes(post.author_sealed))
-        large = post.planned >= threshold
-        finished = counts.pending == 0 and post.status in (
-            PostStatus.PUBLISHED.value,
-            PostStatus.DELETED.value,
-        )
+        finished = counts.pending == 0 and settled
         if finished and not post.summary_sent:
             if not large and counts.failed == 0:
                 return None
