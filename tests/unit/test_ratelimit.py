@@ -90,6 +90,49 @@ async def test_global_rate_never_exceeds_30_in_any_one_second_window() -> None:
     assert times[-1] < 300 / 30 + 0.01  # paced, not throttled below the allowed rate
 
 
+async def test_a_reply_goes_out_ahead_of_the_sends_a_fanout_has_planned() -> None:
+    vt = VirtualTime()
+    limiter = make_limiter(vt)
+    sent: list[tuple[float, str]] = []
+
+    async def send(chat: str, *, urgent: bool = False, after: float = 0.0) -> None:
+        await vt.sleep(after)
+        await limiter.acquire("telegram", chat, urgent=urgent)
+        sent.append((vt.now, chat))
+
+    # 60 fan-out senders have planned their places (two seconds of budget) when a reply comes
+    await vt.run(*(send(f"f{i}") for i in range(60)), send("newcomer", urgent=True, after=0.2))
+
+    [(at, _)] = [item for item in sent if item[1] == "newcomer"]
+    assert at < 0.2 + 2 / 30 + 1e-3, at  # the next slot or the one after, not behind the 60
+    times = sorted(t for t, _ in sent)
+    assert min(b - a for a, b in pairwise(times)) >= 1 / 30  # still inside the global budget
+
+
+async def test_sends_held_up_by_a_busy_loop_are_counted_from_when_they_left() -> None:
+    vt = VirtualTime()
+    limiter = make_limiter(vt)
+    committed: list[float] = []
+    stall_from, stall_to = 0.5 + 1e-4, 0.8
+
+    async def send(chat: str) -> None:
+        await limiter.acquire("telegram", chat)
+        committed.append(vt.now)
+
+    async def busy_loop() -> None:  # the loop is held up: the sleepers due meanwhile wake late
+        await vt.sleep(stall_from)
+        vt.now = stall_to
+
+    await vt.run(*(send(f"chat{i}") for i in range(90)), busy_loop())
+
+    # the request of a send let through just before the hold-up (the loop was free one
+    # interval earlier: that one's left) goes out only after it
+    gap = 1 / 30
+    arrivals = [stall_to if stall_from - gap <= t <= stall_from else t for t in committed]
+    assert len(arrivals) == 90
+    assert max_in_window(arrivals, 1.0) <= 30
+
+
 async def test_concurrent_acquires_never_share_a_slot() -> None:
     vt = VirtualTime()
     limiter = make_limiter(vt, RateLimits(global_per_s=10, per_chat_per_s=5, group_per_min=60))
