@@ -8,6 +8,7 @@ says so, without a button. A teaser is never edited, deleted or closed afterward
 
 from __future__ import annotations
 
+from bridge.i18n import _
 from bridge.ports import Button, Content, PostKind
 from bridge.store import PostView
 
@@ -26,7 +27,9 @@ def teaser_text(view: PostView) -> str:
 def teaser_content(view: PostView) -> Content:
     """The teaser copy of a paid post (text only, with the Subscribe button while on sale)."""
     content = view.content
-    buttons = () if view.price is None else (Button("Subscribe", f"/subscribe {content.channel_handle}"),)
+    buttons = () if view.price is None else (Button(_(
+        "Subscribe"
+    ), f"/subscribe {content.channel_handle}"),)
     return Content(
         post_id=content.post_id,
         kind=PostKind.TEXT,

@@ -12,6 +12,7 @@ import logging
 from bridge.commands import AdminsArgs, InviteAdminArgs, MirrorArgs, RemoveAdminArgs, StatsArgs
 from bridge.engine.context import Context, find_channel, require_admin, require_owner
 from bridge.engine.core import Actor, BadArguments, EngineCore, Refusal, new_invite_code, normalize_code
+from bridge.i18n import _
 from bridge.models import AdminInvite, AdminRole, Channel, MirrorRoom, Post, PostStatus
 from bridge.platforms import Platforms, either
 from bridge.ports import PostKind, Reply
@@ -45,13 +46,17 @@ def stats_text(ctx: Context, channel: Channel) -> str:
     ]
     paused = ctx.store.followers.paused_count(s, cid)
     if paused:
-        lines.append(f"Paused (blocked the bot or left): {paused}")
+        lines.append(_("Paused (blocked the bot or left): {paused}").format(paused=paused))
     mirrors = ctx.store.channels.mirrors(s, cid)
     if mirrors:
-        lines.append(f"Mirror rooms: {len(mirrors)}")
-    lines.append(f"Follows through the channel's link: {channel.link_follows}")
+        lines.append(_("Mirror rooms: {n_mirrors}").format(n_mirrors=len(mirrors)))
+    lines.append(_(
+        "Follows through the channel's link: {link_follows}"
+    ).format(link_follows=channel.link_follows))
     if ctx.store.payments.last_tier(s, cid) is not None:
-        lines.append(f"Subscribers now: {ctx.store.payments.subscribers(s, cid, ctx.clock())}")
+        lines.append(_(
+            "Subscribers now: {subscribers}"
+        ).format(subscribers=ctx.store.payments.subscribers(s, cid, ctx.clock())))
     for post in ctx.store.posts.recent(s, cid, limit=5):
         lines.append(post_stats_line(ctx, post))
     return "\n".join(lines)
@@ -110,12 +115,16 @@ def cmd_invite_admin(ctx: Context, cmd: InviteAdminArgs) -> list[Reply]:
     channel = find_channel(ctx, cmd.handle)
     who = require_admin(ctx, channel)
     if len(ctx.store.channels.admins(s, channel.id or 0)) >= ctx.options.max_admins:
-        raise Refusal(f"{channel.handle} already has {ctx.options.max_admins} admins, the most allowed.")
+        raise Refusal(_(
+            "{handle} already has {max_admins} admins, the most allowed."
+        ).format(handle=channel.handle, max_admins=ctx.options.max_admins))
     now = ctx.clock()
     if ctx.store.channels.outstanding_invites(s, channel.id or 0, now) >= ctx.options.max_open_invites:
         raise Refusal(
-            f"{channel.handle} already has {ctx.options.max_open_invites} unused admin codes; "
-            "a new one can be made once one of them is accepted or expires."
+            _(
+                "{handle} already has {max_open_invites} unused admin codes; a new one can "
+                "be made once one of them is accepted or expires."
+            ).format(handle=channel.handle, max_open_invites=ctx.options.max_open_invites)
         )
     inviter = ctx.store.channels.admin_of(s, channel.id or 0, actor.index)
     code = new_invite_code()
@@ -132,8 +141,10 @@ def cmd_invite_admin(ctx: Context, cmd: InviteAdminArgs) -> list[Reply]:
     days = round(ctx.options.invite_ttl_s / 86400)
     return [
         Reply(
-            f"One-time admin code for {channel.handle}: {code}\nIt works once, for {days} days: "
-            f"the new admin sends /accept {code} to me."
+            _(
+                "One-time admin code for {handle}: {code}\nIt works once, for {days} days: "
+                "the new admin sends /accept {code} to me."
+            ).format(handle=channel.handle, code=code, days=days)
         )
     ]
 
@@ -146,14 +157,18 @@ def cmd_removeadmin(ctx: Context, cmd: RemoveAdminArgs) -> list[Reply]:
     number = cmd.admin_number
     target = next((a for a in ctx.store.channels.admins(s, channel.id or 0) if a.number == number), None)
     if target is None:
-        raise Refusal(f"{channel.handle} has no admin #{number}; /admins {channel.handle} lists them.")
+        raise Refusal(_(
+            "{handle} has no admin #{number}; /admins {handle} lists them."
+        ).format(handle=channel.handle, number=number))
     if target.role == AdminRole.OWNER.value:
-        raise Refusal("The owner cannot be removed.")
+        raise Refusal(_("The owner cannot be removed."))
     revoked = ctx.store.channels.revoke_invites_by(s, target.id or 0)
     s.delete(target)
     ctx.store.channels.audit(s, channel.id, who, "removeadmin", f"#{number}")
     note = f" The {revoked} unused admin code(s) they made no longer work." if revoked else ""
-    return [Reply(f"Admin #{number} removed from {channel.handle}.{note}")]
+    return [Reply(_(
+        "Admin #{number} removed from {handle}.{note}"
+    ).format(number=number, handle=channel.handle, note=note))]
 
 
 def cmd_mirror(ctx: Context, cmd: MirrorArgs) -> list[Reply]:
@@ -164,14 +179,16 @@ def cmd_mirror(ctx: Context, cmd: MirrorArgs) -> list[Reply]:
     who = require_admin(ctx, channel)
     if cmd.platform:
         if not actor.is_operator:
-            raise Refusal("Only operators can add mirror rooms.")
+            raise Refusal(_("Only operators can add mirror rooms."))
         if cmd.create:
             # creating a room needs that platform's adapter: handled by `create_mirror` (async)
             raise Refusal(_no_creator(cmd.platform))
         platform, chat = cmd.platform, cmd.address
         mirrors = ctx.store.channels.mirrors(s, channel.id or 0)
         if any(m.platform == platform and m.chat_id == chat for m in mirrors):
-            raise Refusal(f"{platform}:{chat} already mirrors {channel.handle}.")
+            raise Refusal(_(
+                "{platform}:{chat} already mirrors {handle}."
+            ).format(platform=platform, chat=chat, handle=channel.handle))
         s.add(MirrorRoom(channel_id=channel.id or 0, platform=platform, chat_id=chat, created_at=ctx.clock()))
         ctx.store.channels.audit(s, channel.id, who, "mirror", platform)
         if ctx.core.hooks.on_mirror_added is not None:  # the adapter treats it as a mirror from now on
@@ -197,9 +214,9 @@ def check_mirror_address(platforms: Platforms, cmd: MirrorArgs) -> None:
     if cmd.create:
         if not platforms.can_create_mirror(cmd.platform):
             if not creatable:
-                raise BadArguments("no installed platform lets the bot create mirror rooms")
+                raise BadArguments(_("no installed platform lets the bot create mirror rooms"))
             how = either(f"create {name}" for name in creatable)
-            raise BadArguments(f"the bot can create mirror rooms only with {how}")
+            raise BadArguments(_("the bot can create mirror rooms only with {how}").format(how=how))
         return
     syntax = platforms.mirror_syntax(cmd.platform)
     if syntax is None:
@@ -209,9 +226,13 @@ def check_mirror_address(platforms: Platforms, cmd: MirrorArgs) -> None:
             for name in platforms.mirror_platforms()
             if (known := platforms.mirror_syntax(name)) is not None
         ]
-        raise BadArguments(f"expected {either(ways)}, not '{cmd.text[:40]}'")
+        raise BadArguments(_(
+            "expected {either}, not '{text}'"
+        ).format(either=either(ways), text=cmd.text[:40]))
     if not platforms.valid_mirror_address(cmd.platform, cmd.address):
-        raise BadArguments(f"'{cmd.address[:40]}' is not {syntax.noun} ({syntax.hint})")
+        raise BadArguments(_(
+            "'{address}' is not {noun} ({hint})"
+        ).format(address=cmd.address[:40], noun=syntax.noun, hint=syntax.hint))
 
 
 def _no_creator(platform: str) -> str:
@@ -252,7 +273,7 @@ async def create_mirror(core: EngineCore, actor: Actor, cmd: MirrorArgs) -> list
     with core.store.unit_of_work() as s:
         channel = find_channel(Context(core, s, actor), cmd.handle)
         if not actor.is_operator:
-            raise Refusal("Only operators can add mirror rooms.")
+            raise Refusal(_("Only operators can add mirror rooms."))
         name, description = channel.name, channel.description
     factory = core.hooks.mirror_factory
     if factory is None:
@@ -261,7 +282,7 @@ async def create_mirror(core: EngineCore, actor: Actor, cmd: MirrorArgs) -> list
         room = await factory(cmd.platform, name, description or f"Mirror of {name}")
     except Exception as exc:
         log.warning("creating a mirror room failed: %s", type(exc).__name__)
-        raise Refusal("The homeserver refused to create the room; nothing was changed.") from exc
+        raise Refusal(_("The homeserver refused to create the room; nothing was changed.")) from exc
     with core.store.unit_of_work() as s:
         channel = find_channel(Context(core, s, actor), cmd.handle)
         s.add(

@@ -26,6 +26,7 @@ from bridge.commands import (
 )
 from bridge.engine.context import Context, find_channel, post_for_admin, require_admin, require_owner
 from bridge.engine.core import MAX_TEXT, Refusal, followers_text, preview
+from bridge.i18n import _
 from bridge.models import (
     AdminRole,
     Channel,
@@ -47,12 +48,12 @@ def cmd_newchannel(ctx: Context, cmd: NewChannelArgs) -> list[Reply]:
     """`/newchannel <handle> <name...>`."""
     s, actor = ctx.s, ctx.actor
     if not actor.is_operator:
-        raise Refusal("Only operators can create channels.")
+        raise Refusal(_("Only operators can create channels."))
     if ctx.store.channels.handle_taken(s, cmd.handle):
-        raise Refusal(f"The handle '{cmd.handle}' is taken; choose another.")
+        raise Refusal(_("The handle '{handle}' is taken; choose another.").format(handle=cmd.handle))
     name = one_line(cmd.text)
     if not name:
-        raise Refusal("The name has no visible characters; choose another.")
+        raise Refusal(_("The name has no visible characters; choose another."))
     channel = Channel(handle=cmd.handle, name=name, created_at=ctx.clock(), last_admin_number=1)
     s.add(channel)
     s.flush()
@@ -61,8 +62,10 @@ def cmd_newchannel(ctx: Context, cmd: NewChannelArgs) -> list[Reply]:
     ctx.store.channels.audit(s, channel.id, "operator", "newchannel", channel.handle)
     return [
         Reply(
-            f"Channel {channel.name} ({channel.handle}) created; you are its owner. "
-            f"Post with /post {channel.handle} <text>; followers join with /follow {channel.handle}."
+            _(
+                "Channel {name} ({handle}) created; you are its owner. Post with /post "
+                "{handle} <text>; followers join with /follow {handle}."
+            ).format(name=channel.name, handle=channel.handle)
         )
     ]
 
@@ -78,7 +81,9 @@ def cmd_deletechannel(ctx: Context, cmd: DeleteChannelArgs) -> list[Reply]:
         post.status = PostStatus.CANCELLED.value
         s.add(post)
     ctx.store.channels.audit(s, channel.id, who, "deletechannel", channel.handle)
-    return [Reply(f"Channel {channel.handle} is deleted; followers receive nothing more from it.")]
+    return [Reply(_(
+        "Channel {handle} is deleted; followers receive nothing more from it."
+    ).format(handle=channel.handle))]
 
 
 def cmd_describe(ctx: Context, cmd: DescribeArgs) -> list[Reply]:
@@ -89,7 +94,7 @@ def cmd_describe(ctx: Context, cmd: DescribeArgs) -> list[Reply]:
     channel.description = clean(cmd.text).strip()
     s.add(channel)
     ctx.store.channels.audit(s, channel.id, who, "describe")
-    return [Reply(f"Description of {channel.handle} updated.")]
+    return [Reply(_("Description of {handle} updated.").format(handle=channel.handle))]
 
 
 def _store_media(ctx: Context, media: InboundMedia) -> int:
@@ -125,14 +130,16 @@ def check_paid(ctx: Context, channel: Channel, paid: bool, stars: int | None) ->
         return
     if not ctx.options.payments_enabled:
         raise Refusal(
-            "Payments are off on this bot, so a post cannot be paid; post it without --paid/--stars."
+            _("Payments are off on this bot, so a post cannot be paid; post it without --paid/--stars.")
         )
     if paid and ctx.store.payments.last_tier(ctx.s, channel.id or 0) is None:
         raise Refusal(
-            f"{channel.handle} has no paid tier: set one with /price {channel.handle} <stars> first."
+            _(
+                "{handle} has no paid tier: set one with /price {handle} <stars> first."
+            ).format(handle=channel.handle)
         )
     if stars and (ctx.media is None or ctx.media.kind not in (PostKind.PHOTO, PostKind.VIDEO)):
-        raise Refusal("A --stars post is a photo or a video: send the media with this caption.")
+        raise Refusal(_("A --stars post is a photo or a video: send the media with this caption."))
 
 
 def _new_post(
@@ -142,18 +149,22 @@ def _new_post(
     s, actor, media = ctx.s, ctx.actor, ctx.media
     text = typed_text.strip()
     if len(text) > MAX_TEXT:
-        raise Refusal(f"A post can have at most {MAX_TEXT} characters (this one has {len(text)}).")
+        raise Refusal(_(
+            "A post can have at most {MAX_TEXT} characters (this one has {n_text})."
+        ).format(MAX_TEXT=MAX_TEXT, n_text=len(text)))
     kind = PostKind.TEXT
     media_id = None
     if media is not None:
         if media.kind not in MEDIA_KINDS:
-            raise Refusal("Only photos, videos, voice notes and stickers can be posted as media.")
+            raise Refusal(_("Only photos, videos, voice notes and stickers can be posted as media."))
         if media.kind == PostKind.STICKER and text:
-            raise Refusal("A sticker post cannot carry text; post the text separately.")
+            raise Refusal(_("A sticker post cannot carry text; post the text separately."))
         kind = media.kind
         media_id = _store_media(ctx, media)
     elif not text:
-        raise Refusal(f"Nothing to post. Usage: /post {channel.handle} <text> (or media with that caption)")
+        raise Refusal(_(
+            "Nothing to post. Usage: /post {handle} <text> (or media with that caption)"
+        ).format(handle=channel.handle))
     check_paid(ctx, channel, paid, stars)
     post = Post(
         channel_id=channel.id or 0,
@@ -268,8 +279,10 @@ def cmd_schedule(ctx: Context, cmd: ScheduleArgs) -> list[Reply]:
         post = _build_poll(ctx, channel, cmd.sub)
         if post.poll_closes_at is not None and post.poll_closes_at <= at:
             raise Refusal(
-                f"The poll would close ({ctx.core.local(post.poll_closes_at)}) before it is "
-                f"published ({ctx.core.local(at)}); choose a later --closes."
+                _(
+                    "The poll would close ({local}) before it is published ({local2}); "
+                    "choose a later --closes."
+                ).format(local=ctx.core.local(post.poll_closes_at), local2=ctx.core.local(at))
             )
     else:
         post = _new_post(ctx, channel, cmd.text, cmd.paid)
@@ -280,7 +293,9 @@ def cmd_schedule(ctx: Context, cmd: ScheduleArgs) -> list[Reply]:
     s.flush()
     ctx.store.channels.audit(s, channel.id, who, "schedule", f"#{post.id}")
     ctx.core.wake()
-    return [Reply(f"Post #{post.id} is scheduled for {ctx.core.local(at)}. /cancel {post.id} cancels it.")]
+    return [Reply(_(
+        "Post #{post_id} is scheduled for {local}. /cancel {post_id} cancels it."
+    ).format(post_id=post.id, local=ctx.core.local(at)))]
 
 
 def cmd_every(ctx: Context, cmd: EveryArgs) -> list[Reply]:
@@ -293,7 +308,7 @@ def cmd_every(ctx: Context, cmd: EveryArgs) -> list[Reply]:
     except ValueError as exc:
         raise Refusal(str(exc)) from exc
     if not cmd.text.strip():
-        raise Refusal("A recurring post needs text.")
+        raise Refusal(_("A recurring post needs text."))
     check_paid(ctx, channel, cmd.paid, None)
     now = datetime.fromtimestamp(ctx.clock(), UTC)
     next_at = recurrence.next_after(now, ctx.options.tz).timestamp()
@@ -310,8 +325,10 @@ def cmd_every(ctx: Context, cmd: EveryArgs) -> list[Reply]:
     ctx.core.wake()
     return [
         Reply(
-            f"Recurring post r{row.id} ({recurrence.text}); next at {ctx.core.local(next_at)}. "
-            f"/cancel r{row.id} stops it."
+            _(
+                "Recurring post r{row_id} ({text}); next at {local}. /cancel r{row_id} "
+                "stops it."
+            ).format(row_id=row.id, text=recurrence.text, local=ctx.core.local(next_at))
         )
     ]
 
@@ -324,7 +341,7 @@ def cmd_scheduled(ctx: Context, cmd: ScheduledArgs) -> list[Reply]:
     posts = ctx.store.schedule.scheduled_posts(s, channel.id or 0)
     recurring = ctx.store.schedule.recurring_posts(s, channel.id or 0)
     if not posts and not recurring:
-        return [Reply(f"Nothing is scheduled in {channel.handle}.")]
+        return [Reply(_("Nothing is scheduled in {handle}.").format(handle=channel.handle))]
     lines = [f"#{p.id} {p.kind} at {ctx.core.local(p.scheduled_at or 0)}: {preview(p.text)}" for p in posts]
     lines += [f"r{r.id} every {r.spec}: {preview(r.text)}" for r in recurring]
     return [Reply(f"Scheduled in {channel.handle}:\n" + "\n".join(lines))]
@@ -337,11 +354,15 @@ def cmd_cancel(ctx: Context, cmd: CancelArgs) -> list[Reply]:
         return _cancel_recurring(ctx, cmd.code)
     post, channel, who = post_for_admin(ctx, cmd.post_id)
     if post.status != PostStatus.SCHEDULED.value:
-        raise Refusal(f"Post #{post.id} is not scheduled ({post.status}); use /delete {post.id}.")
+        raise Refusal(_(
+            "Post #{post_id} is not scheduled ({status}); use /delete {post_id}."
+        ).format(post_id=post.id, status=post.status))
     post.status = PostStatus.CANCELLED.value
     s.add(post)
     ctx.store.channels.audit(s, channel.id, who, "cancel", f"#{post.id}")
-    return [Reply(f"Scheduled post #{post.id} is cancelled; it will not be published.")]
+    return [Reply(_(
+        "Scheduled post #{post_id} is cancelled; it will not be published."
+    ).format(post_id=post.id))]
 
 
 def _cancel_recurring(ctx: Context, code: str) -> list[Reply]:
@@ -349,12 +370,12 @@ def _cancel_recurring(ctx: Context, code: str) -> list[Reply]:
     row = ctx.store.schedule.recurring(s, int(code[1:])) if code[1:].isdigit() else None
     channel = ctx.store.channels.by_id(s, row.channel_id) if row else None
     if row is None or channel is None or not row.active:
-        raise Refusal(f"There is no recurring post {code}.")
+        raise Refusal(_("There is no recurring post {code}.").format(code=code))
     who = require_admin(ctx, channel)
     row.active = False
     s.add(row)
     ctx.store.channels.audit(s, channel.id, who, "cancel", code)
-    return [Reply(f"Recurring post {code} is stopped.")]
+    return [Reply(_("Recurring post {code} is stopped.").format(code=code))]
 
 
 def cmd_edit(ctx: Context, cmd: EditArgs) -> list[Reply]:
@@ -362,18 +383,20 @@ def cmd_edit(ctx: Context, cmd: EditArgs) -> list[Reply]:
     s = ctx.s
     post, channel, who = post_for_admin(ctx, cmd.post_id)
     if post.kind in (PostKind.POLL.value, PostKind.STICKER.value):
-        raise Refusal(f"A {post.kind} cannot be edited; delete it and post again.")
+        raise Refusal(_("A {kind} cannot be edited; delete it and post again.").format(kind=post.kind))
     if post.status not in (
         PostStatus.PUBLISHED.value,
         PostStatus.PUBLISHING.value,
         PostStatus.SCHEDULED.value,
     ):
-        raise Refusal(f"Post #{post.id} is {post.status}; it cannot be edited.")
+        raise Refusal(_(
+            "Post #{post_id} is {status}; it cannot be edited."
+        ).format(post_id=post.id, status=post.status))
     new_text = cmd.text.strip()
     if not new_text and post.kind == PostKind.TEXT.value:
-        raise Refusal("The new text is empty.")
+        raise Refusal(_("The new text is empty."))
     if len(new_text) > MAX_TEXT:
-        raise Refusal(f"A post can have at most {MAX_TEXT} characters.")
+        raise Refusal(_("A post can have at most {MAX_TEXT} characters.").format(MAX_TEXT=MAX_TEXT))
     s.add(PostEdit(post_id=post.id or 0, previous_text=post.text, edited_at=ctx.clock()))
     post.text = new_text
     post.edited_at = ctx.clock()
@@ -387,8 +410,10 @@ def cmd_edit(ctx: Context, cmd: EditArgs) -> list[Reply]:
     ctx.core.wake()
     return [
         Reply(
-            f"Post #{post.id} edited; {copies} delivered cop{'y' if copies == 1 else 'ies'} "
-            "will be updated, and copies still to send carry the new text."
+            _(
+                "Post #{post_id} edited; {copies} delivered cop{value} will be updated, "
+                "and copies still to send carry the new text."
+            ).format(post_id=post.id, copies=copies, value='y' if copies == 1 else 'ies')
         )
     ]
 
@@ -400,7 +425,9 @@ def cmd_delete(ctx: Context, cmd: DeleteArgs) -> list[Reply]:
     if post.status == PostStatus.SCHEDULED.value:
         return cmd_cancel(ctx, CancelArgs(post_id=cmd.post_id))
     if post.status not in (PostStatus.PUBLISHED.value, PostStatus.PUBLISHING.value):
-        raise Refusal(f"Post #{post.id} is {post.status}; there is nothing to delete.")
+        raise Refusal(_(
+            "Post #{post_id} is {status}; there is nothing to delete."
+        ).format(post_id=post.id, status=post.status))
     post.status = PostStatus.DELETED.value
     post.deleted_at = ctx.clock()
     s.add(post)
@@ -416,7 +443,14 @@ def cmd_delete(ctx: Context, cmd: DeleteArgs) -> list[Reply]:
     ctx.core.wake()
     return [
         Reply(
-            f"Post #{post.id} deleted: {copies} delivered cop{'y' if copies == 1 else 'ies'} "
-            f"will be removed; {skipped} not yet sent will not be sent."
+            _(
+                "Post #{post_id} deleted: {copies} delivered cop{value} will be removed; "
+                "{skipped} not yet sent will not be sent."
+            ).format(
+                post_id=post.id,
+                copies=copies,
+                value='y' if copies == 1 else 'ies',
+                skipped=skipped,
+            )
         )
     ]

@@ -23,6 +23,7 @@ from bridge.engine.access import InvoicePayload, grant_access
 from bridge.engine.context import Context
 from bridge.engine.core import Actor, EngineCore
 from bridge.engine.subscriptions import record_refund, refund_notice
+from bridge.i18n import _
 from bridge.models import Channel, LedgerKind, Tier
 from bridge.ports import PaymentReceived, PaymentRefunded, PreCheckout, Reply
 from bridge.store.payments import PERIOD_S, Recorded
@@ -105,7 +106,10 @@ def _payment(core: EngineCore, actor: Actor, event: PaymentReceived) -> list[Rep
         support = core.options.payments_support or "the bot's operator"
         return [
             Reply(
-                f"Your payment arrived, but this bot cannot tell what it was for. Please contact {support}."
+                _(
+                    "Your payment arrived, but this bot cannot tell what it was for. "
+                    "Please contact {support}."
+                ).format(support=support)
             )
         ]
     _tier, channel, _asked = found
@@ -121,12 +125,16 @@ def _payment(core: EngineCore, actor: Actor, event: PaymentReceived) -> list[Rep
         return []  # seen before (another process, a repeated update): granted once, thanked once
     end = core.local(paid_until)
     if renewal:
-        return [Reply(f"Your subscription to {channel.name} ({channel.handle}) renewed: access until {end}.")]
+        return [Reply(_(
+            "Your subscription to {name} ({handle}) renewed: access until {end}."
+        ).format(name=channel.name, handle=channel.handle, end=end))]
     return [
         Reply(
-            f"Thank you! You have access to the paid posts of {channel.name} ({channel.handle}) until"
-            f" {end}; it renews automatically (/unsubscribe {channel.handle} stops that). Its paid posts"
-            " of the last 30 days are on their way."
+            _(
+                "Thank you! You have access to the paid posts of {name} ({handle}) until "
+                "{end}; it renews automatically (/unsubscribe {handle} stops that). Its "
+                "paid posts of the last 30 days are on their way."
+            ).format(name=channel.name, handle=channel.handle, end=end)
         )
     ]
 
