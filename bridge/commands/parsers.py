@@ -17,6 +17,7 @@ from bridge.commands.args import (
     EveryArgs,
     HelpArgs,
     HistoryArgs,
+    LangArgs,
     MirrorArgs,
     NewChannelArgs,
     PollArgs,
@@ -42,7 +43,7 @@ from bridge.commands.tokens import (
     take_recurrence,
     take_when,
 )
-from bridge.i18n import _
+from bridge.i18n import _, languages
 
 MIN_POLL_OPTIONS = 2
 MAX_POLL_OPTIONS = 12
@@ -554,3 +555,19 @@ def parse_history(cur: Cursor) -> Command:
         ).format(value=show(tok.value), MAX_HISTORY=MAX_HISTORY))
     cur.no_more(_("the number"))
     return HistoryArgs(handle=handle, n=n)
+
+
+def parse_lang(cur: Cursor) -> Command:
+    if cur.at_end():
+        return LangArgs()
+    tok = cur.take()
+    assert tok is not None
+    language = tok.value.lower()
+    if language not in languages():
+        raise Malformed(
+            _("{value!r} is not a language this bot speaks (choose {choices})").format(
+                value=show(tok.value), choices=" or ".join(languages())
+            )
+        )
+    cur.no_more(_("the language"))
+    return LangArgs(language=language)

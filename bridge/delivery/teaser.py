@@ -18,10 +18,12 @@ _PERIOD_DAYS = 30
 
 def teaser_text(view: PostView) -> str:
     """The teaser's one line (after the post's header, which adapters add)."""
-    line = "🔒 A post for subscribers."
+    line = _("🔒 A post for subscribers.")
     if view.price is None:
-        return line + " Subscriptions are not on sale now."
-    return line + f" Subscribe: {_PERIOD_DAYS} days for {view.price} Stars."
+        return line + _(" Subscriptions are not on sale now.")
+    return line + _(
+        " Subscribe: {PERIOD_DAYS} days for {price} Stars."
+    ).format(PERIOD_DAYS=_PERIOD_DAYS, price=view.price)
 
 
 def teaser_content(view: PostView) -> Content:

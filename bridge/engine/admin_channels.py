@@ -12,7 +12,7 @@ import logging
 from bridge.commands import AdminsArgs, InviteAdminArgs, MirrorArgs, RemoveAdminArgs, StatsArgs
 from bridge.engine.context import Context, find_channel, require_admin, require_owner
 from bridge.engine.core import Actor, BadArguments, EngineCore, Refusal, new_invite_code, normalize_code
-from bridge.i18n import _
+from bridge.i18n import _, ngettext
 from bridge.models import AdminInvite, AdminRole, Channel, MirrorRoom, Post, PostStatus
 from bridge.platforms import Platforms, either
 from bridge.ports import PostKind, Reply
@@ -41,8 +41,10 @@ def stats_text(ctx: Context, channel: Channel) -> str:
     muted = sum(m for _, m in per_platform.values())
     parts = ", ".join(f"{p} {n}" for p, (n, _) in sorted(per_platform.items()))
     lines = [
-        f"Stats for {channel.name} ({channel.handle})",
-        f"Followers: {total}" + (f" ({parts})" if parts else "") + f"; muted {muted}",
+        _("Stats for {name} ({handle})").format(name=channel.name, handle=channel.handle),
+        _("Followers: {total}").format(total=total)
+        + (f" ({parts})" if parts else "")
+        + _("; muted {muted}").format(muted=muted),
     ]
     paused = ctx.store.followers.paused_count(s, cid)
     if paused:
@@ -69,15 +71,23 @@ def post_stats_line(ctx: Context, post: Post) -> str:
     delivered, pending, failed, skipped = counts.delivered, counts.pending, counts.failed, counts.skipped
     line = f"#{post.id} {post.kind}"
     if post.status == PostStatus.DELETED.value:
-        line += " (deleted)"
-    line += f": delivered {delivered}, pending {pending}, failed {failed}"
+        line += _(" (deleted)")
+    line += _(
+        ": delivered {delivered}, pending {pending}, failed {failed}"
+    ).format(delivered=delivered, pending=pending, failed=failed)
     if skipped:
-        line += f", skipped {skipped}"
+        line += _(", skipped {skipped}").format(skipped=skipped)
     if post.paid or post.stars:
         teasers = ctx.store.fanout.teaser_count(s, post.id or 0)
-        line += f"; for subscribers: {delivered} sent, {teasers} teasers"
+        line += _(
+            "; for subscribers: {delivered} sent, {teasers} teasers"
+        ).format(delivered=delivered, teasers=teasers)
     if post.stars:
-        line += f"; {post.purchases} purchase{'s' if post.purchases != 1 else ''} at {post.stars} Stars"
+        line += ngettext(
+            "; {purchases} purchase at {stars} Stars",
+            "; {purchases} purchases at {stars} Stars",
+            post.purchases,
+        ).format(purchases=post.purchases, stars=post.stars)
     reasons = ctx.store.fanout.failure_reasons(s, post.id or 0) if failed else []
     if reasons:
         line += " [" + "; ".join(f"{r} ×{n}" for r, n in reasons) + "]"
@@ -90,7 +100,7 @@ def post_stats_line(ctx: Context, post: Post) -> str:
         tally, voters = ctx.store.posts.tally(s, post.id or 0)
         options = ctx.store.posts.poll_options(s, post.id or 0)
         votes = ", ".join(f"{o.text} {tally.get(o.position, 0)}" for o in options)
-        line += f"; votes ({voters} voters): {votes}"
+        line += _("; votes ({voters} voters): {votes}").format(voters=voters, votes=votes)
     return line
 
 
@@ -101,11 +111,17 @@ def cmd_admins(ctx: Context, cmd: AdminsArgs) -> list[Reply]:
     require_admin(ctx, channel)
     admins = ctx.store.channels.admins(s, channel.id or 0)
     lines = [
-        f"#{a.number} {a.role} ({a.platform})" + (" — you" if a.account_index == actor.index else "")
+        f"#{a.number} {a.role} ({a.platform})" + (_(" — you") if a.account_index == actor.index else "")
         for a in admins
     ]
     return [
-        Reply(f"Admins of {channel.handle} ({len(admins)}/{ctx.options.max_admins}):\n" + "\n".join(lines))
+        Reply(
+            _("Admins of {handle} ({n_admins}/{max_admins}):").format(
+                handle=channel.handle, n_admins=len(admins), max_admins=ctx.options.max_admins
+            )
+            + "\n"
+            + "\n".join(lines)
+        )
     ]
 
 
@@ -165,7 +181,15 @@ def cmd_removeadmin(ctx: Context, cmd: RemoveAdminArgs) -> list[Reply]:
     revoked = ctx.store.channels.revoke_invites_by(s, target.id or 0)
     s.delete(target)
     ctx.store.channels.audit(s, channel.id, who, "removeadmin", f"#{number}")
-    note = f" The {revoked} unused admin code(s) they made no longer work." if revoked else ""
+    note = (
+        ngettext(
+            " The {revoked} unused admin code(s) they made no longer work.",
+            " The {revoked} unused admin code(s) they made no longer work.",
+            revoked,
+        ).format(revoked=revoked)
+        if revoked
+        else ""
+    )
     return [Reply(_(
         "Admin #{number} removed from {handle}.{note}"
     ).format(number=number, handle=channel.handle, note=note))]
@@ -200,7 +224,9 @@ def cmd_mirror(ctx: Context, cmd: MirrorArgs) -> list[Reply]:
     lines = [f"{m.platform}:{m.chat_id}" for m in mirrors]
     return [
         Reply(
-            f"Mirror rooms of {channel.handle} (members of a room can see each other):\n" + "\n".join(lines)
+            _(
+                "Mirror rooms of {handle} (members of a room can see each other):\n"
+            ).format(handle=channel.handle) + "\n".join(lines)
         )
     ]
 
@@ -236,7 +262,9 @@ def check_mirror_address(platforms: Platforms, cmd: MirrorArgs) -> None:
 
 
 def _no_creator(platform: str) -> str:
-    return f"Mirror rooms can only be created while the {platform.capitalize()} adapter runs."
+    return _(
+        "Mirror rooms can only be created while the {capitalize} adapter runs."
+    ).format(capitalize=platform.capitalize())
 
 
 def _no_mirrors(platforms: Platforms, handle: str) -> str:
@@ -248,18 +276,24 @@ def _no_mirrors(platforms: Platforms, handle: str) -> str:
     creatable = platforms.creatable_mirror_platforms()
     created = " or ".join(f"/mirror {handle} create {name}" for name in creatable)
     if not configured:
-        return f"{handle} has no mirror rooms, and no installed platform takes them."
+        return _(
+            "{handle} has no mirror rooms, and no installed platform takes them."
+        ).format(handle=handle)
     text = (
-        f"{handle} has no mirror rooms. Operators add them in the config "
-        f"([[channels]] mirrors = [{configured}])"
+        _(
+            "{handle} has no mirror rooms. Operators add them in the config ([[channels]] "
+            "mirrors = [{configured}])"
+        ).format(handle=handle, configured=configured)
     )
-    return text + (f" or with {created}." if created else ".")
+    return text + (_(" or with {created}.").format(created=created) if created else ".")
 
 
 def _mirror_added(channel: Channel, where: str) -> str:
     return (
-        f"{where} now mirrors every new post of {channel.handle}. Members of a mirror room can see "
-        "each other: use mirrors for public channels only."
+        _(
+            "{where} now mirrors every new post of {handle}. Members of a mirror room can "
+            "see each other: use mirrors for public channels only."
+        ).format(where=where, handle=channel.handle)
     )
 
 
@@ -279,7 +313,7 @@ async def create_mirror(core: EngineCore, actor: Actor, cmd: MirrorArgs) -> list
     if factory is None:
         raise Refusal(_no_creator(cmd.platform))
     try:
-        room = await factory(cmd.platform, name, description or f"Mirror of {name}")
+        room = await factory(cmd.platform, name, description or _("Mirror of {name}").format(name=name))
     except Exception as exc:
         log.warning("creating a mirror room failed: %s", type(exc).__name__)
         raise Refusal(_("The homeserver refused to create the room; nothing was changed.")) from exc

@@ -26,7 +26,7 @@ from bridge.commands import (
 )
 from bridge.engine.context import Context, find_channel, post_for_admin, require_admin, require_owner
 from bridge.engine.core import MAX_TEXT, Refusal, followers_text, preview
-from bridge.i18n import _
+from bridge.i18n import _, ngettext
 from bridge.models import (
     AdminRole,
     Channel,
@@ -198,8 +198,12 @@ def _published_text(ctx: Context, post: Post, channel: Channel) -> str:
     mirrors = len(ctx.store.channels.mirrors(s, channel.id or 0))
     if post.paid or post.stars:
         return _paid_published_text(ctx, post, channel, count, mirrors)
-    where = followers_text(count) + (f" and {mirrors} mirror room(s)" if mirrors else "")
-    return f"Post #{post.id} is on its way to {where}. /stats {channel.handle} shows its delivery."
+    where = followers_text(count) + (_(
+        " and {mirrors} mirror room(s)"
+    ).format(mirrors=mirrors) if mirrors else "")
+    return _(
+        "Post #{post_id} is on its way to {where}. /stats {handle} shows its delivery."
+    ).format(post_id=post.id, where=where, handle=channel.handle)
 
 
 def _paid_published_text(ctx: Context, post: Post, channel: Channel, count: int, mirrors: int) -> str:
@@ -207,22 +211,37 @@ def _paid_published_text(ctx: Context, post: Post, channel: Channel, count: int,
     cid = channel.id or 0
     subscribers = ctx.store.payments.subscribers(ctx.s, cid, ctx.clock())
     tier = ctx.store.payments.last_tier(ctx.s, cid)
-    others = "the others get nothing (teaser off)"
+    others = _("the others get nothing (teaser off)")
     if tier is not None and tier.teaser:
-        others = "the others get a one-line teaser"
+        others = _("the others get a one-line teaser")
     if post.stars:
         text = (
-            f"Post #{post.id} is on its way to {followers_text(count)} as pay-per-post ({post.stars} Stars): "
-            f"where the platform sells paid media they buy it there; elsewhere those with paid access "
-            f"({subscribers} now) get it and {others}."
+            _(
+                "Post #{post_id} is on its way to {followers_text} as pay-per-post "
+                "({stars} Stars): where the platform sells paid media they buy it there; "
+                "elsewhere those with paid access ({subscribers} now) get it and {others}."
+            ).format(
+                post_id=post.id,
+                followers_text=followers_text(count),
+                stars=post.stars,
+                subscribers=subscribers,
+                others=others,
+            )
         )
     else:
         text = (
-            f"Post #{post.id} is on its way to subscribers: those of {followers_text(count)} with paid"
-            f" access ({subscribers} now) and admins who follow; {others}."
+            _(
+                "Post #{post_id} is on its way to subscribers: those of {followers_text} "
+                "with paid access ({subscribers} now) and admins who follow; {others}."
+            ).format(
+                post_id=post.id,
+                followers_text=followers_text(count),
+                subscribers=subscribers,
+                others=others,
+            )
         )
     if mirrors:
-        text += " Mirror rooms get no paid posts."
+        text += _(" Mirror rooms get no paid posts.")
     return text + f" /stats {channel.handle} shows its delivery."
 
 
@@ -260,7 +279,7 @@ def cmd_poll(ctx: Context, cmd: PollArgs) -> list[Reply]:
     ctx.core.begin_publish(s, post)
     text = _published_text(ctx, post, channel)
     if post.poll_closes_at:
-        text += f" It closes {ctx.core.local(post.poll_closes_at)}."
+        text += _(" It closes {local}.").format(local=ctx.core.local(post.poll_closes_at))
     return [Reply(text)]
 
 
@@ -342,9 +361,16 @@ def cmd_scheduled(ctx: Context, cmd: ScheduledArgs) -> list[Reply]:
     recurring = ctx.store.schedule.recurring_posts(s, channel.id or 0)
     if not posts and not recurring:
         return [Reply(_("Nothing is scheduled in {handle}.").format(handle=channel.handle))]
-    lines = [f"#{p.id} {p.kind} at {ctx.core.local(p.scheduled_at or 0)}: {preview(p.text)}" for p in posts]
-    lines += [f"r{r.id} every {r.spec}: {preview(r.text)}" for r in recurring]
-    return [Reply(f"Scheduled in {channel.handle}:\n" + "\n".join(lines))]
+    lines = [
+        _("#{p_id} {kind} at {local}: {text}").format(
+            p_id=p.id, kind=p.kind, local=ctx.core.local(p.scheduled_at or 0), text=preview(p.text)
+        )
+        for p in posts
+    ]
+    lines += [_(
+        "r{r_id} every {spec}: {text}"
+    ).format(r_id=r.id, spec=r.spec, text=preview(r.text)) for r in recurring]
+    return [Reply(_("Scheduled in {handle}:\n").format(handle=channel.handle) + "\n".join(lines))]
 
 
 def cmd_cancel(ctx: Context, cmd: CancelArgs) -> list[Reply]:
@@ -410,10 +436,13 @@ def cmd_edit(ctx: Context, cmd: EditArgs) -> list[Reply]:
     ctx.core.wake()
     return [
         Reply(
-            _(
-                "Post #{post_id} edited; {copies} delivered cop{value} will be updated, "
-                "and copies still to send carry the new text."
-            ).format(post_id=post.id, copies=copies, value='y' if copies == 1 else 'ies')
+            ngettext(
+                "Post #{post_id} edited; {copies} delivered copy will be updated, "
+                "and copies still to send carry the new text.",
+                "Post #{post_id} edited; {copies} delivered copies will be updated, "
+                "and copies still to send carry the new text.",
+                copies,
+            ).format(post_id=post.id, copies=copies)
         )
     ]
 
@@ -443,14 +472,12 @@ def cmd_delete(ctx: Context, cmd: DeleteArgs) -> list[Reply]:
     ctx.core.wake()
     return [
         Reply(
-            _(
-                "Post #{post_id} deleted: {copies} delivered cop{value} will be removed; "
-                "{skipped} not yet sent will not be sent."
-            ).format(
-                post_id=post.id,
-                copies=copies,
-                value='y' if copies == 1 else 'ies',
-                skipped=skipped,
-            )
+            ngettext(
+                "Post #{post_id} deleted: {copies} delivered copy will be removed; "
+                "{skipped} not yet sent will not be sent.",
+                "Post #{post_id} deleted: {copies} delivered copies will be removed; "
+                "{skipped} not yet sent will not be sent.",
+                copies,
+            ).format(post_id=post.id, copies=copies, skipped=skipped)
         )
     ]

@@ -42,8 +42,9 @@ from bridge.engine.core import (
     duration_text,
 )
 from bridge.engine.inbound import native_vote, reaction, with_media
+from bridge.engine.language import language_for
 from bridge.engine.registry import ROUTES
-from bridge.i18n import _
+from bridge.i18n import _, speaking
 from bridge.metrics import CommandOutcome
 from bridge.models import Channel, DeliveryAction, Follower, MirrorRoom, Post, PostStatus
 from bridge.outcomes import PublishOutcome
@@ -156,6 +157,13 @@ class ChannelEngine:
     async def handle(self, event: Inbound) -> list[Reply]:
         """Apply one inbound event and return the replies for its sender."""
         actor = self._core.actor(event.sender)
+        reported = event.language if isinstance(event, Message) else None
+        with self.store.unit_of_work() as s:
+            language = language_for(self._core, s, actor.index, reported)
+        with speaking(language):
+            return await self._handle(actor, event)
+
+    async def _handle(self, actor: Actor, event: Inbound) -> list[Reply]:
         parsed = parse_command(event.text) if isinstance(event, Message) else None
         try:
             if isinstance(event, Message):

@@ -27,7 +27,7 @@ from bridge.engine.access import grant_access
 from bridge.engine.context import Context, find_channel, follower_row, require_owner
 from bridge.engine.core import Refusal
 from bridge.engine.payments import PAYMENTS_OFF
-from bridge.i18n import _
+from bridge.i18n import _, ngettext
 from bridge.models import LedgerKind
 from bridge.ports import Reply
 from bridge.store.payments import AlreadyRecorded
@@ -109,11 +109,15 @@ def cmd_codes(ctx: Context, cmd: CodesArgs) -> list[Reply]:
     digests = [code_digest(raw) for _, raw in minted]
     ctx.store.codes.add(ctx.s, channel.id, digests, cmd.days, ctx.clock())
     ctx.store.channels.audit(ctx.s, channel.id, who, "codes", f"{cmd.count} codes of {cmd.days} days")
-    days = f"{cmd.days} day{'s' if cmd.days != 1 else ''}"
-    plural = "s" if cmd.count != 1 else ""
+    days = ngettext("{days} day", "{days} days", cmd.days).format(days=cmd.days)
     lines = [
-        f"{cmd.count} access code{plural} for {days} of {channel.name} ({channel.handle}), each good once."
-        f" They are shown this once only: keep them now. Each is redeemed with /redeem <code>.",
+        ngettext(
+            "{count} access code for {days} of {name} ({handle}), each good once. They are shown"
+            " this once only: keep them now. Each is redeemed with /redeem <code>.",
+            "{count} access codes for {days} of {name} ({handle}), each good once. They are shown"
+            " this once only: keep them now. Each is redeemed with /redeem <code>.",
+            cmd.count,
+        ).format(count=cmd.count, days=days, name=channel.name, handle=channel.handle),
         *(code for code, _ in minted),
     ]
     return [Reply("\n".join(lines))]
@@ -129,9 +133,15 @@ def cmd_redeem(ctx: Context, cmd: RedeemArgs) -> list[Reply]:
     recent = store.codes.failures(s, sender, now - REDEEM_WINDOW_S)
     if recent.count >= REDEEM_FAILURES and recent.oldest_at is not None:
         minutes = max(1, math.ceil((recent.oldest_at + REDEEM_WINDOW_S - now) / 60))
-        return [Reply(_(
-            "Too many wrong codes; try again in {minutes} minute{value}."
-        ).format(minutes=minutes, value='s' if minutes != 1 else ''))]
+        return [
+            Reply(
+                ngettext(
+                    "Too many wrong codes; try again in {minutes} minute.",
+                    "Too many wrong codes; try again in {minutes} minutes.",
+                    minutes,
+                ).format(minutes=minutes)
+            )
+        ]
     raw = parse_code(cmd.code)
     if raw is None:
         return [Reply(_(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sqlmodel import Session
 
 from bridge.engine.core import Actor, EngineCore, EngineOptions, Refusal
-from bridge.i18n import _
+from bridge.i18n import _, ngettext
 from bridge.models import (
     AdminRole,
     Channel,
@@ -217,8 +217,14 @@ def results_text(ctx: Context, post: Post) -> str:
     options = ctx.store.posts.poll_options(ctx.s, post.id or 0)
     counts, voters = ctx.store.posts.tally(ctx.s, post.id or 0)
     total = sum(counts.values()) or 1
-    state = "closed" if ctx.core.poll_closed(post) else "open"
-    lines = [f"Poll #{post.id}: {post.text} ({state}, {voters} voter{'s' if voters != 1 else ''})"]
+    state = _("closed") if ctx.core.poll_closed(post) else _("open")
+    lines = [
+        ngettext(
+            "Poll #{post_id}: {text} ({state}, {voters} voter)",
+            "Poll #{post_id}: {text} ({state}, {voters} voters)",
+            voters,
+        ).format(post_id=post.id, text=post.text, state=state, voters=voters)
+    ]
     for option in options:
         n = counts.get(option.position, 0)
         lines.append(f"{option.position + 1}. {option.text} — {n} ({round(100 * n / total)}%)")

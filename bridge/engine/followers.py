@@ -88,10 +88,10 @@ def cmd_info(ctx: Context, cmd: InfoArgs) -> list[Reply]:
     count = ctx.store.followers.count(s, channel.id)
     follower = ctx.store.followers.by_index(s, actor.index)
     sub = ctx.store.followers.subscription(s, follower.id, channel.id) if follower and follower.id else None
-    state = "You do not follow it."
+    state = _("You do not follow it.")
     buttons = [Button(_("Follow"), f"/follow {channel.handle}")]
     if sub is not None:
-        state = "You follow it" + (" (muted)." if sub.muted else ".")
+        state = _("You follow it") + (_(" (muted).") if sub.muted else ".")
         buttons = [
             Button(_("Unfollow"), f"/unfollow {channel.handle}"),
             Button(
@@ -181,7 +181,8 @@ def cmd_following(ctx: Context, cmd: FollowingArgs) -> list[Reply]:
     subs = ctx.store.followers.subscriptions_of(s, follower.id) if follower and follower.id else []
     if not subs:
         return [Reply(_("You follow no channels. Send /channels to find some."))]
-    lines = [f"{channel.handle} — {channel.name}{' (muted)' if sub.muted else ''}" for sub, channel in subs]
+    muted = _(" (muted)")
+    lines = [f"{channel.handle} — {channel.name}{muted if sub.muted else ''}" for sub, channel in subs]
     return [Reply("You follow:\n" + "\n".join(lines))]
 
 
@@ -235,9 +236,10 @@ def cmd_forgetme(ctx: Context, cmd: ForgetMeArgs) -> list[Reply]:
         ctx.store.followers.forget(s, follower)
     else:
         ctx.store.followers.forget_voter(s, actor.index)
+    ctx.store.languages.forget(s, actor.index)
     note = ""
     if ctx.store.channels.administered_by(s, actor.index):
-        note = " Your admin roles remain; an owner can remove them with /removeadmin."
+        note = _(" Your admin roles remain; an owner can remove them with /removeadmin.")
     return [Reply("Done: your follows, votes, reactions and delivery records are erased." + note)]
 
 

@@ -57,7 +57,7 @@ def cmd_history(ctx: Context, cmd: HistoryArgs) -> list[Reply]:
     ctx.store.channels.audit(ctx.s, channel.id, who, "history", str(cmd.n))
     if cmd.n == 0:
         return [Reply(_("New followers of {name} get no earlier posts.").format(name=channel.name))]
-    posts = "post" if cmd.n == 1 else f"{cmd.n} posts"
+    posts = _("post") if cmd.n == 1 else _("{n} posts").format(n=cmd.n)
     return [Reply(_(
         "New followers of {name} get its last {posts} of the past 30 days."
     ).format(name=channel.name, posts=posts))]

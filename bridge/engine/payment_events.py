@@ -83,7 +83,9 @@ def _check_payable(core: EngineCore, event: PreCheckout) -> None:
         raise _Unpayable("This invoice is not one of this bot's; nothing was charged.")
     _tier, channel, asked = found
     if channel.deleted_at is not None:
-        raise _Unpayable(f"The channel {channel.handle} no longer exists; nothing was charged.")
+        raise _Unpayable(_(
+            "The channel {handle} no longer exists; nothing was charged."
+        ).format(handle=channel.handle))
     if not core.options.payments_enabled:
         raise _Unpayable("This bot no longer sells anything; nothing was charged.")
     if event.currency != STARS:
@@ -92,10 +94,15 @@ def _check_payable(core: EngineCore, event: PreCheckout) -> None:
         current = core.store.payments.tier_of(s, channel.id or 0)
         price = current.price if current is not None else None
     if price is None:
-        raise _Unpayable(f"{channel.handle} no longer sells subscriptions; nothing was charged.")
+        raise _Unpayable(_(
+            "{handle} no longer sells subscriptions; nothing was charged."
+        ).format(handle=channel.handle))
     if price != asked or price != event.total_amount:
         raise _Unpayable(
-            f"The price of {channel.name} changed to {price} Stars; send /subscribe {channel.handle} again."
+            _(
+                "The price of {name} changed to {price} Stars; send /subscribe {handle} "
+                "again."
+            ).format(name=channel.name, price=price, handle=channel.handle)
         )
 
 
@@ -103,7 +110,7 @@ def _payment(core: EngineCore, actor: Actor, event: PaymentReceived) -> list[Rep
     found = _tier_and_channel(core, event.payload)
     if found is None or event.currency != STARS:
         log.warning("a payment arrived for an invoice this bot cannot read; it was not recorded")
-        support = core.options.payments_support or "the bot's operator"
+        support = core.options.payments_support or _("the bot's operator")
         return [
             Reply(
                 _(

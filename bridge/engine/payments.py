@@ -13,18 +13,18 @@ from collections import defaultdict
 from bridge.commands import PaySupportArgs, PriceArgs, RevenueArgs, TeaserArgs
 from bridge.engine.context import Context, find_channel, require_admin, require_owner
 from bridge.engine.core import Refusal
-from bridge.i18n import _
+from bridge.i18n import N_, _
 from bridge.models import LedgerKind
 from bridge.ports import Reply
 
-PAYMENTS_OFF = "Payments are off on this bot (an operator turns them on with [payments] enabled = true)."
+PAYMENTS_OFF = _("Payments are off on this bot (an operator turns them on with [payments] enabled = true).")
 
 #: how /revenue names each kind, in its order
 _KIND_WORDS = {
-    LedgerKind.CHARGE: "charges",
-    LedgerKind.RENEWAL: "renewals",
-    LedgerKind.REFUND: "refunds",
-    LedgerKind.CODE: "codes",
+    LedgerKind.CHARGE: N_("charges"),
+    LedgerKind.RENEWAL: N_("renewals"),
+    LedgerKind.REFUND: N_("refunds"),
+    LedgerKind.CODE: N_("codes"),
 }
 
 
@@ -55,7 +55,7 @@ def cmd_price(ctx: Context, cmd: PriceArgs) -> list[Reply]:
         ).format(handle=channel.handle, stars=cmd.stars))]
     tier = payments.set_price(ctx.s, cid, cmd.stars, now, ctx.options.payments_teaser)
     ctx.store.channels.audit(ctx.s, cid, who, "price", f"{tier.price} Stars / 30 days")
-    changed = f" (was {current.price})" if current is not None else ""
+    changed = _(" (was {price})").format(price=current.price) if current is not None else ""
     return [Reply(_(
         "{handle} now sells 30 days of paid posts for {price} Stars{changed}."
     ).format(handle=channel.handle, price=tier.price, changed=changed))]
@@ -74,9 +74,13 @@ def revenue_text(ctx: Context, channel_id: int, title: str) -> str:
     s, payments = ctx.s, ctx.store.payments
     tier = payments.tier_of(s, channel_id)
     lines = [
-        f"Revenue of {title}",
-        f"Subscribers now: {payments.subscribers(s, channel_id, ctx.clock())}",
-        f"On sale: 30 days for {tier.price} Stars" if tier is not None else "On sale: nothing",
+        _("Revenue of {title}").format(title=title),
+        _(
+            "Subscribers now: {subscribers}"
+        ).format(subscribers=payments.subscribers(s, channel_id, ctx.clock())),
+        _(
+            "On sale: 30 days for {price} Stars"
+        ).format(price=tier.price) if tier is not None else _("On sale: nothing"),
     ]
     months: dict[str, dict[LedgerKind, tuple[int, int]]] = defaultdict(dict)
     for row in payments.revenue_by_month(s, channel_id):
@@ -84,7 +88,7 @@ def revenue_text(ctx: Context, channel_id: int, title: str) -> str:
     if not months:
         lines.append(_("No payments yet."))
     for month, kinds in sorted(months.items()):
-        counts = ", ".join(f"{word} {kinds.get(kind, (0, 0))[0]}" for kind, word in _KIND_WORDS.items())
+        counts = ", ".join(f"{_(word)} {kinds.get(kind, (0, 0))[0]}" for kind, word in _KIND_WORDS.items())
         taken = sum(kinds.get(k, (0, 0))[1] for k in (LedgerKind.CHARGE, LedgerKind.RENEWAL))
         refunded = kinds.get(LedgerKind.REFUND, (0, 0))[1]
         lines.append(_(

@@ -56,7 +56,7 @@ def cmd_subscribe(ctx: Context, cmd: SubscribeArgs) -> list[Reply]:
     until = access_until(ctx, channel)
     if until is not None:
         latest = ctx.store.payments.latest_payment(ctx.s, ctx.actor.index, cid)
-        renews = " It renews automatically; /unsubscribe stops that." if latest is not None else ""
+        renews = _(" It renews automatically; /unsubscribe stops that.") if latest is not None else ""
         return [
             Reply(
                 _(
@@ -70,7 +70,7 @@ def cmd_subscribe(ctx: Context, cmd: SubscribeArgs) -> list[Reply]:
         raise Refusal(_("{handle} sells no subscription at the moment.").format(handle=channel.handle))
     platform = ctx.actor.address.platform
     if not sells_stars(ctx, platform):
-        support = ctx.options.payments_support or "the bot's operator"
+        support = ctx.options.payments_support or _("the bot's operator")
         raise Refusal(
             _(
                 "Payments in Stars do not work on {platform}. To get access to the paid "
@@ -80,8 +80,10 @@ def cmd_subscribe(ctx: Context, cmd: SubscribeArgs) -> list[Reply]:
         )
     invoice = Invoice(
         title=channel.name[:_TITLE_MAX],
-        description=f"30 days of the paid posts of {channel.name} ({channel.handle}), renewed"
-        " every 30 days until you cancel."[:_DESCRIPTION_MAX],
+        description=_(
+                        "30 days of the paid posts of {name} ({handle}), renewed every 30 "
+                        "days until you cancel."
+                    ).format(name=channel.name, handle=channel.handle)[:_DESCRIPTION_MAX],
         payload=InvoicePayload(tier.id, tier.price).encode(),
         stars=tier.price,
         period_s=PERIOD_S,
@@ -111,7 +113,7 @@ def cmd_refund(ctx: Context, cmd: RefundArgs) -> list[Reply]:
     raise Refusal(_ASYNC_ONLY)
 
 
-_ASYNC_ONLY = "This command talks to the payment platform; nothing was changed."
+_ASYNC_ONLY = _("This command talks to the payment platform; nothing was changed.")
 
 
 class _Plan:
@@ -132,8 +134,10 @@ def _unsubscribe_plan(ctx: Context, cmd: UnsubscribeArgs) -> _Plan:
     if latest is None or latest.telegram_payment_charge_id is None or until is None:
         raise Refusal(_("You have no subscription to {handle} to cancel.").format(handle=channel.handle))
     answer = (
-        f"Your subscription to {channel.handle} is cancelled: it will not renew. You keep access"
-        f" to its paid posts until {ctx.core.local(until)}."
+        _(
+            "Your subscription to {handle} is cancelled: it will not renew. You keep "
+            "access to its paid posts until {local}."
+        ).format(handle=channel.handle, local=ctx.core.local(until))
     )
     return _Plan(channel, ctx.actor.address, latest.telegram_payment_charge_id, latest.amount, answer)
 
@@ -173,9 +177,9 @@ async def with_gateway(core: EngineCore, actor: Actor, cmd: RefundArgs | Unsubsc
             ).format(platform=plan.payer.platform)
         )
     if isinstance(cmd, UnsubscribeArgs):
-        await _ask(gateway.set_subscription_canceled(plan.payer, plan.charge_id, True), "cancel it")
+        await _ask(gateway.set_subscription_canceled(plan.payer, plan.charge_id, True), _("cancel it"))
         return [Reply(plan.answer)]
-    await _ask(gateway.refund(plan.payer, plan.charge_id), "refund it")
+    await _ask(gateway.refund(plan.payer, plan.charge_id), _("refund it"))
     return await _record_refund(core, plan)
 
 
@@ -237,6 +241,8 @@ def record_refund(core: EngineCore, payer: Address, channel: Channel, charge_id:
 def refund_notice(channel: Channel, amount: int) -> str:
     """What a refunded payer reads."""
     return (
-        f"Your payment of {amount} Stars for {channel.name} ({channel.handle}) was refunded; your"
-        " access to its paid posts ended."
+        _(
+            "Your payment of {amount} Stars for {name} ({handle}) was refunded; your "
+            "access to its paid posts ended."
+        ).format(amount=amount, name=channel.name, handle=channel.handle)
     )
