@@ -51,7 +51,8 @@ def test_every_extracted_message_has_a_translation(language: str) -> None:
     for key, where in _extracted().items():
         msgid = key if isinstance(key, str) else key[0]
         entry = catalog.get(msgid)
-        strings = () if entry is None else (entry.string if isinstance(entry.string, tuple) else (entry.string,))
+        strings = () if entry is None else _key(entry.string)
+        strings = strings if isinstance(strings, tuple) else (strings,)
         if entry is None or entry.fuzzy or not strings or not all(strings):
             missing.append(f"{where}: {msgid!r}")
     assert not missing, f"messages without a {language} entry (run the pybabel commands):\n" + "\n".join(

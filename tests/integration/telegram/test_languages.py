@@ -78,7 +78,8 @@ async def test_a_french_telegram_user_is_answered_in_french_and_has_a_french_men
     assert french["follow"] == "recevoir les publications d'un canal"
     assert french["lang"] == "choisir la langue dans laquelle le bot vous répond"
     assert set(french) == set(default)
-    private_fr = {c["command"]: c["description"] for c in api.commands_by_language[("all_private_chats", "fr")]}
+    private = api.commands_by_language[("all_private_chats", "fr")]
+    private_fr = {c["command"]: c["description"] for c in private}
     assert private_fr["newchannel"] == "créer un canal"
     assert api.commands["default"] == api.commands_by_language[("default", "")]
 
