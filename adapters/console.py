@@ -54,6 +54,7 @@ CONSOLE_HELP = """Console commands (everything else goes to the bot as a chat me
   :photo PATH MESSAGE      send a photo with MESSAGE as its caption (also :video, :sticker,
                            :voice for an Ogg voice note)
   :pay HANDLE              pay the channel's invoice in simulated Stars (asks /subscribe first)
+  :lang fr|en              choose the language the bot answers you in (sends /lang)
   :sync                    wait until every due delivery is sent
   :help                    this help; /help lists the bot's commands
   :quit                    stop (Ctrl-D works too)"""
@@ -203,6 +204,8 @@ class ConsoleAdapter:
             await self._media(_MEDIA_COMMANDS[head], rest)
         elif head == ":pay":
             await self._pay(rest.strip().lower())
+        elif head == ":lang":
+            await self._dispatch(Message(self._address(), f"/lang {rest.strip().lower()}".rstrip()))
         elif head == ":sync":
             if self._sync is not None:
                 await self._sync()

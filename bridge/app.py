@@ -29,6 +29,7 @@ from bridge.engine import ChannelEngine, EngineOptions
 from bridge.flood import FloodControl
 from bridge.health import DatabaseProbe, Health
 from bridge.http import HttpServer
+from bridge.i18n import languages, set_default_language, speaking
 from bridge.inbox import WebhookInbox
 from bridge.keys import key_location, load_key_for, verify_key
 from bridge.logjson import JsonFormatter
@@ -89,8 +90,14 @@ def build_adapters(
     prompt; `only`: build just the platforms it accepts."""
     from bridge.commands import Audience, menu_entries
 
-    follower = tuple(menu_entries({Audience.FOLLOWER}))
-    admin = tuple(menu_entries({Audience.ADMIN, Audience.OPERATOR}))
+    def menus(language: str) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
+        with speaking(language):
+            follower = tuple(menu_entries({Audience.FOLLOWER}))
+            admin = tuple(menu_entries({Audience.ADMIN, Audience.OPERATOR}))
+        return follower, admin
+
+    follower, admin = menus(settings.general.language)
+    localized = tuple((language, *menus(language)) for language in languages())
     sections = settings.platform_sections()
     adapters: list[Adapter] = []
     for name in settings.enabled_platforms():
@@ -102,6 +109,7 @@ def build_adapters(
             follower_commands=follower,
             admin_commands=admin,
             prompt=prompt,
+            localized_commands=localized,
         )
         adapters.append(settings.platforms.plugin(name).factory(sections[name], services))
     return adapters
@@ -133,6 +141,7 @@ class App:
         """`adapters` None builds those the config enables (`build_adapters`, `prompt` passed
         on); `terminal` adds a local terminal to the given ones."""
         self.settings = settings
+        set_default_language(settings.general.language)
         self.platforms: Platforms = settings.platforms
         data_dir = settings.general.data_dir
         key = settings.privacy.key.get_secret_value() if settings.privacy.key else None

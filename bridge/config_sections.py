@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, SecretStr, field_validator, model_validat
 
 from bridge.config_checks import FROZEN as _FROZEN
 from bridge.config_checks import PLACEHOLDER, is_placeholder, mask_url, refuse
+from bridge.i18n import languages
 from bridge.ports import PostKind
 
 __all__ = [
@@ -43,6 +44,19 @@ class GeneralSettings(BaseModel):
     history: int = Field(default=3, ge=0, le=10)
     #: "text" (one line for people) or "json" (one object per line for a log pipeline)
     log_format: Literal["text", "json"] = "text"
+    #: the language of answers to anyone whose language is not known (no `/lang` choice, no
+    #: language reported by their platform), of channel-wide texts and of the default menus
+    language: str = "en"
+
+    @field_validator("language")
+    @classmethod
+    def _known_language(cls, value: str) -> str:
+        if value not in languages():
+            raise refuse(
+                f"no catalog for the language {value!r}",
+                "set general.language to one of " + ", ".join(f'"{lang}"' for lang in languages()),
+            )
+        return value
 
     @field_validator("timezone")
     @classmethod

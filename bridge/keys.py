@@ -128,6 +128,7 @@ class RotationReport:
 SEALED_COLUMNS: tuple[tuple[str, str, str, str], ...] = (
     ("follower", "sealed", "platform", "account"),
     ("channeladmin", "sealed", "platform", "account"),
+    ("personlanguage", "sealed", "platform", "account"),  # the language chosen with /lang
     ("post", "author_sealed", "author_platform", "address"),
     ("recurringpost", "author_sealed", "author_platform", "address"),
     ("delivery", "ref_sealed", "platform", "ref"),

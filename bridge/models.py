@@ -134,6 +134,18 @@ class Follower(SQLModel, table=True):
     created_at: float
 
 
+class PersonLanguage(SQLModel, table=True):
+    """The language one person chose with `/lang`, found by their blind index; the sealed
+    address lets `rotate-key` compute the index under a new key. `/forgetme` removes it."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str
+    account_index: str = Field(index=True, unique=True)
+    sealed: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    language: str = Field(max_length=8)  #: a catalog's language code: "en", "fr"
+    updated_at: float
+
+
 class Subscription(SQLModel, table=True):
     """A follower following a channel."""
 

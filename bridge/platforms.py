@@ -106,6 +106,9 @@ class PlatformServices:
     follower_commands: tuple[tuple[str, str], ...] = ()
     admin_commands: tuple[tuple[str, str], ...] = ()
     prompt: bool = False
+    #: the same menus per language, `(language, follower commands, admin commands)`, for a
+    #: platform whose menus can follow each person's language (Telegram's `language_code`)
+    localized_commands: tuple[tuple[str, tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]], ...] = ()
 
 
 def _no_summary(section: Any) -> str | None:

@@ -85,6 +85,9 @@ class Message:
     sender: Address
     text: str
     media: InboundMedia | None = None
+    #: the language the platform reports for the sender ("fr", "en"; None: unknown); a
+    #: language chosen with `/lang` wins over it
+    language: str | None = None
 
 
 @dataclass(frozen=True)

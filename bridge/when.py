@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bridge.i18n import _
+
 MAX_AHEAD = timedelta(days=365)
 
 ACCEPTED_FORMS = (
@@ -129,7 +131,7 @@ def _zone(text: str) -> tzinfo:
     if m is not None:
         minutes = int(m.group("h")) * 60 + int(m.group("m") or 0)
         if minutes > 14 * 60 or int(m.group("m") or 0) > 59:
-            raise WhenError(f"{text!r} is not a valid UTC offset")
+            raise WhenError(_("{text!r} is not a valid UTC offset").format(text=text))
         sign = -1 if m.group("sign") == "-" else 1
         return timezone(sign * timedelta(minutes=minutes))
     name = text[1:-1] if text.startswith("[") and text.endswith("]") else text
@@ -138,11 +140,15 @@ def _zone(text: str) -> tzinfo:
             return ZoneInfo(name)
         except (ZoneInfoNotFoundError, ValueError, OSError):
             pass
-    raise WhenError(f"unknown time zone {_clip(text, 40)!r} (use Z, +01:00 or e.g. Europe/Paris)")
+    raise WhenError(_(
+        "unknown time zone {clip!r} (use Z, +01:00 or e.g. Europe/Paris)"
+    ).format(clip=_clip(text, 40)))
 
 
 def _unparseable(text: str) -> WhenError:
-    return WhenError(f"could not understand the time {_clip(text)!r}; use: {ACCEPTED_FORMS}")
+    return WhenError(_(
+        "could not understand the time {clip!r}; use: {ACCEPTED_FORMS}"
+    ).format(clip=_clip(text), ACCEPTED_FORMS=ACCEPTED_FORMS))
 
 
 def _interpret(text: str, now: datetime, tz: ZoneInfo) -> datetime | None:
@@ -155,14 +161,16 @@ def _interpret(text: str, now: datetime, tz: ZoneInfo) -> datetime | None:
         for number, unit in _IN_PART_RE.findall(m.group(1)):
             factor = UNIT_MINUTES.get(unit.lower())
             if factor is None:
-                raise WhenError(f"unknown unit {unit!r} in {_clip(text)!r} (use m, h or d, like in 90m)")
+                raise WhenError(_(
+                    "unknown unit {unit!r} in {clip!r} (use m, h or d, like in 90m)"
+                ).format(unit=unit, clip=_clip(text)))
             if len(number) > 9:
-                raise WhenError(f"{_clip(text)!r} is more than a year ahead")
+                raise WhenError(_("{clip!r} is more than a year ahead").format(clip=_clip(text)))
             total += int(number) * factor
         if total > MAX_AHEAD.days * 24 * 60:
-            raise WhenError(f"{_clip(text)!r} is more than a year ahead")
+            raise WhenError(_("{clip!r} is more than a year ahead").format(clip=_clip(text)))
         if total == 0:
-            raise WhenError(f"{_clip(text)!r} is now, not in the future")
+            raise WhenError(_("{clip!r} is now, not in the future").format(clip=_clip(text)))
         return now + timedelta(minutes=total)
 
     m = _CLOCK_RE.fullmatch(text)
@@ -219,19 +227,23 @@ def parse_when(text: str, *, now: datetime, tz: ZoneInfo) -> datetime:
     if len(cleaned) >= 2 and cleaned[0] in '"“”„' and cleaned[-1] in '"“”':
         cleaned = " ".join(cleaned[1:-1].split())
     if not cleaned:
-        raise WhenError(f"no time given; use: {ACCEPTED_FORMS}")
+        raise WhenError(_("no time given; use: {ACCEPTED_FORMS}").format(ACCEPTED_FORMS=ACCEPTED_FORMS))
     try:
         when = _interpret(cleaned, now, tz)
     except WhenError:
         raise
     except (ValueError, OverflowError):
-        raise WhenError(f"{_clip(cleaned)!r} is not a valid date and time") from None
+        raise WhenError(_("{clip!r} is not a valid date and time").format(clip=_clip(cleaned))) from None
     if when is None:
         raise _unparseable(cleaned)
     if when <= now:
-        raise WhenError(f"{_clip(cleaned)!r} is in the past ({_understood(when, tz)})")
+        raise WhenError(_(
+            "{clip!r} is in the past ({understood})"
+        ).format(clip=_clip(cleaned), understood=_understood(when, tz)))
     if when - now > MAX_AHEAD:
-        raise WhenError(f"{_clip(cleaned)!r} is more than a year ahead ({_understood(when, tz)})")
+        raise WhenError(_(
+            "{clip!r} is more than a year ahead ({understood})"
+        ).format(clip=_clip(cleaned), understood=_understood(when, tz)))
     return when
 
 
@@ -328,10 +340,14 @@ def parse_recurrence(spec: str) -> Recurrence:
     words = cleaned.split(" ")
     m = _RECURRENCE_TIME_RE.fullmatch(words[-1]) if cleaned else None
     if m is None:
-        raise WhenError(f"no time (HH:MM) at the end of {_clip(spec)!r}; {example}")
+        raise WhenError(_(
+            "no time (HH:MM) at the end of {clip!r}; {example}"
+        ).format(clip=_clip(spec), example=example))
     hour, minute = int(m.group("hour")), int(m.group("minute"))
     if hour > 23 or minute > 59:
-        raise WhenError(f"{words[-1]!r} is not a time of day; {example}")
+        raise WhenError(_(
+            "{words!r} is not a time of day; {example}"
+        ).format(words=words[-1], example=example))
     day_text = " ".join(words[:-1])
     day_text = re.sub(r"\bevery\s+day\b", "daily", day_text)
     day_text = re.sub(r"\s*-\s*", "-", day_text)
@@ -354,7 +370,9 @@ def parse_recurrence(spec: str) -> Recurrence:
             if single is not None:
                 days.add(single)
                 continue
-        raise WhenError(f"{_clip(item, 30)!r} is not a day or day range; {example}")
+        raise WhenError(_(
+            "{clip!r} is not a day or day range; {example}"
+        ).format(clip=_clip(item, 30), example=example))
     ordered = tuple(sorted(days))
     return Recurrence(ordered, hour, minute, f"{_days_text(ordered)} {hour:02d}:{minute:02d}")
 

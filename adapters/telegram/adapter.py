@@ -16,7 +16,7 @@ import contextlib
 import dataclasses
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from telegram import (
@@ -117,6 +117,8 @@ class TelegramAdapter:
         poll_timeout: int = 30,
         commands: Sequence[tuple[str, str]] = (),
         admin_commands: Sequence[tuple[str, str]] = (),
+        localized_commands: Mapping[str, tuple[Sequence[tuple[str, str]], Sequence[tuple[str, str]]]]
+        | None = None,
         limits: RateLimits | None = None,
         paid_broadcast: bool = False,
         webhook: WebhookSpec | None = None,
@@ -132,6 +134,8 @@ class TelegramAdapter:
         self._poll_timeout = poll_timeout
         self._commands = tuple(commands)
         self._admin_commands = tuple(admin_commands)
+        #: language code -> (follower menu, admin menu), published with that `language_code`
+        self._localized_commands = dict(localized_commands or {})
         self._bot = _RawBot(
             token,
             base_url=api_base_url,
@@ -252,13 +256,25 @@ class TelegramAdapter:
             await self._bot.shutdown()
 
     async def _publish_commands(self) -> None:
-        everyone = _bot_commands(self._commands)
-        admins = _bot_commands(self._admin_commands)
+        """The default menus (no `language_code`: the default language), then the same menus
+        once per language with its `language_code`, which Telegram shows to people whose app
+        speaks that language."""
+        menus: list[tuple[str | None, Sequence[tuple[str, str]], Sequence[tuple[str, str]]]] = [
+            (None, self._commands, self._admin_commands)
+        ]
+        menus += [(language, *pair) for language, pair in sorted(self._localized_commands.items())]
         try:
-            if everyone:
-                await self._bot.set_my_commands(everyone, scope=BotCommandScopeDefault())
-            if admins:
-                await self._bot.set_my_commands(everyone + admins, scope=BotCommandScopeAllPrivateChats())
+            for language, follower, admin in menus:
+                everyone = _bot_commands(follower)
+                admins = _bot_commands(admin)
+                if everyone:
+                    await self._bot.set_my_commands(
+                        everyone, scope=BotCommandScopeDefault(), language_code=language
+                    )
+                if admins:
+                    await self._bot.set_my_commands(
+                        everyone + admins, scope=BotCommandScopeAllPrivateChats(), language_code=language
+                    )
         except TelegramError as exc:  # a menu problem must not keep the bot offline
             log.warning("telegram: setMyCommands failed: %s", exc.message)
 

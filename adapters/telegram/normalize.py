@@ -28,6 +28,7 @@ from telegram.warnings import PTBDeprecationWarning
 
 from adapters.base import Address, Inbound, InboundMedia, Message, PollVote, PostKind, Reaction
 from bridge.commands import COMMAND_PREFIXES
+from bridge.i18n import language_of
 
 from . import payments
 
@@ -141,12 +142,13 @@ def _from_message(message: TgMessage, bot_username: str | None) -> Inbound | Non
         return payments.payment_received(message.successful_payment, sender)
     if message.refunded_payment is not None:
         return payments.payment_refunded(message.refunded_payment, sender)
+    spoken = language_of(user.language_code)
     media = media_of(message)
     if media is not None:
         # media from an admin: the caption is the command (`/post news ...`)
         if not is_command(message.caption):
             return None
-        return Message(sender, strip_bot_mention(message.caption or "", bot_username), media)
+        return Message(sender, strip_bot_mention(message.caption or "", bot_username), media, spoken)
     text = message.text
     if not text:
         return None
@@ -156,8 +158,8 @@ def _from_message(message: TgMessage, bot_username: str | None) -> Inbound | Non
         replied_media = media_of(reply_to)
         author = reply_to.from_user
         if replied_media is not None and author is not None and author.id == user.id:
-            return Message(sender, strip_bot_mention(text, bot_username), replied_media)
-    return Message(sender, strip_bot_mention(text, bot_username))
+            return Message(sender, strip_bot_mention(text, bot_username), replied_media, spoken)
+    return Message(sender, strip_bot_mention(text, bot_username), language=spoken)
 
 
 def to_inbound(update: Update, *, bot_username: str | None = None) -> Inbound | None:
@@ -173,7 +175,7 @@ def to_inbound(update: Update, *, bot_username: str | None = None) -> Inbound | 
             return None
         if not query.data or user.is_bot:
             return None
-        return Message(sender_address(user, chat), query.data)
+        return Message(sender_address(user, chat), query.data, language=language_of(user.language_code))
     query_ = update.pre_checkout_query
     if query_ is not None:
         return (

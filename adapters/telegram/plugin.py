@@ -142,6 +142,13 @@ def build(section: TelegramSettings, services: PlatformServices) -> Adapter:
         poll_timeout=section.poll_timeout,
         commands=[(name.replace("-", "_"), summary) for name, summary in services.follower_commands],
         admin_commands=[(name.replace("-", "_"), summary) for name, summary in services.admin_commands],
+        localized_commands={
+            language: (
+                [(name.replace("-", "_"), summary) for name, summary in follower],
+                [(name.replace("-", "_"), summary) for name, summary in admin],
+            )
+            for language, follower, admin in services.localized_commands
+        },
         limits=section.rate_limit.as_limits(paid_broadcast=section.paid_broadcast),
         paid_broadcast=section.paid_broadcast,
         webhook=_webhook_spec(section),

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from bridge.i18n import _
+
 
 class _CommandType(type):
     """Lets `Command(name, **fields)` stand for the typed arguments of the command `name`."""
@@ -37,7 +39,9 @@ class CommandError:
 
     def __str__(self) -> str:
         """The message followed by the usage, on one line."""
-        return f"{self.message}. Usage: {self.usage}" if self.usage else self.message
+        if not self.usage:
+            return self.message
+        return _("{message}. Usage: {usage}").format(message=self.message, usage=self.usage)
 
 
 # --- commands about one channel, named by its handle ----------------------------------------
@@ -414,6 +418,14 @@ class PrivacyArgs(Command):
     name = "privacy"
 
 
+@dataclass(frozen=True)
+class LangArgs(Command):
+    """`/lang [language]`."""
+
+    name = "lang"
+    language: str | None = None  #: a known language code ("fr", "en"); None: say the current one
+
+
 #: canonical name -> the class of that command's arguments
 ARGS_BY_NAME: dict[str, type[Command]] = {
     cls.name: cls
@@ -458,6 +470,7 @@ ARGS_BY_NAME: dict[str, type[Command]] = {
         CodesArgs,
         RedeemArgs,
         PrivacyArgs,
+        LangArgs,
         HistoryArgs,
     )
 }

@@ -15,6 +15,7 @@ from bridge.commands import args as a
 from bridge.commands import parsers as p
 from bridge.commands.args import Command, CommandError
 from bridge.commands.tokens import COMMAND_PREFIXES, Cursor, Malformed, show, tokenize
+from bridge.i18n import N_, _
 
 
 class Audience(enum.StrEnum):
@@ -60,226 +61,265 @@ _F, _A, _O = Audience.FOLLOWER, Audience.ADMIN, Audience.OPERATOR
 COMMANDS: dict[str, CommandSpec] = {
     spec.name: spec
     for spec in (
-        _spec(a.StartArgs, p.parse_start, "/start [handle]", "begin, or follow the channel of a link", _F),
-        _spec(a.HelpArgs, p.parse_help, "/help", "list the commands you may use", _F),
-        _spec(a.ChannelsArgs, p.parse_channels, "/channels [query]", "find public channels", _F),
+        _spec(a.StartArgs, p.parse_start, N_(
+            "/start [handle]"
+        ), N_(
+            "begin, or follow the channel of a link"
+        ), _F),
+        _spec(a.HelpArgs, p.parse_help, "/help", N_("list the commands you may use"), _F),
+        _spec(a.ChannelsArgs, p.parse_channels, N_("/channels [query]"), N_("find public channels"), _F),
         _spec(
             a.InfoArgs,
             p.handle_only(a.InfoArgs),
-            "/info <handle>",
-            "show a channel's name and description",
+            N_("/info <handle>"),
+            N_("show a channel's name and description"),
             _F,
         ),
-        _spec(a.FollowArgs, p.handle_only(a.FollowArgs), "/follow <handle>", "receive a channel's posts", _F),
+        _spec(a.FollowArgs, p.handle_only(a.FollowArgs), N_(
+            "/follow <handle>"
+        ), N_(
+            "receive a channel's posts"
+        ), _F),
         _spec(
             a.UnfollowArgs,
             p.handle_only(a.UnfollowArgs),
-            "/unfollow <handle>",
-            "stop receiving a channel's posts",
+            N_("/unfollow <handle>"),
+            N_("stop receiving a channel's posts"),
             _F,
         ),
         _spec(
             a.MuteArgs,
             p.handle_only(a.MuteArgs),
-            "/mute <handle>",
-            "keep receiving posts, without notifications",
+            N_("/mute <handle>"),
+            N_("keep receiving posts, without notifications"),
             _F,
         ),
-        _spec(a.UnmuteArgs, p.handle_only(a.UnmuteArgs), "/unmute <handle>", "get notifications again", _F),
+        _spec(a.UnmuteArgs, p.handle_only(a.UnmuteArgs), N_(
+            "/unmute <handle>"
+        ), N_(
+            "get notifications again"
+        ), _F),
         _spec(
             a.FollowingArgs,
             p.no_arguments(a.FollowingArgs),
             "/following",
-            "list the channels you follow",
+            N_("list the channels you follow"),
             _F,
         ),
-        _spec(a.VoteArgs, p.parse_vote, "/vote <post-id> <option-number>...", "answer a poll", _F),
+        _spec(a.VoteArgs, p.parse_vote, N_("/vote <post-id> <option-number>..."), N_("answer a poll"), _F),
         _spec(
             a.ResultsArgs,
             p.post_id_only(a.ResultsArgs),
-            "/results <post-id>",
-            "show a poll's results",
+            N_("/results <post-id>"),
+            N_("show a poll's results"),
             _F,
         ),
         _spec(
             a.ForgetMeArgs,
             p.no_arguments(a.ForgetMeArgs),
             "/forgetme",
-            "erase everything stored about you",
+            N_("erase everything stored about you"),
             _F,
         ),
-        _spec(a.AcceptArgs, p.parse_accept, "/accept <code>", "become an admin with an invitation code", _F),
+        _spec(a.AcceptArgs, p.parse_accept, N_(
+            "/accept <code>"
+        ), N_(
+            "become an admin with an invitation code"
+        ), _F),
         _spec(
             a.SubscribeArgs,
             p.handle_only(a.SubscribeArgs),
-            "/subscribe <handle>",
-            "pay for 30 days of a channel's paid posts",
+            N_("/subscribe <handle>"),
+            N_("pay for 30 days of a channel's paid posts"),
             _F,
         ),
         _spec(
             a.UnsubscribeArgs,
             p.handle_only(a.UnsubscribeArgs),
-            "/unsubscribe <handle>",
-            "stop renewing; access lasts to the end of the paid period",
+            N_("/unsubscribe <handle>"),
+            N_("stop renewing; access lasts to the end of the paid period"),
             _F,
         ),
-        _spec(a.RedeemArgs, p.parse_redeem, "/redeem <code>", "redeem an access code for paid posts", _F),
-        _spec(a.PrivacyArgs, p.no_arguments(a.PrivacyArgs), "/privacy", "what the bot stores about you", _F),
+        _spec(a.RedeemArgs, p.parse_redeem, N_(
+            "/redeem <code>"
+        ), N_(
+            "redeem an access code for paid posts"
+        ), _F),
+        _spec(a.PrivacyArgs, p.no_arguments(a.PrivacyArgs), "/privacy", N_(
+            "what the bot stores about you"
+        ), _F),
         _spec(
             a.PaySupportArgs,
             p.no_arguments(a.PaySupportArgs),
             "/paysupport",
-            "how to get help with a payment",
+            N_("how to get help with a payment"),
             _F,
         ),
-        _spec(a.NewChannelArgs, p.parse_newchannel, "/newchannel <handle> <name...>", "create a channel", _O),
+        _spec(
+            a.LangArgs,
+            p.parse_lang,
+            N_("/lang [fr|en]"),
+            N_("choose the language the bot answers you in"),
+            _F,
+        ),
+        _spec(a.NewChannelArgs, p.parse_newchannel, N_(
+            "/newchannel <handle> <name...>"
+        ), N_(
+            "create a channel"
+        ), _O),
         _spec(
             a.DescribeArgs,
             p.parse_describe,
-            "/describe <handle> <text...>",
-            "set a channel's description",
+            N_("/describe <handle> <text...>"),
+            N_("set a channel's description"),
             _A,
         ),
         _spec(
             a.PostArgs,
             p.parse_post,
-            "/post <handle> [--paid|--stars <n>] [text...]",
-            "publish now (attach media to send it)",
+            N_("/post <handle> [--paid|--stars <n>] [text...]"),
+            N_("publish now (attach media to send it)"),
             _A,
         ),
         _spec(
             a.PollArgs,
             p.parse_poll,
-            '/poll <handle> "question" "a" "b" [...] [--multi] [--closes <when>] [--paid]',
-            "publish a poll (2-12 options)",
+            N_("/poll <handle> \"question\" \"a\" \"b\" [...] [--multi] [--closes <when>] [--paid]"),
+            N_("publish a poll (2-12 options)"),
             _A,
         ),
         _spec(
             a.QuizArgs,
             p.parse_quiz,
-            '/quiz <handle> "question" "a" "b" [...] --answer <n> [--explain "..."] [--closes <when>]'
-            " [--paid]",
-            "publish a quiz: a poll with one correct answer, revealed after each vote",
+            N_(
+                "/quiz <handle> \"question\" \"a\" \"b\" [...] --answer <n> [--explain "
+                "\"...\"] [--closes <when>] [--paid]"
+            ),
+            N_("publish a quiz: a poll with one correct answer, revealed after each vote"),
             _A,
         ),
         _spec(
             a.ScheduleArgs,
             p.parse_schedule,
-            '/schedule <handle> <when> [--paid] <text...|/poll "question" "a" "b" ...|/quiz ...>',
-            "publish a post, poll or quiz later (when: in 90m, tomorrow 09:00, 2026-12-01 09:00)",
+            N_("/schedule <handle> <when> [--paid] <text...|/poll \"question\" \"a\" \"b\" ...|/quiz ...>"),
+            N_("publish a post, poll or quiz later (when: in 90m, tomorrow 09:00, 2026-12-01 09:00)"),
             _A,
         ),
         _spec(
             a.EveryArgs,
             p.parse_every,
-            '/every <handle> "<days> <HH:MM>" [--paid] <text...>',
-            'publish a recurring post (days: daily, mon-fri, "sat,sun", weekdays, weekends)',
+            N_("/every <handle> \"<days> <HH:MM>\" [--paid] <text...>"),
+            N_("publish a recurring post (days: daily, mon-fri, \"sat,sun\", weekdays, weekends)"),
             _A,
         ),
         _spec(
             a.ScheduledArgs,
             p.handle_only(a.ScheduledArgs),
-            "/scheduled <handle>",
-            "list scheduled and recurring posts",
+            N_("/scheduled <handle>"),
+            N_("list scheduled and recurring posts"),
             _A,
         ),
         _spec(
             a.CancelArgs,
             p.parse_cancel,
-            "/cancel <post-id | r<n>>",
-            "cancel a scheduled post, or stop recurring post r<n>",
+            N_("/cancel <post-id | r<n>>"),
+            N_("cancel a scheduled post, or stop recurring post r<n>"),
             _A,
         ),
-        _spec(a.EditArgs, p.parse_edit, "/edit <post-id> <text...>", "replace a post's text everywhere", _A),
+        _spec(a.EditArgs, p.parse_edit, N_(
+            "/edit <post-id> <text...>"
+        ), N_(
+            "replace a post's text everywhere"
+        ), _A),
         _spec(
             a.DeleteArgs,
             p.post_id_only(a.DeleteArgs),
-            "/delete <post-id>",
-            "delete a post everywhere",
+            N_("/delete <post-id>"),
+            N_("delete a post everywhere"),
             _A,
         ),
         _spec(
             a.StatsArgs,
             p.parse_stats,
-            "/stats <handle> [chart]",
-            "followers, deliveries, reactions, votes; chart: the same as a picture",
+            N_("/stats <handle> [chart]"),
+            N_("followers, deliveries, reactions, votes; chart: the same as a picture"),
             _A,
         ),
         _spec(
             a.AdminsArgs,
             p.handle_only(a.AdminsArgs),
-            "/admins <handle>",
-            "list a channel's admins by number",
+            N_("/admins <handle>"),
+            N_("list a channel's admins by number"),
             _A,
         ),
         _spec(
             a.InviteAdminArgs,
             p.handle_only(a.InviteAdminArgs),
-            "/invite-admin <handle>",
-            "make a one-time admin invite code",
+            N_("/invite-admin <handle>"),
+            N_("make a one-time admin invite code"),
             _A,
         ),
         _spec(
             a.RemoveAdminArgs,
             p.parse_removeadmin,
-            "/removeadmin <handle> <admin-number>",
-            "remove an admin",
+            N_("/removeadmin <handle> <admin-number>"),
+            N_("remove an admin"),
             _A,
         ),
         _spec(
             a.MirrorArgs,
             p.parse_mirror,
-            "/mirror <handle> [<platform>:<address>|create <platform>]",
-            "list a channel's mirror rooms, or add one (operators)",
+            N_("/mirror <handle> [<platform>:<address>|create <platform>]"),
+            N_("list a channel's mirror rooms, or add one (operators)"),
             _A,
         ),
         _spec(
             a.DeleteChannelArgs,
             p.handle_only(a.DeleteChannelArgs),
-            "/deletechannel <handle>",
-            "delete a channel (owner only)",
+            N_("/deletechannel <handle>"),
+            N_("delete a channel (owner only)"),
             _A,
         ),
         _spec(
             a.PriceArgs,
             p.parse_price,
-            "/price <handle> <stars|off>",
-            "sell 30-day access to paid posts for 1-10000 Stars, or end sales",
+            N_("/price <handle> <stars|off>"),
+            N_("sell 30-day access to paid posts for 1-10000 Stars, or end sales"),
             _A,
         ),
         _spec(
             a.TeaserArgs,
             p.parse_teaser,
-            "/teaser <handle> <on|off>",
-            "tell free followers of each paid post, with a Subscribe button, or not",
+            N_("/teaser <handle> <on|off>"),
+            N_("tell free followers of each paid post, with a Subscribe button, or not"),
             _A,
         ),
         _spec(
             a.HistoryArgs,
             p.parse_history,
-            "/history <handle> <n>",
-            "how many earlier posts (0-10, from the last 30 days) a new follower gets",
+            N_("/history <handle> <n>"),
+            N_("how many earlier posts (0-10, from the last 30 days) a new follower gets"),
             _A,
         ),
         _spec(
             a.RefundArgs,
             p.parse_refund,
-            "/refund <handle> <charge-id>",
-            "refund a payment and end its access (owner)",
+            N_("/refund <handle> <charge-id>"),
+            N_("refund a payment and end its access (owner)"),
             _A,
         ),
         _spec(
             a.CodesArgs,
             p.parse_codes,
-            "/codes <handle> <count> <days>",
-            "mint single-use access codes for days of paid posts (owner)",
+            N_("/codes <handle> <count> <days>"),
+            N_("mint single-use access codes for days of paid posts (owner)"),
             _A,
         ),
         _spec(
             a.RevenueArgs,
             p.handle_only(a.RevenueArgs),
-            "/revenue <handle>",
-            "subscribers, charges, renewals, refunds and Stars by month (owner)",
+            N_("/revenue <handle>"),
+            N_("subscribers, charges, renewals, refunds and Stars by month (owner)"),
             _A,
         ),
     )
@@ -316,8 +356,8 @@ def parse_command(text: str) -> Command | CommandError | None:
     if name is None:
         shown = show(typed.split("@", 1)[0], 30)
         if not shown:
-            return CommandError("Empty command — send /help for the list", "")
-        return CommandError(f"Unknown command /{shown} — send /help for the list", "")
+            return CommandError(_("Empty command — send /help for the list"), "")
+        return CommandError(_("Unknown command /{shown} — send /help for the list").format(shown=shown), "")
     cur = Cursor(text, tokenize(text, end), end)
     try:
         return COMMANDS[name].parse(cur)
@@ -328,13 +368,13 @@ def parse_command(text: str) -> Command | CommandError | None:
 def malformed(name: str, message: str) -> CommandError:
     """What is wrong with a command `name` (a lower-case phrase), as the answer: capitalized,
     followed by the command's usage. Also for arguments the engine refuses by their meaning."""
-    return CommandError(message[:1].upper() + message[1:], COMMANDS[name].usage)
+    return CommandError(message[:1].upper() + message[1:], _(COMMANDS[name].usage))
 
 
 def help_text(audiences: Collection[Audience]) -> str:
     """The commands someone with these audiences may use, one `usage — summary` per line."""
     return "\n".join(
-        f"{spec.usage} — {spec.summary}" for spec in COMMANDS.values() if spec.audience in audiences
+        f"{_(spec.usage)} — {_(spec.summary)}" for spec in COMMANDS.values() if spec.audience in audiences
     )
 
 
@@ -342,4 +382,4 @@ def menu_entries(audiences: Collection[Audience]) -> list[tuple[str, str]]:
     """`(name, summary)` of the commands for these audiences, for a chat app's command menu
     (Telegram's setMyCommands): names written with `_` for `-`, which the parser accepts too."""
     chosen = [spec for spec in COMMANDS.values() if spec.audience in audiences]
-    return [(spec.name.replace("-", "_"), spec.summary) for spec in chosen]
+    return [(spec.name.replace("-", "_"), _(spec.summary)) for spec in chosen]

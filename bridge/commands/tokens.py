@@ -10,6 +10,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bridge.i18n import _
 from bridge.when import UNIT_MINUTES, WEEKDAY_INDEX
 
 _HANDLE_RE = re.compile(r"[a-z0-9_]{3,32}")
@@ -109,14 +110,14 @@ class Cursor:
         if tok is None:
             return None
         if tok.broken:
-            raise Malformed(f"unbalanced quote in {show(self.text[tok.start :])}")
+            raise Malformed(_("unbalanced quote in {text}").format(text=show(self.text[tok.start:])))
         self.i += 1
         self.end = tok.end
         return tok
 
     def skip(self, count: int) -> None:
         """Consume `count` tokens already checked with `peek`."""
-        for _ in range(count):
+        for _step in range(count):
             self.take()
 
     def rest(self) -> str:
@@ -131,30 +132,32 @@ class Cursor:
         """Refuse any token left over."""
         tok = self.peek()
         if tok is not None:
-            raise Malformed(f"unexpected {show(tok.value)!r} after {what}")
+            raise Malformed(_("unexpected {value!r} after {what}").format(value=show(tok.value), what=what))
 
     def handle(self) -> str:
         """Consume a required channel handle."""
         tok = self.take()
         if tok is None:
-            raise Malformed("missing the channel handle")
+            raise Malformed(_("missing the channel handle"))
         return valid_handle(tok.value)
 
     def post_id(self) -> int:
         """Consume a required post id (`12` or `#12`)."""
         tok = self.take()
         if tok is None:
-            raise Malformed("missing the post id")
+            raise Malformed(_("missing the post id"))
         m = _POST_ID_RE.fullmatch(tok.value)
         if m is None or int(m.group(1)) < 1:
-            raise Malformed(f"{show(tok.value)!r} is not a post id (like 12 or #12)")
+            raise Malformed(_("{value!r} is not a post id (like 12 or #12)").format(value=show(tok.value)))
         return int(m.group(1))
 
 
 def valid_handle(value: str) -> str:
     handle = value.lower()
     if _HANDLE_RE.fullmatch(handle) is None:
-        raise Malformed(f"{show(value)!r} is not a valid handle (3-32 characters of a-z, 0-9 and _)")
+        raise Malformed(_(
+            "{value!r} is not a valid handle (3-32 characters of a-z, 0-9 and _)"
+        ).format(value=show(value)))
     return handle
 
 
@@ -216,7 +219,9 @@ def take_when(cur: Cursor, what: str) -> str:
     """Consume a `<when>` and return its raw text (tokens joined by one space)."""
     count = split_when(cur.tokens[cur.i :])
     if count == 0:
-        raise Malformed(f"missing {what} (like: in 90m, tomorrow 09:00, 2026-12-01 09:00)")
+        raise Malformed(_(
+            "missing {what} (like: in 90m, tomorrow 09:00, 2026-12-01 09:00)"
+        ).format(what=what))
     first = cur.peek()
     if first is not None and first.broken:
         cur.take()  # refuses the unbalanced quote
@@ -224,7 +229,7 @@ def take_when(cur: Cursor, what: str) -> str:
     cur.skip(count)
     when = " ".join(p.strip() for p in parts).strip()
     if not when:
-        raise Malformed(f"{what} is empty")
+        raise Malformed(_("{what} is empty").format(what=what))
     return when
 
 
@@ -237,13 +242,13 @@ def take_recurrence(cur: Cursor) -> str:
     """Consume a recurrence spec: one quoted token, `HH:MM`, or day words then `HH:MM`."""
     first = cur.peek()
     if first is None:
-        raise Malformed('missing the schedule, like "mon-fri 08:00"')
+        raise Malformed(_("missing the schedule, like \"mon-fri 08:00\""))
     if first.quoted or HHMM_RE.fullmatch(first.value):
         tok = cur.take()
         assert tok is not None
         spec = tok.value.strip()
         if not spec:
-            raise Malformed("the schedule is empty")
+            raise Malformed(_("the schedule is empty"))
         return spec
     k = 0
     while k < 4:

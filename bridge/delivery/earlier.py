@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from bridge.i18n import ngettext
 from bridge.ports import Content, PostKind
 from bridge.store import PostView
 
@@ -17,7 +18,11 @@ def results_text(content: Content, view: PostView) -> str:
     votes = tally.votes if tally is not None else {}
     voters = tally.voters if tally is not None else 0
     total = sum(votes.values()) or 1
-    lines = [f"{content.poll.question} (closed, {voters} voter{'s' if voters != 1 else ''})"]
+    lines = [
+        ngettext(
+            "{question} (closed, {voters} voter)", "{question} (closed, {voters} voters)", voters
+        ).format(question=content.poll.question, voters=voters)
+    ]
     for position, option in enumerate(content.poll.options):
         n = votes.get(position, 0)
         lines.append(f"{position + 1}. {option} — {n} ({round(100 * n / total)}%)")

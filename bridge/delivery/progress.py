@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 
+from bridge.i18n import _
 from bridge.models import NoticeLane
 from bridge.notices import NoticeQueue
 from bridge.ports import Reply
@@ -17,16 +18,22 @@ log = logging.getLogger(__name__)
 def progress_text(report: ProgressReport) -> str:
     """The progress message's text (edited in place as the fan-out goes)."""
     c = report.counts
-    figures = f"delivered {c.delivered}, pending {c.pending}, failed {c.failed}"
-    return f"Post #{report.post_id} progress: {figures}" + (" (done)." if report.done else ".")
+    figures = _(
+        "delivered {delivered}, pending {pending}, failed {failed}"
+    ).format(delivered=c.delivered, pending=c.pending, failed=c.failed)
+    return _(
+        "Post #{post_id} progress: {figures}"
+    ).format(post_id=report.post_id, figures=figures) + (_(" (done).") if report.done else ".")
 
 
 def summary_text(report: ProgressReport) -> str:
     """The final summary, sent once as a message of its own."""
     c = report.counts
-    summary = f"Post #{report.post_id} finished: delivered {c.delivered}, failed {c.failed}"
+    summary = _(
+        "Post #{post_id} finished: delivered {delivered}, failed {failed}"
+    ).format(post_id=report.post_id, delivered=c.delivered, failed=c.failed)
     if c.skipped:
-        summary += f", skipped {c.skipped}"
+        summary += _(", skipped {skipped}").format(skipped=c.skipped)
     if report.reasons:
         summary += " (" + "; ".join(f"{r.reason} ×{r.copies}" for r in report.reasons) + ")"
     return summary + "."

@@ -8,6 +8,7 @@ says so, without a button. A teaser is never edited, deleted or closed afterward
 
 from __future__ import annotations
 
+from bridge.i18n import _
 from bridge.ports import Button, Content, PostKind
 from bridge.store import PostView
 
@@ -17,16 +18,20 @@ _PERIOD_DAYS = 30
 
 def teaser_text(view: PostView) -> str:
     """The teaser's one line (after the post's header, which adapters add)."""
-    line = "🔒 A post for subscribers."
+    line = _("🔒 A post for subscribers.")
     if view.price is None:
-        return line + " Subscriptions are not on sale now."
-    return line + f" Subscribe: {_PERIOD_DAYS} days for {view.price} Stars."
+        return line + _(" Subscriptions are not on sale now.")
+    return line + _(
+        " Subscribe: {PERIOD_DAYS} days for {price} Stars."
+    ).format(PERIOD_DAYS=_PERIOD_DAYS, price=view.price)
 
 
 def teaser_content(view: PostView) -> Content:
     """The teaser copy of a paid post (text only, with the Subscribe button while on sale)."""
     content = view.content
-    buttons = () if view.price is None else (Button("Subscribe", f"/subscribe {content.channel_handle}"),)
+    buttons = () if view.price is None else (Button(_(
+        "Subscribe"
+    ), f"/subscribe {content.channel_handle}"),)
     return Content(
         post_id=content.post_id,
         kind=PostKind.TEXT,

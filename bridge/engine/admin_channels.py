@@ -12,6 +12,7 @@ import logging
 from bridge.commands import AdminsArgs, InviteAdminArgs, MirrorArgs, RemoveAdminArgs, StatsArgs
 from bridge.engine.context import Context, find_channel, require_admin, require_owner
 from bridge.engine.core import Actor, BadArguments, EngineCore, Refusal, new_invite_code, normalize_code
+from bridge.i18n import _, ngettext
 from bridge.models import AdminInvite, AdminRole, Channel, MirrorRoom, Post, PostStatus
 from bridge.platforms import Platforms, either
 from bridge.ports import PostKind, Reply
@@ -40,18 +41,24 @@ def stats_text(ctx: Context, channel: Channel) -> str:
     muted = sum(m for _, m in per_platform.values())
     parts = ", ".join(f"{p} {n}" for p, (n, _) in sorted(per_platform.items()))
     lines = [
-        f"Stats for {channel.name} ({channel.handle})",
-        f"Followers: {total}" + (f" ({parts})" if parts else "") + f"; muted {muted}",
+        _("Stats for {name} ({handle})").format(name=channel.name, handle=channel.handle),
+        _("Followers: {total}").format(total=total)
+        + (f" ({parts})" if parts else "")
+        + _("; muted {muted}").format(muted=muted),
     ]
     paused = ctx.store.followers.paused_count(s, cid)
     if paused:
-        lines.append(f"Paused (blocked the bot or left): {paused}")
+        lines.append(_("Paused (blocked the bot or left): {paused}").format(paused=paused))
     mirrors = ctx.store.channels.mirrors(s, cid)
     if mirrors:
-        lines.append(f"Mirror rooms: {len(mirrors)}")
-    lines.append(f"Follows through the channel's link: {channel.link_follows}")
+        lines.append(_("Mirror rooms: {n_mirrors}").format(n_mirrors=len(mirrors)))
+    lines.append(_(
+        "Follows through the channel's link: {link_follows}"
+    ).format(link_follows=channel.link_follows))
     if ctx.store.payments.last_tier(s, cid) is not None:
-        lines.append(f"Subscribers now: {ctx.store.payments.subscribers(s, cid, ctx.clock())}")
+        lines.append(_(
+            "Subscribers now: {subscribers}"
+        ).format(subscribers=ctx.store.payments.subscribers(s, cid, ctx.clock())))
     for post in ctx.store.posts.recent(s, cid, limit=5):
         lines.append(post_stats_line(ctx, post))
     return "\n".join(lines)
@@ -64,15 +71,23 @@ def post_stats_line(ctx: Context, post: Post) -> str:
     delivered, pending, failed, skipped = counts.delivered, counts.pending, counts.failed, counts.skipped
     line = f"#{post.id} {post.kind}"
     if post.status == PostStatus.DELETED.value:
-        line += " (deleted)"
-    line += f": delivered {delivered}, pending {pending}, failed {failed}"
+        line += _(" (deleted)")
+    line += _(
+        ": delivered {delivered}, pending {pending}, failed {failed}"
+    ).format(delivered=delivered, pending=pending, failed=failed)
     if skipped:
-        line += f", skipped {skipped}"
+        line += _(", skipped {skipped}").format(skipped=skipped)
     if post.paid or post.stars:
         teasers = ctx.store.fanout.teaser_count(s, post.id or 0)
-        line += f"; for subscribers: {delivered} sent, {teasers} teasers"
+        line += _(
+            "; for subscribers: {delivered} sent, {teasers} teasers"
+        ).format(delivered=delivered, teasers=teasers)
     if post.stars:
-        line += f"; {post.purchases} purchase{'s' if post.purchases != 1 else ''} at {post.stars} Stars"
+        line += ngettext(
+            "; {purchases} purchase at {stars} Stars",
+            "; {purchases} purchases at {stars} Stars",
+            post.purchases,
+        ).format(purchases=post.purchases, stars=post.stars)
     reasons = ctx.store.fanout.failure_reasons(s, post.id or 0) if failed else []
     if reasons:
         line += " [" + "; ".join(f"{r} ×{n}" for r, n in reasons) + "]"
@@ -85,7 +100,7 @@ def post_stats_line(ctx: Context, post: Post) -> str:
         tally, voters = ctx.store.posts.tally(s, post.id or 0)
         options = ctx.store.posts.poll_options(s, post.id or 0)
         votes = ", ".join(f"{o.text} {tally.get(o.position, 0)}" for o in options)
-        line += f"; votes ({voters} voters): {votes}"
+        line += _("; votes ({voters} voters): {votes}").format(voters=voters, votes=votes)
     return line
 
 
@@ -96,11 +111,17 @@ def cmd_admins(ctx: Context, cmd: AdminsArgs) -> list[Reply]:
     require_admin(ctx, channel)
     admins = ctx.store.channels.admins(s, channel.id or 0)
     lines = [
-        f"#{a.number} {a.role} ({a.platform})" + (" — you" if a.account_index == actor.index else "")
+        f"#{a.number} {a.role} ({a.platform})" + (_(" — you") if a.account_index == actor.index else "")
         for a in admins
     ]
     return [
-        Reply(f"Admins of {channel.handle} ({len(admins)}/{ctx.options.max_admins}):\n" + "\n".join(lines))
+        Reply(
+            _("Admins of {handle} ({n_admins}/{max_admins}):").format(
+                handle=channel.handle, n_admins=len(admins), max_admins=ctx.options.max_admins
+            )
+            + "\n"
+            + "\n".join(lines)
+        )
     ]
 
 
@@ -110,12 +131,16 @@ def cmd_invite_admin(ctx: Context, cmd: InviteAdminArgs) -> list[Reply]:
     channel = find_channel(ctx, cmd.handle)
     who = require_admin(ctx, channel)
     if len(ctx.store.channels.admins(s, channel.id or 0)) >= ctx.options.max_admins:
-        raise Refusal(f"{channel.handle} already has {ctx.options.max_admins} admins, the most allowed.")
+        raise Refusal(_(
+            "{handle} already has {max_admins} admins, the most allowed."
+        ).format(handle=channel.handle, max_admins=ctx.options.max_admins))
     now = ctx.clock()
     if ctx.store.channels.outstanding_invites(s, channel.id or 0, now) >= ctx.options.max_open_invites:
         raise Refusal(
-            f"{channel.handle} already has {ctx.options.max_open_invites} unused admin codes; "
-            "a new one can be made once one of them is accepted or expires."
+            _(
+                "{handle} already has {max_open_invites} unused admin codes; a new one can "
+                "be made once one of them is accepted or expires."
+            ).format(handle=channel.handle, max_open_invites=ctx.options.max_open_invites)
         )
     inviter = ctx.store.channels.admin_of(s, channel.id or 0, actor.index)
     code = new_invite_code()
@@ -132,8 +157,10 @@ def cmd_invite_admin(ctx: Context, cmd: InviteAdminArgs) -> list[Reply]:
     days = round(ctx.options.invite_ttl_s / 86400)
     return [
         Reply(
-            f"One-time admin code for {channel.handle}: {code}\nIt works once, for {days} days: "
-            f"the new admin sends /accept {code} to me."
+            _(
+                "One-time admin code for {handle}: {code}\nIt works once, for {days} days: "
+                "the new admin sends /accept {code} to me."
+            ).format(handle=channel.handle, code=code, days=days)
         )
     ]
 
@@ -146,14 +173,26 @@ def cmd_removeadmin(ctx: Context, cmd: RemoveAdminArgs) -> list[Reply]:
     number = cmd.admin_number
     target = next((a for a in ctx.store.channels.admins(s, channel.id or 0) if a.number == number), None)
     if target is None:
-        raise Refusal(f"{channel.handle} has no admin #{number}; /admins {channel.handle} lists them.")
+        raise Refusal(_(
+            "{handle} has no admin #{number}; /admins {handle} lists them."
+        ).format(handle=channel.handle, number=number))
     if target.role == AdminRole.OWNER.value:
-        raise Refusal("The owner cannot be removed.")
+        raise Refusal(_("The owner cannot be removed."))
     revoked = ctx.store.channels.revoke_invites_by(s, target.id or 0)
     s.delete(target)
     ctx.store.channels.audit(s, channel.id, who, "removeadmin", f"#{number}")
-    note = f" The {revoked} unused admin code(s) they made no longer work." if revoked else ""
-    return [Reply(f"Admin #{number} removed from {channel.handle}.{note}")]
+    note = (
+        ngettext(
+            " The {revoked} unused admin code(s) they made no longer work.",
+            " The {revoked} unused admin code(s) they made no longer work.",
+            revoked,
+        ).format(revoked=revoked)
+        if revoked
+        else ""
+    )
+    return [Reply(_(
+        "Admin #{number} removed from {handle}.{note}"
+    ).format(number=number, handle=channel.handle, note=note))]
 
 
 def cmd_mirror(ctx: Context, cmd: MirrorArgs) -> list[Reply]:
@@ -164,14 +203,16 @@ def cmd_mirror(ctx: Context, cmd: MirrorArgs) -> list[Reply]:
     who = require_admin(ctx, channel)
     if cmd.platform:
         if not actor.is_operator:
-            raise Refusal("Only operators can add mirror rooms.")
+            raise Refusal(_("Only operators can add mirror rooms."))
         if cmd.create:
             # creating a room needs that platform's adapter: handled by `create_mirror` (async)
             raise Refusal(_no_creator(cmd.platform))
         platform, chat = cmd.platform, cmd.address
         mirrors = ctx.store.channels.mirrors(s, channel.id or 0)
         if any(m.platform == platform and m.chat_id == chat for m in mirrors):
-            raise Refusal(f"{platform}:{chat} already mirrors {channel.handle}.")
+            raise Refusal(_(
+                "{platform}:{chat} already mirrors {handle}."
+            ).format(platform=platform, chat=chat, handle=channel.handle))
         s.add(MirrorRoom(channel_id=channel.id or 0, platform=platform, chat_id=chat, created_at=ctx.clock()))
         ctx.store.channels.audit(s, channel.id, who, "mirror", platform)
         if ctx.core.hooks.on_mirror_added is not None:  # the adapter treats it as a mirror from now on
@@ -183,7 +224,9 @@ def cmd_mirror(ctx: Context, cmd: MirrorArgs) -> list[Reply]:
     lines = [f"{m.platform}:{m.chat_id}" for m in mirrors]
     return [
         Reply(
-            f"Mirror rooms of {channel.handle} (members of a room can see each other):\n" + "\n".join(lines)
+            _(
+                "Mirror rooms of {handle} (members of a room can see each other):\n"
+            ).format(handle=channel.handle) + "\n".join(lines)
         )
     ]
 
@@ -197,9 +240,9 @@ def check_mirror_address(platforms: Platforms, cmd: MirrorArgs) -> None:
     if cmd.create:
         if not platforms.can_create_mirror(cmd.platform):
             if not creatable:
-                raise BadArguments("no installed platform lets the bot create mirror rooms")
+                raise BadArguments(_("no installed platform lets the bot create mirror rooms"))
             how = either(f"create {name}" for name in creatable)
-            raise BadArguments(f"the bot can create mirror rooms only with {how}")
+            raise BadArguments(_("the bot can create mirror rooms only with {how}").format(how=how))
         return
     syntax = platforms.mirror_syntax(cmd.platform)
     if syntax is None:
@@ -209,13 +252,19 @@ def check_mirror_address(platforms: Platforms, cmd: MirrorArgs) -> None:
             for name in platforms.mirror_platforms()
             if (known := platforms.mirror_syntax(name)) is not None
         ]
-        raise BadArguments(f"expected {either(ways)}, not '{cmd.text[:40]}'")
+        raise BadArguments(_(
+            "expected {either}, not '{text}'"
+        ).format(either=either(ways), text=cmd.text[:40]))
     if not platforms.valid_mirror_address(cmd.platform, cmd.address):
-        raise BadArguments(f"'{cmd.address[:40]}' is not {syntax.noun} ({syntax.hint})")
+        raise BadArguments(_(
+            "'{address}' is not {noun} ({hint})"
+        ).format(address=cmd.address[:40], noun=syntax.noun, hint=syntax.hint))
 
 
 def _no_creator(platform: str) -> str:
-    return f"Mirror rooms can only be created while the {platform.capitalize()} adapter runs."
+    return _(
+        "Mirror rooms can only be created while the {capitalize} adapter runs."
+    ).format(capitalize=platform.capitalize())
 
 
 def _no_mirrors(platforms: Platforms, handle: str) -> str:
@@ -227,18 +276,24 @@ def _no_mirrors(platforms: Platforms, handle: str) -> str:
     creatable = platforms.creatable_mirror_platforms()
     created = " or ".join(f"/mirror {handle} create {name}" for name in creatable)
     if not configured:
-        return f"{handle} has no mirror rooms, and no installed platform takes them."
+        return _(
+            "{handle} has no mirror rooms, and no installed platform takes them."
+        ).format(handle=handle)
     text = (
-        f"{handle} has no mirror rooms. Operators add them in the config "
-        f"([[channels]] mirrors = [{configured}])"
+        _(
+            "{handle} has no mirror rooms. Operators add them in the config ([[channels]] "
+            "mirrors = [{configured}])"
+        ).format(handle=handle, configured=configured)
     )
-    return text + (f" or with {created}." if created else ".")
+    return text + (_(" or with {created}.").format(created=created) if created else ".")
 
 
 def _mirror_added(channel: Channel, where: str) -> str:
     return (
-        f"{where} now mirrors every new post of {channel.handle}. Members of a mirror room can see "
-        "each other: use mirrors for public channels only."
+        _(
+            "{where} now mirrors every new post of {handle}. Members of a mirror room can "
+            "see each other: use mirrors for public channels only."
+        ).format(where=where, handle=channel.handle)
     )
 
 
@@ -252,16 +307,16 @@ async def create_mirror(core: EngineCore, actor: Actor, cmd: MirrorArgs) -> list
     with core.store.unit_of_work() as s:
         channel = find_channel(Context(core, s, actor), cmd.handle)
         if not actor.is_operator:
-            raise Refusal("Only operators can add mirror rooms.")
+            raise Refusal(_("Only operators can add mirror rooms."))
         name, description = channel.name, channel.description
     factory = core.hooks.mirror_factory
     if factory is None:
         raise Refusal(_no_creator(cmd.platform))
     try:
-        room = await factory(cmd.platform, name, description or f"Mirror of {name}")
+        room = await factory(cmd.platform, name, description or _("Mirror of {name}").format(name=name))
     except Exception as exc:
         log.warning("creating a mirror room failed: %s", type(exc).__name__)
-        raise Refusal("The homeserver refused to create the room; nothing was changed.") from exc
+        raise Refusal(_("The homeserver refused to create the room; nothing was changed.")) from exc
     with core.store.unit_of_work() as s:
         channel = find_channel(Context(core, s, actor), cmd.handle)
         s.add(

@@ -26,6 +26,7 @@ from bridge.commands import (
 )
 from bridge.engine.context import Context, find_channel, post_for_admin, require_admin, require_owner
 from bridge.engine.core import MAX_TEXT, Refusal, followers_text, preview
+from bridge.i18n import _, ngettext
 from bridge.models import (
     AdminRole,
     Channel,
@@ -47,12 +48,12 @@ def cmd_newchannel(ctx: Context, cmd: NewChannelArgs) -> list[Reply]:
     """`/newchannel <handle> <name...>`."""
     s, actor = ctx.s, ctx.actor
     if not actor.is_operator:
-        raise Refusal("Only operators can create channels.")
+        raise Refusal(_("Only operators can create channels."))
     if ctx.store.channels.handle_taken(s, cmd.handle):
-        raise Refusal(f"The handle '{cmd.handle}' is taken; choose another.")
+        raise Refusal(_("The handle '{handle}' is taken; choose another.").format(handle=cmd.handle))
     name = one_line(cmd.text)
     if not name:
-        raise Refusal("The name has no visible characters; choose another.")
+        raise Refusal(_("The name has no visible characters; choose another."))
     channel = Channel(handle=cmd.handle, name=name, created_at=ctx.clock(), last_admin_number=1)
     s.add(channel)
     s.flush()
@@ -61,8 +62,10 @@ def cmd_newchannel(ctx: Context, cmd: NewChannelArgs) -> list[Reply]:
     ctx.store.channels.audit(s, channel.id, "operator", "newchannel", channel.handle)
     return [
         Reply(
-            f"Channel {channel.name} ({channel.handle}) created; you are its owner. "
-            f"Post with /post {channel.handle} <text>; followers join with /follow {channel.handle}."
+            _(
+                "Channel {name} ({handle}) created; you are its owner. Post with /post "
+                "{handle} <text>; followers join with /follow {handle}."
+            ).format(name=channel.name, handle=channel.handle)
         )
     ]
 
@@ -78,7 +81,9 @@ def cmd_deletechannel(ctx: Context, cmd: DeleteChannelArgs) -> list[Reply]:
         post.status = PostStatus.CANCELLED.value
         s.add(post)
     ctx.store.channels.audit(s, channel.id, who, "deletechannel", channel.handle)
-    return [Reply(f"Channel {channel.handle} is deleted; followers receive nothing more from it.")]
+    return [Reply(_(
+        "Channel {handle} is deleted; followers receive nothing more from it."
+    ).format(handle=channel.handle))]
 
 
 def cmd_describe(ctx: Context, cmd: DescribeArgs) -> list[Reply]:
@@ -89,7 +94,7 @@ def cmd_describe(ctx: Context, cmd: DescribeArgs) -> list[Reply]:
     channel.description = clean(cmd.text).strip()
     s.add(channel)
     ctx.store.channels.audit(s, channel.id, who, "describe")
-    return [Reply(f"Description of {channel.handle} updated.")]
+    return [Reply(_("Description of {handle} updated.").format(handle=channel.handle))]
 
 
 def _store_media(ctx: Context, media: InboundMedia) -> int:
@@ -125,14 +130,16 @@ def check_paid(ctx: Context, channel: Channel, paid: bool, stars: int | None) ->
         return
     if not ctx.options.payments_enabled:
         raise Refusal(
-            "Payments are off on this bot, so a post cannot be paid; post it without --paid/--stars."
+            _("Payments are off on this bot, so a post cannot be paid; post it without --paid/--stars.")
         )
     if paid and ctx.store.payments.last_tier(ctx.s, channel.id or 0) is None:
         raise Refusal(
-            f"{channel.handle} has no paid tier: set one with /price {channel.handle} <stars> first."
+            _(
+                "{handle} has no paid tier: set one with /price {handle} <stars> first."
+            ).format(handle=channel.handle)
         )
     if stars and (ctx.media is None or ctx.media.kind not in (PostKind.PHOTO, PostKind.VIDEO)):
-        raise Refusal("A --stars post is a photo or a video: send the media with this caption.")
+        raise Refusal(_("A --stars post is a photo or a video: send the media with this caption."))
 
 
 def _new_post(
@@ -142,18 +149,22 @@ def _new_post(
     s, actor, media = ctx.s, ctx.actor, ctx.media
     text = typed_text.strip()
     if len(text) > MAX_TEXT:
-        raise Refusal(f"A post can have at most {MAX_TEXT} characters (this one has {len(text)}).")
+        raise Refusal(_(
+            "A post can have at most {MAX_TEXT} characters (this one has {n_text})."
+        ).format(MAX_TEXT=MAX_TEXT, n_text=len(text)))
     kind = PostKind.TEXT
     media_id = None
     if media is not None:
         if media.kind not in MEDIA_KINDS:
-            raise Refusal("Only photos, videos, voice notes and stickers can be posted as media.")
+            raise Refusal(_("Only photos, videos, voice notes and stickers can be posted as media."))
         if media.kind == PostKind.STICKER and text:
-            raise Refusal("A sticker post cannot carry text; post the text separately.")
+            raise Refusal(_("A sticker post cannot carry text; post the text separately."))
         kind = media.kind
         media_id = _store_media(ctx, media)
     elif not text:
-        raise Refusal(f"Nothing to post. Usage: /post {channel.handle} <text> (or media with that caption)")
+        raise Refusal(_(
+            "Nothing to post. Usage: /post {handle} <text> (or media with that caption)"
+        ).format(handle=channel.handle))
     check_paid(ctx, channel, paid, stars)
     post = Post(
         channel_id=channel.id or 0,
@@ -187,8 +198,12 @@ def _published_text(ctx: Context, post: Post, channel: Channel) -> str:
     mirrors = len(ctx.store.channels.mirrors(s, channel.id or 0))
     if post.paid or post.stars:
         return _paid_published_text(ctx, post, channel, count, mirrors)
-    where = followers_text(count) + (f" and {mirrors} mirror room(s)" if mirrors else "")
-    return f"Post #{post.id} is on its way to {where}. /stats {channel.handle} shows its delivery."
+    where = followers_text(count) + (_(
+        " and {mirrors} mirror room(s)"
+    ).format(mirrors=mirrors) if mirrors else "")
+    return _(
+        "Post #{post_id} is on its way to {where}. /stats {handle} shows its delivery."
+    ).format(post_id=post.id, where=where, handle=channel.handle)
 
 
 def _paid_published_text(ctx: Context, post: Post, channel: Channel, count: int, mirrors: int) -> str:
@@ -196,22 +211,37 @@ def _paid_published_text(ctx: Context, post: Post, channel: Channel, count: int,
     cid = channel.id or 0
     subscribers = ctx.store.payments.subscribers(ctx.s, cid, ctx.clock())
     tier = ctx.store.payments.last_tier(ctx.s, cid)
-    others = "the others get nothing (teaser off)"
+    others = _("the others get nothing (teaser off)")
     if tier is not None and tier.teaser:
-        others = "the others get a one-line teaser"
+        others = _("the others get a one-line teaser")
     if post.stars:
         text = (
-            f"Post #{post.id} is on its way to {followers_text(count)} as pay-per-post ({post.stars} Stars): "
-            f"where the platform sells paid media they buy it there; elsewhere those with paid access "
-            f"({subscribers} now) get it and {others}."
+            _(
+                "Post #{post_id} is on its way to {followers_text} as pay-per-post "
+                "({stars} Stars): where the platform sells paid media they buy it there; "
+                "elsewhere those with paid access ({subscribers} now) get it and {others}."
+            ).format(
+                post_id=post.id,
+                followers_text=followers_text(count),
+                stars=post.stars,
+                subscribers=subscribers,
+                others=others,
+            )
         )
     else:
         text = (
-            f"Post #{post.id} is on its way to subscribers: those of {followers_text(count)} with paid"
-            f" access ({subscribers} now) and admins who follow; {others}."
+            _(
+                "Post #{post_id} is on its way to subscribers: those of {followers_text} "
+                "with paid access ({subscribers} now) and admins who follow; {others}."
+            ).format(
+                post_id=post.id,
+                followers_text=followers_text(count),
+                subscribers=subscribers,
+                others=others,
+            )
         )
     if mirrors:
-        text += " Mirror rooms get no paid posts."
+        text += _(" Mirror rooms get no paid posts.")
     return text + f" /stats {channel.handle} shows its delivery."
 
 
@@ -249,7 +279,7 @@ def cmd_poll(ctx: Context, cmd: PollArgs) -> list[Reply]:
     ctx.core.begin_publish(s, post)
     text = _published_text(ctx, post, channel)
     if post.poll_closes_at:
-        text += f" It closes {ctx.core.local(post.poll_closes_at)}."
+        text += _(" It closes {local}.").format(local=ctx.core.local(post.poll_closes_at))
     return [Reply(text)]
 
 
@@ -268,8 +298,10 @@ def cmd_schedule(ctx: Context, cmd: ScheduleArgs) -> list[Reply]:
         post = _build_poll(ctx, channel, cmd.sub)
         if post.poll_closes_at is not None and post.poll_closes_at <= at:
             raise Refusal(
-                f"The poll would close ({ctx.core.local(post.poll_closes_at)}) before it is "
-                f"published ({ctx.core.local(at)}); choose a later --closes."
+                _(
+                    "The poll would close ({local}) before it is published ({local2}); "
+                    "choose a later --closes."
+                ).format(local=ctx.core.local(post.poll_closes_at), local2=ctx.core.local(at))
             )
     else:
         post = _new_post(ctx, channel, cmd.text, cmd.paid)
@@ -280,7 +312,9 @@ def cmd_schedule(ctx: Context, cmd: ScheduleArgs) -> list[Reply]:
     s.flush()
     ctx.store.channels.audit(s, channel.id, who, "schedule", f"#{post.id}")
     ctx.core.wake()
-    return [Reply(f"Post #{post.id} is scheduled for {ctx.core.local(at)}. /cancel {post.id} cancels it.")]
+    return [Reply(_(
+        "Post #{post_id} is scheduled for {local}. /cancel {post_id} cancels it."
+    ).format(post_id=post.id, local=ctx.core.local(at)))]
 
 
 def cmd_every(ctx: Context, cmd: EveryArgs) -> list[Reply]:
@@ -293,7 +327,7 @@ def cmd_every(ctx: Context, cmd: EveryArgs) -> list[Reply]:
     except ValueError as exc:
         raise Refusal(str(exc)) from exc
     if not cmd.text.strip():
-        raise Refusal("A recurring post needs text.")
+        raise Refusal(_("A recurring post needs text."))
     check_paid(ctx, channel, cmd.paid, None)
     now = datetime.fromtimestamp(ctx.clock(), UTC)
     next_at = recurrence.next_after(now, ctx.options.tz).timestamp()
@@ -310,8 +344,10 @@ def cmd_every(ctx: Context, cmd: EveryArgs) -> list[Reply]:
     ctx.core.wake()
     return [
         Reply(
-            f"Recurring post r{row.id} ({recurrence.text}); next at {ctx.core.local(next_at)}. "
-            f"/cancel r{row.id} stops it."
+            _(
+                "Recurring post r{row_id} ({text}); next at {local}. /cancel r{row_id} "
+                "stops it."
+            ).format(row_id=row.id, text=recurrence.text, local=ctx.core.local(next_at))
         )
     ]
 
@@ -324,10 +360,17 @@ def cmd_scheduled(ctx: Context, cmd: ScheduledArgs) -> list[Reply]:
     posts = ctx.store.schedule.scheduled_posts(s, channel.id or 0)
     recurring = ctx.store.schedule.recurring_posts(s, channel.id or 0)
     if not posts and not recurring:
-        return [Reply(f"Nothing is scheduled in {channel.handle}.")]
-    lines = [f"#{p.id} {p.kind} at {ctx.core.local(p.scheduled_at or 0)}: {preview(p.text)}" for p in posts]
-    lines += [f"r{r.id} every {r.spec}: {preview(r.text)}" for r in recurring]
-    return [Reply(f"Scheduled in {channel.handle}:\n" + "\n".join(lines))]
+        return [Reply(_("Nothing is scheduled in {handle}.").format(handle=channel.handle))]
+    lines = [
+        _("#{p_id} {kind} at {local}: {text}").format(
+            p_id=p.id, kind=p.kind, local=ctx.core.local(p.scheduled_at or 0), text=preview(p.text)
+        )
+        for p in posts
+    ]
+    lines += [_(
+        "r{r_id} every {spec}: {text}"
+    ).format(r_id=r.id, spec=r.spec, text=preview(r.text)) for r in recurring]
+    return [Reply(_("Scheduled in {handle}:\n").format(handle=channel.handle) + "\n".join(lines))]
 
 
 def cmd_cancel(ctx: Context, cmd: CancelArgs) -> list[Reply]:
@@ -337,11 +380,15 @@ def cmd_cancel(ctx: Context, cmd: CancelArgs) -> list[Reply]:
         return _cancel_recurring(ctx, cmd.code)
     post, channel, who = post_for_admin(ctx, cmd.post_id)
     if post.status != PostStatus.SCHEDULED.value:
-        raise Refusal(f"Post #{post.id} is not scheduled ({post.status}); use /delete {post.id}.")
+        raise Refusal(_(
+            "Post #{post_id} is not scheduled ({status}); use /delete {post_id}."
+        ).format(post_id=post.id, status=post.status))
     post.status = PostStatus.CANCELLED.value
     s.add(post)
     ctx.store.channels.audit(s, channel.id, who, "cancel", f"#{post.id}")
-    return [Reply(f"Scheduled post #{post.id} is cancelled; it will not be published.")]
+    return [Reply(_(
+        "Scheduled post #{post_id} is cancelled; it will not be published."
+    ).format(post_id=post.id))]
 
 
 def _cancel_recurring(ctx: Context, code: str) -> list[Reply]:
@@ -349,12 +396,12 @@ def _cancel_recurring(ctx: Context, code: str) -> list[Reply]:
     row = ctx.store.schedule.recurring(s, int(code[1:])) if code[1:].isdigit() else None
     channel = ctx.store.channels.by_id(s, row.channel_id) if row else None
     if row is None or channel is None or not row.active:
-        raise Refusal(f"There is no recurring post {code}.")
+        raise Refusal(_("There is no recurring post {code}.").format(code=code))
     who = require_admin(ctx, channel)
     row.active = False
     s.add(row)
     ctx.store.channels.audit(s, channel.id, who, "cancel", code)
-    return [Reply(f"Recurring post {code} is stopped.")]
+    return [Reply(_("Recurring post {code} is stopped.").format(code=code))]
 
 
 def cmd_edit(ctx: Context, cmd: EditArgs) -> list[Reply]:
@@ -362,18 +409,20 @@ def cmd_edit(ctx: Context, cmd: EditArgs) -> list[Reply]:
     s = ctx.s
     post, channel, who = post_for_admin(ctx, cmd.post_id)
     if post.kind in (PostKind.POLL.value, PostKind.STICKER.value):
-        raise Refusal(f"A {post.kind} cannot be edited; delete it and post again.")
+        raise Refusal(_("A {kind} cannot be edited; delete it and post again.").format(kind=post.kind))
     if post.status not in (
         PostStatus.PUBLISHED.value,
         PostStatus.PUBLISHING.value,
         PostStatus.SCHEDULED.value,
     ):
-        raise Refusal(f"Post #{post.id} is {post.status}; it cannot be edited.")
+        raise Refusal(_(
+            "Post #{post_id} is {status}; it cannot be edited."
+        ).format(post_id=post.id, status=post.status))
     new_text = cmd.text.strip()
     if not new_text and post.kind == PostKind.TEXT.value:
-        raise Refusal("The new text is empty.")
+        raise Refusal(_("The new text is empty."))
     if len(new_text) > MAX_TEXT:
-        raise Refusal(f"A post can have at most {MAX_TEXT} characters.")
+        raise Refusal(_("A post can have at most {MAX_TEXT} characters.").format(MAX_TEXT=MAX_TEXT))
     s.add(PostEdit(post_id=post.id or 0, previous_text=post.text, edited_at=ctx.clock()))
     post.text = new_text
     post.edited_at = ctx.clock()
@@ -387,8 +436,13 @@ def cmd_edit(ctx: Context, cmd: EditArgs) -> list[Reply]:
     ctx.core.wake()
     return [
         Reply(
-            f"Post #{post.id} edited; {copies} delivered cop{'y' if copies == 1 else 'ies'} "
-            "will be updated, and copies still to send carry the new text."
+            ngettext(
+                "Post #{post_id} edited; {copies} delivered copy will be updated, "
+                "and copies still to send carry the new text.",
+                "Post #{post_id} edited; {copies} delivered copies will be updated, "
+                "and copies still to send carry the new text.",
+                copies,
+            ).format(post_id=post.id, copies=copies)
         )
     ]
 
@@ -400,7 +454,9 @@ def cmd_delete(ctx: Context, cmd: DeleteArgs) -> list[Reply]:
     if post.status == PostStatus.SCHEDULED.value:
         return cmd_cancel(ctx, CancelArgs(post_id=cmd.post_id))
     if post.status not in (PostStatus.PUBLISHED.value, PostStatus.PUBLISHING.value):
-        raise Refusal(f"Post #{post.id} is {post.status}; there is nothing to delete.")
+        raise Refusal(_(
+            "Post #{post_id} is {status}; there is nothing to delete."
+        ).format(post_id=post.id, status=post.status))
     post.status = PostStatus.DELETED.value
     post.deleted_at = ctx.clock()
     s.add(post)
@@ -416,7 +472,12 @@ def cmd_delete(ctx: Context, cmd: DeleteArgs) -> list[Reply]:
     ctx.core.wake()
     return [
         Reply(
-            f"Post #{post.id} deleted: {copies} delivered cop{'y' if copies == 1 else 'ies'} "
-            f"will be removed; {skipped} not yet sent will not be sent."
+            ngettext(
+                "Post #{post_id} deleted: {copies} delivered copy will be removed; "
+                "{skipped} not yet sent will not be sent.",
+                "Post #{post_id} deleted: {copies} delivered copies will be removed; "
+                "{skipped} not yet sent will not be sent.",
+                copies,
+            ).format(post_id=post.id, copies=copies, skipped=skipped)
         )
     ]

@@ -42,7 +42,9 @@ from bridge.engine.core import (
     duration_text,
 )
 from bridge.engine.inbound import native_vote, reaction, with_media
+from bridge.engine.language import language_for
 from bridge.engine.registry import ROUTES
+from bridge.i18n import _, speaking
 from bridge.metrics import CommandOutcome
 from bridge.models import Channel, DeliveryAction, Follower, MirrorRoom, Post, PostStatus
 from bridge.outcomes import PublishOutcome
@@ -155,6 +157,13 @@ class ChannelEngine:
     async def handle(self, event: Inbound) -> list[Reply]:
         """Apply one inbound event and return the replies for its sender."""
         actor = self._core.actor(event.sender)
+        reported = event.language if isinstance(event, Message) else None
+        with self.store.unit_of_work() as s:
+            language = language_for(self._core, s, actor.index, reported)
+        with speaking(language):
+            return await self._handle(actor, event)
+
+    async def _handle(self, actor: Actor, event: Inbound) -> list[Reply]:
         parsed = parse_command(event.text) if isinstance(event, Message) else None
         try:
             if isinstance(event, Message):
@@ -217,8 +226,8 @@ class ChannelEngine:
     ) -> list[Reply]:
         if parsed is None:
             if message.media is not None:
-                return [Reply("To post media, send it with the caption /post <handle> [text].")]
-            return [Reply("I only understand commands. Send /help for the list.")]
+                return [Reply(_("To post media, send it with the caption /post <handle> [text]."))]
+            return [Reply(_("I only understand commands. Send /help for the list."))]
         if isinstance(parsed, CommandError):
             return [Reply(str(parsed))]
         route = ROUTES[type(parsed)]
@@ -373,8 +382,10 @@ class ChannelEngine:
                 return PublishOutcome.ALREADY_HANDLED
             await self.notify_owner(
                 post.channel_id,
-                f"Scheduled post #{post_id} was due {self._core.local(post.scheduled_at)} but was skipped: "
-                "its author is no longer an admin of the channel.",
+                _(
+                    "Scheduled post #{post_id} was due {local} but was skipped: its author "
+                    "is no longer an admin of the channel."
+                ).format(post_id=post_id, local=self._core.local(post.scheduled_at)),
             )
             return PublishOutcome.SKIPPED
         if late_by > grace_s and late_policy == "skip":
@@ -382,8 +393,14 @@ class ChannelEngine:
                 return PublishOutcome.ALREADY_HANDLED
             await self.notify_author(
                 post,
-                f"Scheduled post #{post_id} was due {self._core.local(post.scheduled_at)} but the bridge was "
-                f"down; it was {duration_text(late_by)} late, so it was skipped (late_policy = skip).",
+                _(
+                    "Scheduled post #{post_id} was due {local} but the bridge was down; it "
+                    "was {duration_text} late, so it was skipped (late_policy = skip)."
+                ).format(
+                    post_id=post_id,
+                    local=self._core.local(post.scheduled_at),
+                    duration_text=duration_text(late_by),
+                ),
             )
             return PublishOutcome.SKIPPED
         if not self.publish(post_id):
@@ -391,11 +408,19 @@ class ChannelEngine:
         if late_by > grace_s:
             await self.notify_author(
                 post,
-                f"Scheduled post #{post_id} was due {self._core.local(post.scheduled_at)}; the bridge was "
-                f"down, so it went out {duration_text(late_by)} late (late_policy = publish).",
+                _(
+                    "Scheduled post #{post_id} was due {local}; the bridge was down, so it "
+                    "went out {duration_text} late (late_policy = publish)."
+                ).format(
+                    post_id=post_id,
+                    local=self._core.local(post.scheduled_at),
+                    duration_text=duration_text(late_by),
+                ),
             )
             return PublishOutcome.PUBLISHED_LATE
-        await self.notify_author(post, f"Scheduled post #{post_id} is going out now.")
+        await self.notify_author(post, _(
+            "Scheduled post #{post_id} is going out now."
+        ).format(post_id=post_id))
         return PublishOutcome.PUBLISHED
 
     async def fire_recurring(self, recurring_id: int, due_at: float) -> int | None:
@@ -414,8 +439,11 @@ class ChannelEngine:
             if self.store.atomically(self.store.schedule.claim_stop_recurring, recurring_id, due_at):
                 await self.notify_owner(
                     row.channel_id,
-                    f"Recurring post r{recurring_id} ({row.spec}) was stopped and its post of "
-                    f"{self._core.local(due_at)} skipped: its author is no longer an admin of the channel.",
+                    _(
+                        "Recurring post r{recurring_id} ({spec}) was stopped and its post "
+                        "of {local} skipped: its author is no longer an admin of the "
+                        "channel."
+                    ).format(recurring_id=recurring_id, spec=row.spec, local=self._core.local(due_at)),
                 )
                 self._core.schedule_changed()
             return None

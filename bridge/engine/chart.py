@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from bridge.commands import StatsArgs
 from bridge.engine.context import Context, find_channel, require_admin
 from bridge.engine.core import Actor, EngineCore
+from bridge.i18n import N_, _
 from bridge.ports import Reply
 from bridge.store.charts import ChartData
 
@@ -25,22 +26,22 @@ from bridge.store.charts import ChartData
 SIZE_PX = (1000, 1200)
 _DPI = 100
 
-#: every string the chart shows (English for now; a translation replaces this table)
+#: every string the chart shows, marked for translation: drawn in the admin's language
 LABELS: dict[str, str] = {
-    "title": "{name}: followers, reach and reactions",
-    "followers_title": "Followers over time",
-    "followers_axis": "followers",
-    "day_axis": "day (UTC)",
-    "reach_title": "Reach of the last {n} posts",
-    "copies_axis": "copies",
-    "post_axis": "post",
-    "delivered": "delivered",
-    "failed": "failed",
-    "pending": "pending",
-    "reactions_title": "Reactions per post",
-    "reactions_axis": "reactions",
-    "no_data": "no data yet",
-    "caption": "{name}: followers over time, reach and reactions of the last {n} posts (counts only).",
+    "title": N_("{name}: followers, reach and reactions"),
+    "followers_title": N_("Followers over time"),
+    "followers_axis": N_("followers"),
+    "day_axis": N_("day (UTC)"),
+    "reach_title": N_("Reach of the last {n} posts"),
+    "copies_axis": N_("copies"),
+    "post_axis": N_("post"),
+    "delivered": N_("delivered"),
+    "failed": N_("failed"),
+    "pending": N_("pending"),
+    "reactions_title": N_("Reactions per post"),
+    "reactions_axis": N_("reactions"),
+    "no_data": N_("no data yet"),
+    "caption": N_("{name}: followers over time, reach and reactions of the last {n} posts (counts only)."),
 }
 
 
@@ -48,12 +49,12 @@ def render_png(data: ChartData) -> bytes:
     """The chart of `data` as PNG bytes (`SIZE_PX`)."""
     fig = Figure(figsize=(SIZE_PX[0] / _DPI, SIZE_PX[1] / _DPI), dpi=_DPI)
     FigureCanvasAgg(fig)
-    fig.suptitle(LABELS["title"].format(name=data.channel_name), fontsize=14)
+    fig.suptitle(_(LABELS["title"]).format(name=data.channel_name), fontsize=14)
     followers, reach, reactions = fig.subplots(3, 1)
 
-    followers.set_title(LABELS["followers_title"])
-    followers.set_ylabel(LABELS["followers_axis"])
-    followers.set_xlabel(LABELS["day_axis"])
+    followers.set_title(_(LABELS["followers_title"]))
+    followers.set_ylabel(_(LABELS["followers_axis"]))
+    followers.set_xlabel(_(LABELS["day_axis"]))
     if data.followers:
         days = [day for day, _ in data.followers]
         marker = "o" if len(days) <= 60 else None  # dots only while they can be told apart
@@ -67,20 +68,20 @@ def render_png(data: ChartData) -> bytes:
     posts = data.posts
     labels = [f"#{p.post_id}" for p in posts]
     x = range(len(posts))
-    reach.set_title(LABELS["reach_title"].format(n=len(posts)))
-    reach.set_ylabel(LABELS["copies_axis"])
-    reach.set_xlabel(LABELS["post_axis"])
-    reactions.set_title(LABELS["reactions_title"])
-    reactions.set_ylabel(LABELS["reactions_axis"])
-    reactions.set_xlabel(LABELS["post_axis"])
+    reach.set_title(_(LABELS["reach_title"]).format(n=len(posts)))
+    reach.set_ylabel(_(LABELS["copies_axis"]))
+    reach.set_xlabel(_(LABELS["post_axis"]))
+    reactions.set_title(_(LABELS["reactions_title"]))
+    reactions.set_ylabel(_(LABELS["reactions_axis"]))
+    reactions.set_xlabel(_(LABELS["post_axis"]))
     if posts:
         delivered = [p.delivered for p in posts]
         failed = [p.failed for p in posts]
         pending = [p.pending for p in posts]
-        reach.bar(x, delivered, color="#2ca02c", label=LABELS["delivered"])
-        reach.bar(x, failed, bottom=delivered, color="#d62728", label=LABELS["failed"])
+        reach.bar(x, delivered, color="#2ca02c", label=_(LABELS["delivered"]))
+        reach.bar(x, failed, bottom=delivered, color="#d62728", label=_(LABELS["failed"]))
         on_top = [d + f for d, f in zip(delivered, failed, strict=True)]
-        reach.bar(x, pending, bottom=on_top, color="#ff7f0e", label=LABELS["pending"])
+        reach.bar(x, pending, bottom=on_top, color="#ff7f0e", label=_(LABELS["pending"]))
         reach.legend(loc="upper left", fontsize=8)
         reactions.bar(x, [p.reactions for p in posts], color="#9467bd")
         for axes in (reach, reactions):
@@ -95,12 +96,12 @@ def render_png(data: ChartData) -> bytes:
 
 
 def _empty(axes: Axes) -> None:
-    axes.text(0.5, 0.5, LABELS["no_data"], ha="center", va="center", transform=axes.transAxes)
+    axes.text(0.5, 0.5, _(LABELS["no_data"]), ha="center", va="center", transform=axes.transAxes)
 
 
 def caption(data: ChartData) -> str:
     """The words that go with the picture."""
-    return LABELS["caption"].format(name=data.channel_name, n=len(data.posts))
+    return _(LABELS["caption"]).format(name=data.channel_name, n=len(data.posts))
 
 
 async def stats_chart(core: EngineCore, actor: Actor, cmd: StatsArgs) -> list[Reply]:

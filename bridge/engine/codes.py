@@ -27,6 +27,7 @@ from bridge.engine.access import grant_access
 from bridge.engine.context import Context, find_channel, follower_row, require_owner
 from bridge.engine.core import Refusal
 from bridge.engine.payments import PAYMENTS_OFF
+from bridge.i18n import _, ngettext
 from bridge.models import LedgerKind
 from bridge.ports import Reply
 from bridge.store.payments import AlreadyRecorded
@@ -100,17 +101,23 @@ def cmd_codes(ctx: Context, cmd: CodesArgs) -> list[Reply]:
     assert channel.id is not None
     if ctx.store.payments.last_tier(ctx.s, channel.id) is None:
         raise Refusal(
-            f"{channel.handle} has no paid tier: set one with /price {channel.handle} <stars> first."
+            _(
+                "{handle} has no paid tier: set one with /price {handle} <stars> first."
+            ).format(handle=channel.handle)
         )
     minted = [new_code() for _ in range(cmd.count)]
     digests = [code_digest(raw) for _, raw in minted]
     ctx.store.codes.add(ctx.s, channel.id, digests, cmd.days, ctx.clock())
     ctx.store.channels.audit(ctx.s, channel.id, who, "codes", f"{cmd.count} codes of {cmd.days} days")
-    days = f"{cmd.days} day{'s' if cmd.days != 1 else ''}"
-    plural = "s" if cmd.count != 1 else ""
+    days = ngettext("{days} day", "{days} days", cmd.days).format(days=cmd.days)
     lines = [
-        f"{cmd.count} access code{plural} for {days} of {channel.name} ({channel.handle}), each good once."
-        f" They are shown this once only: keep them now. Each is redeemed with /redeem <code>.",
+        ngettext(
+            "{count} access code for {days} of {name} ({handle}), each good once. They are shown"
+            " this once only: keep them now. Each is redeemed with /redeem <code>.",
+            "{count} access codes for {days} of {name} ({handle}), each good once. They are shown"
+            " this once only: keep them now. Each is redeemed with /redeem <code>.",
+            cmd.count,
+        ).format(count=cmd.count, days=days, name=channel.name, handle=channel.handle),
         *(code for code, _ in minted),
     ]
     return [Reply("\n".join(lines))]
@@ -126,21 +133,32 @@ def cmd_redeem(ctx: Context, cmd: RedeemArgs) -> list[Reply]:
     recent = store.codes.failures(s, sender, now - REDEEM_WINDOW_S)
     if recent.count >= REDEEM_FAILURES and recent.oldest_at is not None:
         minutes = max(1, math.ceil((recent.oldest_at + REDEEM_WINDOW_S - now) / 60))
-        return [Reply(f"Too many wrong codes; try again in {minutes} minute{'s' if minutes != 1 else ''}.")]
+        return [
+            Reply(
+                ngettext(
+                    "Too many wrong codes; try again in {minutes} minute.",
+                    "Too many wrong codes; try again in {minutes} minutes.",
+                    minutes,
+                ).format(minutes=minutes)
+            )
+        ]
     raw = parse_code(cmd.code)
     if raw is None:
-        return [Reply("That is not an access code: check it for typos (it looks like CB-XXXXX-XXXXX-...).")]
+        return [Reply(_(
+            "That is not an access code: check it for typos (it looks like "
+            "CB-XXXXX-XXXXX-...)."
+        ))]
     digest = code_digest(raw)
     code = store.codes.by_digest(s, digest)
     if code is None or code.id is None:
         store.codes.fail(s, sender, now)
-        return [Reply("That code is not valid.")]
+        return [Reply(_("That code is not valid."))]
     channel = store.channels.by_id(s, code.channel_id)
     if channel is None or channel.deleted_at is not None or channel.id is None:
-        return [Reply("The channel of this code no longer exists.")]
+        return [Reply(_("The channel of this code no longer exists."))]
     if code.redeemed_at is not None or not store.codes.claim(s, digest, now):
         store.codes.fail(s, sender, now)
-        return [Reply("This code was already used.")]
+        return [Reply(_("This code was already used."))]
     follower = follower_row(ctx.core, s, ctx.actor, create=True)
     assert follower is not None and follower.id is not None
     current = store.payments.paid_until(s, follower.id, channel.id)
@@ -150,7 +168,9 @@ def cmd_redeem(ctx: Context, cmd: RedeemArgs) -> list[Reply]:
     store.codes.link_ledger(s, code.id, outcome.entry_id)
     return [
         Reply(
-            f"You have access to the paid posts of {channel.name} ({channel.handle}) until"
-            f" {ctx.core.local(until)}. The last 30 days of paid posts are on their way."
+            _(
+                "You have access to the paid posts of {name} ({handle}) until {local}. The "
+                "last 30 days of paid posts are on their way."
+            ).format(name=channel.name, handle=channel.handle, local=ctx.core.local(until))
         )
     ]

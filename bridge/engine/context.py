@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from sqlmodel import Session
 
 from bridge.engine.core import Actor, EngineCore, EngineOptions, Refusal
+from bridge.i18n import _, ngettext
 from bridge.models import (
     AdminRole,
     Channel,
@@ -65,7 +66,9 @@ def find_channel(ctx: Context, handle: str | None) -> Channel:
     """The live channel with this handle, or a refusal pointing to /channels."""
     channel = ctx.store.channels.by_handle(ctx.s, handle or "")
     if channel is None:
-        raise Refusal(f"There is no channel '{handle}'. Send /channels to find one.")
+        raise Refusal(_(
+            "There is no channel '{handle}'. Send /channels to find one."
+        ).format(handle=handle))
     return channel
 
 
@@ -76,7 +79,7 @@ def require_admin(ctx: Context, channel: Channel) -> str:
     assert channel.id is not None
     admin = ctx.store.channels.admin_of(ctx.s, channel.id, ctx.actor.index)
     if admin is None:
-        raise Refusal(f"Only admins of '{channel.handle}' can do that.")
+        raise Refusal(_("Only admins of '{handle}' can do that.").format(handle=channel.handle))
     return f"admin #{admin.number}"
 
 
@@ -87,7 +90,7 @@ def require_owner(ctx: Context, channel: Channel) -> str:
     assert channel.id is not None
     admin = ctx.store.channels.admin_of(ctx.s, channel.id, ctx.actor.index)
     if admin is None or admin.role != AdminRole.OWNER.value:
-        raise Refusal(f"Only the owner of '{channel.handle}' can do that.")
+        raise Refusal(_("Only the owner of '{handle}' can do that.").format(handle=channel.handle))
     return f"admin #{admin.number}"
 
 
@@ -96,7 +99,7 @@ def post_for_admin(ctx: Context, post_id: int | None) -> tuple[Post, Channel, st
     post = ctx.store.posts.get(ctx.s, post_id or 0)
     channel = ctx.store.channels.by_id(ctx.s, post.channel_id) if post else None
     if post is None or channel is None or channel.deleted_at is not None:
-        raise Refusal(f"There is no post #{post_id}.")
+        raise Refusal(_("There is no post #{post_id}.").format(post_id=post_id))
     who = require_admin(ctx, channel)
     return post, channel, who
 
@@ -144,7 +147,7 @@ def subscription_of(ctx: Context, handle: str) -> tuple[Subscription, Channel]:
         else None
     )
     if sub is None:
-        raise Refusal(f"You do not follow {channel.handle}.")
+        raise Refusal(_("You do not follow {handle}.").format(handle=channel.handle))
     return sub, channel
 
 
@@ -201,9 +204,11 @@ def poll_for_voting(
         or post.kind != PostKind.POLL.value
         or post.status not in (PostStatus.PUBLISHED.value, PostStatus.PUBLISHING.value)
     ):
-        raise Refusal(f"There is no open poll #{post_id} in a channel you follow.")
+        raise Refusal(_(
+            "There is no open poll #{post_id} in a channel you follow."
+        ).format(post_id=post_id))
     if ctx.core.poll_closed(post):
-        raise Refusal(f"Poll #{post.id} is closed; votes are no longer accepted.")
+        raise Refusal(_("Poll #{post_id} is closed; votes are no longer accepted.").format(post_id=post.id))
     return post, ctx.store.posts.poll_options(ctx.s, post.id or 0)
 
 
@@ -212,8 +217,14 @@ def results_text(ctx: Context, post: Post) -> str:
     options = ctx.store.posts.poll_options(ctx.s, post.id or 0)
     counts, voters = ctx.store.posts.tally(ctx.s, post.id or 0)
     total = sum(counts.values()) or 1
-    state = "closed" if ctx.core.poll_closed(post) else "open"
-    lines = [f"Poll #{post.id}: {post.text} ({state}, {voters} voter{'s' if voters != 1 else ''})"]
+    state = _("closed") if ctx.core.poll_closed(post) else _("open")
+    lines = [
+        ngettext(
+            "Poll #{post_id}: {text} ({state}, {voters} voter)",
+            "Poll #{post_id}: {text} ({state}, {voters} voters)",
+            voters,
+        ).format(post_id=post.id, text=post.text, state=state, voters=voters)
+    ]
     for option in options:
         n = counts.get(option.position, 0)
         lines.append(f"{option.position + 1}. {option.text} — {n} ({round(100 * n / total)}%)")

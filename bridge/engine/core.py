@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
+from bridge.i18n import _, ngettext
 from bridge.models import AdminRole, ChannelAdmin, Post, PostStatus, RecurringPost
 from bridge.platforms import Platforms
 from bridge.ports import Address, PostKind, StarsGateway
@@ -256,17 +257,17 @@ class EngineCore:
 
 def followers_text(n: int) -> str:
     """`1 follower`, `2 followers`."""
-    return f"{n} follower{'s' if n != 1 else ''}"
+    return ngettext("{n} follower", "{n} followers", n).format(n=n)
 
 
 def duration_text(seconds: float) -> str:
     """A delay for people: `40 s`, `12 min`, `3 h 5 min`."""
     minutes = int(seconds // 60)
     if minutes < 1:
-        return f"{int(seconds)} s"
+        return _("{seconds} s").format(seconds=int(seconds))
     if minutes < 120:
-        return f"{minutes} min"
-    return f"{minutes // 60} h {minutes % 60} min"
+        return _("{minutes} min").format(minutes=minutes)
+    return _("{hours} h {minutes} min").format(hours=minutes // 60, minutes=minutes % 60)
 
 
 def new_invite_code() -> str:

@@ -36,6 +36,7 @@ from bridge.engine.context import (
 )
 from bridge.engine.core import Refusal, followers_text, normalize_code
 from bridge.engine.history import plan_history
+from bridge.i18n import _
 from bridge.models import AdminRole
 from bridge.ports import Button, PostKind, Reply
 
@@ -67,13 +68,15 @@ def cmd_channels(ctx: Context, cmd: ChannelsArgs) -> list[Reply]:
     s = ctx.s
     channels = ctx.store.channels.search(s, cmd.query.strip())
     if not channels:
-        return [Reply("No channels found." if cmd.query else "There are no channels yet.")]
+        return [Reply(_("No channels found.") if cmd.query else _("There are no channels yet."))]
     lines, buttons = [], []
     for channel in channels:
         assert channel.id is not None
         count = ctx.store.followers.count(s, channel.id)
         lines.append(f"{channel.handle} — {channel.name} ({followers_text(count)})")
-        buttons.append(Button(f"Follow {channel.handle}", f"/follow {channel.handle}"))
+        buttons.append(Button(_(
+            "Follow {handle}"
+        ).format(handle=channel.handle), f"/follow {channel.handle}"))
     return [Reply("Channels:\n" + "\n".join(lines), buttons=tuple(buttons[:10]))]
 
 
@@ -85,20 +88,22 @@ def cmd_info(ctx: Context, cmd: InfoArgs) -> list[Reply]:
     count = ctx.store.followers.count(s, channel.id)
     follower = ctx.store.followers.by_index(s, actor.index)
     sub = ctx.store.followers.subscription(s, follower.id, channel.id) if follower and follower.id else None
-    state = "You do not follow it."
-    buttons = [Button("Follow", f"/follow {channel.handle}")]
+    state = _("You do not follow it.")
+    buttons = [Button(_("Follow"), f"/follow {channel.handle}")]
     if sub is not None:
-        state = "You follow it" + (" (muted)." if sub.muted else ".")
+        state = _("You follow it") + (_(" (muted).") if sub.muted else ".")
         buttons = [
-            Button("Unfollow", f"/unfollow {channel.handle}"),
+            Button(_("Unfollow"), f"/unfollow {channel.handle}"),
             Button(
-                "Unmute" if sub.muted else "Mute",
+                _("Unmute") if sub.muted else _("Mute"),
                 f"/{'unmute' if sub.muted else 'mute'} {channel.handle}",
             ),
         ]
     tier = ctx.store.payments.tier_of(s, channel.id) if ctx.options.payments_enabled else None
     if tier is not None:
-        buttons.append(Button(f"Subscribe ({tier.price} Stars / 30 days)", f"/subscribe {channel.handle}"))
+        buttons.append(Button(_(
+            "Subscribe ({price} Stars / 30 days)"
+        ).format(price=tier.price), f"/subscribe {channel.handle}"))
     text = f"{channel.name} ({channel.handle}) — {followers_text(count)}"
     if channel.description:
         text += f"\n{channel.description}"
@@ -121,19 +126,21 @@ def follow(ctx: Context, handle: str, *, via_link: bool) -> list[Reply]:
     # a follower paused (they had blocked the bot) who follows again resumes: not a new follower
     resumed = ctx.store.followers.subscription(s, follower.id, channel.id) is not None
     if not ctx.store.followers.subscribe(s, follower, channel.id, ctx.clock()):
-        return [Reply(f"You already follow {channel.name}.")]
+        return [Reply(_("You already follow {name}.").format(name=channel.name))]
     if via_link:
         ctx.store.history.add_link_follow(s, channel.id)
     if not resumed:
         plan_history(ctx, channel, follower)
     return [
         Reply(
-            f"You now follow {channel.name}. Its posts will arrive here; nobody else can see "
-            f"that you follow it. /mute {channel.handle} silences them, "
-            f"/unfollow {channel.handle} stops them.",
+            _(
+                "You now follow {name}. Its posts will arrive here; nobody else can see "
+                "that you follow it. /mute {handle} silences them, /unfollow {handle} "
+                "stops them."
+            ).format(name=channel.name, handle=channel.handle),
             buttons=(
-                Button("Mute", f"/mute {channel.handle}"),
-                Button("Unfollow", f"/unfollow {channel.handle}"),
+                Button(_("Mute"), f"/mute {channel.handle}"),
+                Button(_("Unfollow"), f"/unfollow {channel.handle}"),
             ),
         )
     ]
@@ -144,7 +151,9 @@ def cmd_unfollow(ctx: Context, cmd: UnfollowArgs) -> list[Reply]:
     s, actor = ctx.s, ctx.actor
     sub, channel = subscription_of(ctx, cmd.handle)
     ctx.store.followers.unsubscribe(s, sub, actor.address.platform)
-    return [Reply(f"You no longer follow {channel.name}. Nothing more will arrive from it.")]
+    return [Reply(_(
+        "You no longer follow {name}. Nothing more will arrive from it."
+    ).format(name=channel.name))]
 
 
 def cmd_mute(ctx: Context, cmd: MuteArgs) -> list[Reply]:
@@ -152,7 +161,9 @@ def cmd_mute(ctx: Context, cmd: MuteArgs) -> list[Reply]:
     s, actor = ctx.s, ctx.actor
     sub, channel = subscription_of(ctx, cmd.handle)
     ctx.store.followers.set_muted(s, sub, actor.address.platform, True)
-    return [Reply(f"{channel.name} is muted: posts still arrive, without notifications.")]
+    return [Reply(_(
+        "{name} is muted: posts still arrive, without notifications."
+    ).format(name=channel.name))]
 
 
 def cmd_unmute(ctx: Context, cmd: UnmuteArgs) -> list[Reply]:
@@ -160,7 +171,7 @@ def cmd_unmute(ctx: Context, cmd: UnmuteArgs) -> list[Reply]:
     s, actor = ctx.s, ctx.actor
     sub, channel = subscription_of(ctx, cmd.handle)
     ctx.store.followers.set_muted(s, sub, actor.address.platform, False)
-    return [Reply(f"{channel.name} is unmuted.")]
+    return [Reply(_("{name} is unmuted.").format(name=channel.name))]
 
 
 def cmd_following(ctx: Context, cmd: FollowingArgs) -> list[Reply]:
@@ -169,8 +180,9 @@ def cmd_following(ctx: Context, cmd: FollowingArgs) -> list[Reply]:
     follower = ctx.store.followers.by_index(s, actor.index)
     subs = ctx.store.followers.subscriptions_of(s, follower.id) if follower and follower.id else []
     if not subs:
-        return [Reply("You follow no channels. Send /channels to find some.")]
-    lines = [f"{channel.handle} — {channel.name}{' (muted)' if sub.muted else ''}" for sub, channel in subs]
+        return [Reply(_("You follow no channels. Send /channels to find some."))]
+    muted = _(" (muted)")
+    lines = [f"{channel.handle} — {channel.name}{muted if sub.muted else ''}" for sub, channel in subs]
     return [Reply("You follow:\n" + "\n".join(lines))]
 
 
@@ -180,16 +192,23 @@ def cmd_vote(ctx: Context, cmd: VoteArgs) -> list[Reply]:
     post, options = poll_for_voting(ctx, cmd.post_id)
     bad = [n for n in cmd.numbers if not 1 <= n <= len(options)]
     if bad:
-        raise Refusal(f"Poll #{post.id} has options 1 to {len(options)}.")
+        raise Refusal(_(
+            "Poll #{post_id} has options 1 to {n_options}."
+        ).format(post_id=post.id, n_options=len(options)))
     if len(set(cmd.numbers)) > 1 and not post.poll_multi:
-        raise Refusal(f"Poll #{post.id} allows one choice.")
+        raise Refusal(_("Poll #{post_id} allows one choice.").format(post_id=post.id))
     if quizzes.is_quiz(post):
         if not quizzes.first_answer(ctx, post, [cmd.numbers[0] - 1]):
-            raise Refusal(f"You already answered quiz #{post.id}; a quiz counts the first answer.")
+            raise Refusal(_(
+                "You already answered quiz #{post_id}; a quiz counts the first answer."
+            ).format(post_id=post.id))
         return [quizzes.reveal(post, options, cmd.numbers[0] - 1)]
     ctx.store.posts.set_votes(s, post.id or 0, actor.index, [n - 1 for n in cmd.numbers])
     chosen = ", ".join(options[n - 1].text for n in sorted(set(cmd.numbers)))
-    return [Reply(f"Your vote on #{post.id} is recorded: {chosen}. You can change it until the poll closes.")]
+    return [Reply(_(
+        "Your vote on #{post_id} is recorded: {chosen}. You can change it until the poll "
+        "closes."
+    ).format(post_id=post.id, chosen=chosen))]
 
 
 def cmd_results(ctx: Context, cmd: ResultsArgs) -> list[Reply]:
@@ -202,7 +221,7 @@ def cmd_results(ctx: Context, cmd: ResultsArgs) -> list[Reply]:
         or post.published_at is None
         or not may_see(ctx, post)
     ):
-        raise Refusal(f"There is no poll #{cmd.post_id} in a channel you follow.")
+        raise Refusal(_("There is no poll #{post_id} in a channel you follow.").format(post_id=cmd.post_id))
     text = results_text(ctx, post)
     if quizzes.is_quiz(post):
         text += "\n" + quizzes.score_line(ctx, post)
@@ -217,9 +236,10 @@ def cmd_forgetme(ctx: Context, cmd: ForgetMeArgs) -> list[Reply]:
         ctx.store.followers.forget(s, follower)
     else:
         ctx.store.followers.forget_voter(s, actor.index)
+    ctx.store.languages.forget(s, actor.index)
     note = ""
     if ctx.store.channels.administered_by(s, actor.index):
-        note = " Your admin roles remain; an owner can remove them with /removeadmin."
+        note = _(" Your admin roles remain; an owner can remove them with /removeadmin.")
     return [Reply("Done: your follows, votes, reactions and delivery records are erased." + note)]
 
 
@@ -229,26 +249,32 @@ def cmd_accept(ctx: Context, cmd: AcceptArgs) -> list[Reply]:
     wait = ctx.core.accept_guard.blocked_for(actor.index)
     if wait > 0:
         raise Refusal(
-            f"Too many wrong codes; try again in {max(1, round(wait / 60))} min. "
-            "Ask the admin who invited you to check the code."
+            _(
+                "Too many wrong codes; try again in {value} min. Ask the admin who invited "
+                "you to check the code."
+            ).format(value=max(1, round(wait / 60)))
         )
     invite = ctx.store.invite_by_digest(s, ctx.sealer.code_digest(normalize_code(cmd.code)))
     if invite is None or invite.used_at is not None:
         ctx.core.accept_guard.failed(actor.index)
-        raise Refusal("That code is not valid (or was already used).")
+        raise Refusal(_("That code is not valid (or was already used)."))
     if invite.expires_at <= ctx.clock():
         ctx.core.accept_guard.failed(actor.index)
-        raise Refusal("That code has expired; ask an admin for a new one.")
+        raise Refusal(_("That code has expired; ask an admin for a new one."))
     channel = ctx.store.channels.by_id(s, invite.channel_id)
     if channel is None or channel.deleted_at is not None:
-        raise Refusal("That channel no longer exists.")
+        raise Refusal(_("That channel no longer exists."))
     if ctx.store.channels.admin_of(s, channel.id or 0, actor.index) is not None:
-        raise Refusal(f"You are already an admin of {channel.handle}.")
+        raise Refusal(_("You are already an admin of {handle}.").format(handle=channel.handle))
     if not ctx.store.channels.redeem_invite(s, invite.id or 0, ctx.clock()):
-        raise Refusal("That code is not valid (or was already used).")
+        raise Refusal(_("That code is not valid (or was already used)."))
     number = ctx.store.channels.next_admin_number(s, channel.id or 0)  # queues admissions to the channel
     if len(ctx.store.channels.admins(s, channel.id or 0)) >= ctx.options.max_admins:
-        raise Refusal(f"{channel.handle} already has {ctx.options.max_admins} admins, the most allowed.")
+        raise Refusal(_(
+            "{handle} already has {max_admins} admins, the most allowed."
+        ).format(handle=channel.handle, max_admins=ctx.options.max_admins))
     ctx.core.add_admin(s, channel.id or 0, number, AdminRole.ADMIN, actor.address)
     ctx.store.channels.audit(s, channel.id, f"admin #{number}", "accept")
-    return [Reply(f"You are now admin #{number} of {channel.name}. Send /help for admin commands.")]
+    return [Reply(_(
+        "You are now admin #{number} of {name}. Send /help for admin commands."
+    ).format(number=number, name=channel.name))]

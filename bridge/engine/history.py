@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from bridge.commands import HistoryArgs
 from bridge.engine.context import Context, find_channel, require_admin
+from bridge.i18n import _
 from bridge.models import Channel, Follower
 from bridge.ports import Reply
 
@@ -55,9 +56,11 @@ def cmd_history(ctx: Context, cmd: HistoryArgs) -> list[Reply]:
     ctx.store.history.set_size(ctx.s, channel.id, cmd.n)
     ctx.store.channels.audit(ctx.s, channel.id, who, "history", str(cmd.n))
     if cmd.n == 0:
-        return [Reply(f"New followers of {channel.name} get no earlier posts.")]
-    posts = "post" if cmd.n == 1 else f"{cmd.n} posts"
-    return [Reply(f"New followers of {channel.name} get its last {posts} of the past 30 days.")]
+        return [Reply(_("New followers of {name} get no earlier posts.").format(name=channel.name))]
+    posts = _("post") if cmd.n == 1 else _("{n} posts").format(n=cmd.n)
+    return [Reply(_(
+        "New followers of {name} get its last {posts} of the past 30 days."
+    ).format(name=channel.name, posts=posts))]
 
 
 __all__ = ["HISTORY_DELAY_S", "HISTORY_PERIOD_S", "cmd_history", "history_size", "plan_history"]

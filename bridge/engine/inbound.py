@@ -11,6 +11,7 @@ from bridge.engine import quizzes
 from bridge.engine.context import Context, find_channel, poll_for_voting, require_admin
 from bridge.engine.core import Actor, EngineCore, Refusal
 from bridge.engine.registry import ROUTES
+from bridge.i18n import _
 from bridge.models import PostStatus
 from bridge.ports import DeliveryError, MediaTooLarge, Message, PollVote, Reaction, Reply
 from bridge.safetext import is_single_emoji
@@ -36,10 +37,12 @@ async def with_media(
         require_admin(ctx, find_channel(ctx, parsed.handle))
     cap = core.options.media_limits.get(media.kind)
     if cap is None:
-        raise Refusal("Only photos, videos, voice notes and stickers can be posted as media.")
+        raise Refusal(_("Only photos, videos, voice notes and stickers can be posted as media."))
     too_big = Refusal(
-        f"This {media.kind.value} is larger than the {round(cap / (1024 * 1024), 3):g} MB allowed for a "
-        f"{media.kind.value}; nothing was posted. Send a smaller one."
+        _(
+            "This {value} is larger than the {value2:g} MB allowed for a {value}; nothing "
+            "was posted. Send a smaller one."
+        ).format(value=media.kind.value, value2=round(cap / (1024 * 1024), 3))
     )
     if (media.size or 0) > cap or len(media.data or b"") > cap:
         raise too_big
@@ -54,7 +57,9 @@ async def with_media(
             log.warning("inbound media could not be downloaded: %s", type(exc).__name__)
             return message
         raise Refusal(
-            f"The {media.kind.value} could not be downloaded; nothing was posted. Try again."
+            _(
+                "The {value} could not be downloaded; nothing was posted. Try again."
+            ).format(value=media.kind.value)
         ) from exc
     if len(data) > cap:
         raise too_big

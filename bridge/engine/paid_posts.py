@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 
 from bridge.engine.core import Actor, EngineCore
+from bridge.i18n import _
 from bridge.models import Follower
 from bridge.ports import Address, PaidMediaPurchased, Reply
 from bridge.privacy import UnsealError
@@ -42,10 +43,10 @@ def purchased(core: EngineCore, actor: Actor, event: PaidMediaPurchased) -> list
 
 def expiry_text(channel_name: str, handle: str, on_sale: bool) -> str:
     """What a follower whose paid access ended is told."""
-    text = f"Your access to {channel_name}'s paid posts ended."
+    text = _("Your access to {channel_name}'s paid posts ended.").format(channel_name=channel_name)
     if on_sale:
         return text + f" /subscribe {handle} renews it."
-    return text + " Subscriptions are not on sale now."
+    return text + _(" Subscriptions are not on sale now.")
 
 
 async def notice_expiries(core: EngineCore) -> int:

@@ -23,6 +23,7 @@ from bridge.engine.access import InvoicePayload, grant_access
 from bridge.engine.context import Context
 from bridge.engine.core import Actor, EngineCore
 from bridge.engine.subscriptions import record_refund, refund_notice
+from bridge.i18n import _
 from bridge.models import Channel, LedgerKind, Tier
 from bridge.ports import PaymentReceived, PaymentRefunded, PreCheckout, Reply
 from bridge.store.payments import PERIOD_S, Recorded
@@ -82,7 +83,9 @@ def _check_payable(core: EngineCore, event: PreCheckout) -> None:
         raise _Unpayable("This invoice is not one of this bot's; nothing was charged.")
     _tier, channel, asked = found
     if channel.deleted_at is not None:
-        raise _Unpayable(f"The channel {channel.handle} no longer exists; nothing was charged.")
+        raise _Unpayable(_(
+            "The channel {handle} no longer exists; nothing was charged."
+        ).format(handle=channel.handle))
     if not core.options.payments_enabled:
         raise _Unpayable("This bot no longer sells anything; nothing was charged.")
     if event.currency != STARS:
@@ -91,10 +94,15 @@ def _check_payable(core: EngineCore, event: PreCheckout) -> None:
         current = core.store.payments.tier_of(s, channel.id or 0)
         price = current.price if current is not None else None
     if price is None:
-        raise _Unpayable(f"{channel.handle} no longer sells subscriptions; nothing was charged.")
+        raise _Unpayable(_(
+            "{handle} no longer sells subscriptions; nothing was charged."
+        ).format(handle=channel.handle))
     if price != asked or price != event.total_amount:
         raise _Unpayable(
-            f"The price of {channel.name} changed to {price} Stars; send /subscribe {channel.handle} again."
+            _(
+                "The price of {name} changed to {price} Stars; send /subscribe {handle} "
+                "again."
+            ).format(name=channel.name, price=price, handle=channel.handle)
         )
 
 
@@ -102,10 +110,13 @@ def _payment(core: EngineCore, actor: Actor, event: PaymentReceived) -> list[Rep
     found = _tier_and_channel(core, event.payload)
     if found is None or event.currency != STARS:
         log.warning("a payment arrived for an invoice this bot cannot read; it was not recorded")
-        support = core.options.payments_support or "the bot's operator"
+        support = core.options.payments_support or _("the bot's operator")
         return [
             Reply(
-                f"Your payment arrived, but this bot cannot tell what it was for. Please contact {support}."
+                _(
+                    "Your payment arrived, but this bot cannot tell what it was for. "
+                    "Please contact {support}."
+                ).format(support=support)
             )
         ]
     _tier, channel, _asked = found
@@ -121,12 +132,16 @@ def _payment(core: EngineCore, actor: Actor, event: PaymentReceived) -> list[Rep
         return []  # seen before (another process, a repeated update): granted once, thanked once
     end = core.local(paid_until)
     if renewal:
-        return [Reply(f"Your subscription to {channel.name} ({channel.handle}) renewed: access until {end}.")]
+        return [Reply(_(
+            "Your subscription to {name} ({handle}) renewed: access until {end}."
+        ).format(name=channel.name, handle=channel.handle, end=end))]
     return [
         Reply(
-            f"Thank you! You have access to the paid posts of {channel.name} ({channel.handle}) until"
-            f" {end}; it renews automatically (/unsubscribe {channel.handle} stops that). Its paid posts"
-            " of the last 30 days are on their way."
+            _(
+                "Thank you! You have access to the paid posts of {name} ({handle}) until "
+                "{end}; it renews automatically (/unsubscribe {handle} stops that). Its "
+                "paid posts of the last 30 days are on their way."
+            ).format(name=channel.name, handle=channel.handle, end=end)
         )
     ]
 

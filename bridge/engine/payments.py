@@ -13,17 +13,18 @@ from collections import defaultdict
 from bridge.commands import PaySupportArgs, PriceArgs, RevenueArgs, TeaserArgs
 from bridge.engine.context import Context, find_channel, require_admin, require_owner
 from bridge.engine.core import Refusal
+from bridge.i18n import N_, _
 from bridge.models import LedgerKind
 from bridge.ports import Reply
 
-PAYMENTS_OFF = "Payments are off on this bot (an operator turns them on with [payments] enabled = true)."
+PAYMENTS_OFF = _("Payments are off on this bot (an operator turns them on with [payments] enabled = true).")
 
 #: how /revenue names each kind, in its order
 _KIND_WORDS = {
-    LedgerKind.CHARGE: "charges",
-    LedgerKind.RENEWAL: "renewals",
-    LedgerKind.REFUND: "refunds",
-    LedgerKind.CODE: "codes",
+    LedgerKind.CHARGE: N_("charges"),
+    LedgerKind.RENEWAL: N_("renewals"),
+    LedgerKind.REFUND: N_("refunds"),
+    LedgerKind.CODE: N_("codes"),
 }
 
 
@@ -37,21 +38,27 @@ def cmd_price(ctx: Context, cmd: PriceArgs) -> list[Reply]:
     payments = ctx.store.payments
     if cmd.stars is None:
         if not payments.end_sales(ctx.s, cid, now):
-            return [Reply(f"{channel.handle} has no paid tier on sale.")]
+            return [Reply(_("{handle} has no paid tier on sale.").format(handle=channel.handle))]
         ctx.store.channels.audit(ctx.s, cid, who, "price", "off")
         return [
             Reply(
-                f"Sales of {channel.handle} ended. Current subscribers keep access until their"
-                " paid period ends."
+                _(
+                    "Sales of {handle} ended. Current subscribers keep access until their "
+                    "paid period ends."
+                ).format(handle=channel.handle)
             )
         ]
     current = payments.tier_of(ctx.s, cid)
     if current is not None and current.price == cmd.stars:
-        return [Reply(f"{channel.handle} already sells 30 days for {cmd.stars} Stars.")]
+        return [Reply(_(
+            "{handle} already sells 30 days for {stars} Stars."
+        ).format(handle=channel.handle, stars=cmd.stars))]
     tier = payments.set_price(ctx.s, cid, cmd.stars, now, ctx.options.payments_teaser)
     ctx.store.channels.audit(ctx.s, cid, who, "price", f"{tier.price} Stars / 30 days")
-    changed = f" (was {current.price})" if current is not None else ""
-    return [Reply(f"{channel.handle} now sells 30 days of paid posts for {tier.price} Stars{changed}.")]
+    changed = _(" (was {price})").format(price=current.price) if current is not None else ""
+    return [Reply(_(
+        "{handle} now sells 30 days of paid posts for {price} Stars{changed}."
+    ).format(handle=channel.handle, price=tier.price, changed=changed))]
 
 
 def cmd_revenue(ctx: Context, cmd: RevenueArgs) -> list[Reply]:
@@ -67,28 +74,36 @@ def revenue_text(ctx: Context, channel_id: int, title: str) -> str:
     s, payments = ctx.s, ctx.store.payments
     tier = payments.tier_of(s, channel_id)
     lines = [
-        f"Revenue of {title}",
-        f"Subscribers now: {payments.subscribers(s, channel_id, ctx.clock())}",
-        f"On sale: 30 days for {tier.price} Stars" if tier is not None else "On sale: nothing",
+        _("Revenue of {title}").format(title=title),
+        _(
+            "Subscribers now: {subscribers}"
+        ).format(subscribers=payments.subscribers(s, channel_id, ctx.clock())),
+        _(
+            "On sale: 30 days for {price} Stars"
+        ).format(price=tier.price) if tier is not None else _("On sale: nothing"),
     ]
     months: dict[str, dict[LedgerKind, tuple[int, int]]] = defaultdict(dict)
     for row in payments.revenue_by_month(s, channel_id):
         months[row.month][row.kind] = (row.count, row.stars)
     if not months:
-        lines.append("No payments yet.")
+        lines.append(_("No payments yet."))
     for month, kinds in sorted(months.items()):
-        counts = ", ".join(f"{word} {kinds.get(kind, (0, 0))[0]}" for kind, word in _KIND_WORDS.items())
+        counts = ", ".join(f"{_(word)} {kinds.get(kind, (0, 0))[0]}" for kind, word in _KIND_WORDS.items())
         taken = sum(kinds.get(k, (0, 0))[1] for k in (LedgerKind.CHARGE, LedgerKind.RENEWAL))
         refunded = kinds.get(LedgerKind.REFUND, (0, 0))[1]
-        lines.append(f"{month}: {counts}; {taken} Stars in, {refunded} refunded, {taken - refunded} net")
+        lines.append(_(
+            "{month}: {counts}; {taken} Stars in, {refunded} refunded, {value} net"
+        ).format(month=month, counts=counts, taken=taken, refunded=refunded, value=taken - refunded))
     return "\n".join(lines)
 
 
 def cmd_paysupport(ctx: Context, cmd: PaySupportArgs) -> list[Reply]:
     """`/paysupport`."""
     if not ctx.options.payments_enabled:
-        return [Reply("This bot sells nothing: payments are off.")]
-    return [Reply(f"For help with a payment, contact {ctx.options.payments_support}.")]
+        return [Reply(_("This bot sells nothing: payments are off."))]
+    return [Reply(_(
+        "For help with a payment, contact {payments_support}."
+    ).format(payments_support=ctx.options.payments_support))]
 
 
 def cmd_teaser(ctx: Context, cmd: TeaserArgs) -> list[Reply]:
@@ -98,11 +113,17 @@ def cmd_teaser(ctx: Context, cmd: TeaserArgs) -> list[Reply]:
     tier = ctx.store.payments.last_tier(ctx.s, channel.id or 0)
     if tier is None:
         raise Refusal(
-            f"{channel.handle} has no paid tier: set one with /price {channel.handle} <stars> first."
+            _(
+                "{handle} has no paid tier: set one with /price {handle} <stars> first."
+            ).format(handle=channel.handle)
         )
     tier.teaser = cmd.on
     ctx.s.add(tier)
     ctx.store.channels.audit(ctx.s, channel.id, who, "teaser", "on" if cmd.on else "off")
     if cmd.on:
-        return [Reply(f"Free followers of {channel.handle} now get a one-line teaser of each paid post.")]
-    return [Reply(f"Free followers of {channel.handle} no longer hear of paid posts.")]
+        return [Reply(_(
+            "Free followers of {handle} now get a one-line teaser of each paid post."
+        ).format(handle=channel.handle))]
+    return [Reply(_(
+        "Free followers of {handle} no longer hear of paid posts."
+    ).format(handle=channel.handle))]

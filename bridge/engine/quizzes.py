@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bridge.engine.context import Context
+from bridge.i18n import _
 from bridge.models import Delivery, PollOption, Post
 from bridge.ports import Reply
 
@@ -43,10 +44,13 @@ def reveal(post: Post, options: Sequence[PollOption], chosen: int) -> Reply:
     right = options[post.quiz_correct or 0]
     answer = f"{right.position + 1}. {right.text}"
     if chosen == post.quiz_correct:
-        text = f"Quiz #{post.id}: right! The answer is {answer}."
+        text = _("Quiz #{post_id}: right! The answer is {answer}.").format(post_id=post.id, answer=answer)
     else:
         mine = next((o.text for o in options if o.position == chosen), "?")
-        text = f"Quiz #{post.id}: not quite — you answered {chosen + 1}. {mine}; the answer is {answer}."
+        text = _(
+            "Quiz #{post_id}: not quite — you answered {value}. {mine}; the answer is "
+            "{answer}."
+        ).format(post_id=post.id, value=chosen + 1, mine=mine, answer=answer)
     if post.quiz_explanation:
         text += f"\n{post.quiz_explanation}"
     return Reply(text)
@@ -64,4 +68,4 @@ def reveal_after_native_vote(ctx: Context, post: Post, copy: Delivery) -> bool:
 def score_line(ctx: Context, post: Post) -> str:
     """`/results` of a quiz: how many answered correctly (counts only)."""
     answered, right = ctx.store.posts.quiz_score(ctx.s, post.id or 0)
-    return f"Answered correctly: {right} of {answered}"
+    return _("Answered correctly: {right} of {answered}").format(right=right, answered=answered)

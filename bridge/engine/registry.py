@@ -33,6 +33,7 @@ from bridge.commands import (
     HistoryArgs,
     InfoArgs,
     InviteAdminArgs,
+    LangArgs,
     MirrorArgs,
     MuteArgs,
     NewChannelArgs,
@@ -58,7 +59,7 @@ from bridge.commands import (
     UnsubscribeArgs,
     VoteArgs,
 )
-from bridge.engine import about, codes, followers, history, payments, subscriptions
+from bridge.engine import about, codes, followers, history, language, payments, subscriptions
 from bridge.engine import admin_channels as channels
 from bridge.engine import admin_posts as posts
 from bridge.engine.context import Context
@@ -114,6 +115,7 @@ ROUTES: dict[type[Command], Route] = {
         _route(RedeemArgs, codes.cmd_redeem),
         _route(PrivacyArgs, about.cmd_privacy),
         _route(PaySupportArgs, payments.cmd_paysupport),
+        _route(LangArgs, language.cmd_lang),
         _route(NewChannelArgs, posts.cmd_newchannel),
         _route(DescribeArgs, posts.cmd_describe),
         _route(PostArgs, posts.cmd_post, keeps_media=True),

@@ -18,6 +18,7 @@ from bridge.engine.access import InvoicePayload
 from bridge.engine.context import Context, find_channel, follower_row, require_owner
 from bridge.engine.core import Actor, EngineCore, Refusal
 from bridge.engine.payments import PAYMENTS_OFF
+from bridge.i18n import _
 from bridge.models import Channel, LedgerKind
 from bridge.ports import Address, DeliveryError, Invoice, Reply
 from bridge.privacy import UnsealError
@@ -55,36 +56,45 @@ def cmd_subscribe(ctx: Context, cmd: SubscribeArgs) -> list[Reply]:
     until = access_until(ctx, channel)
     if until is not None:
         latest = ctx.store.payments.latest_payment(ctx.s, ctx.actor.index, cid)
-        renews = " It renews automatically; /unsubscribe stops that." if latest is not None else ""
+        renews = _(" It renews automatically; /unsubscribe stops that.") if latest is not None else ""
         return [
             Reply(
-                f"You already have access to the paid posts of {channel.handle} until"
-                f" {ctx.core.local(until)}.{renews}"
+                _(
+                    "You already have access to the paid posts of {handle} until "
+                    "{local}.{renews}"
+                ).format(handle=channel.handle, local=ctx.core.local(until), renews=renews)
             )
         ]
     tier = ctx.store.payments.tier_of(ctx.s, cid)
     if tier is None or tier.id is None:
-        raise Refusal(f"{channel.handle} sells no subscription at the moment.")
+        raise Refusal(_("{handle} sells no subscription at the moment.").format(handle=channel.handle))
     platform = ctx.actor.address.platform
     if not sells_stars(ctx, platform):
-        support = ctx.options.payments_support or "the bot's operator"
+        support = ctx.options.payments_support or _("the bot's operator")
         raise Refusal(
-            f"Payments in Stars do not work on {platform}. To get access to the paid posts of"
-            f" {channel.handle}: buy an access code from {support}, then send /redeem <code>."
+            _(
+                "Payments in Stars do not work on {platform}. To get access to the paid "
+                "posts of {handle}: buy an access code from {support}, then send /redeem "
+                "<code>."
+            ).format(platform=platform, handle=channel.handle, support=support)
         )
     invoice = Invoice(
         title=channel.name[:_TITLE_MAX],
-        description=f"30 days of the paid posts of {channel.name} ({channel.handle}), renewed"
-        " every 30 days until you cancel."[:_DESCRIPTION_MAX],
+        description=_(
+                        "30 days of the paid posts of {name} ({handle}), renewed every 30 "
+                        "days until you cancel."
+                    ).format(name=channel.name, handle=channel.handle)[:_DESCRIPTION_MAX],
         payload=InvoicePayload(tier.id, tier.price).encode(),
         stars=tier.price,
         period_s=PERIOD_S,
     )
     return [
         Reply(
-            f"Subscribe to {channel.name} ({channel.handle}): 30 days of paid posts for {tier.price} Stars,"
-            " renewed automatically until you send /unsubscribe"
-            f" {channel.handle}. You also get its paid posts of the last 30 days.",
+            _(
+                "Subscribe to {name} ({handle}): 30 days of paid posts for {price} Stars, "
+                "renewed automatically until you send /unsubscribe {handle}. You also get "
+                "its paid posts of the last 30 days."
+            ).format(name=channel.name, handle=channel.handle, price=tier.price),
             invoice=invoice,
         )
     ]
@@ -103,7 +113,7 @@ def cmd_refund(ctx: Context, cmd: RefundArgs) -> list[Reply]:
     raise Refusal(_ASYNC_ONLY)
 
 
-_ASYNC_ONLY = "This command talks to the payment platform; nothing was changed."
+_ASYNC_ONLY = _("This command talks to the payment platform; nothing was changed.")
 
 
 class _Plan:
@@ -122,10 +132,12 @@ def _unsubscribe_plan(ctx: Context, cmd: UnsubscribeArgs) -> _Plan:
     latest = ctx.store.payments.latest_payment(ctx.s, ctx.actor.index, channel.id or 0)
     until = access_until(ctx, channel)
     if latest is None or latest.telegram_payment_charge_id is None or until is None:
-        raise Refusal(f"You have no subscription to {channel.handle} to cancel.")
+        raise Refusal(_("You have no subscription to {handle} to cancel.").format(handle=channel.handle))
     answer = (
-        f"Your subscription to {channel.handle} is cancelled: it will not renew. You keep access"
-        f" to its paid posts until {ctx.core.local(until)}."
+        _(
+            "Your subscription to {handle} is cancelled: it will not renew. You keep "
+            "access to its paid posts until {local}."
+        ).format(handle=channel.handle, local=ctx.core.local(until))
     )
     return _Plan(channel, ctx.actor.address, latest.telegram_payment_charge_id, latest.amount, answer)
 
@@ -135,15 +147,17 @@ def _refund_plan(ctx: Context, cmd: RefundArgs) -> _Plan:
     require_owner(ctx, channel)
     entry = ctx.store.payments.payment_of(ctx.s, cmd.charge_id)
     if entry is None or entry.channel_id != channel.id or entry.id is None:
-        raise Refusal(f"There is no charge {cmd.charge_id} of {channel.handle} in the ledger.")
+        raise Refusal(_(
+            "There is no charge {charge_id} of {handle} in the ledger."
+        ).format(charge_id=cmd.charge_id, handle=channel.handle))
     if ctx.store.payments.refunded(ctx.s, cmd.charge_id):
-        raise Refusal(f"Charge {cmd.charge_id} was refunded already.")
+        raise Refusal(_("Charge {charge_id} was refunded already.").format(charge_id=cmd.charge_id))
     try:
         payer = ctx.sealer.unseal(entry.platform, entry.follower_sealed, table="ledger", row_id=entry.id)
     except UnsealError as exc:
         log.warning("the payer of ledger row %s cannot be read", entry.id)
         raise Refusal(
-            "The payer of that charge cannot be read (another privacy key?); nothing was changed."
+            _("The payer of that charge cannot be read (another privacy key?); nothing was changed.")
         ) from exc
     return _Plan(channel, payer, cmd.charge_id, entry.amount, "")
 
@@ -157,12 +171,15 @@ async def with_gateway(core: EngineCore, actor: Actor, cmd: RefundArgs | Unsubsc
     gateway = core.hooks.stars.get(plan.payer.platform)
     if gateway is None:
         raise Refusal(
-            f"The {plan.payer.platform} adapter that took the payment is not running; nothing was changed."
+            _(
+                "The {platform} adapter that took the payment is not running; nothing was "
+                "changed."
+            ).format(platform=plan.payer.platform)
         )
     if isinstance(cmd, UnsubscribeArgs):
-        await _ask(gateway.set_subscription_canceled(plan.payer, plan.charge_id, True), "cancel it")
+        await _ask(gateway.set_subscription_canceled(plan.payer, plan.charge_id, True), _("cancel it"))
         return [Reply(plan.answer)]
-    await _ask(gateway.refund(plan.payer, plan.charge_id), "refund it")
+    await _ask(gateway.refund(plan.payer, plan.charge_id), _("refund it"))
     return await _record_refund(core, plan)
 
 
@@ -172,7 +189,9 @@ async def _ask(call: Awaitable[None], what: str) -> None:
         await call
     except DeliveryError as exc:
         log.warning("the platform would not %s: %s", what, type(exc).__name__)
-        raise Refusal(f"The payment platform would not {what} ({exc}); nothing was changed.") from exc
+        raise Refusal(_(
+            "The payment platform would not {what} ({exc}); nothing was changed."
+        ).format(what=what, exc=exc)) from exc
 
 
 async def _record_refund(core: EngineCore, plan: _Plan) -> list[Reply]:
@@ -185,8 +204,15 @@ async def _record_refund(core: EngineCore, plan: _Plan) -> list[Reply]:
         await core.hooks.notify(plan.payer, refund_notice(plan.channel, plan.amount))
     return [
         Reply(
-            f"Refunded {plan.amount} Stars of charge {plan.charge_id}; that payer's access to"
-            f" {plan.channel.handle} ended. Subscribers now: {subscribers}."
+            _(
+                "Refunded {amount} Stars of charge {charge_id}; that payer's access to "
+                "{handle} ended. Subscribers now: {subscribers}."
+            ).format(
+                amount=plan.amount,
+                charge_id=plan.charge_id,
+                handle=plan.channel.handle,
+                subscribers=subscribers,
+            )
         )
     ]
 
@@ -215,6 +241,8 @@ def record_refund(core: EngineCore, payer: Address, channel: Channel, charge_id:
 def refund_notice(channel: Channel, amount: int) -> str:
     """What a refunded payer reads."""
     return (
-        f"Your payment of {amount} Stars for {channel.name} ({channel.handle}) was refunded; your"
-        " access to its paid posts ended."
+        _(
+            "Your payment of {amount} Stars for {name} ({handle}) was refunded; your "
+            "access to its paid posts ended."
+        ).format(amount=amount, name=channel.name, handle=channel.handle)
     )

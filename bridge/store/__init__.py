@@ -18,6 +18,7 @@
 - `store.codes`     access codes (as digests) and failed redemptions  (`codes.py`)
 - `store.history`   a new follower's earlier posts, link follows  (`history.py`, `copies.py`)
 - `store.charts`    daily follower snapshots and the figures `/stats <handle> chart` draws  (`charts.py`)
+- `store.languages` the language each person chose with /lang  (`languages.py`)
 - `store.updates`   updates pushed to a webhook, recorded before acknowledged  (`updates.py`)
 - `store.ops`       what operators see: queue depths, follower totals, leases, snapshots  (`ops.py`)
 """
@@ -41,6 +42,7 @@ from bridge.store.fanout import Fanout
 from bridge.store.followers import Followers
 from bridge.store.history import History
 from bridge.store.keyring import Keyring
+from bridge.store.languages import Languages
 from bridge.store.leases import Leases
 from bridge.store.ops import Ops
 from bridge.store.outbox import Outbox
@@ -87,6 +89,7 @@ class Store(Database):
         self.charts = Charts()
         self.ops = Ops()
         self.updates = Updates(self.is_postgres)
+        self.languages = Languages()
 
     @contextmanager
     def session(self) -> Iterator[Session]:

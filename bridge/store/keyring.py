@@ -13,7 +13,7 @@ from bridge.privacy import KEY_RECORD
 from bridge.store.rows import KeyRecord, SealedRow
 
 #: the tables whose rows hold sealed values (a lost key must not be replaced silently then)
-_SEALED_TABLES = ("follower", "channeladmin", "post")
+_SEALED_TABLES = ("follower", "channeladmin", "post", "personlanguage")
 
 
 class Keyring:

@@ -155,6 +155,8 @@ class FakeBotApi:
         self.polls: dict[str, PollRecord] = {}
         #: scope type -> the commands set for it
         self.commands: dict[str, list[JSON]] = {}
+        #: (scope type, language_code or "") -> the commands published for that scope and language
+        self.commands_by_language: dict[tuple[str, str], list[JSON]] = {}
         #: callback query id -> the answerCallbackQuery params, or None while unanswered
         self.callback_answers: dict[str, JSON | None] = {}
         self.failures: list[FailureRule] = []
@@ -919,7 +921,12 @@ class FakeBotApi:
             if not 1 <= len(str(command.get("description", ""))) <= 256:
                 raise _bad("BOT_COMMAND_DESCRIPTION_INVALID")
         scope = params.get("scope") or {"type": "default"}
-        self.commands[str(scope.get("type"))] = list(commands)
+        language = str(params.get("language_code") or "")
+        if language and not (len(language) == 2 and language.isalpha() and language.islower()):
+            raise _bad("language_code must be a two-letter ISO 639-1 code")
+        if not language:
+            self.commands[str(scope.get("type"))] = list(commands)
+        self.commands_by_language[(str(scope.get("type")), language)] = list(commands)
         return True
 
     async def _answer_callback_query(self, params: JSON, files: dict[str, bytes]) -> bool:

@@ -22,12 +22,16 @@ class FakeUser:
     blocked: bool = False
     #: the account was deleted: every call aimed at their chat answers 403
     deactivated: bool = False
+    #: the IETF language tag of the user's app (`from.language_code`), None: not sent
+    language_code: str | None = None
 
     def to_json(self) -> JSON:
         """The `User` object."""
         out: JSON = {"id": self.id, "is_bot": False, "first_name": self.first_name}
         if self.username:
             out["username"] = self.username
+        if self.language_code:
+            out["language_code"] = self.language_code
         return out
 
     def chat_json(self) -> JSON:

@@ -143,6 +143,9 @@ GOOD: list[tuple[str, Command]] = [
     ("/codes news 10 30", Command("codes", handle="news", count=10, days=30)),
     ("/redeem  ABCD-EFGH ", Command("redeem", code="ABCD-EFGH")),
     ("/privacy", Command("privacy")),
+    ("/lang", Command("lang")),
+    ("/lang fr", Command("lang", language="fr")),
+    ("/LANG EN", Command("lang", language="en")),
     (
         '/quiz news "Capital of France?" Lyon Paris "Nice" --answer 2 --explain "Since 508."',
         Command(
@@ -286,6 +289,8 @@ BAD: list[tuple[str, str, str]] = [
     ("/revenue", "revenue", "handle"),
     ("/paysupport now", "paysupport", "unexpected"),
     ("/privacy please", "privacy", "unexpected"),
+    ("/lang de", "lang", "language"),
+    ("/lang fr en", "lang", "unexpected"),
     ('/quiz news "Q?" "a" "b"', "quiz", "--answer"),
     ('/quiz news "Q?" "a" "b" --answer', "quiz", "--answer"),
     ('/quiz news "Q?" "a" "b" --answer 3', "quiz", "options 1 to 2"),
