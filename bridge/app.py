@@ -29,7 +29,7 @@ from bridge.engine import ChannelEngine, EngineOptions
 from bridge.flood import FloodControl
 from bridge.health import DatabaseProbe, Health
 from bridge.http import HttpServer
-from bridge.i18n import languages, set_default_language, speaking
+from bridge.i18n import N_, _, languages, set_default_language, speaking
 from bridge.inbox import WebhookInbox
 from bridge.keys import key_location, load_key_for, verify_key
 from bridge.logjson import JsonFormatter
@@ -64,7 +64,9 @@ from bridge.throttle import SenderThrottle, Verdict
 log = logging.getLogger(__name__)
 
 #: the one answer a sender gets when over their share of commands
-SLOW_DOWN = "You are sending commands too quickly. Wait a few seconds; the ones just sent were ignored."
+SLOW_DOWN = N_("You are sending commands too quickly. Wait a few seconds; the ones just sent were ignored.")
+#: the answer when handling a command failed on our side (the engine changed nothing)
+SORRY = N_("Sorry, something went wrong on our side; nothing was changed. Try again.")
 
 
 class Service(Protocol):
@@ -430,13 +432,13 @@ class App:
             return []
         if verdict == Verdict.SLOW_DOWN:
             if isinstance(event, Message):
-                self._queue_replies(event.sender, [Reply(SLOW_DOWN)])
+                self._queue_replies(event.sender, [self._answer(event, SLOW_DOWN)])
             return []
         try:
             replies = await self.engine.handle(event)
         except Exception:
             log.exception("handling an inbound %s failed", type(event).__name__)
-            replies = [Reply("Sorry, something went wrong on our side; nothing was changed. Try again.")]
+            replies = [self._answer(event, SORRY)]
         else:
             adapter = self.adapters.get(event.sender.platform)
             if isinstance(adapter, ForgettingAdapter) and _is_forgetme(event):
@@ -446,6 +448,15 @@ class App:
         # between two inbound events, so a burst of commands cannot starve them
         await asyncio.sleep(0)
         return []
+
+    def _answer(self, event: Inbound, message: str) -> Reply:
+        """`message` in the sender's language (the default one if even that cannot be looked up)."""
+        try:
+            language = self.engine.language_of(event)
+        except Exception:
+            language = None
+        with speaking(language):
+            return Reply(_(message))
 
     def sending_report(self) -> list[str]:
         """What operators see of sending: each platform's current rate against its ceiling, and

@@ -157,11 +157,18 @@ class ChannelEngine:
     async def handle(self, event: Inbound) -> list[Reply]:
         """Apply one inbound event and return the replies for its sender."""
         actor = self._core.actor(event.sender)
+        with speaking(self._language(actor, event)):
+            return await self._handle(actor, event)
+
+    def language_of(self, event: Inbound) -> str | None:
+        """The language to answer the sender of `event` in (their /lang choice, else what their
+        platform reports), or None for the default."""
+        return self._language(self._core.actor(event.sender), event)
+
+    def _language(self, actor: Actor, event: Inbound) -> str | None:
         reported = event.language if isinstance(event, Message) else None
         with self.store.unit_of_work() as s:
-            language = language_for(self._core, s, actor.index, reported)
-        with speaking(language):
-            return await self._handle(actor, event)
+            return language_for(self._core, s, actor.index, reported)
 
     async def _handle(self, actor: Actor, event: Inbound) -> list[Reply]:
         parsed = parse_command(event.text) if isinstance(event, Message) else None

@@ -13,6 +13,7 @@ import pytest
 from bridge.app import App, build_adapters
 from bridge.config import load_settings
 from bridge.i18n import set_default_language
+from tests.integration.telegram.conftest import until
 from tests.integration.telegram.test_telegram_app import Bridge
 from tests.telegram_api import FakeBotApi
 
@@ -103,3 +104,24 @@ async def test_lang_en_switches_a_french_user_to_english_across_a_restart_until_
     await bridge.ask(amelie, "/forgetme", "Done: your follows")
     await bridge.ask(amelie, "/following", "Vous ne suivez aucun canal.")
     await bridge.ask(amelie, "/lang de", "'de' n'est pas une langue que ce bot parle")
+
+
+async def test_a_french_users_privacy_answer_and_slow_down_are_in_french(
+    launch: Launch, api: FakeBotApi
+) -> None:
+    bridge = await launch()
+    amelie = api.add_user("Amélie")
+    amelie.language_code = "fr"
+    answer = await bridge.ask(amelie, "/privacy", "Ce que ce bot conserve à votre sujet :")
+    assert "La langue choisie avec /lang est conservée sous votre index aveugle" in answer
+    assert "What this bot stores" not in answer
+
+    for _ in range(40):  # far more than the per-sender throttle lets through
+        api.user_sends_text(amelie.id, "/help")
+    slow_down = "Vous envoyez des commandes trop vite"
+    await until(
+        lambda: any(slow_down in (m.text or "") for m in api.bot_messages(amelie.id)),
+        20,
+        "the slow-down answer, in French",
+    )
+    assert not any("sending commands too quickly" in (m.text or "") for m in api.bot_messages(amelie.id))
