@@ -32,7 +32,10 @@ _MARGIN_S = 1e-6
 #: a wake-up this much later than planned means the event loop was held up: sends let through
 #: just before may have left only after it, and are counted from then on (see `_held_up`)
 STALL_S = 0.005
-#: a send found not yet allowed at its wake-up by more than this plans a new place
+#: kept free in each second of the free budget for the jitter between a send being let through
+#: and its request reaching the server (0.2 % of the rate)
+WINDOW_MARGIN_S = 0.002
+#: an urgent send found not yet allowed at its wake-up by more than this plans a new place
 _REPLAN_S = 0.001
 #: below this many tracked chats per platform, idle chat state is not swept
 _PRUNE_MIN = 1024
@@ -154,11 +157,14 @@ class RateLimiter:
             if wake_at <= now:
                 self._commit(state, chat, group, now, paid)
                 return
-            # Not yet (a pause, a send that took the place, a held-up second): take a planned
-            # place again from then on. Waiting without one would lose every race to the senders
-            # holding planned places, whose timers are older: a reply could wait behind a whole
-            # fan-out.
-            if wake_at - now > _REPLAN_S:  # (a wake-up a rounding error early just sleeps on)
+            # Not yet. After a pause, take a planned place again so others plan around it. An
+            # urgent send always does (unless a rounding error early): waiting without one, it
+            # would lose every race to the senders holding planned places, whose timers are
+            # older, and a reply could wait behind a whole fan-out. Other sends just wait: their
+            # place was only taken by a wake-up that ran a little late, and planning again would
+            # put them behind every planned send, leaving their place empty.
+            wait = wake_at - now
+            if wait > 1.0 or (urgent and wait > _REPLAN_S):
                 reservation = self._reserve(state, chat, group, now, paid, not_before=wake_at, urgent=urgent)
                 wake_at = reservation.at
 
@@ -321,7 +327,7 @@ class RateLimiter:
                 sent.popleft()
             most = max(1, math.floor(rate + 1e-9))
             if len(sent) >= most:
-                earliest = max(earliest, sent[-most] + 1.0 + _MARGIN_S)
+                earliest = max(earliest, sent[-most] + 1.0 + WINDOW_MARGIN_S)
         return earliest
 
     def _held_up(self, state: _Platform, planned: float, now: float) -> None:
