@@ -12,6 +12,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from bridge.i18n import N_, _
+
 if TYPE_CHECKING:
     from bridge.privacy import Sealer
 
@@ -264,7 +266,7 @@ class Content:
     def header(self) -> str:
         """The line that introduces a post, e.g. `Daily News (#12)`, or `Daily News (#12,
         earlier post)` for a new follower's copy of an earlier post."""
-        return f"{self.channel_name} (#{self.post_id}{EARLIER_MARK if self.earlier else ''})"
+        return f"{self.channel_name} (#{self.post_id}{_(EARLIER_MARK) if self.earlier else ''})"
 
     @property
     def follow_command(self) -> str:
@@ -273,7 +275,7 @@ class Content:
 
 
 #: how a header marks an earlier post
-EARLIER_MARK = ", earlier post"
+EARLIER_MARK = N_(", earlier post")  # in the operator's language (`general.language`)
 
 
 @dataclass(frozen=True)

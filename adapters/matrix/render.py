@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from bridge.i18n import N_, _
 from bridge.ports import Content, MediaContent, PollContent, PostKind, Reply
 
 Event = tuple[str, dict[str, Any]]
@@ -31,7 +32,8 @@ VOICE_KEY = "org.matrix.msc3245.voice"
 AUDIO_KEY = "org.matrix.msc1767.audio"
 _MSGTYPES = {PostKind.PHOTO: "m.image", PostKind.VIDEO: "m.video", PostKind.VOICE: "m.audio"}
 #: how a copy's header introduces the channel's follow link
-FOLLOW_LABEL = "Follow"
+#: a copy's words are the operator's language (`general.language`); the post itself never changes
+FOLLOW_HOW = N_("Follow: send {command} to {link}")
 
 
 def _html_lines(text: str) -> str:
@@ -49,10 +51,10 @@ def header_text(content: Content) -> tuple[str, str]:
     plain, rich = content.header, f"<b>{html.escape(content.header)}</b>"
     if content.follow_url:
         url, command = content.follow_url, content.follow_command
-        plain += f" · {FOLLOW_LABEL}: send {command} to {url}"
-        rich += (
-            f" · {FOLLOW_LABEL}: send <code>{html.escape(command)}</code> to"
-            f' <a href="{html.escape(url)}">{html.escape(url.rsplit("/", 1)[-1])}</a>'
+        plain += " · " + _(FOLLOW_HOW).format(command=command, link=url)
+        rich += " · " + _(FOLLOW_HOW).format(
+            command=f"<code>{html.escape(command)}</code>",
+            link=f'<a href="{html.escape(url)}">{html.escape(url.rsplit("/", 1)[-1])}</a>',
         )
     return plain, rich
 
@@ -167,7 +169,7 @@ def poll_end(start_event_id: str) -> Event:
     """An MSC3381 poll end referencing its start event."""
     return POLL_END, {
         "m.relates_to": {"rel_type": "m.reference", "event_id": start_event_id},
-        TEXT_KEY: "The poll has ended.",
+        TEXT_KEY: _("The poll has ended."),
     }
 
 

@@ -14,15 +14,17 @@ from typing import Any
 from telegram import InputFile
 
 from adapters.base import Button, Content, MediaContent, PermanentFailure, PostKind, Reply
+from bridge.i18n import N_, _
 
 TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
 CALLBACK_DATA_LIMIT = 64
 POLL_QUESTION_LIMIT = 300
 QUIZ_EXPLANATION_LIMIT = 200
-DELETED_NOTICE = "This post was deleted by the channel."
+#: a copy's words are the operator's language (`general.language`); the post itself never changes
+DELETED_NOTICE = N_("This post was deleted by the channel.")
 #: the follow button of a copy without a header to link (a poll, a sticker)
-FOLLOW_LABEL = "Follow"
+FOLLOW_LABEL = N_("Follow")
 _MEDIA_METHODS = {
     PostKind.PHOTO: ("sendPhoto", "photo"),
     PostKind.VIDEO: ("sendVideo", "video"),
@@ -163,7 +165,7 @@ def render_post(
     calls = _render_post(chat_id, content, upload=upload, anonymous_poll=anonymous_poll)
     buttons = content.buttons
     if content.follow_url and content.kind in (PostKind.POLL, PostKind.STICKER):  # no header to link
-        buttons = (*buttons, Button(f"{FOLLOW_LABEL} {content.channel_name}", "", url=content.follow_url))
+        buttons = (*buttons, Button(f"{_(FOLLOW_LABEL)} {content.channel_name}", "", url=content.follow_url))
     keyboard = inline_keyboard(buttons)
     if keyboard is not None:
         calls[-1].params["reply_markup"] = keyboard
@@ -245,7 +247,7 @@ def render_edit(key: MessageKey, content: Content) -> tuple[list[ApiCall], tuple
 def deleted_notice(chat_id: str, message_id: int, *, caption: bool) -> ApiCall:
     """The edit that replaces a copy Telegram refuses to delete (older than 48 h)."""
     params = {"chat_id": chat_id, "message_id": message_id, "parse_mode": "HTML"}
-    notice = f"<i>{escape(DELETED_NOTICE)}</i>"
+    notice = f"<i>{escape(_(DELETED_NOTICE))}</i>"
     if caption:
         return ApiCall("editMessageCaption", {**params, "caption": notice})
     return ApiCall("editMessageText", {**params, "text": notice})
