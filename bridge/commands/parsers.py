@@ -566,7 +566,7 @@ def parse_lang(cur: Cursor) -> Command:
     if language not in languages():
         raise Malformed(
             _("{value!r} is not a language this bot speaks (choose {choices})").format(
-                value=show(tok.value), choices=" or ".join(languages())
+                value=show(tok.value), choices=", ".join(languages())
             )
         )
     cur.no_more(_("the language"))
