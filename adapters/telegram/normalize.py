@@ -65,6 +65,14 @@ def _seconds(value: int | float | dtm.timedelta | None) -> int | None:
     return int(value)
 
 
+def _duration(media: Video | Voice) -> int | None:
+    """A video's or voice note's length in whole seconds (PTB warns that `duration` becomes a
+    timedelta; both forms are read)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        return _seconds(media.duration)
+
+
 def media_of(message: TgMessage) -> InboundMedia | None:
     """The photo (largest size), video, voice note or sticker of a message, without its bytes."""
     if message.photo:
@@ -80,9 +88,7 @@ def media_of(message: TgMessage) -> InboundMedia | None:
         )
     if message.video:
         video: Video = message.video
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", PTBDeprecationWarning)
-            duration = _seconds(video.duration)
+        duration = _duration(video)
         return InboundMedia(
             PostKind.VIDEO,
             mime=video.mime_type or "video/mp4",
@@ -95,9 +101,7 @@ def media_of(message: TgMessage) -> InboundMedia | None:
         )
     if message.voice:
         voice: Voice = message.voice
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", PTBDeprecationWarning)
-            seconds = _seconds(voice.duration)
+        seconds = _duration(voice)
         return InboundMedia(
             PostKind.VOICE,
             mime=voice.mime_type or "audio/ogg",

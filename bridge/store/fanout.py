@@ -250,8 +250,7 @@ class Fanout:
             return SendCounts.from_statuses(kept)
         by_status = self._by_status(s, post.id or 0)
         counts = SendCounts.from_statuses(by_status)
-        settled = post.status in (PostStatus.PUBLISHED.value, PostStatus.DELETED.value)
-        if settled and not counts.pending:
+        if _settled(post) and not counts.pending:
             post.send_counts = json.dumps(by_status)
             s.add(post)
         return counts
@@ -277,7 +276,7 @@ class Fanout:
         if post is None or not post.author_platform or not post.author_sealed:
             return None
         large = post.planned >= threshold
-        settled = post.status in (PostStatus.PUBLISHED.value, PostStatus.DELETED.value)
+        settled = _settled(post)
         # Called after every batch of recorded sends: the copies are counted (100k rows for a
         # large post, seconds of a blocked event loop on a busy machine) only when a report is
         # due, and whether any copy is still open is one index probe.
@@ -312,6 +311,12 @@ class Fanout:
         s.connection().execute(
             text("UPDATE post SET summary_sent = :f WHERE id = :id"), {"f": False, "id": post_id}
         )
+
+
+def _settled(post: Post) -> bool:
+    """Whether a post's fan-out is fully planned (published, or deleted): once nothing of it is
+    pending, its figures no longer change."""
+    return post.status in (PostStatus.PUBLISHED.value, PostStatus.DELETED.value)
 
 
 __all__ = ["Fanout"]
