@@ -2,21 +2,23 @@
 
 A DM fan-out on a throw-away Synapse (tests/integration/matrix/synapse.py) with the bot's
 message rate limit lifted (`override_ratelimit`): N followers, each with one encrypted and one
-plain (unencrypted) DM with the bot, created by the follower and joined by the bot's adapter.
-One post goes to every DM room of a kind, twice (the first round also opens and shares the
-megolm sessions in encrypted rooms; the second is a steady-state post), through
+plain (unencrypted) DM with the bot. `--rounds` posts go to every DM room of a kind (the first
+also opens and shares the megolm sessions in encrypted rooms; the later ones are steady state),
+through
 
-(1) the real `adapters.matrix.MatrixAdapter.send(address, content)` with its sync loop running,
-    `--concurrency` sends at a time (the delivery worker's default is 16), and
-(2) a raw matrix-nio loop: `AsyncClient.room_send` into the same rooms, same event content,
-    same concurrency, from a second device of the same bot account, no sync loop;
-(3) the same raw loop for one more steady-state post while a plain `sync` loop runs on that
-    client (a bot must sync; the sync costs Synapse CPU too).
+(1) a raw matrix-nio loop: `AsyncClient.room_send` of the same event the adapter sends, same
+    concurrency, from a second device of the bot account, no sync loop; then
+(2) the real `adapters.matrix.MatrixAdapter.send(address, content)` with its sync loop running,
+    `--concurrency` sends at a time (the delivery worker's default is 16); then
+(3) the raw loop again (Synapse warms its caches as it goes: raw nio is measured on both sides
+    of the adapter, and its later posts are pooled), and
+(4) the raw loop for one more post while a plain long-poll `sync` loop runs on that client, as
+    a bot must.
 
-For each kind and round it prints msgs/s and CPU ms per message of this process, and the ratio
-adapter / raw (goal >= 0.9), plus adapter / (raw + sync) for the steady-state post.
-FIELD-NOTES: Synapse needs ~31 ms CPU per event on a 2-core machine, so ~30-35 msgs/s is the
-server's ceiling there for plain DMs whatever the client does.
+Each measurement starts once Synapse is idle (what the previous one left behind is not billed to
+it). For each kind and round it prints msgs/s and the CPU per message of this process and of
+Synapse, then the ratio adapter / raw nio (goal >= 0.9), first post and later posts apart.
+Synapse is single-threaded: its CPU per event is what bounds the rate on a 2-core machine.
 
     python bench/matrix_send.py                 # 200 followers, a few minutes
     python bench/matrix_send.py --followers 20  # a quick check
@@ -35,7 +37,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from nio import (
     AsyncClient,
     AsyncClientConfig,
+    JoinResponse,
     LoginResponse,
     RoomCreateResponse,
     RoomSendResponse,
@@ -51,7 +54,7 @@ from nio import (
 )
 
 from adapters.matrix.adapter import MatrixAdapter
-from adapters.matrix.render import render_post
+from adapters.matrix.render import follow_link, render_post
 from bridge.ports import Address, Content, Inbound, PostKind, Reply
 from tests.integration.matrix.conftest import MEGOLM, Follower
 from tests.integration.matrix.synapse import RegisteredUser, SynapseServer
@@ -72,6 +75,7 @@ class Run:
     failed: int
     elapsed_s: float
     cpu_s: float
+    server_cpu_s: float
 
     @property
     def rate(self) -> float:
@@ -84,10 +88,13 @@ async def _ignore(event: Inbound) -> list[Reply]:
 
 
 async def fan_out(
-    rooms: Sequence[str], concurrency: int, send: Callable[[int, str], Awaitable[None]]
-) -> tuple[int, int, float, float]:
+    rooms: Sequence[str],
+    concurrency: int,
+    send: Callable[[int, str], Awaitable[None]],
+    server_cpu: Callable[[], float],
+) -> tuple[int, int, float, float, float]:
     """Call `send(index, room)` for every room, `concurrency` at a time.
-    Returns (sent, failed, wall seconds, CPU seconds of this process)."""
+    Returns (sent, failed, wall seconds, CPU seconds of this process, of Synapse)."""
     queue = list(enumerate(rooms))
     queue.reverse()
     failed = 0
@@ -103,9 +110,22 @@ async def fan_out(
                 if failed <= 3:
                     print(f"    send failed: {type(exc).__name__}: {exc}")
 
-    cpu0, wall0 = time.process_time(), time.perf_counter()
+    await settle(server_cpu)
+    cpu0, server0, wall0 = time.process_time(), server_cpu(), time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return len(rooms) - failed, failed, time.perf_counter() - wall0, time.process_time() - cpu0
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    return len(rooms) - failed, failed, wall, cpu, server_cpu() - server0
+
+
+async def settle(server_cpu: Callable[[], float], timeout_s: float = 60.0) -> None:
+    """Until Synapse is idle (under 5 % of a core for 1 s): the work a previous phase left behind
+    (joins, key shares, background updates) must not be billed to the next one."""
+    deadline = time.monotonic() + timeout_s
+    quiet = 0
+    while quiet < 2 and time.monotonic() < deadline:
+        before = server_cpu()
+        await asyncio.sleep(0.5)
+        quiet = quiet + 1 if server_cpu() - before < 0.025 else 0
 
 
 def content(round_no: int, index: int) -> Content:
@@ -195,38 +215,14 @@ async def raw_device(synapse: SynapseServer, bot: RegisteredUser, store: Path) -
 # -- the two senders -------------------------------------------------------------------------------
 
 
-async def adapter_rounds(
-    adapter: MatrixAdapter, bot_id: str, kind: str, rooms: Sequence[str], rounds: int, concurrency: int
-) -> list[Run]:
-    """`rounds` posts into every room through MatrixAdapter.send."""
-    runs = []
-    for round_no in range(1, rounds + 1):
-
-        async def send(index: int, room_id: str, round_no: int = round_no) -> None:
-            await adapter.send(Address("matrix", bot_id, chat=room_id), content(round_no, index))
-
-        sent, failed, elapsed, cpu = await fan_out(rooms, concurrency, send)
-        runs.append(Run("adapter", kind, round_no, sent, failed, elapsed, cpu))
-        print_run(runs[-1])
-    return runs
+Sender = Callable[[int, str], Awaitable[None]]
 
 
-async def raw_rounds(
-    client: AsyncClient,
-    kind: str,
-    rooms: Sequence[str],
-    round_nos: Sequence[int],
-    concurrency: int,
-    label: str = "raw nio",
-) -> list[Run]:
-    """One post per round into every room with a bare `room_send` loop (same event content)."""
-    runs = []
-    for round_no in round_nos:
-        send = _raw_sender(client, round_no)
-        sent, failed, elapsed, cpu = await fan_out(rooms, concurrency, send)
-        runs.append(Run(label, kind, round_no, sent, failed, elapsed, cpu))
-        print_run(runs[-1])
-    return runs
+def _adapter_sender(adapter: MatrixAdapter, bot_id: str, round_no: int) -> Sender:
+    async def send(index: int, room_id: str) -> None:
+        await adapter.send(Address("matrix", bot_id, chat=room_id), content(round_no, index))
+
+    return send
 
 
 async def _sync_loop(client: AsyncClient) -> None:
@@ -235,8 +231,9 @@ async def _sync_loop(client: AsyncClient) -> None:
         await client.sync(timeout=30_000, sync_filter={"room": {"timeline": {"limit": 50}}})
 
 
-def _raw_sender(client: AsyncClient, round_no: int) -> Callable[[int, str], Awaitable[None]]:
-    event_type, body = render_post(content(round_no, 0))
+def _raw_sender(client: AsyncClient, round_no: int) -> Sender:
+    # the event the adapter sends, follow link included
+    event_type, body = render_post(replace(content(round_no, 0), follow_url=follow_link(client.user_id)))
 
     async def send(index: int, room_id: str) -> None:
         resp = await client.room_send(
@@ -251,39 +248,54 @@ def _raw_sender(client: AsyncClient, round_no: int) -> Callable[[int, str], Awai
 def print_run(run: Run) -> None:
     """One line per round."""
     cpu_ms = 1000 * run.cpu_s / max(1, run.sent)
+    server_ms = 1000 * run.server_cpu_s / max(1, run.sent)
     print(
         f"    {run.client:15s} {run.kind:9s} round {run.round}: {run.sent} sent, {run.failed} failed, "
-        f"{run.rate:6.1f} msgs/s, {cpu_ms:5.1f} ms CPU per message (this process)"
+        f"{run.rate:6.1f} msgs/s, CPU ms per message: {cpu_ms:5.1f} this process, {server_ms:5.1f} Synapse"
     )
 
 
+def _rate(runs: Sequence[Run]) -> float:
+    elapsed = sum(r.elapsed_s for r in runs)
+    return sum(r.sent for r in runs) / elapsed if elapsed else 0.0
+
+
 def print_summary(runs: Sequence[Run]) -> None:
-    """Adapter vs raw nio, per kind: the first post and the last (steady-state) one."""
-    by_key = {(r.client, r.kind, r.round): r for r in runs}
-    last = max(r.round for r in runs if r.client == "adapter")
+    """Adapter vs raw nio, per kind: the first post, and the later (steady-state) ones together."""
     print("\nsummary (msgs/s; ratio = adapter / raw nio, goal >= 0.9):")
     for kind in KINDS:
-        for round_no in sorted({1, last}):
-            ours, raw = by_key.get(("adapter", kind, round_no)), by_key.get(("raw nio", kind, round_no))
-            if ours is None or raw is None:
-                continue
-            label = "first post" if round_no == 1 else f"post {round_no} (steady)"
-            line = (
-                f"  {kind:9s} {label:18s} adapter {ours.rate:6.1f}  raw nio {raw.rate:6.1f}  "
-                f"ratio {ours.rate / raw.rate if raw.rate else 0:.2f}"
+        for label, first in (("first post", True), ("later posts", False)):
+            ours, raw = (
+                _rate([r for r in runs if r.client == client and r.kind == kind and (r.round == 1) == first])
+                for client in ("adapter", "raw nio")
             )
-            synced = [r for r in runs if r.client == "raw nio + sync" and r.kind == kind]
-            if round_no == last and synced and synced[0].rate:
-                line += (
-                    f"  | raw nio + sync loop {synced[0].rate:6.1f}, ratio {ours.rate / synced[0].rate:.2f}"
-                )
+            if not ours or not raw:
+                continue
+            line = f"  {kind:9s} {label:12s} adapter {ours:6.1f}  raw nio {raw:6.1f}  ratio {ours / raw:.2f}"
+            synced = _rate([r for r in runs if r.client == "raw nio + sync" and r.kind == kind])
+            if not first and synced:
+                line += f"  | raw nio + sync loop {synced:6.1f}, ratio {ours / synced:.2f}"
             print(line)
 
 
 # -- main ----------------------------------------------------------------------------------------
 
 
+async def join_all(client: AsyncClient, room_ids: Sequence[str]) -> None:
+    """The bot account accepts every DM invite (from the raw device: the adapter is not running)."""
+    gate = asyncio.Semaphore(8)
+
+    async def join(room_id: str) -> None:
+        async with gate:
+            resp = await client.join(room_id)
+            assert isinstance(resp, JoinResponse), resp
+
+    await asyncio.gather(*(join(room_id) for room_id in room_ids))
+
+
 async def bench(synapse: SynapseServer, args: argparse.Namespace, tmp: Path) -> list[Run]:
+    """Raw rounds, then the adapter's, then raw rounds again (Synapse warms its caches as it
+    goes, so raw nio is measured on both sides of the adapter), then raw nio with a sync loop."""
     t0 = time.perf_counter()
     bot, users = await asyncio.get_running_loop().run_in_executor(None, register_all, synapse, args.followers)
     print(f"  registered the bot and {len(users)} followers in {time.perf_counter() - t0:.1f} s")
@@ -291,40 +303,48 @@ async def bench(synapse: SynapseServer, args: argparse.Namespace, tmp: Path) -> 
         synapse.url, bot.user_id, access_token=bot.access_token, device_id=bot.device_id,
         store_dir=tmp / "bot-store", encryption=True,
     )  # fmt: skip
-    adapter.join_cap = 2 * args.followers + 10  # the DMs open at once: not an invite flood here
-    await adapter.start(_ignore)
     raw: AsyncClient | None = None
     runs: list[Run] = []
+    cpu = synapse.cpu_seconds
+
+    async def measure(client: str, round_no: int, send: Sender, kind: str) -> None:
+        runs.append(Run(client, kind, round_no, *await fan_out(rooms[kind], args.concurrency, send, cpu)))
+        print_run(runs[-1])
+
+    async def raw_rounds(first: int, label: str = "raw nio") -> None:
+        assert raw is not None
+        for round_no in range(first, first + args.rounds):
+            for kind in KINDS:
+                await measure(label, round_no, _raw_sender(raw, round_no), kind)
+
     try:
         raw = await raw_device(synapse, bot, tmp / "raw-store")
         t0 = time.perf_counter()
         rooms = await open_rooms(synapse, bot, users, tmp)
         all_rooms = [room for kind in KINDS for room in rooms[kind]]
-        print(f"  followers opened {len(all_rooms)} DMs in {time.perf_counter() - t0:.1f} s")
-        t0 = time.perf_counter()
-        await wait_joined(adapter, bot.user_id, all_rooms, timeout=60 + 2 * len(all_rooms))
-        print(f"  the adapter joined them in {time.perf_counter() - t0:.1f} s")
-        print("  MatrixAdapter.send (sync loop running):")
-        for kind in KINDS:
-            runs += await adapter_rounds(
-                adapter, bot.user_id, kind, rooms[kind], args.rounds, args.concurrency
-            )
-        await adapter.stop()
+        await join_all(raw, all_rooms)
+        print(f"  followers opened {len(all_rooms)} DMs, the bot joined in {time.perf_counter() - t0:.1f} s")
         sync = await raw.sync(timeout=0, full_state=True, sync_filter=_SYNC_FILTER)
         assert isinstance(sync, SyncResponse), sync
         if raw.should_query_keys:
             await raw.keys_query()
-        print("  raw matrix-nio room_send (second device of the bot, no sync loop):")
-        rounds = range(1, args.rounds + 1)
-        for kind in KINDS:
-            runs += await raw_rounds(raw, kind, rooms[kind], rounds, args.concurrency)
+        print("  raw matrix-nio room_send (a second device of the bot, no sync loop):")
+        await raw_rounds(1)
+        await adapter.start(_ignore)
+        await wait_joined(adapter, bot.user_id, all_rooms, timeout=60 + len(all_rooms))
+        print("  MatrixAdapter.send (its sync loop running):")
+        for round_no in range(1, args.rounds + 1):
+            for kind in KINDS:
+                await measure("adapter", round_no, _adapter_sender(adapter, bot.user_id, round_no), kind)
+        await adapter.stop()
+        print("  raw matrix-nio room_send again:")
+        await raw_rounds(args.rounds + 1)
         print("  raw matrix-nio room_send with a sync loop running:")
         syncing = asyncio.create_task(_sync_loop(raw))
         try:
+            last = 2 * args.rounds + 1
             for kind in KINDS:
-                runs += await raw_rounds(
-                    raw, kind, rooms[kind], [args.rounds + 1], args.concurrency, "raw nio + sync"
-                )
+                await measure("raw nio + sync", last, _raw_sender(raw, last), kind)
         finally:
             syncing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -343,7 +363,7 @@ def main() -> None:
     )
     parser.add_argument("--followers", type=int, default=200, help="followers (DMs per kind)")
     parser.add_argument("--concurrency", type=int, default=16, help="sends in flight")
-    parser.add_argument("--rounds", type=int, default=2, help="posts per kind and sender")
+    parser.add_argument("--rounds", type=int, default=3, help="posts per kind and sender")
     args = parser.parse_args()
     # nio warns "Missing session for device" each time a first post claims an olm session
     logging.getLogger("nio").setLevel(logging.ERROR)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Collection
 from pathlib import Path
 from typing import Any, TypeVar
@@ -68,6 +69,8 @@ class Session:
         self.polling = False
         #: how many requests the homeserver refused with M_LIMIT_EXCEEDED (counts only)
         self.rate_limited = 0
+        #: when the last two event-creating requests began (the sync loop paces itself by them)
+        self._recent_requests: deque[float] = deque(maxlen=2)
         self._access_token = access_token
         self._password = password
         self._device_id = device_id
@@ -122,6 +125,7 @@ class Session:
     async def request(self, what: str, call: Callable[[], Awaitable[_R]]) -> _R:
         """Run one event-creating request: its failure leaves translated (a 429 as
         `RetryLater(retry_after, scope="global")`, counted in `rate_limited`)."""
+        self._recent_requests.append(asyncio.get_running_loop().time())
         with translated(what):
             resp = await call()
         if isinstance(resp, ErrorResponse):
@@ -129,6 +133,11 @@ class Session:
                 self.rate_limited += 1
             raise error_for_response(resp, what)
         return resp
+
+    def sending(self, within_s: float) -> bool:
+        """Whether the bot made two event-creating requests or more in the last `within_s` seconds."""
+        recent = self._recent_requests
+        return len(recent) == 2 and asyncio.get_running_loop().time() - recent[0] <= within_s
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -233,10 +242,14 @@ class Session:
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             log.warning("matrix key maintenance failed: %s", type(exc).__name__)
 
-    async def next_batch(self, timeout_ms: int) -> SyncResponse | None:
-        """One long-poll sync; None when it failed (logged)."""
+    async def next_batch(self, timeout_ms: int, *, without_own: bool = False) -> SyncResponse | None:
+        """One long-poll sync (`without_own`: leaving out the bot's own events); None when it
+        failed (logged)."""
+        sync_filter = _SYNC_FILTER
+        if without_own:
+            sync_filter = {**_SYNC_FILTER, "room": {"timeline": {"limit": 50, "not_senders": [self.user_id]}}}
         try:
-            resp = await self.client.sync(timeout=timeout_ms, sync_filter=_SYNC_FILTER)
+            resp = await self.client.sync(timeout=timeout_ms, sync_filter=sync_filter)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             log.warning("matrix sync failed: %s", type(exc).__name__)
             return None

@@ -29,6 +29,12 @@ from .session import Session
 log = logging.getLogger(__name__)
 
 _SYNC_TIMEOUT_MS = 30_000
+#: While the bot sends (two event-creating requests or more within this many seconds, e.g. a
+#: fan-out), it does not long-poll: it asks for what is new once per this many seconds, leaving out
+#: its own events. A long poll would return at each of its own sends, and every sync costs the
+#: homeserver CPU for each room it reports, and that CPU is what bounds a fan-out. A command sent
+#: during a fan-out is answered at most this much later; an idle or conversing bot long-polls.
+BUSY_SYNC_GAP_S = 1.0
 _DIRECT_ONLY = (
     "Commands work only in a direct chat with just you and me (nobody else in the room). "
     "Start a direct chat with me and send it there."
@@ -73,10 +79,18 @@ class SyncLoop:
             if first is not None:
                 await self.handle(first)
             self.failures = 0
+            clock = asyncio.get_running_loop().time
+            began = clock()
             while not self.stopping:
+                busy = s.sending(within_s=BUSY_SYNC_GAP_S)
+                if busy:
+                    await self._idle(began + BUSY_SYNC_GAP_S - clock())
+                    if self.stopping:
+                        break
+                began = clock()
                 s.polling = True
                 try:
-                    resp = await s.next_batch(_SYNC_TIMEOUT_MS)
+                    resp = await s.next_batch(0 if busy else _SYNC_TIMEOUT_MS, without_own=busy)
                 finally:
                     s.polling = False
                 if resp is None:
@@ -92,6 +106,16 @@ class SyncLoop:
         finally:
             s.syncing = False
 
+    async def _idle(self, seconds: float) -> None:
+        """Wait between syncs; `stop()` may cancel the loop here as in the long poll."""
+        if seconds <= 0:
+            return
+        self._s.polling = True
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            self._s.polling = False
+
     async def handle(self, resp: SyncResponse) -> None:
         """One batch: invites, leaves, memberships and timeline events, then the token."""
         await self._invites.handle(resp)
@@ -106,7 +130,8 @@ class SyncLoop:
                     self._on_membership(room_id, event)
             for event in info.timeline.events:
                 if isinstance(event, MegolmEvent):
-                    log.warning("matrix: an event could not be decrypted")
+                    if event.sender != self._s.user_id:  # the bot's other devices' are no loss
+                        log.warning("matrix: an event could not be decrypted")
                     continue
                 source = getattr(event, "source", None)
                 if isinstance(source, dict):

@@ -187,6 +187,18 @@ class SynapseServer:
                 out.extend(path.read_text(errors="replace").splitlines()[-lines:])
         return "\n".join(out)
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the Synapse process has used so far; 0 when it is not running."""
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            return 0.0
+        try:
+            stat = Path(f"/proc/{proc.pid}/stat").read_text()
+        except OSError:
+            return 0.0
+        fields = stat.rsplit(")", 1)[1].split()  # after "(comm)", which may hold spaces
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         """SIGTERM the process (SIGKILL after 10 s) and remove the temp dir."""
         proc, self._proc = self._proc, None
