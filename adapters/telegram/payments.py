@@ -1,6 +1,7 @@
-"""Telegram Stars for the adapter, pure: money updates -> neutral events, an `Invoice` -> the
+"""Telegram Stars for the adapter: money updates -> neutral events, an `Invoice` -> the
 `createInvoiceLink` call, the gateway's calls (refund, subscription cancel, transactions) and
-Telegram's `StarTransaction`s -> neutral ones (without the user).
+Telegram's `StarTransaction`s -> neutral ones (without the user); and the pre-checkout answer,
+retried within Telegram's ten seconds.
 
 Digital goods are sold in Stars only: currency `XTR`, no provider token, one price; a
 subscription's period is exactly 30 days.
@@ -8,7 +9,9 @@ subscription's period is exactly 30 days.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dtm
+import itertools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -32,12 +35,16 @@ from bridge.ports import (
     PaymentRefunded,
     PermanentFailure,
     PreCheckout,
+    RetryLater,
     StarTransaction,
 )
 
 from .render import ApiCall
 
 STARS = "XTR"
+#: Telegram drops a payment whose pre_checkout_query is not answered within 10 s: an answer that
+#: meets a 429 or a network failure is tried again while it can still arrive within this time
+ANSWER_WITHIN_S = 8.0
 #: what the pay button under an invoice reads
 PAY_LABEL = "Pay {stars} ⭐"
 
@@ -100,12 +107,24 @@ def answer_call(query_id: str, refusal: str | None) -> ApiCall:
 
 
 def answerer(
-    query_id: str, call: Callable[[ApiCall], Awaitable[Any]]
+    query_id: str, call: Callable[[ApiCall], Awaitable[Any]], *, within_s: float = ANSWER_WITHIN_S
 ) -> Callable[[str | None], Awaitable[None]]:
-    """The `PreCheckout.answer` of one query, sending through `call`."""
+    """The `PreCheckout.answer` of one query, sending through `call`: a `RetryLater` is waited
+    out (the time Telegram asks, else a short backoff) and tried again as long as the answer can
+    still be in time; then the last failure is raised (the payer is not charged)."""
+    clock = asyncio.get_running_loop().time
+    deadline = clock() + within_s
 
     async def answer(refusal: str | None) -> None:
-        await call(answer_call(query_id, refusal))
+        for attempt in itertools.count():
+            try:
+                await call(answer_call(query_id, refusal))
+                return
+            except RetryLater as exc:
+                wait = exc.after_s if exc.after_s is not None else min(2.0, 0.25 * 2**attempt)
+                if clock() + wait > deadline:
+                    raise
+                await asyncio.sleep(wait)
 
     return answer
 

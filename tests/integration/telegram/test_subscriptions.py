@@ -183,6 +183,36 @@ async def test_an_invoice_link_that_fails_once_is_made_again_by_the_reply_lane(b
     assert b.api.payments.invoice(link).amount == 50
 
 
+async def test_a_pre_checkout_answer_that_meets_a_429_is_retried_in_time(bridge: Bridge) -> None:
+    b = bridge
+    ann = b.api.add_user("Ann")
+    link = await invoice_link(b, ann)
+    b.api.fail("answerPreCheckoutQuery", status=429, retry_after=2)
+    b.api.fail("answerPreCheckoutQuery", status=502)  # then a bad gateway, once
+    outcome = await b.api.payments.user_pays(ann.id, link)
+    assert outcome.status == "paid", outcome
+    assert len(b.api.calls_to("answerPreCheckoutQuery")) == 3
+    await b.answer(ann, 0, "Thank you!")
+    assert [r.kind for r in ledger(b)] == [LedgerKind.CHARGE.value]
+
+
+async def test_a_pre_checkout_that_cannot_be_answered_in_time_charges_nothing(
+    bridge: Bridge, caplog: pytest.LogCaptureFixture
+) -> None:
+    b = bridge
+    ann = b.api.add_user("Ann")
+    link = await invoice_link(b, ann)
+    b.api.fail("answerPreCheckoutQuery", status=429, retry_after=30)
+    with caplog.at_level(logging.WARNING):
+        outcome = await b.api.payments.user_pays(ann.id, link)
+        async with asyncio.timeout(5):
+            while "answering a pre-checkout failed" not in caplog.text:
+                await asyncio.sleep(0.05)
+    assert outcome.status == "timeout"
+    assert len(b.api.calls_to("answerPreCheckoutQuery")) == 1  # no answer sent into the penalty
+    assert ledger(b) == [] and paid_until(b) == [] and b.api.payments.charges == {}
+
+
 async def test_a_renewal_extends_access(bridge: Bridge) -> None:
     b = bridge
     ann = b.api.add_user("Ann")
