@@ -204,7 +204,7 @@ async def test_a_pre_checkout_that_cannot_be_answered_in_time_charges_nothing(
     link = await invoice_link(b, ann)
     b.api.fail("answerPreCheckoutQuery", status=429, retry_after=30)
     with caplog.at_level(logging.WARNING):
-        outcome = await b.api.payments.user_pays(ann.id, link)
+        outcome = await b.api.payments.user_pays(ann.id, link, timeout=3)  # Telegram: 10
         async with asyncio.timeout(5):
             while "answering a pre-checkout failed" not in caplog.text:
                 await asyncio.sleep(0.05)
