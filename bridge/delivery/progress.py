@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 
-from bridge.i18n import _
+from bridge.i18n import _, speaking
 from bridge.models import NoticeLane
 from bridge.notices import NoticeQueue
 from bridge.ports import Reply
@@ -80,12 +80,16 @@ class ProgressReporter:
         return retry, queued
 
     def _queue(self, report: ProgressReport) -> None:
+        """Queue the report, worded in the language its author chose with `/lang`."""
         now = self.clock()
-        if report.progress:
-            self.notices.update_progress(report.post_id, report.author, progress_text(report), now)
-        if report.summary:
-            address = self.sealer.open(report.author)
-            self.notices.enqueue(address, [Reply(summary_text(report))], NoticeLane.NOTICE, now)
+        address = self.sealer.open(report.author)
+        with self.store.unit_of_work() as s:
+            language = self.store.languages.of(s, self.sealer.address_index(address))
+        with speaking(language):
+            if report.progress:
+                self.notices.update_progress(report.post_id, report.author, progress_text(report), now)
+            if report.summary:
+                self.notices.enqueue(address, [Reply(summary_text(report))], NoticeLane.NOTICE, now)
 
 
 __all__ = ["ProgressReporter", "progress_text", "summary_text"]

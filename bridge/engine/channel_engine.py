@@ -387,45 +387,40 @@ class ChannelEngine:
         if not author_ok:
             if not self.store.atomically(self.store.schedule.claim_skip, post_id):
                 return PublishOutcome.ALREADY_HANDLED
+            due = post.scheduled_at
             await self.notify_owner(
                 post.channel_id,
-                _(
+                lambda: _(
                     "Scheduled post #{post_id} was due {local} but was skipped: its author "
                     "is no longer an admin of the channel."
-                ).format(post_id=post_id, local=self._core.local(post.scheduled_at)),
+                ).format(post_id=post_id, local=self._core.local(due)),
             )
             return PublishOutcome.SKIPPED
         if late_by > grace_s and late_policy == "skip":
             if not self.store.atomically(self.store.schedule.claim_skip, post_id):
                 return PublishOutcome.ALREADY_HANDLED
+            due = post.scheduled_at
             await self.notify_author(
                 post,
-                _(
+                lambda: _(
                     "Scheduled post #{post_id} was due {local} but the bridge was down; it "
                     "was {duration_text} late, so it was skipped (late_policy = skip)."
-                ).format(
-                    post_id=post_id,
-                    local=self._core.local(post.scheduled_at),
-                    duration_text=duration_text(late_by),
-                ),
+                ).format(post_id=post_id, local=self._core.local(due), duration_text=duration_text(late_by)),
             )
             return PublishOutcome.SKIPPED
         if not self.publish(post_id):
             return PublishOutcome.ALREADY_HANDLED
         if late_by > grace_s:
+            due = post.scheduled_at
             await self.notify_author(
                 post,
-                _(
+                lambda: _(
                     "Scheduled post #{post_id} was due {local}; the bridge was down, so it "
                     "went out {duration_text} late (late_policy = publish)."
-                ).format(
-                    post_id=post_id,
-                    local=self._core.local(post.scheduled_at),
-                    duration_text=duration_text(late_by),
-                ),
+                ).format(post_id=post_id, local=self._core.local(due), duration_text=duration_text(late_by)),
             )
             return PublishOutcome.PUBLISHED_LATE
-        await self.notify_author(post, _(
+        await self.notify_author(post, lambda: _(
             "Scheduled post #{post_id} is going out now."
         ).format(post_id=post_id))
         return PublishOutcome.PUBLISHED
@@ -444,13 +439,14 @@ class ChannelEngine:
             author_ok = self._core.author_still_admin(s, row.channel_id, row)
         if not author_ok:
             if self.store.atomically(self.store.schedule.claim_stop_recurring, recurring_id, due_at):
+                spec = row.spec
                 await self.notify_owner(
                     row.channel_id,
-                    _(
+                    lambda: _(
                         "Recurring post r{recurring_id} ({spec}) was stopped and its post "
                         "of {local} skipped: its author is no longer an admin of the "
                         "channel."
-                    ).format(recurring_id=recurring_id, spec=row.spec, local=self._core.local(due_at)),
+                    ).format(recurring_id=recurring_id, spec=spec, local=self._core.local(due_at)),
                 )
                 self._core.schedule_changed()
             return None
@@ -506,11 +502,9 @@ class ChannelEngine:
                         )
                     )
 
-    async def notify_owner(self, channel_id: int, text: str) -> None:
-        """Tell a channel's owner something about the channel (nobody, if it has no owner)."""
-        notify = self._core.hooks.notify
-        if notify is None:
-            return
+    async def notify_owner(self, channel_id: int, compose: Callable[[], str]) -> None:
+        """Tell a channel's owner something about the channel (nobody, if it has no owner), in
+        the owner's language: `compose` writes the text."""
         with self.store.unit_of_work() as s:
             owner = self.store.channels.owner(s, channel_id)
         if owner is None:
@@ -519,19 +513,17 @@ class ChannelEngine:
             owner_address = self.sealer.unseal(
                 owner.platform, owner.sealed, table="channeladmin", row_id=owner.id or 0
             )
-            await notify(owner_address, text)
+            await self._core.tell(owner_address, compose)
         except Exception as exc:  # a notice must never break the caller; it is recorded in the log
             log.warning("could not notify the owner of channel %s: %s", channel_id, type(exc).__name__)
 
-    async def notify_author(self, post: Post, text: str) -> None:
-        """Tell the admin who made a post something about it (progress, schedule outcome)."""
-        notify = self._core.hooks.notify
-        if notify is None:
-            return
+    async def notify_author(self, post: Post, compose: Callable[[], str]) -> None:
+        """Tell the admin who made a post something about it (a schedule outcome), in their
+        language: `compose` writes the text."""
         address = self._core.open_author(post)
         if address is None:
             return
         try:
-            await notify(address, text)
+            await self._core.tell(address, compose)
         except Exception as exc:  # a notice must never break the caller; it is recorded in the log
             log.warning("could not notify the author of post %s: %s", post.id, type(exc).__name__)

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
-from bridge.i18n import _, ngettext
+from bridge.i18n import _, ngettext, speaking
 from bridge.models import AdminRole, ChannelAdmin, Post, PostStatus, RecurringPost
 from bridge.platforms import Platforms
 from bridge.ports import Address, PostKind, StarsGateway
@@ -163,6 +163,19 @@ class EngineCore:
     def paid_media_platforms(self) -> tuple[str, ...]:
         """The platforms whose people buy a pay-per-post copy as paid media (Telegram)."""
         return tuple(plugin.name for plugin in self.platforms if plugin.paid_media)
+
+    async def tell(self, address: Address, compose: Callable[[], str]) -> None:
+        """Send one person a notice of the bridge's own (no command of theirs asked for it), in
+        the language they chose with `/lang` (else `general.language`): `compose` writes the
+        text once that language is in force. Nothing is sent when the app installed no notify."""
+        notify = self.hooks.notify
+        if notify is None:
+            return
+        with self.store.unit_of_work() as s:
+            language = self.store.languages.of(s, self.sealer.address_index(address))
+        with speaking(language):
+            text = compose()
+        await notify(address, text)
 
     def actor(self, address: Address) -> Actor:
         """The sender as the engine sees them."""

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from bridge.engine.core import Actor, EngineCore
 from bridge.i18n import _
@@ -52,8 +53,7 @@ def expiry_text(channel_name: str, handle: str, on_sale: bool) -> str:
 async def notice_expiries(core: EngineCore) -> int:
     """Tell each follower whose paid access ended (more than the grace ago) once; returns how
     many notices were queued here."""
-    notify = core.hooks.notify
-    if notify is None:
+    if core.hooks.notify is None:
         return 0
     cutoff = core.clock() - core.options.payments_expiry_notice_grace_s
     with core.store.unit_of_work() as s:
@@ -63,9 +63,9 @@ async def notice_expiries(core: EngineCore) -> int:
         notice = _claim(core, expired.entitlement_id, expired.follower_id, expired.channel_id, cutoff)
         if notice is None:
             continue
-        address, text = notice
+        address, compose = notice
         try:
-            await notify(address, text)
+            await core.tell(address, compose)
             sent += 1
         except Exception as exc:  # a notice must never break the sweep; it is recorded in the log
             log.warning("could not queue an expiry notice: %s", type(exc).__name__)
@@ -74,7 +74,7 @@ async def notice_expiries(core: EngineCore) -> int:
 
 def _claim(
     core: EngineCore, entitlement_id: int, follower_id: int, channel_id: int, cutoff: float
-) -> tuple[Address, str] | None:
+) -> tuple[Address, Callable[[], str]] | None:
     """Claim one ending's notice (committed before it is queued) with where and what to tell."""
     with core.store.unit_of_work() as s:
         if not core.store.payments.claim_expiry_notice(s, entitlement_id, cutoff):
@@ -91,7 +91,8 @@ def _claim(
             log.warning("follower %s cannot be told that access ended: unreadable address", follower_id)
             return None
         on_sale = core.store.payments.tier_of(s, channel_id) is not None
-        return address, expiry_text(channel.name, channel.handle, on_sale)
+        name, handle = channel.name, channel.handle
+        return address, lambda: expiry_text(name, handle, on_sale)
 
 
 __all__ = ["SWEEP_LIMIT", "expiry_text", "notice_expiries", "purchased"]

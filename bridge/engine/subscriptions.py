@@ -200,8 +200,8 @@ async def _record_refund(core: EngineCore, plan: _Plan) -> list[Reply]:
     recorded = record_refund(core, plan.payer, plan.channel, plan.charge_id, plan.amount)
     with core.store.unit_of_work() as s:
         subscribers = core.store.payments.subscribers(s, plan.channel.id or 0, core.clock())
-    if recorded and core.hooks.notify is not None:
-        await core.hooks.notify(plan.payer, refund_notice(plan.channel, plan.amount))
+    if recorded:
+        await core.tell(plan.payer, lambda: refund_notice(plan.channel, plan.amount))
     return [
         Reply(
             _(

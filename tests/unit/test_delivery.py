@@ -248,27 +248,36 @@ async def test_native_votes_and_reactions_aggregate_across_copies(harness: Harne
     assert "🔥 2" in stats and "👍 1" in stats
 
 
-async def test_author_gets_one_progress_message_edited_in_place_and_a_final_summary(store_url: str) -> None:
-    slow = FakeAdapter(delay=0.002)
+async def _large_post(
+    store_url: str, followers: int, *, first: str = "", done_word: str = "finished"
+) -> tuple[Harness, list[Address], list[str]]:
+    """A post to `followers` (one of them refusing) by the operator, who first says `first`;
+    returns the harness, the followers and what the operator received, once the summary is in."""
     h = build(
         store_url,
-        adapter=slow,
+        adapter=FakeAdapter(delay=0.002),
         policy=DeliveryPolicy(concurrency=4, batch_size=50, progress_threshold=50, progress_interval_s=0.05),
     )
     await h.worker.start()
     try:
-        people = await _channel_with(h, 300)
+        people = await _channel_with(h, followers)
         h.adapter.script[people[7].target] = [PermanentFailure("Bad Request: chat not found")]
+        if first:
+            await h.say(OPERATOR, first)
         await h.say(OPERATOR, "/post news big news")
         await h.settle()
         for _ in range(50):  # the summary follows the last recorded outcome
-            if any("finished" in text for _, text in h.adapter.replies):
+            if any(done_word in text for _, text in h.adapter.replies):
                 break
             await asyncio.sleep(0.05)
         await h.worker.drain()
     finally:
         await h.worker.stop()
-    to_author = [text for target, text in h.adapter.replies if target == OPERATOR.target]
+    return h, people, [text for target, text in h.adapter.replies if target == OPERATOR.target]
+
+
+async def test_author_gets_one_progress_message_edited_in_place_and_a_final_summary(store_url: str) -> None:
+    h, people, to_author = await _large_post(store_url, 300)
     progress = [text for text in to_author if "progress" in text]
     summary = [text for text in to_author if "finished" in text]
     assert len(progress) == 1, to_author  # one message ...
@@ -280,6 +289,15 @@ async def test_author_gets_one_progress_message_edited_in_place_and_a_final_summ
     assert summary == ["Post #1 finished: delivered 299, failed 1 (Bad Request: chat not found ×1)."]
     everything = " ".join(to_author + [text for _, text in edits])
     assert all(p.id not in everything for p in people)
+
+
+async def test_progress_and_summary_are_in_the_language_the_author_chose(store_url: str) -> None:
+    h, _people, to_author = await _large_post(store_url, 120, first="/lang fr", done_word="terminée")
+    progress = [text for text in to_author if "progression" in text]
+    assert len(progress) == 1 and progress[0].startswith("Publication n°1, progression : "), to_author
+    assert all(text.startswith("Publication n°1, progression") for _, text in h.adapter.edited_replies)
+    assert "Publication n°1 terminée : livrées 119, échouées 1 (Bad Request: chat not found ×1)." in to_author
+    assert not any(text.startswith("Post #") for text in to_author)  # nothing of it in English
 
 
 async def test_small_fanout_without_failures_sends_no_summary(store_url: str) -> None:
@@ -356,13 +374,15 @@ async def test_a_later_post_waits_behind_an_earlier_copy_being_retried_in_the_sa
     await h.worker.start()
     try:
         slow, other = await _channel_with(h, 2)
-        h.adapter.script[slow.target] = [RetryLater(0.3, reason="429 Too Many Requests")]
+        h.adapter.script[slow.target] = [RetryLater(1.5, reason="429 Too Many Requests")]
         for n in (1, 2, 3):
             await h.say(OPERATOR, f"/post news number {n}")
         await h.engine.drain_planning()
-        await asyncio.sleep(0.15)  # the retry is still waiting: nothing overtook it
-        assert h.adapter.sends_to(slow.target) == []
+        async with asyncio.timeout(1.0):  # the other chat is not held up ...
+            while len(h.adapter.sends_to(other.target)) < 3:
+                await asyncio.sleep(0.01)
         assert [c.text for c in h.adapter.sends_to(other.target)] == ["number 1", "number 2", "number 3"]
+        assert h.adapter.sends_to(slow.target) == []  # ... while the retry still waits: nothing overtook it
         await h.settle()
         await h.say(OPERATOR, "/edit 1 number one")
         await h.say(OPERATOR, "/delete 2")

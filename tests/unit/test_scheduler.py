@@ -154,6 +154,17 @@ async def test_due_post_is_published_once_even_when_woken_twice(node: Node, cloc
     assert node.service.pending() == []
 
 
+async def test_the_schedule_notice_is_in_the_language_the_author_chose(node: Node, clock: Clock) -> None:
+    await _channel(node.h)
+    assert "français" in await node.h.say(OPERATOR, "/lang fr")
+    await node.h.say(OPERATOR, "/schedule news in 10m bonjour plus tard")
+    await node.service.start()
+    (wakeup,) = node.service.pending()
+    clock.advance(600)
+    assert await node.service.run_wakeup(wakeup) == "published"
+    assert node.notices.texts() == ["La publication programmée n°1 part maintenant."]
+
+
 async def test_cancelled_post_is_never_published(node: Node, clock: Clock) -> None:
     people = await _channel(node.h)
     await node.service.start()
