@@ -42,8 +42,29 @@ async def harness(store_url: str) -> AsyncIterator[Harness]:
         h.store.dispose()
 
 
+#: tests that keep both cores busy (several bridge processes, SIGKILL and restart, thousands of
+#: sends against the local Bot API server) or measure time under load: under `pytest -n 2`
+#: (pytest-xdist, the README's command 2) they run one after another on one worker
+_CPU_HEAVY = (
+    "tests/integration/test_multiprocess_pg.py",
+    "tests/integration/test_privacy_e2e.py",
+    "tests/integration/telegram/test_outbound_path.py",
+    "tests/integration/telegram/test_outbound_order.py",
+    "tests/integration/telegram/test_webhook_pg.py",
+    "tests/integration/telegram/test_webhook.py",
+    "tests/integration/ops/test_backup_restore.py",
+    "tests/unit/test_crash_safety.py",
+    "tests/unit/test_rotate_key.py",
+    "tests/unit/test_notices.py",
+)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Everything under tests/integration talks to real servers: mark it so `-m` can select."""
+    """Everything under tests/integration talks to real servers: mark it so `-m` can select.
+    The CPU-heavy files share one xdist group (one worker, one at a time)."""
     for item in items:
-        if "/tests/integration/" in str(item.path).replace("\\", "/"):
+        path = str(item.path).replace("\\", "/")
+        if "/tests/integration/" in path:
             item.add_marker(pytest.mark.integration)
+        if path.endswith(_CPU_HEAVY):
+            item.add_marker(pytest.mark.xdist_group("cpu-heavy"))
