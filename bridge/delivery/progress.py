@@ -9,7 +9,7 @@ from bridge.i18n import _, speaking
 from bridge.models import NoticeLane
 from bridge.notices import NoticeQueue
 from bridge.ports import Reply
-from bridge.privacy import Sealer
+from bridge.privacy import Sealed, Sealer, UnsealError
 from bridge.store import ProgressReport, Store
 
 log = logging.getLogger(__name__)
@@ -82,14 +82,22 @@ class ProgressReporter:
     def _queue(self, report: ProgressReport) -> None:
         """Queue the report, worded in the language its author chose with `/lang`."""
         now = self.clock()
-        address = self.sealer.open(report.author)
-        with self.store.unit_of_work() as s:
-            language = self.store.languages.of(s, self.sealer.address_index(address))
-        with speaking(language):
+        with speaking(self._language(report.author)):
             if report.progress:
                 self.notices.update_progress(report.post_id, report.author, progress_text(report), now)
             if report.summary:
+                address = self.sealer.open(report.author)
                 self.notices.enqueue(address, [Reply(summary_text(report))], NoticeLane.NOTICE, now)
+
+    def _language(self, sealed_author: Sealed) -> str | None:
+        """The language the author chose with `/lang` (None: the default, also when the sealed
+        author cannot be opened; the notice lane reports that when it sends)."""
+        try:
+            address = self.sealer.open(sealed_author)
+        except UnsealError:
+            return None
+        with self.store.unit_of_work() as s:
+            return self.store.languages.of(s, self.sealer.address_index(address))
 
 
 __all__ = ["ProgressReporter", "progress_text", "summary_text"]
