@@ -250,11 +250,14 @@ class NoticeQueue:
         return row is not None
 
     def release_expired(self, now: float) -> int:
-        """Return notices whose worker died (lease expired) to pending."""
+        """Return notices whose lease expired (their worker died, or stalled) to pending. The
+        last holder stays in `lease_owner` until another worker claims the notice, so a stalled
+        worker that sent it after all still records it (and extends its lease) and nobody sends
+        it twice."""
         with self.store.connection() as conn:
             result = conn.execute(
                 status_text(
-                    "UPDATE notice SET status = :pending, lease_owner = NULL"
+                    "UPDATE notice SET status = :pending"
                     " WHERE status = :leased AND lease_expires_at < :now"
                 ),
                 {"now": now},
@@ -275,12 +278,16 @@ class NoticeQueue:
             )
 
     def extend_leases(self, owner: str, ids: Sequence[int], until: float) -> None:
-        """Keep the leases of notices still in flight alive."""
+        """Keep the leases of notices still in flight alive (taking back one released meanwhile
+        that no other worker claimed)."""
         if not ids:
             return
         with self.store.connection() as conn:
             conn.execute(
-                text("UPDATE notice SET lease_expires_at = :until WHERE id = :id AND lease_owner = :owner"),
+                status_text(
+                    "UPDATE notice SET lease_expires_at = :until, status = :leased"
+                    " WHERE id = :id AND lease_owner = :owner AND status IN (:leased, :pending)"
+                ),
                 [{"id": i, "owner": owner, "until": until} for i in ids],
             )
 

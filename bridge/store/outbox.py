@@ -16,7 +16,7 @@ from bridge.models import Delivery, DeliveryStatus, Follower, MirrorRoom
 from bridge.ports import Address
 from bridge.privacy import Sealer, UnsealError
 from bridge.store.rows import ClaimedDelivery, DeliveryContext, DeliveryOutcome, SourceRef
-from bridge.store.sql import STATUS_PARAMS, open_predicate
+from bridge.store.sql import STATUS_PARAMS, open_predicate, status_text
 
 #: per-chat order: a row is claimed only when no earlier row to the same follower or mirror is
 #: still open, so a later copy never overtakes an earlier one waiting for a retry
@@ -91,10 +91,12 @@ class Outbox:
         return sorted((ClaimedDelivery.from_row(r) for r in rows), key=lambda c: c.id)
 
     def release_expired(self, conn: Connection, now: float) -> int:
-        """Return rows whose worker died (lease expired) to pending."""
+        """Return rows whose lease expired (their worker died, or stalled) to pending. The last
+        holder stays in `lease_owner` until another worker claims the row, so a stalled worker
+        that sent the copy after all still records it (and extends its lease): no second copy."""
         result = conn.execute(
             text(
-                "UPDATE delivery SET status = :pending, lease_owner = NULL"
+                "UPDATE delivery SET status = :pending"
                 " WHERE status = :leased AND lease_expires_at < :now"
             ),
             {"now": now, **STATUS_PARAMS},
@@ -180,9 +182,13 @@ class Outbox:
         )
 
     def extend_leases(self, conn: Connection, owner: str, ids: Sequence[int], until: float) -> None:
-        """Keep the leases of rows still in flight alive."""
+        """Keep the leases of rows still in flight alive (taking back one released meanwhile that
+        no other worker claimed)."""
         conn.execute(
-            text("UPDATE delivery SET lease_expires_at = :until WHERE id = :id AND lease_owner = :owner"),
+            status_text(
+                "UPDATE delivery SET lease_expires_at = :until, status = :leased"
+                " WHERE id = :id AND lease_owner = :owner AND status IN (:leased, :pending)"
+            ),
             [{"id": i, "owner": owner, "until": until} for i in ids],
         )
 

@@ -1,0 +1,117 @@
+"""A worker that stalls past its lease (a starved event loop, a slow database) but sent the copy or
+the answer after all must not have it sent a second time by another worker.
+
+An expired lease is released to pending with its last holder kept: that holder's late record
+still lands, and its next lease extension takes the row back. Only a row another worker has
+claimed meanwhile is theirs (seen in CI: two processes answered one `/follow` 29 s apart).
+"""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import text
+
+from bridge.models import DeliveryStatus, NoticeLane
+from bridge.notices import NoticeOutcome, NoticeQueue
+from bridge.ports import Reply
+from bridge.store.rows import DeliveryOutcome
+from tests.support import OPERATOR, Harness, build, person
+
+LEASE_S = 3.0
+
+
+async def _one_copy_planned(h: Harness) -> None:
+    await h.say(OPERATOR, "/newchannel news Daily News")
+    await h.say(person(1), "/follow news")
+    await h.say(OPERATOR, "/post news hello")
+    await h.engine.drain_planning()
+
+
+def _notices(h: Harness) -> NoticeQueue:
+    assert h.worker.notices is not None
+    return h.worker.notices
+
+
+async def test_a_copy_sent_by_a_stalled_worker_is_recorded_and_not_claimed_again(store_url: str) -> None:
+    h = build(store_url)
+    await _one_copy_planned(h)
+    now = time.time()
+    outbox = h.store.outbox
+    with h.store.connection() as conn:
+        (row,) = outbox.claim(conn, "w-a", now, LEASE_S, 10)
+    with h.store.connection() as conn:  # another worker's reaper: w-a's lease ran out
+        assert outbox.release_expired(conn, now + LEASE_S + 1) == 1
+    with h.store.connection() as conn:  # w-a sent it after all
+        sent = DeliveryOutcome(row.id, DeliveryStatus.DELIVERED, ref_key="7:1", platform=row.platform)
+        outbox.record(conn, "w-a", [sent], now + LEASE_S + 2, h.sealer)
+    with h.store.connection() as conn:
+        assert outbox.claim(conn, "w-b", now + LEASE_S + 3, LEASE_S, 10) == []
+        status = conn.execute(text("SELECT status FROM delivery WHERE id = :id"), {"id": row.id}).scalar()
+    assert status == DeliveryStatus.DELIVERED.value
+    h.store.dispose()
+
+
+async def test_a_stalled_worker_extending_its_lease_takes_its_copy_back(store_url: str) -> None:
+    h = build(store_url)
+    await _one_copy_planned(h)
+    now = time.time()
+    outbox = h.store.outbox
+    with h.store.connection() as conn:
+        (row,) = outbox.claim(conn, "w-a", now, LEASE_S, 10)
+    with h.store.connection() as conn:
+        assert outbox.release_expired(conn, now + LEASE_S + 1) == 1
+    with h.store.connection() as conn:
+        outbox.extend_leases(conn, "w-a", [row.id], now + 2 * LEASE_S + 1)
+    with h.store.connection() as conn:
+        assert outbox.claim(conn, "w-b", now + LEASE_S + 2, LEASE_S, 10) == []
+    h.store.dispose()
+
+
+async def test_a_copy_another_worker_claimed_meanwhile_is_theirs(store_url: str) -> None:
+    h = build(store_url)
+    await _one_copy_planned(h)
+    now = time.time()
+    outbox = h.store.outbox
+    with h.store.connection() as conn:
+        (row,) = outbox.claim(conn, "w-a", now, LEASE_S, 10)
+    with h.store.connection() as conn:
+        assert outbox.release_expired(conn, now + LEASE_S + 1) == 1
+    with h.store.connection() as conn:
+        (again,) = outbox.claim(conn, "w-b", now + LEASE_S + 1, LEASE_S, 10)
+    with h.store.connection() as conn:  # w-a's late record and extension change nothing
+        outbox.extend_leases(conn, "w-a", [row.id], now + 10 * LEASE_S)
+        late = DeliveryOutcome(row.id, DeliveryStatus.FAILED, error="late", platform=row.platform)
+        outbox.record(conn, "w-a", [late], now + LEASE_S + 2, h.sealer)
+        owner, status = conn.execute(
+            text("SELECT lease_owner, status FROM delivery WHERE id = :id"), {"id": row.id}
+        ).one()
+    assert again.id == row.id and (owner, status) == ("w-b", DeliveryStatus.LEASED.value)
+    h.store.dispose()
+
+
+async def test_an_answer_sent_by_a_stalled_worker_is_not_sent_again(store_url: str) -> None:
+    h = build(store_url)
+    notices = _notices(h)
+    now = time.time()
+    notices.enqueue(person(1), [Reply("You now follow News.")], NoticeLane.REPLY, now)
+    (claimed,) = notices.claim("w-a", now, LEASE_S, 10)
+    assert notices.release_expired(now + LEASE_S + 1) == 1
+    sent = NoticeOutcome(claimed.id, DeliveryStatus.DELIVERED, platform=claimed.platform)
+    notices.record("w-a", [sent], now + LEASE_S + 2)
+    assert notices.claim("w-b", now + LEASE_S + 3, LEASE_S, 10) == []
+    with h.store.connection() as conn:
+        assert conn.execute(text("SELECT count(*) FROM notice")).scalar() == 0
+    h.store.dispose()
+
+
+async def test_a_stalled_worker_extending_its_lease_takes_its_answer_back(store_url: str) -> None:
+    h = build(store_url)
+    notices = _notices(h)
+    now = time.time()
+    notices.enqueue(person(1), [Reply("You now follow News.")], NoticeLane.REPLY, now)
+    (claimed,) = notices.claim("w-a", now, LEASE_S, 10)
+    assert notices.release_expired(now + LEASE_S + 1) == 1
+    notices.extend_leases("w-a", [claimed.id], now + 2 * LEASE_S + 1)
+    assert notices.claim("w-b", now + LEASE_S + 2, LEASE_S, 10) == []
+    h.store.dispose()
