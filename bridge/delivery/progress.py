@@ -97,7 +97,7 @@ class ProgressReporter:
         except UnsealError:
             return None
         with self.store.unit_of_work() as s:
-            return self.store.languages.of(s, self.sealer.address_index(address))
+            return self.store.languages.of_address(s, self.sealer, address)
 
 
 __all__ = ["ProgressReporter", "progress_text", "summary_text"]

@@ -172,7 +172,7 @@ class EngineCore:
         if notify is None:
             return
         with self.store.unit_of_work() as s:
-            language = self.store.languages.of(s, self.sealer.address_index(address))
+            language = self.store.languages.of_address(s, self.sealer, address)
         with speaking(language):
             text = compose()
         await notify(address, text)

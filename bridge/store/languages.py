@@ -5,6 +5,8 @@ from __future__ import annotations
 from sqlmodel import Session, col, delete, select
 
 from bridge.models import PersonLanguage
+from bridge.ports import Address
+from bridge.privacy import Sealer
 
 
 class Languages:
@@ -15,6 +17,10 @@ class Languages:
         return s.exec(
             select(PersonLanguage.language).where(col(PersonLanguage.account_index) == account_index)
         ).first()
+
+    def of_address(self, s: Session, sealer: Sealer, address: Address) -> str | None:
+        """The language the person at `address` chose, or None (found by their blind index)."""
+        return self.of(s, sealer.address_index(address))
 
     def row(self, s: Session, account_index: str) -> PersonLanguage | None:
         """This person's row (to change their choice), or None."""
