@@ -29,7 +29,8 @@ from .state import State, StoreDir, user_hash
 
 log = logging.getLogger(__name__)
 
-_SYNC_FILTER = {"room": {"timeline": {"limit": 50}}, "presence": {"types": []}}
+_TIMELINE_LIMIT = 50  #: events per room and batch (also what a restart catches up on)
+_SYNC_FILTER = {"room": {"timeline": {"limit": _TIMELINE_LIMIT}}, "presence": {"types": []}}
 _FIRST_SYNC_FILTER = {"room": {"timeline": {"limit": 1}}, "presence": {"types": []}}
 
 _R = TypeVar("_R")
@@ -247,7 +248,8 @@ class Session:
         failed (logged)."""
         sync_filter = _SYNC_FILTER
         if without_own:
-            sync_filter = {**_SYNC_FILTER, "room": {"timeline": {"limit": 50, "not_senders": [self.user_id]}}}
+            timeline = {"limit": _TIMELINE_LIMIT, "not_senders": [self.user_id]}
+            sync_filter = {**_SYNC_FILTER, "room": {"timeline": timeline}}
         try:
             resp = await self.client.sync(timeout=timeout_ms, sync_filter=sync_filter)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
