@@ -13,35 +13,44 @@ import time
 from sqlalchemy import text
 
 from bridge.models import DeliveryStatus, NoticeLane
-from bridge.notices import NoticeOutcome, NoticeQueue
+from bridge.notices import ClaimedNotice, NoticeOutcome, NoticeQueue
 from bridge.ports import Reply
-from bridge.store.rows import DeliveryOutcome
+from bridge.store.rows import ClaimedDelivery, DeliveryOutcome
 from tests.support import OPERATOR, Harness, build, person
 
 LEASE_S = 3.0
 
 
-async def _one_copy_planned(h: Harness) -> None:
+async def _copy_released_from_a(store_url: str) -> tuple[Harness, ClaimedDelivery, float]:
+    """One copy planned, claimed by worker w-a, whose lease another worker's reaper released."""
+    h = build(store_url)
     await h.say(OPERATOR, "/newchannel news Daily News")
     await h.say(person(1), "/follow news")
     await h.say(OPERATOR, "/post news hello")
     await h.engine.drain_planning()
+    now = time.time()
+    with h.store.connection() as conn:
+        (row,) = h.store.outbox.claim(conn, "w-a", now, LEASE_S, 10)
+    with h.store.connection() as conn:  # another worker's reaper: w-a's lease ran out
+        assert h.store.outbox.release_expired(conn, now + LEASE_S + 1) == 1
+    return h, row, now
 
 
-def _notices(h: Harness) -> NoticeQueue:
+def _answer_released_from_a(store_url: str) -> tuple[Harness, NoticeQueue, ClaimedNotice, float]:
+    """One answer queued, claimed by worker w-a, whose lease another worker's reaper released."""
+    h = build(store_url)
     assert h.worker.notices is not None
-    return h.worker.notices
+    notices = h.worker.notices
+    now = time.time()
+    notices.enqueue(person(1), [Reply("You now follow News.")], NoticeLane.REPLY, now)
+    (claimed,) = notices.claim("w-a", now, LEASE_S, 10)
+    assert notices.release_expired(now + LEASE_S + 1) == 1
+    return h, notices, claimed, now
 
 
 async def test_a_copy_sent_by_a_stalled_worker_is_recorded_and_not_claimed_again(store_url: str) -> None:
-    h = build(store_url)
-    await _one_copy_planned(h)
-    now = time.time()
+    h, row, now = await _copy_released_from_a(store_url)
     outbox = h.store.outbox
-    with h.store.connection() as conn:
-        (row,) = outbox.claim(conn, "w-a", now, LEASE_S, 10)
-    with h.store.connection() as conn:  # another worker's reaper: w-a's lease ran out
-        assert outbox.release_expired(conn, now + LEASE_S + 1) == 1
     with h.store.connection() as conn:  # w-a sent it after all
         sent = DeliveryOutcome(row.id, DeliveryStatus.DELIVERED, ref_key="7:1", platform=row.platform)
         outbox.record(conn, "w-a", [sent], now + LEASE_S + 2, h.sealer)
@@ -53,14 +62,8 @@ async def test_a_copy_sent_by_a_stalled_worker_is_recorded_and_not_claimed_again
 
 
 async def test_a_stalled_worker_extending_its_lease_takes_its_copy_back(store_url: str) -> None:
-    h = build(store_url)
-    await _one_copy_planned(h)
-    now = time.time()
+    h, row, now = await _copy_released_from_a(store_url)
     outbox = h.store.outbox
-    with h.store.connection() as conn:
-        (row,) = outbox.claim(conn, "w-a", now, LEASE_S, 10)
-    with h.store.connection() as conn:
-        assert outbox.release_expired(conn, now + LEASE_S + 1) == 1
     with h.store.connection() as conn:
         outbox.extend_leases(conn, "w-a", [row.id], now + 2 * LEASE_S + 1)
     with h.store.connection() as conn:
@@ -69,14 +72,8 @@ async def test_a_stalled_worker_extending_its_lease_takes_its_copy_back(store_ur
 
 
 async def test_a_copy_another_worker_claimed_meanwhile_is_theirs(store_url: str) -> None:
-    h = build(store_url)
-    await _one_copy_planned(h)
-    now = time.time()
+    h, row, now = await _copy_released_from_a(store_url)
     outbox = h.store.outbox
-    with h.store.connection() as conn:
-        (row,) = outbox.claim(conn, "w-a", now, LEASE_S, 10)
-    with h.store.connection() as conn:
-        assert outbox.release_expired(conn, now + LEASE_S + 1) == 1
     with h.store.connection() as conn:
         (again,) = outbox.claim(conn, "w-b", now + LEASE_S + 1, LEASE_S, 10)
     with h.store.connection() as conn:  # w-a's late record and extension change nothing
@@ -91,12 +88,7 @@ async def test_a_copy_another_worker_claimed_meanwhile_is_theirs(store_url: str)
 
 
 async def test_an_answer_sent_by_a_stalled_worker_is_not_sent_again(store_url: str) -> None:
-    h = build(store_url)
-    notices = _notices(h)
-    now = time.time()
-    notices.enqueue(person(1), [Reply("You now follow News.")], NoticeLane.REPLY, now)
-    (claimed,) = notices.claim("w-a", now, LEASE_S, 10)
-    assert notices.release_expired(now + LEASE_S + 1) == 1
+    h, notices, claimed, now = _answer_released_from_a(store_url)
     sent = NoticeOutcome(claimed.id, DeliveryStatus.DELIVERED, platform=claimed.platform)
     notices.record("w-a", [sent], now + LEASE_S + 2)
     assert notices.claim("w-b", now + LEASE_S + 3, LEASE_S, 10) == []
@@ -106,12 +98,7 @@ async def test_an_answer_sent_by_a_stalled_worker_is_not_sent_again(store_url: s
 
 
 async def test_a_stalled_worker_extending_its_lease_takes_its_answer_back(store_url: str) -> None:
-    h = build(store_url)
-    notices = _notices(h)
-    now = time.time()
-    notices.enqueue(person(1), [Reply("You now follow News.")], NoticeLane.REPLY, now)
-    (claimed,) = notices.claim("w-a", now, LEASE_S, 10)
-    assert notices.release_expired(now + LEASE_S + 1) == 1
+    h, notices, claimed, now = _answer_released_from_a(store_url)
     notices.extend_leases("w-a", [claimed.id], now + 2 * LEASE_S + 1)
     assert notices.claim("w-b", now + LEASE_S + 2, LEASE_S, 10) == []
     h.store.dispose()
