@@ -30,7 +30,7 @@ from bridge.flood import FloodControl
 from bridge.health import DatabaseProbe, Health
 from bridge.http import HttpServer
 from bridge.i18n import N_, _, languages, set_default_language, speaking
-from bridge.inbox import WebhookInbox
+from bridge.inbox import ReceivedOnce, WebhookInbox
 from bridge.keys import key_location, load_key_for, verify_key
 from bridge.logjson import JsonFormatter
 from bridge.metrics import CONTENT_TYPE, CommandOutcome, Metrics
@@ -220,6 +220,8 @@ class App:
         self._sending: set[str] = set()
         self._exclusive_started: set[str] = set()
         self.coordinator: Coordinator | None = None
+        #: several processes: each polled update is claimed by id before it is handled
+        self.received_once: ReceivedOnce | None = None
         self.stopped = asyncio.Event()
         self._background: set[asyncio.Task[None]] = set()
         self._running: set[str] = set()  #: platforms whose adapter was started here
@@ -338,6 +340,7 @@ class App:
                 self._sending.add(adapter.platform)
                 self._running.add(adapter.platform)
         self.worker.active_platforms = lambda: self._sending
+        self.received_once = ReceivedOnce(self.store)
         await self.worker.start()
         self._started.append(self.worker.stop)
         self.coordinator = Coordinator(
@@ -416,7 +419,11 @@ class App:
         """The inbound handler given to every adapter: throttle the sender (operators excepted:
         they run the bot, often from scripts; money events must be answered), apply the event,
         and queue the answers in the reply lane (so it returns nothing for the adapter to send:
-        every answer goes out through the delivery worker, paced and retried)."""
+        every answer goes out through the delivery worker, paced and retried). With several
+        processes, an update another process already handled (or is handling) is skipped."""
+        once, update = self.received_once, event.update
+        if once is not None and update is not None and not once.first(event.sender.platform, update):
+            return []
         index = self.sealer.address_index(event.sender)
         if self.engine.is_operator_index(index) or isinstance(event, PAYMENT_EVENTS):
             verdict = Verdict.HANDLE  # money events are never throttled: they must be answered

@@ -12,6 +12,12 @@ process what any other received) and hands each to the adapter's normal inbound 
 drops its body. A crash after recording loses nothing: the row is still there at restart (its
 claim lapses after `lease_s`). A crash before the 200 makes the platform send it again.
 Update bodies hold user ids: they are sealed in the table and never logged.
+
+`ReceivedOnce` covers long polling in several processes: only the holder of a platform's
+inbound lease polls, but a holder that stalls past its lease (a slow database, a starved CPU)
+goes on handling what it fetched while the process that took the lease over fetches the same,
+still unconfirmed, updates. Each process claims an update by its id in the same table before
+handling it, so the two never both run it.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import hmac
 import json
 import logging
 import time
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -217,4 +224,32 @@ class WebhookInbox:
             self.store.updates.purge(conn, before)
 
 
-__all__ = ["KEEP_IDS_S", "WebhookInbox"]
+class ReceivedOnce:
+    """Claims polled updates by id so that one process handles each (several processes on one
+    PostgreSQL database); claims are kept for a day, like webhook update ids.
+
+    An update is claimed before it is handled, so one being handled when its process dies is
+    not handled again by the next lease holder: a lost command (its sender sends it again)
+    instead of a repeated one (a post published twice)."""
+
+    def __init__(self, store: Store, *, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.clock = clock
+        self._last_purge = clock()
+
+    def first(self, platform: str, update: int) -> bool:
+        """Claim `update` of `platform`: True when this is its first claim anywhere."""
+        now = self.clock()
+        with self.store.connection() as conn:
+            first = self.store.updates.first_claim(conn, platform, update, now)
+        if now - self._last_purge > _PURGE_EVERY_S:
+            self._last_purge = now
+            try:
+                with self.store.connection() as conn:
+                    self.store.updates.purge(conn, now - KEEP_IDS_S)
+            except Exception as exc:  # the type only: the statement's parameters are update ids
+                log.warning("could not purge old update ids: %s", type(exc).__name__)
+        return first
+
+
+__all__ = ["KEEP_IDS_S", "ReceivedOnce", "WebhookInbox"]

@@ -37,6 +37,13 @@ _NOTICE_COLUMNS = (
 )
 
 
+#: renew a notice's lease (as the outbox's: a released one nobody claimed is taken back)
+_EXTEND_LEASES = (
+    "UPDATE notice SET lease_expires_at = :until, status = :leased"
+    " WHERE id IN ({ids}) AND lease_owner = :owner AND status IN (:leased, :pending) RETURNING id"
+)
+
+
 @dataclass(frozen=True)
 class ClaimedNotice:
     """A notice a worker has leased. `address` and `reply` are None when the row does not
@@ -257,8 +264,7 @@ class NoticeQueue:
         with self.store.connection() as conn:
             result = conn.execute(
                 status_text(
-                    "UPDATE notice SET status = :pending"
-                    " WHERE status = :leased AND lease_expires_at < :now"
+                    "UPDATE notice SET status = :pending WHERE status = :leased AND lease_expires_at < :now"
                 ),
                 {"now": now},
             )
@@ -277,19 +283,17 @@ class NoticeQueue:
                 [{"id": i, "owner": owner} for i in ids],
             )
 
-    def extend_leases(self, owner: str, ids: Sequence[int], until: float) -> None:
+    def extend_leases(self, owner: str, ids: Sequence[int], until: float) -> set[int]:
         """Keep the leases of notices still in flight alive (taking back one released meanwhile
-        that no other worker claimed)."""
+        that no other worker claimed); returns the ids still `owner`'s (as the outbox's)."""
         if not ids:
-            return
+            return set()
+        listed = ", ".join(str(int(i)) for i in ids)
         with self.store.connection() as conn:
-            conn.execute(
-                status_text(
-                    "UPDATE notice SET lease_expires_at = :until, status = :leased"
-                    " WHERE id = :id AND lease_owner = :owner AND status IN (:leased, :pending)"
-                ),
-                [{"id": i, "owner": owner, "until": until} for i in ids],
+            rows = conn.execute(
+                status_text(_EXTEND_LEASES.format(ids=listed)), {"owner": owner, "until": until}
             )
+            return {int(r[0]) for r in rows}
 
     def reseal(self, new: Sealer, batch: int = 500) -> tuple[int, int]:
         """Re-seal every queued notice (address, body, reference) and re-index its chat under

@@ -90,6 +90,9 @@ class Message:
     #: the language the platform reports for the sender ("fr", "en"; None: unknown); a
     #: language chosen with `/lang` wins over it
     language: str | None = None
+    #: the platform's id of the update this came from (Telegram's `update_id`), None when it has
+    #: none; with several processes each update is handled once (`bridge.inbox.ReceivedOnce`)
+    update: int | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,7 @@ class PollVote:
     sender: Address
     post_ref: str
     option_ids: tuple[int, ...]
+    update: int | None = field(default=None, compare=False)  #: as `Message.update`
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,7 @@ class Reaction:
     sender: Address
     post_ref: str
     key: str | None
+    update: int | None = field(default=None, compare=False)  #: as `Message.update`
 
 
 @dataclass(frozen=True)
@@ -122,6 +127,7 @@ class PreCheckout:
     currency: str
     total_amount: int
     answer: Callable[[str | None], Awaitable[None]] = field(compare=False, repr=False)
+    update: int | None = field(default=None, compare=False)  #: as `Message.update`
 
 
 @dataclass(frozen=True)
@@ -137,6 +143,7 @@ class PaymentReceived:
     expires_at: float | None = None
     recurring: bool = False  #: part of a subscription
     first_recurring: bool = False  #: the subscription's first payment (not a renewal)
+    update: int | None = field(default=None, compare=False)  #: as `Message.update`
 
 
 @dataclass(frozen=True)
@@ -148,6 +155,7 @@ class PaymentRefunded:
     currency: str
     total_amount: int
     charge_id: str
+    update: int | None = field(default=None, compare=False)  #: as `Message.update`
 
 
 @dataclass(frozen=True)
@@ -157,6 +165,7 @@ class PaidMediaPurchased:
 
     sender: Address
     payload: str
+    update: int | None = field(default=None, compare=False)  #: as `Message.update`
 
 
 #: money events from a platform: never throttled (a pre-checkout must be answered within seconds)

@@ -4,8 +4,9 @@ spool adapter that shares a folder with its sibling processes.
     python -m tests.pg_node CONFIG SPOOL_DIR TAG
 
 The spool plays a platform: `inbox.txt` holds inbound lines (`<sender> <text>`), read from a
-cursor kept in the folder (like Telegram's server-side update offset), only by the process that
-holds the inbound lease; every send is appended to `sent.log` as `<time> <target> <post> <tag>`.
+cursor kept in the folder (like Telegram's server-side update offset, and moved only once a line
+was handled), only by the process that holds the inbound lease; a line's number is its update id;
+every send is appended to `sent.log` as `<time> <target> <post> <tag>`.
 """
 
 from __future__ import annotations
@@ -78,7 +79,8 @@ class SpoolAdapter:
             for number in range(cursor, len(lines)):
                 sender, _, text = lines[number].partition(" ")
                 assert self._handler is not None
-                for reply in await self._handler(Message(Address("spool", sender), text)):
+                message = Message(Address("spool", sender), text, update=number + 1)
+                for reply in await self._handler(message):
                     await self.reply(Address("spool", sender), reply)
                 os.write(self._handled, f"{number} {self.tag}\n".encode())
                 tmp = cursor_file.with_suffix(f".{self.tag}")

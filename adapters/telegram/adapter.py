@@ -249,7 +249,7 @@ class TelegramAdapter:
         except Exception:
             log.exception("telegram: skipped an update the SDK could not parse")
             return
-        await self._dispatch(parsed)
+        await self._dispatch(parsed, polled=False)  # the webhook receiver already ran it once
 
     async def _shutdown_bot(self) -> None:
         with contextlib.suppress(TelegramError, RuntimeError):
@@ -307,20 +307,24 @@ class TelegramAdapter:
                     log.exception("telegram: skipped an update the SDK could not parse")
                     continue
                 try:
-                    await self._dispatch(update)
+                    await self._dispatch(update, polled=True)
                 except Exception:
                     log.exception("telegram: failed to process an update")
             if self._poll_interval and not self._stopping:
                 self._idle = True
                 await asyncio.sleep(self._poll_interval)
 
-    async def _dispatch(self, update: Update) -> None:
+    async def _dispatch(self, update: Update, *, polled: bool) -> None:
+        """Turn one update into an event for the dispatcher; a polled one carries its
+        `update_id` (in several processes, the app handles each once)."""
         if update.callback_query is not None:
             with contextlib.suppress(TelegramError):
                 await self._bot.call("answerCallbackQuery", {"callback_query_id": update.callback_query.id})
         event = to_inbound(update, bot_username=self._username)
         if event is None:
             return
+        if polled:
+            event = dataclasses.replace(event, update=update.update_id)
         if isinstance(event, Message) and event.media is not None:
             event = self._with_media_loader(event)
         if isinstance(event, PreCheckout) and update.pre_checkout_query is not None:

@@ -73,6 +73,22 @@ class Result:
     gone: bool = False  #: the follower is gone: pause them
 
 
+#: asks the worker whether a claimed row is still its own (see `DeliveryWorker._still_ours`)
+StillOurs = Callable[[], bool]
+
+
+def _always() -> bool:
+    return True
+
+
+_ALWAYS: StillOurs = _always
+
+
+class TakenOver(Exception):
+    """Another worker took a row over while this one waited for its turn (a stall outlasted the
+    lease): the row is dropped here unsent and unrecorded, the other worker owns it."""
+
+
 class Sender:
     """Turns one claimed row or notice into an outcome; never raises for a remote failure."""
 
@@ -100,8 +116,9 @@ class Sender:
 
     # ---- post copies --------------------------------------------------------------------------
 
-    async def process(self, job: Job) -> Result:
-        """Send, edit, delete or close one copy."""
+    async def process(self, job: Job, still_ours: StillOurs = _ALWAYS) -> Result:
+        """Send, edit, delete or close one copy; `TakenOver` when `still_ours()` says, once the
+        limiter lets the copy go, that another worker took the row over meanwhile."""
         row = job.row
         if job.broken is not None:
             log.warning(
@@ -138,13 +155,13 @@ class Sender:
             content = _replace(content, silent=row.silent, delivery_id=row.id)
         try:
             if row.action == DeliveryAction.TEASER:  # kept without its reference: never changed
-                await self.limiter.acquire(row.platform, address.target, paid=True)
+                await self._turn(still_ours, row.platform, address.target, paid=True)
                 await adapter.send(address, content)
                 self.flood.sent(row.platform)
                 self.stats.sent += 1
                 return Result(row, DeliveryOutcome(row.id, DeliveryStatus.DELIVERED, platform=row.platform))
             if row.action == DeliveryAction.SEND:
-                ref = await self._send(adapter, row, address, view, content)
+                ref = await self._send(adapter, row, address, view, content, still_ours)
                 self.flood.sent(row.platform)
                 self.stats.sent += 1
                 return Result(
@@ -158,7 +175,7 @@ class Sender:
             if source is None or source.key is None:
                 return self.final(row, DeliveryStatus.SKIPPED, error="no delivered copy to change")
             ref = MessageRef(source.key, source.alt)
-            await self.limiter.acquire(row.platform, address.target, group=row.mirror_id is not None)
+            await self._turn(still_ours, row.platform, address.target, group=row.mirror_id is not None)
             if row.action == DeliveryAction.EDIT:
                 known = view.media_refs.get(row.platform) if content.media is not None else None
                 if known is not None:  # an edit re-sends the media (Matrix): reuse the upload
@@ -194,18 +211,24 @@ class Sender:
             return self.final(row, DeliveryStatus.FAILED, error=exc.reason[:300])
 
     async def _send(
-        self, adapter: Adapter, row: ClaimedDelivery, address: Address, view: PostView, content: Content
+        self,
+        adapter: Adapter,
+        row: ClaimedDelivery,
+        address: Address,
+        view: PostView,
+        content: Content,
+        still_ours: StillOurs,
     ) -> MessageRef:
         """Send one copy; media is uploaded once per platform and its reference reused."""
         group = row.mirror_id is not None
         if content.media is None or view.media_id is None:
-            await self.limiter.acquire(row.platform, address.target, group=group, paid=True)
+            await self._turn(still_ours, row.platform, address.target, group=group, paid=True)
             return await self._timed(row.platform, adapter.send(address, content))
         media_id = view.media_id
         known = view.media_refs.get(row.platform)
         if known is not None:
             try:
-                await self.limiter.acquire(row.platform, address.target, group=group, paid=True)
+                await self._turn(still_ours, row.platform, address.target, group=group, paid=True)
                 return await self._timed(row.platform, adapter.send(address, _with_ref(content, known)))
             except MediaRefRejected:
                 # the platform forgot the upload (e.g. a new bot token): upload the bytes again
@@ -220,7 +243,7 @@ class Sender:
                 if data is None:
                     data = self.store.atomically(self.store.posts.media_data, media_id)
                     view.content = _with_media(view.content, data)
-                await self.limiter.acquire(row.platform, address.target, group=group, paid=True)
+                await self._turn(still_ours, row.platform, address.target, group=group, paid=True)
                 ref = await self._timed(
                     row.platform, adapter.send(address, _with_media(content, data, platform_ref=None))
                 )
@@ -229,7 +252,7 @@ class Sender:
                     posts = self.store.posts
                     self.store.atomically(posts.save_media_ref, media_id, row.platform, ref.media_ref)
                 return ref
-        await self.limiter.acquire(row.platform, address.target, group=group, paid=True)
+        await self._turn(still_ours, row.platform, address.target, group=group, paid=True)
         return await self._timed(row.platform, adapter.send(address, _with_ref(content, known)))
 
     def _view(self, post_id: int, *, fresh: bool = False) -> PostView | None:
@@ -273,9 +296,9 @@ class Sender:
 
     # ---- replies and notices ------------------------------------------------------------------
 
-    async def process_notice(self, notice: ClaimedNotice) -> NoticeOutcome:
+    async def process_notice(self, notice: ClaimedNotice, still_ours: StillOurs = _ALWAYS) -> NoticeOutcome:
         """Send one reply or notice (or edit a progress message) under the same limiter and
-        retry rules as post copies."""
+        retry rules as post copies; `TakenOver` as for a copy."""
         if notice.address is None or notice.reply is None:
             return NoticeOutcome(
                 notice.id, DeliveryStatus.FAILED, error="does not unseal with the current privacy key"
@@ -291,7 +314,7 @@ class Sender:
                 notice.id, DeliveryStatus.PENDING, next_attempt_at=self.clock() + wait, refund_attempt=True
             )
         try:
-            await self.limiter.acquire(notice.platform, address.target, urgent=True)
+            await self._turn(still_ours, notice.platform, address.target, urgent=True)
             ref = await self._timed(notice.platform, adapter.reply(address, notice.reply))
             self.flood.sent(notice.platform)
             # only a progress message is edited later: an answer's row is deleted, not its ref sealed
@@ -316,6 +339,8 @@ class Sender:
                 extra={"platform": notice.platform, "outcome": "failed"},
             )
             return NoticeOutcome(notice.id, DeliveryStatus.FAILED, error=exc.reason[:300])
+        except TakenOver:
+            raise
         except Exception as exc:  # a bug in rendering must not lose the notice: retry it later
             log.exception("notice %s crashed", notice.id)
             crash = RetryLater(None, reason=f"internal error: {type(exc).__name__}")
@@ -334,6 +359,14 @@ class Sender:
             next_attempt_at=decision.next_attempt_at,
             refund_attempt=decision.refund_attempt,
         )
+
+    async def _turn(self, still_ours: StillOurs, platform: str, target: str, **kinds: bool) -> None:
+        """Wait for the limiter to let one message to `target` go, then make sure the row is
+        still this worker's: the wait may have spanned a stall during which another worker took
+        the row over (and sent it)."""
+        await self.limiter.acquire(platform, target, **kinds)
+        if not still_ours():
+            raise TakenOver
 
     async def _timed(self, platform: str, call: Awaitable[_T]) -> _T:
         """Await one platform call, observing how long it took (failures included)."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import time
@@ -25,7 +26,7 @@ from dataclasses import replace
 
 from bridge.delivery.policy import DeliveryPolicy
 from bridge.delivery.progress import ProgressReporter
-from bridge.delivery.sender import Job, Result, Sender, WorkerStats
+from bridge.delivery.sender import Job, Result, Sender, TakenOver, WorkerStats
 from bridge.flood import FloodControl
 from bridge.metrics import Metrics, SendOutcome
 from bridge.models import DeliveryAction, DeliveryStatus, NoticeLane
@@ -87,7 +88,8 @@ class DeliveryWorker:
         self.stats = WorkerStats()
         self._wake = asyncio.Event()
         self._stopping = False
-        self._queue: asyncio.PriorityQueue[tuple[int, int, Job | ClaimedNotice | None]] = (
+        #: (priority, sequence, the row, when it was claimed)
+        self._queue: asyncio.PriorityQueue[tuple[int, int, Job | ClaimedNotice | None, float]] = (
             asyncio.PriorityQueue()
         )
         self._seq = itertools.count()
@@ -102,6 +104,11 @@ class DeliveryWorker:
         self._tasks: list[asyncio.Task[None]] = []
         self._progress_posts: set[int] = set()
         self._last_reap = 0.0
+        #: when the recorder last renewed the leases of every row in hand
+        self._renewed_at = 0.0
+        #: rows (copies, notices) claimed here that another worker took over during a stall
+        self._taken: set[int] = set()
+        self._notices_taken: set[int] = set()
         self._sender_ = Sender(
             store, self.adapters, limiter, self.flood, self.policy, clock, self.stats, self.metrics
         )
@@ -156,7 +163,7 @@ class DeliveryWorker:
             elif isinstance(item, ClaimedNotice):
                 unsent_notices.append(item.id)
         for _ in senders:
-            self._queue.put_nowait((_BULK + 1, next(self._seq), None))
+            self._queue.put_nowait((_BULK + 1, next(self._seq), None, 0.0))
         await asyncio.gather(*senders, return_exceptions=True)  # the recorder still runs
         recorder.cancel()
         await asyncio.gather(recorder, return_exceptions=True)
@@ -241,7 +248,7 @@ class DeliveryWorker:
             self._inflight.add(row.id)
             source = context.sources.get(row.source_id) if row.source_id is not None else None
             job = Job(row, context.addresses.get(row.id), source, context.broken.get(row.id))
-            self._queue.put_nowait((_BULK, next(self._seq), job))
+            self._queue.put_nowait((_BULK, next(self._seq), job, now))
         return notices + len(rows)
 
     def _claim_notices(self, now: float) -> int:
@@ -262,7 +269,7 @@ class DeliveryWorker:
         claimed = self.notices.claim(self.owner, now, self.policy.lease_s, limit, platforms)
         for notice in claimed:
             self._notices_inflight.add(notice.id)
-            self._queue.put_nowait((notice.lane, next(self._seq), notice))
+            self._queue.put_nowait((notice.lane, next(self._seq), notice, now))
         if len(claimed) == limit:
             self._look_for_notices = True  # there may be more
         return len(claimed)
@@ -303,12 +310,20 @@ class DeliveryWorker:
 
     async def _sender(self) -> None:
         while True:
-            job = (await self._queue.get())[2]
+            _, _, job, claimed_at = await self._queue.get()
             if job is None:
                 return
+            if not self._still_ours(job, claimed_at):
+                self._forget(job)
+                continue
             done = asyncio.get_running_loop().create_future()
+            still_ours = functools.partial(self._still_ours, job, claimed_at)
             if isinstance(job, ClaimedNotice):
-                outcome = await self._sender_.process_notice(job)  # the recorder swaps the list meanwhile
+                try:  # the recorder swaps the result lists meanwhile
+                    outcome = await self._sender_.process_notice(job, still_ours)
+                except TakenOver:
+                    self._forget(job)
+                    continue
                 self._count(outcome)
                 lane = _LANE_NAMES.get(job.lane, "notice")
                 self._observe(job.platform, lane, outcome.status, outcome.error)
@@ -316,7 +331,10 @@ class DeliveryWorker:
             else:
                 row = job.row
                 try:
-                    result = await self._sender_.process(job)
+                    result = await self._sender_.process(job, still_ours)
+                except TakenOver:
+                    self._forget(job)
+                    continue
                 except Exception as exc:  # a bug in rendering must not lose the row: retry it later
                     log.exception("delivery %s crashed", row.id)
                     result = self._sender_.retry_result(
@@ -329,10 +347,45 @@ class DeliveryWorker:
             self._waiters.append(done)
             self._have_results.set()
             await done
+            self._forget(job)
+
+    def _still_ours(self, job: Job | ClaimedNotice, claimed_at: float) -> bool:
+        """Whether this worker may still send a row it claimed. The recorder renews every lease
+        each `lease_s / 3` and learns which rows another worker took over; a row whose lease was
+        neither set nor renewed for two thirds of `lease_s` waited through a stall (a frozen
+        process, a starved loop), during which another worker may have claimed and sent it:
+        renew its lease first, and leave the row to the other worker if that fails (what this
+        prevents is a second copy, or a second answer)."""
+        key = job.id if isinstance(job, ClaimedNotice) else job.row.id
+        taken = self._notices_taken if isinstance(job, ClaimedNotice) else self._taken
+        if key in taken:
+            taken.discard(key)
+            return False
+        now = self.clock()
+        if now - max(claimed_at, self._renewed_at) < self.policy.lease_s * 2 / 3:
+            return True
+        until = now + self.policy.lease_s
+        try:
             if isinstance(job, ClaimedNotice):
-                self._notices_inflight.discard(job.id)
+                ours = self.notices is not None and bool(self.notices.extend_leases(self.owner, [key], until))
             else:
-                self._inflight.discard(job.row.id)
+                with self.store.connection() as conn:
+                    ours = bool(self.store.outbox.extend_leases(conn, self.owner, [key], until))
+        except Exception as exc:  # the database is away: sending now could repeat another's send
+            log.warning("could not renew a lease after a stall (%s); not sending", type(exc).__name__)
+            return False
+        if not ours:
+            log.warning("a row claimed here was taken over by another worker during a stall; not sending it")
+        return ours
+
+    def _forget(self, job: Job | ClaimedNotice) -> None:
+        """The row is no longer in hand here (its outcome is recorded, or it is another's)."""
+        if isinstance(job, ClaimedNotice):
+            self._notices_inflight.discard(job.id)
+            self._notices_taken.discard(job.id)
+        else:
+            self._inflight.discard(job.row.id)
+            self._taken.discard(job.row.id)
 
     def _observe(self, platform: str, lane: str, status: DeliveryStatus, error: str | None) -> None:
         """Count one send attempt in the metrics (a deferral until its chat may receive, which
@@ -367,16 +420,25 @@ class DeliveryWorker:
                 if self.clock() - last_lease > self.policy.lease_s / 3:
                     last_lease = self.clock()
                     until = self.clock() + self.policy.lease_s
-                    if self._inflight:
-                        with self.store.connection() as conn:
-                            self.store.outbox.extend_leases(conn, self.owner, list(self._inflight), until)
-                    if self._notices_inflight and self.notices is not None:
-                        self.notices.extend_leases(self.owner, list(self._notices_inflight), until)
+                    self._renew_leases(until)
                 await self._report_progress()
             except Exception:
                 log.exception("recording delivery outcomes failed; will retry")
                 await asyncio.sleep(0.5)
                 self._have_results.set()
+
+    def _renew_leases(self, until: float) -> None:
+        """Extend the lease of every row in hand; one another worker took over during a stall
+        is marked, and its sender drops it unsent."""
+        held = list(self._inflight)
+        if held:
+            with self.store.connection() as conn:
+                kept = self.store.outbox.extend_leases(conn, self.owner, held, until)
+            self._taken.update(set(held) - kept)
+        held = list(self._notices_inflight)
+        if held and self.notices is not None:
+            self._notices_taken.update(set(held) - self.notices.extend_leases(self.owner, held, until))
+        self._renewed_at = until - self.policy.lease_s
 
     async def _flush(self) -> None:
         if not self._results and not self._notice_results:

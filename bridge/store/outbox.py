@@ -56,6 +56,14 @@ _RECORD_RETRY = text(
 )
 
 
+#: renew a row's lease; a row released when its lease ran out (kept pending, its last holder
+#: kept) is taken back, one another worker claimed or finished is not
+_EXTEND_LEASES = (
+    "UPDATE delivery SET lease_expires_at = :until, status = :leased"
+    " WHERE id IN ({ids}) AND lease_owner = :owner AND status IN (:leased, :pending) RETURNING id"
+)
+
+
 class Outbox:
     """Named queries of the delivery worker's loop (the caller's Core connection)."""
 
@@ -95,10 +103,7 @@ class Outbox:
         holder stays in `lease_owner` until another worker claims the row, so a stalled worker
         that sent the copy after all still records it (and extends its lease): no second copy."""
         result = conn.execute(
-            text(
-                "UPDATE delivery SET status = :pending"
-                " WHERE status = :leased AND lease_expires_at < :now"
-            ),
+            text("UPDATE delivery SET status = :pending WHERE status = :leased AND lease_expires_at < :now"),
             {"now": now, **STATUS_PARAMS},
         )
         return result.rowcount or 0
@@ -181,16 +186,15 @@ class Outbox:
             [{"id": i, "owner": owner, "pending": STATUS_PARAMS["pending"]} for i in ids],
         )
 
-    def extend_leases(self, conn: Connection, owner: str, ids: Sequence[int], until: float) -> None:
+    def extend_leases(self, conn: Connection, owner: str, ids: Sequence[int], until: float) -> set[int]:
         """Keep the leases of rows still in flight alive (taking back one released meanwhile that
-        no other worker claimed)."""
-        conn.execute(
-            status_text(
-                "UPDATE delivery SET lease_expires_at = :until, status = :leased"
-                " WHERE id = :id AND lease_owner = :owner AND status IN (:leased, :pending)"
-            ),
-            [{"id": i, "owner": owner, "until": until} for i in ids],
-        )
+        no other worker claimed); returns the ids still `owner`'s, so that a row another worker
+        claimed or finished during a stall is not sent a second time."""
+        if not ids:
+            return set()
+        listed = ", ".join(str(int(i)) for i in ids)
+        rows = conn.execute(status_text(_EXTEND_LEASES.format(ids=listed)), {"owner": owner, "until": until})
+        return {int(r[0]) for r in rows}
 
     # ---- what a claimed batch needs ----------------------------------------------------------
 

@@ -1,5 +1,6 @@
 """Updates pushed to a webhook: recorded (sealed) before they are acknowledged, claimed by one
 processor, then reduced to their update_id for a day of deduplication (the received_update table).
+A polled update, in several processes, is only claimed by its update_id (`first_claim`).
 
 Every query takes a Core connection (`Store.connection()`): the receiver records a batch of
 updates in one transaction, so a burst costs one commit per batch, not one per update.
@@ -63,6 +64,19 @@ class Updates:
             fresh.append(update_id in inserted)
             inserted.discard(update_id)  # the same update twice in one batch: the second is old
         return fresh
+
+    def first_claim(self, conn: Connection, platform: str, update_id: int, now: float) -> bool:
+        """Claim a polled update for handling: True for the first claim of `(platform,
+        update_id)`, False when any process (or a webhook delivery) already claimed it."""
+        row = conn.execute(
+            text(
+                "INSERT INTO received_update (platform, update_id, body, received_at, done,"
+                " claimed_until) VALUES (:p, :u, NULL, :now, true, 0)"
+                " ON CONFLICT (platform, update_id) DO NOTHING RETURNING id"
+            ),
+            {"p": platform, "u": update_id, "now": now},
+        ).first()
+        return row is not None
 
     def claim(
         self, conn: Connection, platform: str, owner: str, now: float, lease_s: float, limit: int

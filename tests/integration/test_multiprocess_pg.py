@@ -220,3 +220,50 @@ def test_six_hundred_simultaneous_follows_are_all_answered_within_the_shared_bud
                 proc.send_signal(signal.SIGTERM)
         for proc in nodes.values():
             assert proc.wait(timeout=30) == 0
+
+
+def test_a_leader_frozen_past_its_lease_and_the_next_one_answer_each_follow_once(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """The inbound leader freezes (SIGSTOP) mid-burst for longer than its lease: another process
+    takes the lease and fetches the lines the frozen one had not confirmed; when it wakes, it
+    finishes what it was handling before it notices. Each line is still handled once."""
+    key, config, env = _configure(pg_url, tmp_path)
+    _populate(pg_url, key)
+    spool = tmp_path / "spool"
+    nodes = _start_nodes(config, spool, env)
+    try:
+        _wait(lambda: len(_lines(spool / "nodes.log")) == 3, 30, "three processes")
+        owners = {line.split()[1]: line.split()[0] for line in _lines(spool / "nodes.log")}
+        store = Store(pg_url)
+        _wait(lambda: _count_members(store) == 3, 20, "three heartbeats")
+        holder = store.lease_holder("inbound:spool", time.time(), 4.0)
+        store.dispose()
+        assert holder is not None
+        leader = nodes[owners[holder]]
+        with (spool / "inbox.txt").open("a") as inbox:
+            inbox.writelines(f"newcomer{n} /follow news\n" for n in range(300))
+        _wait(lambda: len(_lines(spool / "handled.log")) >= 30, 30, "the burst to start")
+        leader.send_signal(signal.SIGSTOP)
+        time.sleep(7.0)  # past the lease (4 s): another process receives meanwhile
+        leader.send_signal(signal.SIGCONT)
+
+        def answers() -> collections.Counter[str]:
+            return collections.Counter(
+                line.split()[1]
+                for line in _lines(spool / "replies.log")
+                if line.split()[1].startswith("newcomer")
+            )
+
+        _wait(lambda: len(answers()) == 300, 60, "an answer to each of the 300")
+        time.sleep(2.0)  # a second answer, if one were coming
+        handlers = {line.split()[1] for line in _lines(spool / "handled.log")}
+        assert len(handlers) >= 2, "the freeze must hand the lease over"
+        assert set(answers().values()) == {1}, "each newcomer answered exactly once"
+    finally:
+        for proc in nodes.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)
+                proc.send_signal(signal.SIGTERM)
+        for proc in nodes.values():
+            assert proc.wait(timeout=30) == 0

@@ -65,7 +65,7 @@ async def test_a_stalled_worker_extending_its_lease_takes_its_copy_back(store_ur
     h, row, now = await _copy_released_from_a(store_url)
     outbox = h.store.outbox
     with h.store.connection() as conn:
-        outbox.extend_leases(conn, "w-a", [row.id], now + 2 * LEASE_S + 1)
+        assert outbox.extend_leases(conn, "w-a", [row.id], now + 2 * LEASE_S + 1) == {row.id}
     with h.store.connection() as conn:
         assert outbox.claim(conn, "w-b", now + LEASE_S + 2, LEASE_S, 10) == []
     h.store.dispose()
@@ -77,7 +77,7 @@ async def test_a_copy_another_worker_claimed_meanwhile_is_theirs(store_url: str)
     with h.store.connection() as conn:
         (again,) = outbox.claim(conn, "w-b", now + LEASE_S + 1, LEASE_S, 10)
     with h.store.connection() as conn:  # w-a's late record and extension change nothing
-        outbox.extend_leases(conn, "w-a", [row.id], now + 10 * LEASE_S)
+        assert outbox.extend_leases(conn, "w-a", [row.id], now + 10 * LEASE_S) == set(), "not w-a's"
         late = DeliveryOutcome(row.id, DeliveryStatus.FAILED, error="late", platform=row.platform)
         outbox.record(conn, "w-a", [late], now + LEASE_S + 2, h.sealer)
         owner, status = conn.execute(
@@ -99,6 +99,17 @@ async def test_an_answer_sent_by_a_stalled_worker_is_not_sent_again(store_url: s
 
 async def test_a_stalled_worker_extending_its_lease_takes_its_answer_back(store_url: str) -> None:
     h, notices, claimed, now = _answer_released_from_a(store_url)
-    notices.extend_leases("w-a", [claimed.id], now + 2 * LEASE_S + 1)
+    assert notices.extend_leases("w-a", [claimed.id], now + 2 * LEASE_S + 1) == {claimed.id}
     assert notices.claim("w-b", now + LEASE_S + 2, LEASE_S, 10) == []
+    h.store.dispose()
+
+
+async def test_an_answer_another_worker_claimed_meanwhile_is_theirs(store_url: str) -> None:
+    h, notices, claimed, now = _answer_released_from_a(store_url)
+    (again,) = notices.claim("w-b", now + LEASE_S + 1, LEASE_S, 10)
+    assert notices.extend_leases("w-a", [claimed.id], now + 10 * LEASE_S) == set(), "not w-a's"
+    with h.store.connection() as conn:
+        query = text("SELECT lease_owner FROM notice WHERE id = :id")
+        owner = conn.execute(query, {"id": claimed.id}).scalar()
+    assert again.id == claimed.id and owner == "w-b"
     h.store.dispose()
