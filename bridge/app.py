@@ -391,6 +391,7 @@ class App:
                 await stop()
             except Exception:
                 log.exception("error while stopping")
+        await self.limiter.close()
         self.store.dispose()
         self.stopped.set()
 

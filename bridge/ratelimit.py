@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import math
 import time
 from bisect import bisect_left, bisect_right, insort
@@ -32,6 +33,11 @@ _MARGIN_S = 1e-6
 #: a wake-up this much later than planned means the event loop was held up: sends let through
 #: just before may have left only after it, and are counted from then on (see `_held_up`)
 STALL_S = 0.005
+#: while sends go out, the loop is watched this often for hold-ups no acquire's wake-up sees (a
+#: send let through, then a 10 ms database commit on the loop before its request leaves)
+WATCH_TICK_S = 0.004
+#: the watch ends this long after the last send
+_WATCH_IDLE_S = 1.0
 #: kept free in each second of the free budget for the jitter between a send being let through
 #: and its request reaching the server (0.2 % of the rate)
 WINDOW_MARGIN_S = 0.002
@@ -96,10 +102,25 @@ class RateLimiter:
         self,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        *,
+        watch: bool | None = None,
     ) -> None:
         self._clock = clock
         self._sleep = sleep
         self._platforms: dict[str, _Platform] = {}
+        #: whether the loop is watched for hold-ups (`_watch_loop`); by default only on real
+        #: time (a test's virtual clock does not stall unless the test says so)
+        self._watching = watch if watch is not None else clock is time.monotonic and sleep is asyncio.sleep
+        self._watch: asyncio.Task[None] | None = None
+        self._last_commit = -math.inf
+
+    async def close(self) -> None:
+        """Stop watching the loop (at shutdown; the watch also ends on its own when sends stop)."""
+        watch, self._watch = self._watch, None
+        if watch is not None and not watch.done():
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
 
     def configure(self, platform: str, limits: RateLimits) -> None:
         """Set (or replace) a platform's limits; every rate must be > 0."""
@@ -330,6 +351,22 @@ class RateLimiter:
                 earliest = max(earliest, sent[-most] + 1.0 + WINDOW_MARGIN_S)
         return earliest
 
+    async def _watch_loop(self, since: float) -> None:
+        """While sends go out, wake every `WATCH_TICK_S`; a wake-up later than `STALL_S` means
+        the loop was held up, and sends let through just before count from now on, on every
+        platform. Without it, a hold-up shorter than the send interval goes unseen: the send let
+        through before it reaches the server late, within one second of the send a full budget
+        later (two 429s at exactly the enforced rate, seen in the tests)."""
+        planned = since  # from the send that started the watch: a hold-up right after it counts
+        while self._clock() - self._last_commit < _WATCH_IDLE_S:
+            planned += WATCH_TICK_S
+            await self._sleep(max(0.0, planned - self._clock()))
+            now = self._clock()
+            if now - planned > STALL_S:
+                for state in self._platforms.values():
+                    self._held_up(state, planned, now)
+            planned = max(planned, now)
+
     def _held_up(self, state: _Platform, planned: float, now: float) -> None:
         """The loop ran a wake-up planned for `planned` only at `now`: it was busy meanwhile.
 
@@ -357,6 +394,11 @@ class RateLimiter:
         insort(_budget(state, limits, paid)[0], now)
         if not paid:
             state.sent.append(now)
+            self._last_commit = now
+            if self._watching and (self._watch is None or self._watch.done()):
+                self._watch = asyncio.get_running_loop().create_task(
+                    self._watch_loop(now), name="limiter-watch"
+                )
         chat_state = state.chats.setdefault(chat, _Chat())
         interval = 60.0 / limits.group_per_min if group else 1.0 / limits.per_chat_per_s
         chat_state.allowed_at = now + interval + _MARGIN_S

@@ -350,6 +350,34 @@ async def test_real_clock_paces_sends() -> None:
     assert 5 / 200 <= elapsed < 0.5
 
 
+@pytest.mark.parametrize("watched", [True, False])
+async def test_a_hold_up_shorter_than_one_interval_right_after_a_send_is_seen(watched: bool) -> None:
+    """A send is let through, then the loop is held up (a 20 ms database commit on it) before
+    its request leaves. The hold-up ends before the next send's turn, so no acquire wakes late:
+    only the watch sees it, and a full budget later no second holds 31 arrivals."""
+    vt = VirtualTime()
+    limiter = RateLimiter(clock=vt.clock, sleep=vt.sleep, watch=watched)
+    limiter.configure("telegram", TELEGRAM)
+    committed: list[float] = []
+    hold_up = 0.02
+
+    async def sends() -> None:
+        await limiter.acquire("telegram", "chat0")
+        committed.append(vt.now)
+        vt.now += hold_up  # held up: the first request leaves only now
+        for n in range(1, 31):
+            await limiter.acquire("telegram", f"chat{n}")
+            committed.append(vt.now)
+
+    await vt.run(sends())
+    await limiter.close()
+    arrivals = [hold_up, *committed[1:]]
+    if watched:
+        assert max_in_window(arrivals, 1.0) <= 30
+    else:  # what the watch is for: without it the 31st send shares the first one's second
+        assert max_in_window(arrivals, 1.0) == 31
+
+
 _arrivals = st.lists(
     st.tuples(
         st.floats(min_value=0, max_value=5, allow_nan=False),  # when the send is requested
