@@ -140,17 +140,15 @@ def _zone(text: str) -> tzinfo:
             return ZoneInfo(name)
         except (ZoneInfoNotFoundError, ValueError, OSError):
             pass
-    raise WhenError(
-        _("unknown time zone {clip!r} (use Z, +01:00 or e.g. Europe/Paris)").format(clip=_clip(text, 40))
-    )
+    raise WhenError(_(
+        "unknown time zone {clip!r} (use Z, +01:00 or e.g. Europe/Paris)"
+    ).format(clip=_clip(text, 40)))
 
 
 def _unparseable(text: str) -> WhenError:
-    return WhenError(
-        _("could not understand the time {clip!r}; use: {ACCEPTED_FORMS}").format(
-            clip=_clip(text), ACCEPTED_FORMS=ACCEPTED_FORMS
-        )
-    )
+    return WhenError(_(
+        "could not understand the time {clip!r}; use: {ACCEPTED_FORMS}"
+    ).format(clip=_clip(text), ACCEPTED_FORMS=ACCEPTED_FORMS))
 
 
 def _interpret(text: str, now: datetime, tz: ZoneInfo) -> datetime | None:
@@ -163,11 +161,9 @@ def _interpret(text: str, now: datetime, tz: ZoneInfo) -> datetime | None:
         for number, unit in _IN_PART_RE.findall(m.group(1)):
             factor = UNIT_MINUTES.get(unit.lower())
             if factor is None:
-                raise WhenError(
-                    _("unknown unit {unit!r} in {clip!r} (use m, h or d, like in 90m)").format(
-                        unit=unit, clip=_clip(text)
-                    )
-                )
+                raise WhenError(_(
+                    "unknown unit {unit!r} in {clip!r} (use m, h or d, like in 90m)"
+                ).format(unit=unit, clip=_clip(text)))
             if len(number) > 9:
                 raise WhenError(_("{clip!r} is more than a year ahead").format(clip=_clip(text)))
             total += int(number) * factor
@@ -241,17 +237,13 @@ def parse_when(text: str, *, now: datetime, tz: ZoneInfo) -> datetime:
     if when is None:
         raise _unparseable(cleaned)
     if when <= now:
-        raise WhenError(
-            _("{clip!r} is in the past ({understood})").format(
-                clip=_clip(cleaned), understood=_understood(when, tz)
-            )
-        )
+        raise WhenError(_(
+            "{clip!r} is in the past ({understood})"
+        ).format(clip=_clip(cleaned), understood=_understood(when, tz)))
     if when - now > MAX_AHEAD:
-        raise WhenError(
-            _("{clip!r} is more than a year ahead ({understood})").format(
-                clip=_clip(cleaned), understood=_understood(when, tz)
-            )
-        )
+        raise WhenError(_(
+            "{clip!r} is more than a year ahead ({understood})"
+        ).format(clip=_clip(cleaned), understood=_understood(when, tz)))
     return when
 
 
@@ -348,14 +340,14 @@ def parse_recurrence(spec: str) -> Recurrence:
     words = cleaned.split(" ")
     m = _RECURRENCE_TIME_RE.fullmatch(words[-1]) if cleaned else None
     if m is None:
-        raise WhenError(
-            _("no time (HH:MM) at the end of {clip!r}; {example}").format(clip=_clip(spec), example=example)
-        )
+        raise WhenError(_(
+            "no time (HH:MM) at the end of {clip!r}; {example}"
+        ).format(clip=_clip(spec), example=example))
     hour, minute = int(m.group("hour")), int(m.group("minute"))
     if hour > 23 or minute > 59:
-        raise WhenError(
-            _("{words!r} is not a time of day; {example}").format(words=words[-1], example=example)
-        )
+        raise WhenError(_(
+            "{words!r} is not a time of day; {example}"
+        ).format(words=words[-1], example=example))
     day_text = " ".join(words[:-1])
     day_text = re.sub(r"\bevery\s+day\b", "daily", day_text)
     day_text = re.sub(r"\s*-\s*", "-", day_text)
@@ -378,9 +370,9 @@ def parse_recurrence(spec: str) -> Recurrence:
             if single is not None:
                 days.add(single)
                 continue
-        raise WhenError(
-            _("{clip!r} is not a day or day range; {example}").format(clip=_clip(item, 30), example=example)
-        )
+        raise WhenError(_(
+            "{clip!r} is not a day or day range; {example}"
+        ).format(clip=_clip(item, 30), example=example))
     ordered = tuple(sorted(days))
     return Recurrence(ordered, hour, minute, f"{_days_text(ordered)} {hour:02d}:{minute:02d}")
 

@@ -25,6 +25,17 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database, for tests about several processes sharing one (skipped
+    when no server answers)."""
+    reason = pg_unavailable()
+    if reason:
+        pytest.skip(reason)
+    with fresh_database() as url:
+        yield url
+
+
+@pytest.fixture
 def sqlite_store_url(tmp_path: Path) -> str:
     """A fresh SQLite file, for tests about the SQLite file itself."""
     return sqlite_url(tmp_path)

@@ -81,11 +81,9 @@ def _take_stars(cur: Cursor, what: str) -> int:
         raise Malformed(_("missing {what}").format(what=what))
     stars = _number(tok.value, MIN_STARS, MAX_STARS)
     if stars is None:
-        raise Malformed(
-            _("{value!r} is not a price: {MIN_STARS} to {MAX_STARS} Stars").format(
-                value=show(tok.value), MIN_STARS=MIN_STARS, MAX_STARS=MAX_STARS
-            )
-        )
+        raise Malformed(_(
+            "{value!r} is not a price: {MIN_STARS} to {MAX_STARS} Stars"
+        ).format(value=show(tok.value), MIN_STARS=MIN_STARS, MAX_STARS=MAX_STARS))
     return stars
 
 
@@ -101,9 +99,9 @@ def _leading_options(cur: Cursor, allowed: tuple[str, ...]) -> tuple[bool, int |
         flag = flag_name(tok.value)
         if flag not in allowed:
             raise Malformed(
-                _("unknown option {value!r} (use {join})").format(
-                    value=show(tok.value), join=" or ".join("--" + a for a in allowed)
-                )
+                _(
+                    "unknown option {value!r} (use {join})"
+                ).format(value=show(tok.value), join=' or '.join('--' + a for a in allowed))
             )
         cur.take()
         if flag == "paid":
@@ -113,9 +111,10 @@ def _leading_options(cur: Cursor, allowed: tuple[str, ...]) -> tuple[bool, int |
                 raise Malformed(_("--stars given twice"))
             stars = _take_stars(cur, _("the price in Stars after --stars"))
         if paid and stars is not None:
-            raise Malformed(
-                _("a post is either --paid (subscribers) or --stars <n> (pay per post), not both")
-            )
+            raise Malformed(_(
+                "a post is either --paid (subscribers) or --stars <n> (pay per post), not "
+                "both"
+            ))
 
 
 def _poll_body(cur: Cursor, handle: str, *, quiz: bool = False) -> PollArgs:
@@ -151,16 +150,15 @@ def _poll_body(cur: Cursor, handle: str, *, quiz: bool = False) -> PollArgs:
                 explanation = _take_explanation(cur)
             elif quiz:
                 raise Malformed(
-                    _("unknown option {value!r} (use --answer, --explain, --closes or --paid)").format(
-                        value=show(tok.value)
-                    )
+                    _(
+                        "unknown option {value!r} (use --answer, --explain, --closes or "
+                        "--paid)"
+                    ).format(value=show(tok.value))
                 )
             else:
-                raise Malformed(
-                    _("unknown option {value!r} (use --multi, --closes or --paid)").format(
-                        value=show(tok.value)
-                    )
-                )
+                raise Malformed(_(
+                    "unknown option {value!r} (use --multi, --closes or --paid)"
+                ).format(value=show(tok.value)))
         else:
             positional.append(tok.value.strip())
     question, options = _poll_parts(positional)
@@ -169,11 +167,9 @@ def _poll_body(cur: Cursor, handle: str, *, quiz: bool = False) -> PollArgs:
     if answer is None:
         raise Malformed(_("missing --answer <n>: the number of the correct option"))
     if answer > len(options):
-        raise Malformed(
-            _("--answer {answer} names no option: this quiz has options 1 to {n_options}").format(
-                answer=answer, n_options=len(options)
-            )
-        )
+        raise Malformed(_(
+            "--answer {answer} names no option: this quiz has options 1 to {n_options}"
+        ).format(answer=answer, n_options=len(options)))
     return QuizArgs(
         handle=handle,
         text=question,
@@ -193,31 +189,25 @@ def _poll_parts(positional: list[str]) -> tuple[str, tuple[str, ...]]:
     if not question:
         raise Malformed(_("the question is empty"))
     if len(question) > MAX_QUESTION_LEN:
-        raise Malformed(
-            _("the question is longer than {MAX_QUESTION_LEN} characters").format(
-                MAX_QUESTION_LEN=MAX_QUESTION_LEN
-            )
-        )
+        raise Malformed(_(
+            "the question is longer than {MAX_QUESTION_LEN} characters"
+        ).format(MAX_QUESTION_LEN=MAX_QUESTION_LEN))
     if len(options) < MIN_POLL_OPTIONS:
-        raise Malformed(
-            _("a poll needs at least {MIN_POLL_OPTIONS} options").format(MIN_POLL_OPTIONS=MIN_POLL_OPTIONS)
-        )
+        raise Malformed(_(
+            "a poll needs at least {MIN_POLL_OPTIONS} options"
+        ).format(MIN_POLL_OPTIONS=MIN_POLL_OPTIONS))
     if len(options) > MAX_POLL_OPTIONS:
-        raise Malformed(
-            _("a poll has at most {MAX_POLL_OPTIONS} options, got {n_options}").format(
-                MAX_POLL_OPTIONS=MAX_POLL_OPTIONS, n_options=len(options)
-            )
-        )
+        raise Malformed(_(
+            "a poll has at most {MAX_POLL_OPTIONS} options, got {n_options}"
+        ).format(MAX_POLL_OPTIONS=MAX_POLL_OPTIONS, n_options=len(options)))
     seen: set[str] = set()
     for number, option in enumerate(options, start=1):
         if not option:
             raise Malformed(_("option {number} is empty").format(number=number))
         if len(option) > MAX_OPTION_LEN:
-            raise Malformed(
-                _("option {number} is longer than {MAX_OPTION_LEN} characters").format(
-                    number=number, MAX_OPTION_LEN=MAX_OPTION_LEN
-                )
-            )
+            raise Malformed(_(
+                "option {number} is longer than {MAX_OPTION_LEN} characters"
+            ).format(number=number, MAX_OPTION_LEN=MAX_OPTION_LEN))
         key = option.casefold()
         if key in seen:
             raise Malformed(_("option {option!r} appears twice").format(option=show(option)))
@@ -232,11 +222,9 @@ def _take_answer(cur: Cursor) -> int:
         raise Malformed(_("missing the number of the correct option after --answer"))
     m = _NUMBER_RE.fullmatch(tok.value)
     if m is None or not 1 <= int(m.group(1)) <= MAX_POLL_OPTIONS:
-        raise Malformed(
-            _("{value!r} is not an option number (1 to {MAX_POLL_OPTIONS}) for --answer").format(
-                value=show(tok.value), MAX_POLL_OPTIONS=MAX_POLL_OPTIONS
-            )
-        )
+        raise Malformed(_(
+            "{value!r} is not an option number (1 to {MAX_POLL_OPTIONS}) for --answer"
+        ).format(value=show(tok.value), MAX_POLL_OPTIONS=MAX_POLL_OPTIONS))
     return int(m.group(1))
 
 
@@ -244,7 +232,7 @@ def _take_explanation(cur: Cursor) -> str:
     """The one token after `--explain` (quoted when it has spaces), stripped, 1-200 characters."""
     tok = cur.take()
     if tok is None or (not tok.quoted and is_flag(tok)):
-        raise Malformed(_('missing the explanation after --explain (quote it: --explain "...")'))
+        raise Malformed(_("missing the explanation after --explain (quote it: --explain \"...\")"))
     if tok.broken:
         raise Malformed(_("the explanation's closing quote is missing"))
     text = tok.value.strip()
@@ -252,11 +240,9 @@ def _take_explanation(cur: Cursor) -> str:
         raise Malformed(_("the explanation is empty"))
     units = len(text.encode("utf-16-le")) // 2  # Telegram counts UTF-16 code units (an emoji is 2)
     if units > MAX_EXPLANATION_LEN:
-        raise Malformed(
-            _("the explanation is longer than {MAX_EXPLANATION_LEN} characters ({units})").format(
-                MAX_EXPLANATION_LEN=MAX_EXPLANATION_LEN, units=units
-            )
-        )
+        raise Malformed(_(
+            "the explanation is longer than {MAX_EXPLANATION_LEN} characters ({units})"
+        ).format(MAX_EXPLANATION_LEN=MAX_EXPLANATION_LEN, units=units))
     return text
 
 
@@ -310,9 +296,9 @@ def parse_start(cur: Cursor) -> Command:
 def parse_channels(cur: Cursor) -> Command:
     query = cur.rest().strip()
     if len(query) > MAX_QUERY_LEN:
-        raise Malformed(
-            _("the search is longer than {MAX_QUERY_LEN} characters").format(MAX_QUERY_LEN=MAX_QUERY_LEN)
-        )
+        raise Malformed(_(
+            "the search is longer than {MAX_QUERY_LEN} characters"
+        ).format(MAX_QUERY_LEN=MAX_QUERY_LEN))
     return ChannelsArgs(query=query)
 
 
@@ -330,11 +316,9 @@ def parse_vote(cur: Cursor) -> Command:
                 raise Malformed(_("{part!r} is not an option number").format(part=show(part)))
             number = int(m.group(1))
             if not 1 <= number <= MAX_POLL_OPTIONS:
-                raise Malformed(
-                    _("option numbers go from 1 to {MAX_POLL_OPTIONS}, not {number}").format(
-                        MAX_POLL_OPTIONS=MAX_POLL_OPTIONS, number=number
-                    )
-                )
+                raise Malformed(_(
+                    "option numbers go from 1 to {MAX_POLL_OPTIONS}, not {number}"
+                ).format(MAX_POLL_OPTIONS=MAX_POLL_OPTIONS, number=number))
             if number not in numbers:
                 numbers.append(number)
     if not numbers:
@@ -360,9 +344,9 @@ def parse_newchannel(cur: Cursor) -> Command:
     if not name:
         raise Malformed(_("missing the channel's name"))
     if len(name) > MAX_NAME_LEN:
-        raise Malformed(
-            _("the name is longer than {MAX_NAME_LEN} characters").format(MAX_NAME_LEN=MAX_NAME_LEN)
-        )
+        raise Malformed(_(
+            "the name is longer than {MAX_NAME_LEN} characters"
+        ).format(MAX_NAME_LEN=MAX_NAME_LEN))
     return NewChannelArgs(handle=handle, text=name)
 
 
@@ -382,11 +366,9 @@ def parse_mirror(cur: Cursor) -> Command:
         return MirrorArgs(handle=handle, platform=target.value.lower(), create=True)
     kind, _sep, chat = first.value.partition(":")
     if _PLATFORM_RE.fullmatch(kind.lower()) is None or not chat:
-        raise Malformed(
-            _("expected <platform>:<address> or create <platform>, not '{value}'").format(
-                value=show(first.value)
-            )
-        )
+        raise Malformed(_(
+            "expected <platform>:<address> or create <platform>, not '{value}'"
+        ).format(value=show(first.value)))
     cur.no_more(_("the mirror room"))
     return MirrorArgs(handle=handle, platform=kind.lower(), address=chat)
 
@@ -397,11 +379,9 @@ def parse_describe(cur: Cursor) -> Command:
     if not text.strip():
         raise Malformed(_("missing the description"))
     if len(text.strip()) > MAX_DESCRIPTION_LEN:
-        raise Malformed(
-            _("the description is longer than {MAX_DESCRIPTION_LEN} characters").format(
-                MAX_DESCRIPTION_LEN=MAX_DESCRIPTION_LEN
-            )
-        )
+        raise Malformed(_(
+            "the description is longer than {MAX_DESCRIPTION_LEN} characters"
+        ).format(MAX_DESCRIPTION_LEN=MAX_DESCRIPTION_LEN))
     return DescribeArgs(handle=handle, text=text)
 
 
@@ -495,11 +475,9 @@ def parse_price(cur: Cursor) -> Command:
         return PriceArgs(handle=handle, stars=None)
     stars = _number(tok.value, MIN_STARS, MAX_STARS)
     if stars is None:
-        raise Malformed(
-            _("{value!r} is not a price: {MIN_STARS} to {MAX_STARS} Stars, or off").format(
-                value=show(tok.value), MIN_STARS=MIN_STARS, MAX_STARS=MAX_STARS
-            )
-        )
+        raise Malformed(_(
+            "{value!r} is not a price: {MIN_STARS} to {MAX_STARS} Stars, or off"
+        ).format(value=show(tok.value), MIN_STARS=MIN_STARS, MAX_STARS=MAX_STARS))
     cur.no_more(_("the price"))
     return PriceArgs(handle=handle, stars=stars)
 
@@ -508,11 +486,9 @@ def parse_teaser(cur: Cursor) -> Command:
     handle = cur.handle()
     tok = cur.take()
     if tok is None or tok.value.lower() not in ("on", "off"):
-        raise Malformed(
-            _("say on or off")
-            if tok is None
-            else _("{value!r} is neither on nor off").format(value=show(tok.value))
-        )
+        raise Malformed(_("say on or off") if tok is None else _(
+            "{value!r} is neither on nor off"
+        ).format(value=show(tok.value)))
     cur.no_more(tok.value.lower())
     return TeaserArgs(handle=handle, on=tok.value.lower() == "on")
 
@@ -534,9 +510,9 @@ def _small_number(cur: Cursor, what: str, most: int) -> int:
         raise Malformed(_("missing {what}").format(what=what))
     number = _number(tok.value, 1, most, digits=4)
     if number is None:
-        raise Malformed(
-            _("{value!r} is not {what} (1 to {most})").format(value=show(tok.value), what=what, most=most)
-        )
+        raise Malformed(_(
+            "{value!r} is not {what} (1 to {most})"
+        ).format(value=show(tok.value), what=what, most=most))
     return number
 
 
@@ -569,16 +545,14 @@ def parse_history(cur: Cursor) -> Command:
     handle = cur.handle()
     tok = cur.take()
     if tok is None:
-        raise Malformed(
-            _("missing the number of earlier posts (0 to {MAX_HISTORY})").format(MAX_HISTORY=MAX_HISTORY)
-        )
+        raise Malformed(_(
+            "missing the number of earlier posts (0 to {MAX_HISTORY})"
+        ).format(MAX_HISTORY=MAX_HISTORY))
     n = _number(tok.value, 0, MAX_HISTORY)
     if n is None:
-        raise Malformed(
-            _("{value!r} is not a number from 0 to {MAX_HISTORY}").format(
-                value=show(tok.value), MAX_HISTORY=MAX_HISTORY
-            )
-        )
+        raise Malformed(_(
+            "{value!r} is not a number from 0 to {MAX_HISTORY}"
+        ).format(value=show(tok.value), MAX_HISTORY=MAX_HISTORY))
     cur.no_more(_("the number"))
     return HistoryArgs(handle=handle, n=n)
 

@@ -61,13 +61,11 @@ _F, _A, _O = Audience.FOLLOWER, Audience.ADMIN, Audience.OPERATOR
 COMMANDS: dict[str, CommandSpec] = {
     spec.name: spec
     for spec in (
-        _spec(
-            a.StartArgs,
-            p.parse_start,
-            N_("/start [handle]"),
-            N_("begin, or follow the channel of a link"),
-            _F,
-        ),
+        _spec(a.StartArgs, p.parse_start, N_(
+            "/start [handle]"
+        ), N_(
+            "begin, or follow the channel of a link"
+        ), _F),
         _spec(a.HelpArgs, p.parse_help, "/help", N_("list the commands you may use"), _F),
         _spec(a.ChannelsArgs, p.parse_channels, N_("/channels [query]"), N_("find public channels"), _F),
         _spec(
@@ -77,13 +75,11 @@ COMMANDS: dict[str, CommandSpec] = {
             N_("show a channel's name and description"),
             _F,
         ),
-        _spec(
-            a.FollowArgs,
-            p.handle_only(a.FollowArgs),
-            N_("/follow <handle>"),
-            N_("receive a channel's posts"),
-            _F,
-        ),
+        _spec(a.FollowArgs, p.handle_only(a.FollowArgs), N_(
+            "/follow <handle>"
+        ), N_(
+            "receive a channel's posts"
+        ), _F),
         _spec(
             a.UnfollowArgs,
             p.handle_only(a.UnfollowArgs),
@@ -98,13 +94,11 @@ COMMANDS: dict[str, CommandSpec] = {
             N_("keep receiving posts, without notifications"),
             _F,
         ),
-        _spec(
-            a.UnmuteArgs,
-            p.handle_only(a.UnmuteArgs),
-            N_("/unmute <handle>"),
-            N_("get notifications again"),
-            _F,
-        ),
+        _spec(a.UnmuteArgs, p.handle_only(a.UnmuteArgs), N_(
+            "/unmute <handle>"
+        ), N_(
+            "get notifications again"
+        ), _F),
         _spec(
             a.FollowingArgs,
             p.no_arguments(a.FollowingArgs),
@@ -127,13 +121,11 @@ COMMANDS: dict[str, CommandSpec] = {
             N_("erase everything stored about you"),
             _F,
         ),
-        _spec(
-            a.AcceptArgs,
-            p.parse_accept,
-            N_("/accept <code>"),
-            N_("become an admin with an invitation code"),
-            _F,
-        ),
+        _spec(a.AcceptArgs, p.parse_accept, N_(
+            "/accept <code>"
+        ), N_(
+            "become an admin with an invitation code"
+        ), _F),
         _spec(
             a.SubscribeArgs,
             p.handle_only(a.SubscribeArgs),
@@ -148,12 +140,14 @@ COMMANDS: dict[str, CommandSpec] = {
             N_("stop renewing; access lasts to the end of the paid period"),
             _F,
         ),
-        _spec(
-            a.RedeemArgs, p.parse_redeem, N_("/redeem <code>"), N_("redeem an access code for paid posts"), _F
-        ),
-        _spec(
-            a.PrivacyArgs, p.no_arguments(a.PrivacyArgs), "/privacy", N_("what the bot stores about you"), _F
-        ),
+        _spec(a.RedeemArgs, p.parse_redeem, N_(
+            "/redeem <code>"
+        ), N_(
+            "redeem an access code for paid posts"
+        ), _F),
+        _spec(a.PrivacyArgs, p.no_arguments(a.PrivacyArgs), "/privacy", N_(
+            "what the bot stores about you"
+        ), _F),
         _spec(
             a.PaySupportArgs,
             p.no_arguments(a.PaySupportArgs),
@@ -168,13 +162,11 @@ COMMANDS: dict[str, CommandSpec] = {
             N_("choose the language the bot answers you in"),
             _F,
         ),
-        _spec(
-            a.NewChannelArgs,
-            p.parse_newchannel,
-            N_("/newchannel <handle> <name...>"),
-            N_("create a channel"),
-            _O,
-        ),
+        _spec(a.NewChannelArgs, p.parse_newchannel, N_(
+            "/newchannel <handle> <name...>"
+        ), N_(
+            "create a channel"
+        ), _O),
         _spec(
             a.DescribeArgs,
             p.parse_describe,
@@ -192,7 +184,7 @@ COMMANDS: dict[str, CommandSpec] = {
         _spec(
             a.PollArgs,
             p.parse_poll,
-            N_('/poll <handle> "question" "a" "b" [...] [--multi] [--closes <when>] [--paid]'),
+            N_("/poll <handle> \"question\" \"a\" \"b\" [...] [--multi] [--closes <when>] [--paid]"),
             N_("publish a poll (2-12 options)"),
             _A,
         ),
@@ -200,8 +192,8 @@ COMMANDS: dict[str, CommandSpec] = {
             a.QuizArgs,
             p.parse_quiz,
             N_(
-                '/quiz <handle> "question" "a" "b" [...] --answer <n> [--explain '
-                '"..."] [--closes <when>] [--paid]'
+                "/quiz <handle> \"question\" \"a\" \"b\" [...] --answer <n> [--explain "
+                "\"...\"] [--closes <when>] [--paid]"
             ),
             N_("publish a quiz: a poll with one correct answer, revealed after each vote"),
             _A,
@@ -209,15 +201,15 @@ COMMANDS: dict[str, CommandSpec] = {
         _spec(
             a.ScheduleArgs,
             p.parse_schedule,
-            N_('/schedule <handle> <when> [--paid] <text...|/poll "question" "a" "b" ...|/quiz ...>'),
+            N_("/schedule <handle> <when> [--paid] <text...|/poll \"question\" \"a\" \"b\" ...|/quiz ...>"),
             N_("publish a post, poll or quiz later (when: in 90m, tomorrow 09:00, 2026-12-01 09:00)"),
             _A,
         ),
         _spec(
             a.EveryArgs,
             p.parse_every,
-            N_('/every <handle> "<days> <HH:MM>" [--paid] <text...>'),
-            N_('publish a recurring post (days: daily, mon-fri, "sat,sun", weekdays, weekends)'),
+            N_("/every <handle> \"<days> <HH:MM>\" [--paid] <text...>"),
+            N_("publish a recurring post (days: daily, mon-fri, \"sat,sun\", weekdays, weekends)"),
             _A,
         ),
         _spec(
@@ -234,13 +226,11 @@ COMMANDS: dict[str, CommandSpec] = {
             N_("cancel a scheduled post, or stop recurring post r<n>"),
             _A,
         ),
-        _spec(
-            a.EditArgs,
-            p.parse_edit,
-            N_("/edit <post-id> <text...>"),
-            N_("replace a post's text everywhere"),
-            _A,
-        ),
+        _spec(a.EditArgs, p.parse_edit, N_(
+            "/edit <post-id> <text...>"
+        ), N_(
+            "replace a post's text everywhere"
+        ), _A),
         _spec(
             a.DeleteArgs,
             p.post_id_only(a.DeleteArgs),

@@ -110,7 +110,7 @@ class Cursor:
         if tok is None:
             return None
         if tok.broken:
-            raise Malformed(_("unbalanced quote in {text}").format(text=show(self.text[tok.start :])))
+            raise Malformed(_("unbalanced quote in {text}").format(text=show(self.text[tok.start:])))
         self.i += 1
         self.end = tok.end
         return tok
@@ -155,9 +155,9 @@ class Cursor:
 def valid_handle(value: str) -> str:
     handle = value.lower()
     if _HANDLE_RE.fullmatch(handle) is None:
-        raise Malformed(
-            _("{value!r} is not a valid handle (3-32 characters of a-z, 0-9 and _)").format(value=show(value))
-        )
+        raise Malformed(_(
+            "{value!r} is not a valid handle (3-32 characters of a-z, 0-9 and _)"
+        ).format(value=show(value)))
     return handle
 
 
@@ -219,9 +219,9 @@ def take_when(cur: Cursor, what: str) -> str:
     """Consume a `<when>` and return its raw text (tokens joined by one space)."""
     count = split_when(cur.tokens[cur.i :])
     if count == 0:
-        raise Malformed(
-            _("missing {what} (like: in 90m, tomorrow 09:00, 2026-12-01 09:00)").format(what=what)
-        )
+        raise Malformed(_(
+            "missing {what} (like: in 90m, tomorrow 09:00, 2026-12-01 09:00)"
+        ).format(what=what))
     first = cur.peek()
     if first is not None and first.broken:
         cur.take()  # refuses the unbalanced quote
@@ -242,7 +242,7 @@ def take_recurrence(cur: Cursor) -> str:
     """Consume a recurrence spec: one quoted token, `HH:MM`, or day words then `HH:MM`."""
     first = cur.peek()
     if first is None:
-        raise Malformed(_('missing the schedule, like "mon-fri 08:00"'))
+        raise Malformed(_("missing the schedule, like \"mon-fri 08:00\""))
     if first.quoted or HHMM_RE.fullmatch(first.value):
         tok = cur.take()
         assert tok is not None

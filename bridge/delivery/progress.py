@@ -18,20 +18,20 @@ log = logging.getLogger(__name__)
 def progress_text(report: ProgressReport) -> str:
     """The progress message's text (edited in place as the fan-out goes)."""
     c = report.counts
-    figures = _("delivered {delivered}, pending {pending}, failed {failed}").format(
-        delivered=c.delivered, pending=c.pending, failed=c.failed
-    )
-    return _("Post #{post_id} progress: {figures}").format(post_id=report.post_id, figures=figures) + (
-        _(" (done).") if report.done else "."
-    )
+    figures = _(
+        "delivered {delivered}, pending {pending}, failed {failed}"
+    ).format(delivered=c.delivered, pending=c.pending, failed=c.failed)
+    return _(
+        "Post #{post_id} progress: {figures}"
+    ).format(post_id=report.post_id, figures=figures) + (_(" (done).") if report.done else ".")
 
 
 def summary_text(report: ProgressReport) -> str:
     """The final summary, sent once as a message of its own."""
     c = report.counts
-    summary = _("Post #{post_id} finished: delivered {delivered}, failed {failed}").format(
-        post_id=report.post_id, delivered=c.delivered, failed=c.failed
-    )
+    summary = _(
+        "Post #{post_id} finished: delivered {delivered}, failed {failed}"
+    ).format(post_id=report.post_id, delivered=c.delivered, failed=c.failed)
     if c.skipped:
         summary += _(", skipped {skipped}").format(skipped=c.skipped)
     if report.reasons:

@@ -21,15 +21,17 @@ def teaser_text(view: PostView) -> str:
     line = _("🔒 A post for subscribers.")
     if view.price is None:
         return line + _(" Subscriptions are not on sale now.")
-    return line + _(" Subscribe: {PERIOD_DAYS} days for {price} Stars.").format(
-        PERIOD_DAYS=_PERIOD_DAYS, price=view.price
-    )
+    return line + _(
+        " Subscribe: {PERIOD_DAYS} days for {price} Stars."
+    ).format(PERIOD_DAYS=_PERIOD_DAYS, price=view.price)
 
 
 def teaser_content(view: PostView) -> Content:
     """The teaser copy of a paid post (text only, with the Subscribe button while on sale)."""
     content = view.content
-    buttons = () if view.price is None else (Button(_("Subscribe"), f"/subscribe {content.channel_handle}"),)
+    buttons = () if view.price is None else (Button(_(
+        "Subscribe"
+    ), f"/subscribe {content.channel_handle}"),)
     return Content(
         post_id=content.post_id,
         kind=PostKind.TEXT,

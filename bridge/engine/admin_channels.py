@@ -52,15 +52,13 @@ def stats_text(ctx: Context, channel: Channel) -> str:
     mirrors = ctx.store.channels.mirrors(s, cid)
     if mirrors:
         lines.append(_("Mirror rooms: {n_mirrors}").format(n_mirrors=len(mirrors)))
-    lines.append(
-        _("Follows through the channel's link: {link_follows}").format(link_follows=channel.link_follows)
-    )
+    lines.append(_(
+        "Follows through the channel's link: {link_follows}"
+    ).format(link_follows=channel.link_follows))
     if ctx.store.payments.last_tier(s, cid) is not None:
-        lines.append(
-            _("Subscribers now: {subscribers}").format(
-                subscribers=ctx.store.payments.subscribers(s, cid, ctx.clock())
-            )
-        )
+        lines.append(_(
+            "Subscribers now: {subscribers}"
+        ).format(subscribers=ctx.store.payments.subscribers(s, cid, ctx.clock())))
     for post in ctx.store.posts.recent(s, cid, limit=5):
         lines.append(post_stats_line(ctx, post))
     return "\n".join(lines)
@@ -74,16 +72,16 @@ def post_stats_line(ctx: Context, post: Post) -> str:
     line = f"#{post.id} {post.kind}"
     if post.status == PostStatus.DELETED.value:
         line += _(" (deleted)")
-    line += _(": delivered {delivered}, pending {pending}, failed {failed}").format(
-        delivered=delivered, pending=pending, failed=failed
-    )
+    line += _(
+        ": delivered {delivered}, pending {pending}, failed {failed}"
+    ).format(delivered=delivered, pending=pending, failed=failed)
     if skipped:
         line += _(", skipped {skipped}").format(skipped=skipped)
     if post.paid or post.stars:
         teasers = ctx.store.fanout.teaser_count(s, post.id or 0)
-        line += _("; for subscribers: {delivered} sent, {teasers} teasers").format(
-            delivered=delivered, teasers=teasers
-        )
+        line += _(
+            "; for subscribers: {delivered} sent, {teasers} teasers"
+        ).format(delivered=delivered, teasers=teasers)
     if post.stars:
         line += ngettext(
             "; {purchases} purchase at {stars} Stars",
@@ -133,11 +131,9 @@ def cmd_invite_admin(ctx: Context, cmd: InviteAdminArgs) -> list[Reply]:
     channel = find_channel(ctx, cmd.handle)
     who = require_admin(ctx, channel)
     if len(ctx.store.channels.admins(s, channel.id or 0)) >= ctx.options.max_admins:
-        raise Refusal(
-            _("{handle} already has {max_admins} admins, the most allowed.").format(
-                handle=channel.handle, max_admins=ctx.options.max_admins
-            )
-        )
+        raise Refusal(_(
+            "{handle} already has {max_admins} admins, the most allowed."
+        ).format(handle=channel.handle, max_admins=ctx.options.max_admins))
     now = ctx.clock()
     if ctx.store.channels.outstanding_invites(s, channel.id or 0, now) >= ctx.options.max_open_invites:
         raise Refusal(
@@ -177,11 +173,9 @@ def cmd_removeadmin(ctx: Context, cmd: RemoveAdminArgs) -> list[Reply]:
     number = cmd.admin_number
     target = next((a for a in ctx.store.channels.admins(s, channel.id or 0) if a.number == number), None)
     if target is None:
-        raise Refusal(
-            _("{handle} has no admin #{number}; /admins {handle} lists them.").format(
-                handle=channel.handle, number=number
-            )
-        )
+        raise Refusal(_(
+            "{handle} has no admin #{number}; /admins {handle} lists them."
+        ).format(handle=channel.handle, number=number))
     if target.role == AdminRole.OWNER.value:
         raise Refusal(_("The owner cannot be removed."))
     revoked = ctx.store.channels.revoke_invites_by(s, target.id or 0)
@@ -196,13 +190,9 @@ def cmd_removeadmin(ctx: Context, cmd: RemoveAdminArgs) -> list[Reply]:
         if revoked
         else ""
     )
-    return [
-        Reply(
-            _("Admin #{number} removed from {handle}.{note}").format(
-                number=number, handle=channel.handle, note=note
-            )
-        )
-    ]
+    return [Reply(_(
+        "Admin #{number} removed from {handle}.{note}"
+    ).format(number=number, handle=channel.handle, note=note))]
 
 
 def cmd_mirror(ctx: Context, cmd: MirrorArgs) -> list[Reply]:
@@ -220,11 +210,9 @@ def cmd_mirror(ctx: Context, cmd: MirrorArgs) -> list[Reply]:
         platform, chat = cmd.platform, cmd.address
         mirrors = ctx.store.channels.mirrors(s, channel.id or 0)
         if any(m.platform == platform and m.chat_id == chat for m in mirrors):
-            raise Refusal(
-                _("{platform}:{chat} already mirrors {handle}.").format(
-                    platform=platform, chat=chat, handle=channel.handle
-                )
-            )
+            raise Refusal(_(
+                "{platform}:{chat} already mirrors {handle}."
+            ).format(platform=platform, chat=chat, handle=channel.handle))
         s.add(MirrorRoom(channel_id=channel.id or 0, platform=platform, chat_id=chat, created_at=ctx.clock()))
         ctx.store.channels.audit(s, channel.id, who, "mirror", platform)
         if ctx.core.hooks.on_mirror_added is not None:  # the adapter treats it as a mirror from now on
@@ -236,10 +224,9 @@ def cmd_mirror(ctx: Context, cmd: MirrorArgs) -> list[Reply]:
     lines = [f"{m.platform}:{m.chat_id}" for m in mirrors]
     return [
         Reply(
-            _("Mirror rooms of {handle} (members of a room can see each other):\n").format(
-                handle=channel.handle
-            )
-            + "\n".join(lines)
+            _(
+                "Mirror rooms of {handle} (members of a room can see each other):\n"
+            ).format(handle=channel.handle) + "\n".join(lines)
         )
     ]
 
@@ -265,21 +252,19 @@ def check_mirror_address(platforms: Platforms, cmd: MirrorArgs) -> None:
             for name in platforms.mirror_platforms()
             if (known := platforms.mirror_syntax(name)) is not None
         ]
-        raise BadArguments(
-            _("expected {either}, not '{text}'").format(either=either(ways), text=cmd.text[:40])
-        )
+        raise BadArguments(_(
+            "expected {either}, not '{text}'"
+        ).format(either=either(ways), text=cmd.text[:40]))
     if not platforms.valid_mirror_address(cmd.platform, cmd.address):
-        raise BadArguments(
-            _("'{address}' is not {noun} ({hint})").format(
-                address=cmd.address[:40], noun=syntax.noun, hint=syntax.hint
-            )
-        )
+        raise BadArguments(_(
+            "'{address}' is not {noun} ({hint})"
+        ).format(address=cmd.address[:40], noun=syntax.noun, hint=syntax.hint))
 
 
 def _no_creator(platform: str) -> str:
-    return _("Mirror rooms can only be created while the {capitalize} adapter runs.").format(
-        capitalize=platform.capitalize()
-    )
+    return _(
+        "Mirror rooms can only be created while the {capitalize} adapter runs."
+    ).format(capitalize=platform.capitalize())
 
 
 def _no_mirrors(platforms: Platforms, handle: str) -> str:
@@ -291,19 +276,25 @@ def _no_mirrors(platforms: Platforms, handle: str) -> str:
     creatable = platforms.creatable_mirror_platforms()
     created = " or ".join(f"/mirror {handle} create {name}" for name in creatable)
     if not configured:
-        return _("{handle} has no mirror rooms, and no installed platform takes them.").format(handle=handle)
-    text = _(
-        "{handle} has no mirror rooms. Operators add them in the config ([[channels]] "
-        "mirrors = [{configured}])"
-    ).format(handle=handle, configured=configured)
+        return _(
+            "{handle} has no mirror rooms, and no installed platform takes them."
+        ).format(handle=handle)
+    text = (
+        _(
+            "{handle} has no mirror rooms. Operators add them in the config ([[channels]] "
+            "mirrors = [{configured}])"
+        ).format(handle=handle, configured=configured)
+    )
     return text + (_(" or with {created}.").format(created=created) if created else ".")
 
 
 def _mirror_added(channel: Channel, where: str) -> str:
-    return _(
-        "{where} now mirrors every new post of {handle}. Members of a mirror room can "
-        "see each other: use mirrors for public channels only."
-    ).format(where=where, handle=channel.handle)
+    return (
+        _(
+            "{where} now mirrors every new post of {handle}. Members of a mirror room can "
+            "see each other: use mirrors for public channels only."
+        ).format(where=where, handle=channel.handle)
+    )
 
 
 async def create_mirror(core: EngineCore, actor: Actor, cmd: MirrorArgs) -> list[Reply]:

@@ -81,13 +81,9 @@ def cmd_deletechannel(ctx: Context, cmd: DeleteChannelArgs) -> list[Reply]:
         post.status = PostStatus.CANCELLED.value
         s.add(post)
     ctx.store.channels.audit(s, channel.id, who, "deletechannel", channel.handle)
-    return [
-        Reply(
-            _("Channel {handle} is deleted; followers receive nothing more from it.").format(
-                handle=channel.handle
-            )
-        )
-    ]
+    return [Reply(_(
+        "Channel {handle} is deleted; followers receive nothing more from it."
+    ).format(handle=channel.handle))]
 
 
 def cmd_describe(ctx: Context, cmd: DescribeArgs) -> list[Reply]:
@@ -138,9 +134,9 @@ def check_paid(ctx: Context, channel: Channel, paid: bool, stars: int | None) ->
         )
     if paid and ctx.store.payments.last_tier(ctx.s, channel.id or 0) is None:
         raise Refusal(
-            _("{handle} has no paid tier: set one with /price {handle} <stars> first.").format(
-                handle=channel.handle
-            )
+            _(
+                "{handle} has no paid tier: set one with /price {handle} <stars> first."
+            ).format(handle=channel.handle)
         )
     if stars and (ctx.media is None or ctx.media.kind not in (PostKind.PHOTO, PostKind.VIDEO)):
         raise Refusal(_("A --stars post is a photo or a video: send the media with this caption."))
@@ -153,11 +149,9 @@ def _new_post(
     s, actor, media = ctx.s, ctx.actor, ctx.media
     text = typed_text.strip()
     if len(text) > MAX_TEXT:
-        raise Refusal(
-            _("A post can have at most {MAX_TEXT} characters (this one has {n_text}).").format(
-                MAX_TEXT=MAX_TEXT, n_text=len(text)
-            )
-        )
+        raise Refusal(_(
+            "A post can have at most {MAX_TEXT} characters (this one has {n_text})."
+        ).format(MAX_TEXT=MAX_TEXT, n_text=len(text)))
     kind = PostKind.TEXT
     media_id = None
     if media is not None:
@@ -168,11 +162,9 @@ def _new_post(
         kind = media.kind
         media_id = _store_media(ctx, media)
     elif not text:
-        raise Refusal(
-            _("Nothing to post. Usage: /post {handle} <text> (or media with that caption)").format(
-                handle=channel.handle
-            )
-        )
+        raise Refusal(_(
+            "Nothing to post. Usage: /post {handle} <text> (or media with that caption)"
+        ).format(handle=channel.handle))
     check_paid(ctx, channel, paid, stars)
     post = Post(
         channel_id=channel.id or 0,
@@ -206,12 +198,12 @@ def _published_text(ctx: Context, post: Post, channel: Channel) -> str:
     mirrors = len(ctx.store.channels.mirrors(s, channel.id or 0))
     if post.paid or post.stars:
         return _paid_published_text(ctx, post, channel, count, mirrors)
-    where = followers_text(count) + (
-        _(" and {mirrors} mirror room(s)").format(mirrors=mirrors) if mirrors else ""
-    )
-    return _("Post #{post_id} is on its way to {where}. /stats {handle} shows its delivery.").format(
-        post_id=post.id, where=where, handle=channel.handle
-    )
+    where = followers_text(count) + (_(
+        " and {mirrors} mirror room(s)"
+    ).format(mirrors=mirrors) if mirrors else "")
+    return _(
+        "Post #{post_id} is on its way to {where}. /stats {handle} shows its delivery."
+    ).format(post_id=post.id, where=where, handle=channel.handle)
 
 
 def _paid_published_text(ctx: Context, post: Post, channel: Channel, count: int, mirrors: int) -> str:
@@ -223,26 +215,30 @@ def _paid_published_text(ctx: Context, post: Post, channel: Channel, count: int,
     if tier is not None and tier.teaser:
         others = _("the others get a one-line teaser")
     if post.stars:
-        text = _(
-            "Post #{post_id} is on its way to {followers_text} as pay-per-post "
-            "({stars} Stars): where the platform sells paid media they buy it there; "
-            "elsewhere those with paid access ({subscribers} now) get it and {others}."
-        ).format(
-            post_id=post.id,
-            followers_text=followers_text(count),
-            stars=post.stars,
-            subscribers=subscribers,
-            others=others,
+        text = (
+            _(
+                "Post #{post_id} is on its way to {followers_text} as pay-per-post "
+                "({stars} Stars): where the platform sells paid media they buy it there; "
+                "elsewhere those with paid access ({subscribers} now) get it and {others}."
+            ).format(
+                post_id=post.id,
+                followers_text=followers_text(count),
+                stars=post.stars,
+                subscribers=subscribers,
+                others=others,
+            )
         )
     else:
-        text = _(
-            "Post #{post_id} is on its way to subscribers: those of {followers_text} "
-            "with paid access ({subscribers} now) and admins who follow; {others}."
-        ).format(
-            post_id=post.id,
-            followers_text=followers_text(count),
-            subscribers=subscribers,
-            others=others,
+        text = (
+            _(
+                "Post #{post_id} is on its way to subscribers: those of {followers_text} "
+                "with paid access ({subscribers} now) and admins who follow; {others}."
+            ).format(
+                post_id=post.id,
+                followers_text=followers_text(count),
+                subscribers=subscribers,
+                others=others,
+            )
         )
     if mirrors:
         text += _(" Mirror rooms get no paid posts.")
@@ -316,13 +312,9 @@ def cmd_schedule(ctx: Context, cmd: ScheduleArgs) -> list[Reply]:
     s.flush()
     ctx.store.channels.audit(s, channel.id, who, "schedule", f"#{post.id}")
     ctx.core.wake()
-    return [
-        Reply(
-            _("Post #{post_id} is scheduled for {local}. /cancel {post_id} cancels it.").format(
-                post_id=post.id, local=ctx.core.local(at)
-            )
-        )
-    ]
+    return [Reply(_(
+        "Post #{post_id} is scheduled for {local}. /cancel {post_id} cancels it."
+    ).format(post_id=post.id, local=ctx.core.local(at)))]
 
 
 def cmd_every(ctx: Context, cmd: EveryArgs) -> list[Reply]:
@@ -352,9 +344,10 @@ def cmd_every(ctx: Context, cmd: EveryArgs) -> list[Reply]:
     ctx.core.wake()
     return [
         Reply(
-            _("Recurring post r{row_id} ({text}); next at {local}. /cancel r{row_id} stops it.").format(
-                row_id=row.id, text=recurrence.text, local=ctx.core.local(next_at)
-            )
+            _(
+                "Recurring post r{row_id} ({text}); next at {local}. /cancel r{row_id} "
+                "stops it."
+            ).format(row_id=row.id, text=recurrence.text, local=ctx.core.local(next_at))
         )
     ]
 
@@ -374,10 +367,9 @@ def cmd_scheduled(ctx: Context, cmd: ScheduledArgs) -> list[Reply]:
         )
         for p in posts
     ]
-    lines += [
-        _("r{r_id} every {spec}: {text}").format(r_id=r.id, spec=r.spec, text=preview(r.text))
-        for r in recurring
-    ]
+    lines += [_(
+        "r{r_id} every {spec}: {text}"
+    ).format(r_id=r.id, spec=r.spec, text=preview(r.text)) for r in recurring]
     return [Reply(_("Scheduled in {handle}:\n").format(handle=channel.handle) + "\n".join(lines))]
 
 
@@ -388,17 +380,15 @@ def cmd_cancel(ctx: Context, cmd: CancelArgs) -> list[Reply]:
         return _cancel_recurring(ctx, cmd.code)
     post, channel, who = post_for_admin(ctx, cmd.post_id)
     if post.status != PostStatus.SCHEDULED.value:
-        raise Refusal(
-            _("Post #{post_id} is not scheduled ({status}); use /delete {post_id}.").format(
-                post_id=post.id, status=post.status
-            )
-        )
+        raise Refusal(_(
+            "Post #{post_id} is not scheduled ({status}); use /delete {post_id}."
+        ).format(post_id=post.id, status=post.status))
     post.status = PostStatus.CANCELLED.value
     s.add(post)
     ctx.store.channels.audit(s, channel.id, who, "cancel", f"#{post.id}")
-    return [
-        Reply(_("Scheduled post #{post_id} is cancelled; it will not be published.").format(post_id=post.id))
-    ]
+    return [Reply(_(
+        "Scheduled post #{post_id} is cancelled; it will not be published."
+    ).format(post_id=post.id))]
 
 
 def _cancel_recurring(ctx: Context, code: str) -> list[Reply]:
@@ -425,9 +415,9 @@ def cmd_edit(ctx: Context, cmd: EditArgs) -> list[Reply]:
         PostStatus.PUBLISHING.value,
         PostStatus.SCHEDULED.value,
     ):
-        raise Refusal(
-            _("Post #{post_id} is {status}; it cannot be edited.").format(post_id=post.id, status=post.status)
-        )
+        raise Refusal(_(
+            "Post #{post_id} is {status}; it cannot be edited."
+        ).format(post_id=post.id, status=post.status))
     new_text = cmd.text.strip()
     if not new_text and post.kind == PostKind.TEXT.value:
         raise Refusal(_("The new text is empty."))
@@ -464,11 +454,9 @@ def cmd_delete(ctx: Context, cmd: DeleteArgs) -> list[Reply]:
     if post.status == PostStatus.SCHEDULED.value:
         return cmd_cancel(ctx, CancelArgs(post_id=cmd.post_id))
     if post.status not in (PostStatus.PUBLISHED.value, PostStatus.PUBLISHING.value):
-        raise Refusal(
-            _("Post #{post_id} is {status}; there is nothing to delete.").format(
-                post_id=post.id, status=post.status
-            )
-        )
+        raise Refusal(_(
+            "Post #{post_id} is {status}; there is nothing to delete."
+        ).format(post_id=post.id, status=post.status))
     post.status = PostStatus.DELETED.value
     post.deleted_at = ctx.clock()
     s.add(post)

@@ -420,9 +420,9 @@ class ChannelEngine:
                 ).format(post_id=post_id, local=self._core.local(due), duration_text=duration_text(late_by)),
             )
             return PublishOutcome.PUBLISHED_LATE
-        await self.notify_author(
-            post, lambda: _("Scheduled post #{post_id} is going out now.").format(post_id=post_id)
-        )
+        await self.notify_author(post, lambda: _(
+            "Scheduled post #{post_id} is going out now."
+        ).format(post_id=post_id))
         return PublishOutcome.PUBLISHED
 
     async def fire_recurring(self, recurring_id: int, due_at: float) -> int | None:

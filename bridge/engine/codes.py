@@ -101,9 +101,9 @@ def cmd_codes(ctx: Context, cmd: CodesArgs) -> list[Reply]:
     assert channel.id is not None
     if ctx.store.payments.last_tier(ctx.s, channel.id) is None:
         raise Refusal(
-            _("{handle} has no paid tier: set one with /price {handle} <stars> first.").format(
-                handle=channel.handle
-            )
+            _(
+                "{handle} has no paid tier: set one with /price {handle} <stars> first."
+            ).format(handle=channel.handle)
         )
     minted = [new_code() for _ in range(cmd.count)]
     digests = [code_digest(raw) for _, raw in minted]
@@ -144,9 +144,10 @@ def cmd_redeem(ctx: Context, cmd: RedeemArgs) -> list[Reply]:
         ]
     raw = parse_code(cmd.code)
     if raw is None:
-        return [
-            Reply(_("That is not an access code: check it for typos (it looks like CB-XXXXX-XXXXX-...)."))
-        ]
+        return [Reply(_(
+            "That is not an access code: check it for typos (it looks like "
+            "CB-XXXXX-XXXXX-...)."
+        ))]
     digest = code_digest(raw)
     code = store.codes.by_digest(s, digest)
     if code is None or code.id is None:

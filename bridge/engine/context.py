@@ -66,7 +66,9 @@ def find_channel(ctx: Context, handle: str | None) -> Channel:
     """The live channel with this handle, or a refusal pointing to /channels."""
     channel = ctx.store.channels.by_handle(ctx.s, handle or "")
     if channel is None:
-        raise Refusal(_("There is no channel '{handle}'. Send /channels to find one.").format(handle=handle))
+        raise Refusal(_(
+            "There is no channel '{handle}'. Send /channels to find one."
+        ).format(handle=handle))
     return channel
 
 
@@ -202,7 +204,9 @@ def poll_for_voting(
         or post.kind != PostKind.POLL.value
         or post.status not in (PostStatus.PUBLISHED.value, PostStatus.PUBLISHING.value)
     ):
-        raise Refusal(_("There is no open poll #{post_id} in a channel you follow.").format(post_id=post_id))
+        raise Refusal(_(
+            "There is no open poll #{post_id} in a channel you follow."
+        ).format(post_id=post_id))
     if ctx.core.poll_closed(post):
         raise Refusal(_("Poll #{post_id} is closed; votes are no longer accepted.").format(post_id=post.id))
     return post, ctx.store.posts.poll_options(ctx.s, post.id or 0)

@@ -74,9 +74,9 @@ def cmd_channels(ctx: Context, cmd: ChannelsArgs) -> list[Reply]:
         assert channel.id is not None
         count = ctx.store.followers.count(s, channel.id)
         lines.append(f"{channel.handle} — {channel.name} ({followers_text(count)})")
-        buttons.append(
-            Button(_("Follow {handle}").format(handle=channel.handle), f"/follow {channel.handle}")
-        )
+        buttons.append(Button(_(
+            "Follow {handle}"
+        ).format(handle=channel.handle), f"/follow {channel.handle}"))
     return [Reply("Channels:\n" + "\n".join(lines), buttons=tuple(buttons[:10]))]
 
 
@@ -101,12 +101,9 @@ def cmd_info(ctx: Context, cmd: InfoArgs) -> list[Reply]:
         ]
     tier = ctx.store.payments.tier_of(s, channel.id) if ctx.options.payments_enabled else None
     if tier is not None:
-        buttons.append(
-            Button(
-                _("Subscribe ({price} Stars / 30 days)").format(price=tier.price),
-                f"/subscribe {channel.handle}",
-            )
-        )
+        buttons.append(Button(_(
+            "Subscribe ({price} Stars / 30 days)"
+        ).format(price=tier.price), f"/subscribe {channel.handle}"))
     text = f"{channel.name} ({channel.handle}) — {followers_text(count)}"
     if channel.description:
         text += f"\n{channel.description}"
@@ -154,9 +151,9 @@ def cmd_unfollow(ctx: Context, cmd: UnfollowArgs) -> list[Reply]:
     s, actor = ctx.s, ctx.actor
     sub, channel = subscription_of(ctx, cmd.handle)
     ctx.store.followers.unsubscribe(s, sub, actor.address.platform)
-    return [
-        Reply(_("You no longer follow {name}. Nothing more will arrive from it.").format(name=channel.name))
-    ]
+    return [Reply(_(
+        "You no longer follow {name}. Nothing more will arrive from it."
+    ).format(name=channel.name))]
 
 
 def cmd_mute(ctx: Context, cmd: MuteArgs) -> list[Reply]:
@@ -164,7 +161,9 @@ def cmd_mute(ctx: Context, cmd: MuteArgs) -> list[Reply]:
     s, actor = ctx.s, ctx.actor
     sub, channel = subscription_of(ctx, cmd.handle)
     ctx.store.followers.set_muted(s, sub, actor.address.platform, True)
-    return [Reply(_("{name} is muted: posts still arrive, without notifications.").format(name=channel.name))]
+    return [Reply(_(
+        "{name} is muted: posts still arrive, without notifications."
+    ).format(name=channel.name))]
 
 
 def cmd_unmute(ctx: Context, cmd: UnmuteArgs) -> list[Reply]:
@@ -193,28 +192,23 @@ def cmd_vote(ctx: Context, cmd: VoteArgs) -> list[Reply]:
     post, options = poll_for_voting(ctx, cmd.post_id)
     bad = [n for n in cmd.numbers if not 1 <= n <= len(options)]
     if bad:
-        raise Refusal(
-            _("Poll #{post_id} has options 1 to {n_options}.").format(post_id=post.id, n_options=len(options))
-        )
+        raise Refusal(_(
+            "Poll #{post_id} has options 1 to {n_options}."
+        ).format(post_id=post.id, n_options=len(options)))
     if len(set(cmd.numbers)) > 1 and not post.poll_multi:
         raise Refusal(_("Poll #{post_id} allows one choice.").format(post_id=post.id))
     if quizzes.is_quiz(post):
         if not quizzes.first_answer(ctx, post, [cmd.numbers[0] - 1]):
-            raise Refusal(
-                _("You already answered quiz #{post_id}; a quiz counts the first answer.").format(
-                    post_id=post.id
-                )
-            )
+            raise Refusal(_(
+                "You already answered quiz #{post_id}; a quiz counts the first answer."
+            ).format(post_id=post.id))
         return [quizzes.reveal(post, options, cmd.numbers[0] - 1)]
     ctx.store.posts.set_votes(s, post.id or 0, actor.index, [n - 1 for n in cmd.numbers])
     chosen = ", ".join(options[n - 1].text for n in sorted(set(cmd.numbers)))
-    return [
-        Reply(
-            _(
-                "Your vote on #{post_id} is recorded: {chosen}. You can change it until the poll closes."
-            ).format(post_id=post.id, chosen=chosen)
-        )
-    ]
+    return [Reply(_(
+        "Your vote on #{post_id} is recorded: {chosen}. You can change it until the poll "
+        "closes."
+    ).format(post_id=post.id, chosen=chosen))]
 
 
 def cmd_results(ctx: Context, cmd: ResultsArgs) -> list[Reply]:
@@ -276,17 +270,11 @@ def cmd_accept(ctx: Context, cmd: AcceptArgs) -> list[Reply]:
         raise Refusal(_("That code is not valid (or was already used)."))
     number = ctx.store.channels.next_admin_number(s, channel.id or 0)  # queues admissions to the channel
     if len(ctx.store.channels.admins(s, channel.id or 0)) >= ctx.options.max_admins:
-        raise Refusal(
-            _("{handle} already has {max_admins} admins, the most allowed.").format(
-                handle=channel.handle, max_admins=ctx.options.max_admins
-            )
-        )
+        raise Refusal(_(
+            "{handle} already has {max_admins} admins, the most allowed."
+        ).format(handle=channel.handle, max_admins=ctx.options.max_admins))
     ctx.core.add_admin(s, channel.id or 0, number, AdminRole.ADMIN, actor.address)
     ctx.store.channels.audit(s, channel.id, f"admin #{number}", "accept")
-    return [
-        Reply(
-            _("You are now admin #{number} of {name}. Send /help for admin commands.").format(
-                number=number, name=channel.name
-            )
-        )
-    ]
+    return [Reply(_(
+        "You are now admin #{number} of {name}. Send /help for admin commands."
+    ).format(number=number, name=channel.name))]

@@ -58,13 +58,9 @@ def cmd_history(ctx: Context, cmd: HistoryArgs) -> list[Reply]:
     if cmd.n == 0:
         return [Reply(_("New followers of {name} get no earlier posts.").format(name=channel.name))]
     posts = _("post") if cmd.n == 1 else _("{n} posts").format(n=cmd.n)
-    return [
-        Reply(
-            _("New followers of {name} get its last {posts} of the past 30 days.").format(
-                name=channel.name, posts=posts
-            )
-        )
-    ]
+    return [Reply(_(
+        "New followers of {name} get its last {posts} of the past 30 days."
+    ).format(name=channel.name, posts=posts))]
 
 
 __all__ = ["HISTORY_DELAY_S", "HISTORY_PERIOD_S", "cmd_history", "history_size", "plan_history"]

@@ -57,9 +57,9 @@ async def with_media(
             log.warning("inbound media could not be downloaded: %s", type(exc).__name__)
             return message
         raise Refusal(
-            _("The {value} could not be downloaded; nothing was posted. Try again.").format(
-                value=media.kind.value
-            )
+            _(
+                "The {value} could not be downloaded; nothing was posted. Try again."
+            ).format(value=media.kind.value)
         ) from exc
     if len(data) > cap:
         raise too_big

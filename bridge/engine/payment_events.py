@@ -83,9 +83,9 @@ def _check_payable(core: EngineCore, event: PreCheckout) -> None:
         raise _Unpayable("This invoice is not one of this bot's; nothing was charged.")
     _tier, channel, asked = found
     if channel.deleted_at is not None:
-        raise _Unpayable(
-            _("The channel {handle} no longer exists; nothing was charged.").format(handle=channel.handle)
-        )
+        raise _Unpayable(_(
+            "The channel {handle} no longer exists; nothing was charged."
+        ).format(handle=channel.handle))
     if not core.options.payments_enabled:
         raise _Unpayable("This bot no longer sells anything; nothing was charged.")
     if event.currency != STARS:
@@ -94,14 +94,15 @@ def _check_payable(core: EngineCore, event: PreCheckout) -> None:
         current = core.store.payments.tier_of(s, channel.id or 0)
         price = current.price if current is not None else None
     if price is None:
-        raise _Unpayable(
-            _("{handle} no longer sells subscriptions; nothing was charged.").format(handle=channel.handle)
-        )
+        raise _Unpayable(_(
+            "{handle} no longer sells subscriptions; nothing was charged."
+        ).format(handle=channel.handle))
     if price != asked or price != event.total_amount:
         raise _Unpayable(
-            _("The price of {name} changed to {price} Stars; send /subscribe {handle} again.").format(
-                name=channel.name, price=price, handle=channel.handle
-            )
+            _(
+                "The price of {name} changed to {price} Stars; send /subscribe {handle} "
+                "again."
+            ).format(name=channel.name, price=price, handle=channel.handle)
         )
 
 
@@ -131,13 +132,9 @@ def _payment(core: EngineCore, actor: Actor, event: PaymentReceived) -> list[Rep
         return []  # seen before (another process, a repeated update): granted once, thanked once
     end = core.local(paid_until)
     if renewal:
-        return [
-            Reply(
-                _("Your subscription to {name} ({handle}) renewed: access until {end}.").format(
-                    name=channel.name, handle=channel.handle, end=end
-                )
-            )
-        ]
+        return [Reply(_(
+            "Your subscription to {name} ({handle}) renewed: access until {end}."
+        ).format(name=channel.name, handle=channel.handle, end=end))]
     return [
         Reply(
             _(

@@ -43,29 +43,22 @@ def cmd_price(ctx: Context, cmd: PriceArgs) -> list[Reply]:
         return [
             Reply(
                 _(
-                    "Sales of {handle} ended. Current subscribers keep access until their paid period ends."
+                    "Sales of {handle} ended. Current subscribers keep access until their "
+                    "paid period ends."
                 ).format(handle=channel.handle)
             )
         ]
     current = payments.tier_of(ctx.s, cid)
     if current is not None and current.price == cmd.stars:
-        return [
-            Reply(
-                _("{handle} already sells 30 days for {stars} Stars.").format(
-                    handle=channel.handle, stars=cmd.stars
-                )
-            )
-        ]
+        return [Reply(_(
+            "{handle} already sells 30 days for {stars} Stars."
+        ).format(handle=channel.handle, stars=cmd.stars))]
     tier = payments.set_price(ctx.s, cid, cmd.stars, now, ctx.options.payments_teaser)
     ctx.store.channels.audit(ctx.s, cid, who, "price", f"{tier.price} Stars / 30 days")
     changed = _(" (was {price})").format(price=current.price) if current is not None else ""
-    return [
-        Reply(
-            _("{handle} now sells 30 days of paid posts for {price} Stars{changed}.").format(
-                handle=channel.handle, price=tier.price, changed=changed
-            )
-        )
-    ]
+    return [Reply(_(
+        "{handle} now sells 30 days of paid posts for {price} Stars{changed}."
+    ).format(handle=channel.handle, price=tier.price, changed=changed))]
 
 
 def cmd_revenue(ctx: Context, cmd: RevenueArgs) -> list[Reply]:
@@ -82,12 +75,12 @@ def revenue_text(ctx: Context, channel_id: int, title: str) -> str:
     tier = payments.tier_of(s, channel_id)
     lines = [
         _("Revenue of {title}").format(title=title),
-        _("Subscribers now: {subscribers}").format(
-            subscribers=payments.subscribers(s, channel_id, ctx.clock())
-        ),
-        _("On sale: 30 days for {price} Stars").format(price=tier.price)
-        if tier is not None
-        else _("On sale: nothing"),
+        _(
+            "Subscribers now: {subscribers}"
+        ).format(subscribers=payments.subscribers(s, channel_id, ctx.clock())),
+        _(
+            "On sale: 30 days for {price} Stars"
+        ).format(price=tier.price) if tier is not None else _("On sale: nothing"),
     ]
     months: dict[str, dict[LedgerKind, tuple[int, int]]] = defaultdict(dict)
     for row in payments.revenue_by_month(s, channel_id):
@@ -98,11 +91,9 @@ def revenue_text(ctx: Context, channel_id: int, title: str) -> str:
         counts = ", ".join(f"{_(word)} {kinds.get(kind, (0, 0))[0]}" for kind, word in _KIND_WORDS.items())
         taken = sum(kinds.get(k, (0, 0))[1] for k in (LedgerKind.CHARGE, LedgerKind.RENEWAL))
         refunded = kinds.get(LedgerKind.REFUND, (0, 0))[1]
-        lines.append(
-            _("{month}: {counts}; {taken} Stars in, {refunded} refunded, {value} net").format(
-                month=month, counts=counts, taken=taken, refunded=refunded, value=taken - refunded
-            )
-        )
+        lines.append(_(
+            "{month}: {counts}; {taken} Stars in, {refunded} refunded, {value} net"
+        ).format(month=month, counts=counts, taken=taken, refunded=refunded, value=taken - refunded))
     return "\n".join(lines)
 
 
@@ -110,13 +101,9 @@ def cmd_paysupport(ctx: Context, cmd: PaySupportArgs) -> list[Reply]:
     """`/paysupport`."""
     if not ctx.options.payments_enabled:
         return [Reply(_("This bot sells nothing: payments are off."))]
-    return [
-        Reply(
-            _("For help with a payment, contact {payments_support}.").format(
-                payments_support=ctx.options.payments_support
-            )
-        )
-    ]
+    return [Reply(_(
+        "For help with a payment, contact {payments_support}."
+    ).format(payments_support=ctx.options.payments_support))]
 
 
 def cmd_teaser(ctx: Context, cmd: TeaserArgs) -> list[Reply]:
@@ -126,21 +113,17 @@ def cmd_teaser(ctx: Context, cmd: TeaserArgs) -> list[Reply]:
     tier = ctx.store.payments.last_tier(ctx.s, channel.id or 0)
     if tier is None:
         raise Refusal(
-            _("{handle} has no paid tier: set one with /price {handle} <stars> first.").format(
-                handle=channel.handle
-            )
+            _(
+                "{handle} has no paid tier: set one with /price {handle} <stars> first."
+            ).format(handle=channel.handle)
         )
     tier.teaser = cmd.on
     ctx.s.add(tier)
     ctx.store.channels.audit(ctx.s, channel.id, who, "teaser", "on" if cmd.on else "off")
     if cmd.on:
-        return [
-            Reply(
-                _("Free followers of {handle} now get a one-line teaser of each paid post.").format(
-                    handle=channel.handle
-                )
-            )
-        ]
-    return [
-        Reply(_("Free followers of {handle} no longer hear of paid posts.").format(handle=channel.handle))
-    ]
+        return [Reply(_(
+            "Free followers of {handle} now get a one-line teaser of each paid post."
+        ).format(handle=channel.handle))]
+    return [Reply(_(
+        "Free followers of {handle} no longer hear of paid posts."
+    ).format(handle=channel.handle))]

@@ -47,9 +47,10 @@ def reveal(post: Post, options: Sequence[PollOption], chosen: int) -> Reply:
         text = _("Quiz #{post_id}: right! The answer is {answer}.").format(post_id=post.id, answer=answer)
     else:
         mine = next((o.text for o in options if o.position == chosen), "?")
-        text = _("Quiz #{post_id}: not quite — you answered {value}. {mine}; the answer is {answer}.").format(
-            post_id=post.id, value=chosen + 1, mine=mine, answer=answer
-        )
+        text = _(
+            "Quiz #{post_id}: not quite — you answered {value}. {mine}; the answer is "
+            "{answer}."
+        ).format(post_id=post.id, value=chosen + 1, mine=mine, answer=answer)
     if post.quiz_explanation:
         text += f"\n{post.quiz_explanation}"
     return Reply(text)

@@ -59,9 +59,10 @@ def cmd_subscribe(ctx: Context, cmd: SubscribeArgs) -> list[Reply]:
         renews = _(" It renews automatically; /unsubscribe stops that.") if latest is not None else ""
         return [
             Reply(
-                _("You already have access to the paid posts of {handle} until {local}.{renews}").format(
-                    handle=channel.handle, local=ctx.core.local(until), renews=renews
-                )
+                _(
+                    "You already have access to the paid posts of {handle} until "
+                    "{local}.{renews}"
+                ).format(handle=channel.handle, local=ctx.core.local(until), renews=renews)
             )
         ]
     tier = ctx.store.payments.tier_of(ctx.s, cid)
@@ -80,8 +81,9 @@ def cmd_subscribe(ctx: Context, cmd: SubscribeArgs) -> list[Reply]:
     invoice = Invoice(
         title=channel.name[:_TITLE_MAX],
         description=_(
-            "30 days of the paid posts of {name} ({handle}), renewed every 30 days until you cancel."
-        ).format(name=channel.name, handle=channel.handle)[:_DESCRIPTION_MAX],
+                        "30 days of the paid posts of {name} ({handle}), renewed every 30 "
+                        "days until you cancel."
+                    ).format(name=channel.name, handle=channel.handle)[:_DESCRIPTION_MAX],
         payload=InvoicePayload(tier.id, tier.price).encode(),
         stars=tier.price,
         period_s=PERIOD_S,
@@ -131,10 +133,12 @@ def _unsubscribe_plan(ctx: Context, cmd: UnsubscribeArgs) -> _Plan:
     until = access_until(ctx, channel)
     if latest is None or latest.telegram_payment_charge_id is None or until is None:
         raise Refusal(_("You have no subscription to {handle} to cancel.").format(handle=channel.handle))
-    answer = _(
-        "Your subscription to {handle} is cancelled: it will not renew. You keep "
-        "access to its paid posts until {local}."
-    ).format(handle=channel.handle, local=ctx.core.local(until))
+    answer = (
+        _(
+            "Your subscription to {handle} is cancelled: it will not renew. You keep "
+            "access to its paid posts until {local}."
+        ).format(handle=channel.handle, local=ctx.core.local(until))
+    )
     return _Plan(channel, ctx.actor.address, latest.telegram_payment_charge_id, latest.amount, answer)
 
 
@@ -143,11 +147,9 @@ def _refund_plan(ctx: Context, cmd: RefundArgs) -> _Plan:
     require_owner(ctx, channel)
     entry = ctx.store.payments.payment_of(ctx.s, cmd.charge_id)
     if entry is None or entry.channel_id != channel.id or entry.id is None:
-        raise Refusal(
-            _("There is no charge {charge_id} of {handle} in the ledger.").format(
-                charge_id=cmd.charge_id, handle=channel.handle
-            )
-        )
+        raise Refusal(_(
+            "There is no charge {charge_id} of {handle} in the ledger."
+        ).format(charge_id=cmd.charge_id, handle=channel.handle))
     if ctx.store.payments.refunded(ctx.s, cmd.charge_id):
         raise Refusal(_("Charge {charge_id} was refunded already.").format(charge_id=cmd.charge_id))
     try:
@@ -169,9 +171,10 @@ async def with_gateway(core: EngineCore, actor: Actor, cmd: RefundArgs | Unsubsc
     gateway = core.hooks.stars.get(plan.payer.platform)
     if gateway is None:
         raise Refusal(
-            _("The {platform} adapter that took the payment is not running; nothing was changed.").format(
-                platform=plan.payer.platform
-            )
+            _(
+                "The {platform} adapter that took the payment is not running; nothing was "
+                "changed."
+            ).format(platform=plan.payer.platform)
         )
     if isinstance(cmd, UnsubscribeArgs):
         await _ask(gateway.set_subscription_canceled(plan.payer, plan.charge_id, True), _("cancel it"))
@@ -186,11 +189,9 @@ async def _ask(call: Awaitable[None], what: str) -> None:
         await call
     except DeliveryError as exc:
         log.warning("the platform would not %s: %s", what, type(exc).__name__)
-        raise Refusal(
-            _("The payment platform would not {what} ({exc}); nothing was changed.").format(
-                what=what, exc=exc
-            )
-        ) from exc
+        raise Refusal(_(
+            "The payment platform would not {what} ({exc}); nothing was changed."
+        ).format(what=what, exc=exc)) from exc
 
 
 async def _record_refund(core: EngineCore, plan: _Plan) -> list[Reply]:
@@ -239,7 +240,9 @@ def record_refund(core: EngineCore, payer: Address, channel: Channel, charge_id:
 
 def refund_notice(channel: Channel, amount: int) -> str:
     """What a refunded payer reads."""
-    return _(
-        "Your payment of {amount} Stars for {name} ({handle}) was refunded; your "
-        "access to its paid posts ended."
-    ).format(amount=amount, name=channel.name, handle=channel.handle)
+    return (
+        _(
+            "Your payment of {amount} Stars for {name} ({handle}) was refunded; your "
+            "access to its paid posts ended."
+        ).format(amount=amount, name=channel.name, handle=channel.handle)
+    )

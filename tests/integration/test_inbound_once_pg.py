@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -17,21 +17,11 @@ from bridge.config import load_settings
 from bridge.ports import Address, Message
 from bridge.privacy import Sealer, decode_key, generate_key
 from bridge.store import Store
-from tests.pg import fresh_database, pg_unavailable
 from tests.pg_node import SpoolAdapter
 
 pytestmark = [pytest.mark.postgres, pytest.mark.integration]
 
 NEWCOMER = Address("spool", "newcomer")
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    reason = pg_unavailable()
-    if reason:
-        pytest.skip(reason)
-    with fresh_database() as url:
-        yield url
 
 
 @pytest.fixture

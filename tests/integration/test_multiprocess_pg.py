@@ -4,6 +4,7 @@ kill, inbound fail-over, and a combined send rate within the platform budget."""
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import signal
 import subprocess
@@ -19,7 +20,6 @@ from bridge.engine import ChannelEngine
 from bridge.ports import Address
 from bridge.privacy import Sealer, decode_key, generate_key
 from bridge.store import Store
-from tests.pg import fresh_database, pg_unavailable
 from tests.pg_node import SPOOL_RATE
 
 pytestmark = [pytest.mark.postgres, pytest.mark.integration]
@@ -27,15 +27,6 @@ pytestmark = [pytest.mark.postgres, pytest.mark.integration]
 ROOT = Path(__file__).resolve().parents[2]
 FOLLOWERS = 5000
 CONCURRENCY = 8
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    reason = pg_unavailable()
-    if reason:
-        pytest.skip(reason)
-    with fresh_database() as url:
-        yield url
 
 
 def _lines(path: Path) -> list[str]:
@@ -181,9 +172,12 @@ def _count_members(store: Store) -> int:
         )
 
 
-def test_six_hundred_simultaneous_follows_are_all_answered_within_the_shared_budget(
+@contextlib.contextmanager
+def _three_processes(
     pg_url: str, tmp_path: Path
-) -> None:
+) -> Iterator[tuple[Path, dict[str, subprocess.Popen[bytes]]]]:
+    """The channel with its 5,000 followers and three processes on it, each heartbeating;
+    (the spool folder, the processes by tag). Each must stop cleanly at the end."""
     key, config, env = _configure(pg_url, tmp_path)
     _populate(pg_url, key)
     spool = tmp_path / "spool"
@@ -193,6 +187,20 @@ def test_six_hundred_simultaneous_follows_are_all_answered_within_the_shared_bud
         store = Store(pg_url)
         _wait(lambda: _count_members(store) == 3, 20, "three heartbeats")
         store.dispose()
+        yield spool, nodes
+    finally:
+        for proc in nodes.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)
+                proc.send_signal(signal.SIGTERM)
+        for proc in nodes.values():
+            assert proc.wait(timeout=30) == 0
+
+
+def test_six_hundred_simultaneous_follows_are_all_answered_within_the_shared_budget(
+    pg_url: str, tmp_path: Path
+) -> None:
+    with _three_processes(pg_url, tmp_path) as (spool, _):
         with (spool / "inbox.txt").open("a") as inbox:
             inbox.write("operator /post news a fan-out running meanwhile\n")
             inbox.writelines(f"newcomer{n} /follow news\n" for n in range(600))
@@ -214,12 +222,6 @@ def test_six_hundred_simultaneous_follows_are_all_answered_within_the_shared_bud
         times = [float(r[0]) for r in replies] + [float(s.split()[0]) for s in _lines(spool / "sent.log")]
         worst = _busiest_second(times)
         assert worst <= SPOOL_RATE, f"{worst} messages in one second; the budget is {SPOOL_RATE:.0f}/s"
-    finally:
-        for proc in nodes.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in nodes.values():
-            assert proc.wait(timeout=30) == 0
 
 
 def test_a_leader_frozen_past_its_lease_and_the_next_one_answer_each_follow_once(
@@ -228,15 +230,9 @@ def test_a_leader_frozen_past_its_lease_and_the_next_one_answer_each_follow_once
     """The inbound leader freezes (SIGSTOP) mid-burst for longer than its lease: another process
     takes the lease and fetches the lines the frozen one had not confirmed; when it wakes, it
     finishes what it was handling before it notices. Each line is still handled once."""
-    key, config, env = _configure(pg_url, tmp_path)
-    _populate(pg_url, key)
-    spool = tmp_path / "spool"
-    nodes = _start_nodes(config, spool, env)
-    try:
-        _wait(lambda: len(_lines(spool / "nodes.log")) == 3, 30, "three processes")
+    with _three_processes(pg_url, tmp_path) as (spool, nodes):
         owners = {line.split()[1]: line.split()[0] for line in _lines(spool / "nodes.log")}
         store = Store(pg_url)
-        _wait(lambda: _count_members(store) == 3, 20, "three heartbeats")
         holder = store.lease_holder("inbound:spool", time.time(), 4.0)
         store.dispose()
         assert holder is not None
@@ -260,10 +256,3 @@ def test_a_leader_frozen_past_its_lease_and_the_next_one_answer_each_follow_once
         handlers = {line.split()[1] for line in _lines(spool / "handled.log")}
         assert len(handlers) >= 2, "the freeze must hand the lease over"
         assert set(answers().values()) == {1}, "each newcomer answered exactly once"
-    finally:
-        for proc in nodes.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGCONT)
-                proc.send_signal(signal.SIGTERM)
-        for proc in nodes.values():
-            assert proc.wait(timeout=30) == 0

@@ -357,7 +357,9 @@ async def run_privacy_scenario(
     for group_id in group_ids:
         findings += find(_one("mirror group id", group_id), "log", log_text.encode())
     assert len(secrets.values) > 30, sorted(secrets.values)
-    assert not findings, "identities found:\n" + "\n".join(findings) + "\nfiles: " + ", ".join(running_files)
+    assert not findings, "identities found:\n" + "\n".join(findings) + "\nfiles: " + ", ".join(
+        running_files
+    )
     assert any(name.endswith(".sealed") for name in running_files), running_files  # the Matrix store
 
 

@@ -36,15 +36,9 @@ class Bot:
         if isinstance(event, Message) and event.text.startswith("/subscribe"):
             return [Reply("There is no channel 'nope'.")]
         if isinstance(event, Message) and event.text == "/info news":
-            return [
-                Reply(
-                    "Daily News",
-                    buttons=(
-                        Button("Subscribe", "/subscribe news", url="https://t.me/bot?start=news"),
-                        Button("Follow", "/follow news"),
-                    ),
-                )
-            ]
+            return [Reply("Daily News", buttons=(Button("Subscribe", "/subscribe news",
+                                                        url="https://t.me/bot?start=news"),
+                                                 Button("Follow", "/follow news")))]
         if isinstance(event, PreCheckout):
             await event.answer("The price changed." if event.sender.id == "bob" else None)
         return []
@@ -71,17 +65,9 @@ async def test_pay_accepts_the_remembered_invoice_and_pays_it_once() -> None:
     (paid,) = _of(bot, PaymentReceived)
     alice = Address("console", "alice")
     assert (check.sender, check.payload, check.currency, check.total_amount) == (
-        alice,
-        bot.payloads[0],
-        "XTR",
-        100,
-    )
+        alice, bot.payloads[0], "XTR", 100)
     assert (paid.sender, paid.payload, paid.currency, paid.total_amount) == (
-        alice,
-        bot.payloads[0],
-        "XTR",
-        100,
-    )
+        alice, bot.payloads[0], "XTR", 100)
     assert paid.charge_id.startswith("console-") and len(paid.charge_id) > len("console-") + 8
     assert paid.recurring and paid.first_recurring
     assert paid.expires_at is not None and before + PERIOD <= paid.expires_at <= time.time() + PERIOD
@@ -119,9 +105,7 @@ async def test_invoices_are_kept_per_person() -> None:
     bot, _ = await _run(":as alice\n/subscribe news\n:as carol\n:pay news\n")
     # carol had no invoice of her own: she asked for one; alice's stays unpaid
     assert [(e.sender.id, e.text) for e in _of(bot, Message)] == [
-        ("alice", "/subscribe news"),
-        ("carol", "/subscribe news"),
-    ]
+        ("alice", "/subscribe news"), ("carol", "/subscribe news")]
     (paid,) = _of(bot, PaymentReceived)
     assert paid.sender.id == "carol" and paid.payload == bot.payloads[1]
 

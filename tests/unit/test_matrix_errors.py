@@ -13,9 +13,8 @@ from adapters.base import PermanentFailure, RecipientGone, RetryLater
 from adapters.matrix.errors import check, error_for_exception, translated
 
 
-def _error(
-    errcode: str, message: str = "", status: int | None = None, retry_after_ms: int | None = None
-) -> RoomSendError:
+def _error(errcode: str, message: str = "", status: int | None = None,
+           retry_after_ms: int | None = None) -> RoomSendError:
     resp = RoomSendError(message, errcode, retry_after_ms, room_id="!r:s")
     resp.transport_response = SimpleNamespace(status=status)
     return resp
@@ -37,7 +36,8 @@ def test_deactivated_user_is_recipient_gone():
         check(_error("M_USER_DEACTIVATED", "gone", 403), "send")
 
 
-@pytest.mark.parametrize(("code", "status"), [("M_FORBIDDEN", 403), ("M_TOO_LARGE", 413), ("M_UNKNOWN", 400)])
+@pytest.mark.parametrize(("code", "status"), [("M_FORBIDDEN", 403), ("M_TOO_LARGE", 413),
+                                              ("M_UNKNOWN", 400)])
 def test_other_client_errors_are_permanent(code, status):
     with pytest.raises(PermanentFailure):
         check(_error(code, "no", status), "send")

@@ -20,7 +20,8 @@ ALICE = Address("matrix", "@alice:localhost", chat=ROOM)
 
 
 def _event(event_type: str, content: dict, **extra) -> dict:
-    return {"type": event_type, "sender": "@alice:localhost", "event_id": "$e1", "content": content, **extra}
+    return {"type": event_type, "sender": "@alice:localhost", "event_id": "$e1",
+            "content": content, **extra}
 
 
 def _norm(source: dict):
@@ -43,27 +44,20 @@ def test_other_message_types_are_skipped(msgtype):
 
 
 def test_follower_edits_are_not_new_commands():
-    content = {
-        "msgtype": "m.text",
-        "body": "* /follow x",
-        "m.relates_to": {"rel_type": "m.replace", "event_id": "$0"},
-    }
+    content = {"msgtype": "m.text", "body": "* /follow x",
+               "m.relates_to": {"rel_type": "m.replace", "event_id": "$0"}}
     assert _norm(_event("m.room.message", content)) is None
 
 
 def test_encrypted_image_with_command_caption_points_at_the_file():
     file = {"url": "mxc://s/enc", "key": {"k": "K"}, "iv": "I", "hashes": {"sha256": "H"}}
-    content = {
-        "msgtype": "m.image",
-        "body": "/post news hi",
-        "filename": "a.png",
-        "info": {"mimetype": "image/png", "w": 5, "h": 6},
-        "file": file,
-    }
+    content = {"msgtype": "m.image", "body": "/post news hi", "filename": "a.png",
+               "info": {"mimetype": "image/png", "w": 5, "h": 6}, "file": file}
     item = _norm(_event("m.room.message", content))
     assert isinstance(item, MediaMessage)
     assert item.text == "/post news hi"
-    assert (item.media.kind, item.media.url, item.media.file) == (PostKind.PHOTO, "mxc://s/enc", file)
+    assert (item.media.kind, item.media.url, item.media.file) == (PostKind.PHOTO, "mxc://s/enc",
+                                                                  file)
     assert (item.media.filename, item.media.mime, item.media.width) == ("a.png", "image/png", 5)
 
 
@@ -73,9 +67,8 @@ def test_media_without_command_caption_is_skipped():
 
 
 def test_sticker_with_command_body_is_a_sticker_media_message():
-    item = _norm(
-        _event("m.sticker", {"body": "/post news", "url": "mxc://s/st", "info": {"mimetype": "image/webp"}})
-    )
+    item = _norm(_event("m.sticker", {"body": "/post news", "url": "mxc://s/st",
+                                      "info": {"mimetype": "image/webp"}}))
     assert isinstance(item, MediaMessage) and item.media.kind is PostKind.STICKER
 
 
@@ -93,10 +86,8 @@ def test_redaction_reports_what_was_redacted_in_both_room_version_shapes():
 @pytest.mark.parametrize(
     ("event_type", "content"),
     [
-        (
-            "org.matrix.msc3381.poll.response",
-            {"org.matrix.msc3381.poll.response": {"answers": ["2", "0", "2"]}},
-        ),
+        ("org.matrix.msc3381.poll.response",
+         {"org.matrix.msc3381.poll.response": {"answers": ["2", "0", "2"]}}),
         ("m.poll.response", {"m.selections": ["2", "0"]}),
         ("m.poll.response", {"m.poll.response": {"answers": ["2", "0"]}}),
     ],
@@ -107,7 +98,8 @@ def test_poll_responses_in_every_shape_become_votes(event_type, content):
 
 
 def test_empty_poll_answer_is_a_retraction():
-    content = {"m.relates_to": {"rel_type": "m.reference", "event_id": "$poll"}, "m.selections": []}
+    content = {"m.relates_to": {"rel_type": "m.reference", "event_id": "$poll"},
+               "m.selections": []}
     assert _norm(_event("m.poll.response", content)) == PollVote(ALICE, f"{ROOM}|$poll", ())
 
 
@@ -125,14 +117,9 @@ def test_refs_round_trip_and_reject_garbage():
 
 
 def test_voice_message_with_command_caption_is_a_voice_media_message():
-    content = {
-        "msgtype": "m.audio",
-        "body": "/post news listen",
-        "url": "mxc://s/v",
-        "info": {"mimetype": "audio/ogg", "size": 900},
-        "org.matrix.msc3245.voice": {},
-        "org.matrix.msc1767.audio": {"duration": 7400},
-    }
+    content = {"msgtype": "m.audio", "body": "/post news listen", "url": "mxc://s/v",
+               "info": {"mimetype": "audio/ogg", "size": 900},
+               "org.matrix.msc3245.voice": {}, "org.matrix.msc1767.audio": {"duration": 7400}}
     item = _norm(_event("m.room.message", content))
     assert isinstance(item, MediaMessage) and item.text == "/post news listen"
     assert (item.media.kind, item.media.mime, item.media.duration) == (PostKind.VOICE, "audio/ogg", 7)
@@ -140,10 +127,6 @@ def test_voice_message_with_command_caption_is_a_voice_media_message():
 
 
 def test_plain_audio_is_no_post_kind():
-    content = {
-        "msgtype": "m.audio",
-        "body": "/post news song",
-        "url": "mxc://s/a",
-        "info": {"mimetype": "audio/mpeg", "duration": 180000},
-    }
+    content = {"msgtype": "m.audio", "body": "/post news song", "url": "mxc://s/a",
+               "info": {"mimetype": "audio/mpeg", "duration": 180000}}
     assert _norm(_event("m.room.message", content)) is None

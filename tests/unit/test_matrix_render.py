@@ -9,7 +9,8 @@ from adapters.matrix import render
 
 
 def _content(kind: PostKind = PostKind.TEXT, **kwargs) -> Content:
-    return Content(post_id=12, kind=kind, channel_handle="news", channel_name="News & Co", **kwargs)
+    return Content(post_id=12, kind=kind, channel_handle="news", channel_name="News & Co",
+                   **kwargs)
 
 
 def test_text_post_has_escaped_html_header_and_plain_body():
@@ -29,13 +30,12 @@ def test_muted_follower_gets_a_notice_not_a_text():
 
 
 def test_encrypted_photo_carries_file_and_no_plain_url():
-    media = MediaContent(
-        blob_id=1, kind=PostKind.PHOTO, mime="image/png", filename="p.png", data=b"x", width=3, height=2
-    )
-    file = {"url": "mxc://s/enc", "key": {"k": "K"}, "iv": "IV", "hashes": {"sha256": "H"}, "v": "v2"}
-    event_type, body = render.render_post(
-        _content(PostKind.PHOTO, text="cap", media=media), file=file, size=1
-    )
+    media = MediaContent(blob_id=1, kind=PostKind.PHOTO, mime="image/png", filename="p.png",
+                         data=b"x", width=3, height=2)
+    file = {"url": "mxc://s/enc", "key": {"k": "K"}, "iv": "IV", "hashes": {"sha256": "H"},
+            "v": "v2"}
+    event_type, body = render.render_post(_content(PostKind.PHOTO, text="cap", media=media),
+                                          file=file, size=1)
     assert event_type == "m.room.message"
     assert body["msgtype"] == "m.image"
     assert body["file"] == file and "url" not in body
@@ -44,19 +44,20 @@ def test_encrypted_photo_carries_file_and_no_plain_url():
 
 
 def test_video_duration_is_sent_in_milliseconds():
-    media = MediaContent(
-        blob_id=1, kind=PostKind.VIDEO, mime="video/mp4", filename="v.mp4", data=None, duration=4
-    )
+    media = MediaContent(blob_id=1, kind=PostKind.VIDEO, mime="video/mp4", filename="v.mp4",
+                         data=None, duration=4)
     _, body = render.render_post(_content(PostKind.VIDEO, media=media), url="mxc://s/v")
     assert body["msgtype"] == "m.video" and body["url"] == "mxc://s/v"
     assert body["info"]["duration"] == 4000
 
 
 def test_sticker_needs_a_plain_url():
-    media = MediaContent(blob_id=1, kind=PostKind.STICKER, mime="image/webp", filename="s.webp", data=b"x")
+    media = MediaContent(blob_id=1, kind=PostKind.STICKER, mime="image/webp",
+                         filename="s.webp", data=b"x")
     with pytest.raises(ValueError, match="plain mxc"):
         render.render_post(_content(PostKind.STICKER, media=media), file={"url": "mxc://s/e"})
-    event_type, body = render.render_post(_content(PostKind.STICKER, media=media), url="mxc://s/s")
+    event_type, body = render.render_post(_content(PostKind.STICKER, media=media),
+                                          url="mxc://s/s")
     assert event_type == "m.sticker" and body["url"] == "mxc://s/s"
 
 

@@ -20,7 +20,8 @@ ALICE = "@alice:example.org"
 
 
 def _adapter(store: Path) -> MatrixAdapter:
-    adapter = MatrixAdapter("http://127.0.0.1:1", "@bot:example.org", access_token="t", store_dir=store)
+    adapter = MatrixAdapter("http://127.0.0.1:1", "@bot:example.org", access_token="t",
+                            store_dir=store)
     store.mkdir(parents=True, exist_ok=True)
     adapter._hash_key = adapter._load_hash_key()
     return adapter
@@ -40,11 +41,8 @@ def test_user_hash_is_stable_per_store_and_differs_between_stores(tmp_path: Path
 def test_old_state_file_with_plain_user_ids_is_rewritten_hashed(tmp_path: Path) -> None:
     adapter = _adapter(tmp_path)
     path = tmp_path / "state.json"
-    path.write_text(
-        json.dumps(
-            {"dm_rooms": {ALICE: "!dm:example.org"}, "reactions": {"$r1": [ALICE, "!dm:example.org|$e1"]}}
-        )
-    )
+    path.write_text(json.dumps({"dm_rooms": {ALICE: "!dm:example.org"},
+                                "reactions": {"$r1": [ALICE, "!dm:example.org|$e1"]}}))
     state = _State.load(path)
 
     assert state.hash_user_ids(adapter._user_hash) is True
@@ -60,13 +58,8 @@ def test_old_state_file_with_plain_user_ids_is_rewritten_hashed(tmp_path: Path) 
 
 def test_removed_reaction_is_mapped_back_to_its_author_by_hash(tmp_path: Path) -> None:
     adapter = _adapter(tmp_path)
-    adapter._client = SimpleNamespace(
-        rooms={
-            "!m:example.org": SimpleNamespace(
-                users={"@bot:example.org": None, ALICE: None, "@bob:example.org": None}
-            )
-        }
-    )
+    adapter._client = SimpleNamespace(rooms={"!m:example.org": SimpleNamespace(
+        users={"@bot:example.org": None, ALICE: None, "@bob:example.org": None})})
     stored = adapter._user_hash(ALICE)
 
     assert adapter._member_with_hash("!m:example.org", stored, ALICE) == ALICE
@@ -102,9 +95,8 @@ class _Bucket:
         self.sent: list[tuple[float, bool, float]] = []  # (time, refused, retry_after)
         self.events: list[str] = []
 
-    async def room_send(
-        self, room_id: str, event_type: str, content: dict[str, object], tx_id: str | None = None, **_: object
-    ) -> object:
+    async def room_send(self, room_id: str, event_type: str, content: dict[str, object],
+                        tx_id: str | None = None, **_: object) -> object:
         now = self.loop.time()
         self.level = max(0.0, self.level - (now - self.at) / self.period)
         self.at = now
@@ -120,12 +112,10 @@ class _Bucket:
 
 def _adapter_on(store: Path, bucket: _Bucket, rooms: list[str]) -> MatrixAdapter:
     adapter = _adapter(store)
-    room = SimpleNamespace(
-        joined_count=2, invited_users={}, encrypted=False, users={"@bot:example.org": None, ALICE: None}
-    )
+    room = SimpleNamespace(joined_count=2, invited_users={}, encrypted=False,
+                           users={"@bot:example.org": None, ALICE: None})
     adapter._client = SimpleNamespace(  # type: ignore[assignment]
-        rooms=dict.fromkeys(rooms, room), room_send=bucket.room_send
-    )
+        rooms=dict.fromkeys(rooms, room), room_send=bucket.room_send)
     return adapter
 
 
@@ -134,9 +124,8 @@ async def test_a_429_is_retry_later_for_the_worker_and_the_adapter_itself_never_
 ) -> None:
     bucket = _Bucket(period=0.2)
     adapter = _adapter_on(tmp_path, bucket, ["!r:s"])
-    content = Content(
-        post_id=1, kind=PostKind.TEXT, channel_handle="n", channel_name="N", text="hi", delivery_id=3
-    )
+    content = Content(post_id=1, kind=PostKind.TEXT, channel_handle="n", channel_name="N",
+                      text="hi", delivery_id=3)
     await adapter.send(Address("matrix", "!r:s"), content)
     with pytest.raises(RetryLater) as caught:
         await adapter.send(Address("matrix", "!r:s"), content)
@@ -160,11 +149,8 @@ async def test_after_a_429_the_worker_waits_for_retry_after_and_loses_nothing(
     rooms = [f"!r{n}:s" for n in range(12)]
     bucket = _Bucket(period=0.25, burst=3)
     adapter = _adapter_on(tmp_path / "store", bucket, rooms)
-    h = build(
-        f"sqlite:///{tmp_path / 'db.sqlite'}",
-        adapter=adapter,  # type: ignore[arg-type]
-        policy=DeliveryPolicy(concurrency=4, backoff_base_s=0.01, backoff_max_s=0.05),
-    )
+    h = build(f"sqlite:///{tmp_path / 'db.sqlite'}", adapter=adapter,  # type: ignore[arg-type]
+              policy=DeliveryPolicy(concurrency=4, backoff_base_s=0.01, backoff_max_s=0.05))
     h.worker.flood.configure(adapter.platform, adapter.default_limits)  # as the app does
     await h.worker.start()
     try:
@@ -180,9 +166,8 @@ async def test_after_a_429_the_worker_waits_for_retry_after_and_loses_nothing(
 
     copies = [e for e in bucket.events if "(#" in e]
     follow = " · Follow: send /follow news to https://matrix.to/#/@bot:example.org"  # every copy's link
-    assert sorted(copies) == sorted(
-        f"{r} Daily News (#{n}){follow}\n{t}" for r in rooms for n, t in ((1, "one"), (2, "two"))
-    )
+    assert sorted(copies) == sorted(f"{r} Daily News (#{n}){follow}\n{t}" for r in rooms
+                                    for n, t in ((1, "one"), (2, "two")))
     for room in rooms:  # in order per chat
         mine = [e for e in copies if e.startswith(room + " ")]
         assert [e.endswith("one") for e in mine] == [True, False]
@@ -196,9 +181,8 @@ async def test_after_a_429_the_worker_waits_for_retry_after_and_loses_nothing(
 
 async def test_send_while_not_running_is_retried_later(tmp_path: Path) -> None:
     adapter = _adapter(tmp_path)
-    content = Content(
-        post_id=1, kind=PostKind.TEXT, channel_handle="n", channel_name="N", text="hi", delivery_id=3
-    )
+    content = Content(post_id=1, kind=PostKind.TEXT, channel_handle="n", channel_name="N",
+                      text="hi", delivery_id=3)
     with pytest.raises(RetryLater) as caught:
         await adapter.send(Address("matrix", "!room:example.org"), content)
     assert "not running" in caught.value.reason
@@ -233,11 +217,8 @@ def test_forget_user_erases_their_dm_reactions_and_handled_events(tmp_path: Path
     state = _State(
         dm_rooms={alice: "!a:example.org", bob: "!b:example.org"},
         gone_rooms={"!a:example.org": 1.0, "!b:example.org": 1.0},
-        reactions={
-            "$1": [alice, "!a:example.org|$p"],
-            "$2": [bob, "!b:example.org|$p"],
-            "$3": [alice, "!mirror:example.org|$p"],
-        },
+        reactions={"$1": [alice, "!a:example.org|$p"], "$2": [bob, "!b:example.org|$p"],
+                   "$3": [alice, "!mirror:example.org|$p"]},
         seen=["!a:example.org|$x", "!b:example.org|$y"],
     )
     state.forget_user(alice, {"!a:example.org"})

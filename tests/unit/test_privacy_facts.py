@@ -42,20 +42,8 @@ def test_each_fact_is_one_sentence_and_names_what_the_issue_asks() -> None:
         assert fact.text.endswith(".") and fact.text.count(". ") == 0, fact.topic
         assert fact.text[0].isupper() or fact.text.startswith("/"), fact.topic
     everything = " ".join(f.text for f in FACTS)
-    for needed in (
-        "sealed",
-        "blind index",
-        "followers",
-        "admins",
-        "Posts",
-        "never attributed",
-        "ledger",
-        "payer sealed",
-        "digests",
-        "Log lines",
-        "/forgetme",
-        "key",
-    ):
+    for needed in ("sealed", "blind index", "followers", "admins", "Posts", "never attributed",
+                   "ledger", "payer sealed", "digests", "Log lines", "/forgetme", "key"):
         assert needed in everything, needed
 
 

@@ -32,7 +32,9 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
-    op.create_index(op.f("ix_personlanguage_account_index"), "personlanguage", ["account_index"], unique=True)
+    op.create_index(
+        op.f("ix_personlanguage_account_index"), "personlanguage", ["account_index"], unique=True
+    )
 
 
 def downgrade() -> None:

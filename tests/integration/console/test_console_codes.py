@@ -12,22 +12,20 @@ from tests.integration.console.run import run_console
 CODE_RE = re.compile(r"CB(?:-[0-9A-Z]{5}){6}")
 
 
+
 def _run(data_dir: Path, script: str) -> tuple[str, str]:
     return run_console(data_dir, script, payments=True, debug=True, timeout=60)
 
 
 def test_codes_minted_in_one_run_are_redeemed_once_in_the_next_and_never_logged(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    out, log_1 = _run(
-        data,
-        "/newchannel news Daily News\n/price news 100\n/post news --paid Old news\n/codes news 2 30\n:sync\n",
-    )
+    out, log_1 = _run(data, "/newchannel news Daily News\n/price news 100\n/post news --paid Old news\n"
+                            "/codes news 2 30\n:sync\n")
     codes = CODE_RE.findall(out)
     assert len(set(codes)) == 2, out
 
-    out, log_2 = _run(
-        data, f":as alice\n/redeem {codes[0].lower()}\n:sync\n:as bob\n/redeem {codes[0]}\n/privacy\n:sync\n"
-    )
+    out, log_2 = _run(data, f":as alice\n/redeem {codes[0].lower()}\n:sync\n:as bob\n/redeem {codes[0]}\n"
+                            "/privacy\n:sync\n")
     assert "[bot → alice] You have access to the paid posts of Daily News (news) until" in out, out
     assert "[to alice] Daily News (#1): Old news" in out, out
     assert "[bot → bob] This code was already used." in out, out

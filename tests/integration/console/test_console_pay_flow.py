@@ -32,6 +32,8 @@ SCRIPT = """\
 """
 
 
+
+
 def test_a_console_follower_pays_and_gets_the_paid_posts(tmp_path: Path) -> None:
     out = run_console(tmp_path / "data", SCRIPT, payments=True)[0]
     assert re.search(r"\[invoice: 30 days of .* for 100 Stars — type :pay news to pay\]", out), out

@@ -55,7 +55,9 @@ def synapse_admin(synapse: SynapseServer) -> RegisteredUser:
 
 
 @pytest.fixture
-def new_user(synapse: SynapseServer, synapse_admin: RegisteredUser) -> Callable[..., RegisteredUser]:
+def new_user(
+    synapse: SynapseServer, synapse_admin: RegisteredUser
+) -> Callable[..., RegisteredUser]:
     """Register a fresh user (`exempt=False` keeps the default message rate limit)."""
 
     def make(prefix: str, *, exempt: bool = True) -> RegisteredUser:
@@ -92,12 +94,9 @@ class Follower:
         store.mkdir(parents=True, exist_ok=True)
         self.user = user
         self.client = AsyncClient(
-            url,
-            user.user_id,
-            store_path=str(store),
-            config=AsyncClientConfig(
-                encryption_enabled=True, store_sync_tokens=False, max_limit_exceeded=0, max_timeouts=3
-            ),
+            url, user.user_id, store_path=str(store),
+            config=AsyncClientConfig(encryption_enabled=True, store_sync_tokens=False,
+                                     max_limit_exceeded=0, max_timeouts=3),
         )
         self.client.restore_login(user.user_id, user.device_id, user.access_token)
         self.timeline: dict[str, list[Any]] = {}
@@ -147,7 +146,8 @@ class Follower:
 
     async def send(self, room_id: str, event_type: str, content: dict[str, Any]) -> str:
         """Send an event (encrypted when the room is); returns its event id."""
-        resp = await self.client.room_send(room_id, event_type, content, ignore_unverified_devices=True)
+        resp = await self.client.room_send(room_id, event_type, content,
+                                           ignore_unverified_devices=True)
         assert isinstance(resp, RoomSendResponse), resp
         return resp.event_id
 
@@ -219,12 +219,8 @@ async def adapter_factory(
         bot: RegisteredUser, handler: Recorder, *, store: str = "bot-store", **kwargs: Any
     ) -> MatrixAdapter:
         adapter = MatrixAdapter(
-            synapse.url,
-            bot.user_id,
-            access_token=bot.access_token,
-            device_id=bot.device_id,
-            store_dir=tmp_path / store,
-            **kwargs,
+            synapse.url, bot.user_id, access_token=bot.access_token, device_id=bot.device_id,
+            store_dir=tmp_path / store, **kwargs,
         )
         await adapter.start(handler)
         started.append(adapter)

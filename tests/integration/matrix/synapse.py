@@ -144,10 +144,14 @@ class SynapseServer:
     def start(self) -> None:
         """Write the config, generate keys, launch Synapse and wait until it answers."""
         (self.base / "media").mkdir()
-        (self.base / "log.config").write_text(_LOG_CONFIG.format(path=self.base / "homeserver.log"))
+        (self.base / "log.config").write_text(
+            _LOG_CONFIG.format(path=self.base / "homeserver.log")
+        )
         self.config_path.write_text(_config_yaml(self.base, self.port))
         cmd = [sys.executable, "-m", "synapse.app.homeserver", "-c", str(self.config_path)]
-        subprocess.run([*cmd, "--generate-keys"], check=True, capture_output=True, cwd=self.base, timeout=120)
+        subprocess.run(
+            [*cmd, "--generate-keys"], check=True, capture_output=True, cwd=self.base, timeout=120
+        )
         self._proc = subprocess.Popen(
             cmd,
             cwd=self.base,
@@ -238,21 +242,13 @@ class SynapseServer:
         nonce = nonce_body["nonce"]
         password = f"pw-{localpart}"
         mac = hmac.new(_SHARED_SECRET.encode(), digestmod=hashlib.sha1)
-        mac.update(
-            b"\x00".join(
-                [nonce.encode(), localpart.encode(), password.encode(), b"admin" if admin else b"notadmin"]
-            )
-        )
+        mac.update(b"\x00".join([nonce.encode(), localpart.encode(), password.encode(),
+                                 b"admin" if admin else b"notadmin"]))
         status, body = self.request(
             "POST",
             "/_synapse/admin/v1/register",
-            {
-                "nonce": nonce,
-                "username": localpart,
-                "password": password,
-                "admin": admin,
-                "mac": mac.hexdigest(),
-            },
+            {"nonce": nonce, "username": localpart, "password": password, "admin": admin,
+             "mac": mac.hexdigest()},
         )
         assert status == 200, body
         return RegisteredUser(body["user_id"], body["access_token"], body["device_id"], password)
@@ -267,9 +263,7 @@ class SynapseServer:
         """Override `user_id`'s message rate limit (0, 0 = exempt) with the admin API."""
         path = f"/_synapse/admin/v1/users/{urllib.parse.quote(user_id)}/override_ratelimit"
         status, body = self.request(
-            "POST",
-            path,
-            {"messages_per_second": per_second, "burst_count": burst_count},
+            "POST", path, {"messages_per_second": per_second, "burst_count": burst_count},
             token=admin_token,
         )
         assert status == 200, body

@@ -37,27 +37,17 @@ async def test_votes_and_reactions_from_telegram_and_matrix_aggregate_in_one_tal
     async with FakeBotApi() as api:
         tg_op, tg_fan = api.add_user("Olga"), api.add_user("Tom")
         mx_fan = await follower_factory()
-        settings = load_settings(
-            None,
-            env={
-                "CHANNELBRIDGE_GENERAL__DATA_DIR": str(tmp_path / "data"),
-                "CHANNELBRIDGE_OPERATORS": json.dumps([{"telegram": tg_op.id}]),
-            },
-        )
-        telegram = TelegramAdapter(
-            api.token, api_base_url=api.base_url, file_base_url=api.file_base_url, poll_timeout=1
-        )
-        matrix = MatrixAdapter(
-            synapse.url,
-            bot_user.user_id,
-            access_token=bot_user.access_token,
-            device_id=bot_user.device_id,
-            store_dir=tmp_path / "bot-store",
-        )
+        settings = load_settings(None, env={
+            "CHANNELBRIDGE_GENERAL__DATA_DIR": str(tmp_path / "data"),
+            "CHANNELBRIDGE_OPERATORS": json.dumps([{"telegram": tg_op.id}]),
+        })
+        telegram = TelegramAdapter(api.token, api_base_url=api.base_url,
+                                   file_base_url=api.file_base_url, poll_timeout=1)
+        matrix = MatrixAdapter(synapse.url, bot_user.user_id, access_token=bot_user.access_token,
+                               device_id=bot_user.device_id, store_dir=tmp_path / "bot-store")
         app = App(settings, adapters=[telegram, matrix])
         await app.start()
         try:
-
             async def telegram_says(user_id: int, text: str, expect: str) -> str:
                 before = len(api.bot_messages(user_id))
                 api.user_sends_text(user_id, text)
@@ -96,25 +86,11 @@ async def test_votes_and_reactions_from_telegram_and_matrix_aggregate_in_one_tal
             assert tg_poll is not None and tg_poll.poll is not None
             api.answer_poll(tg_fan.id, tg_poll.poll.id, [1])
             api.react(tg_fan.id, tg_copy(1).message_id, "👍")
-            await mx_fan.send(
-                room,
-                "org.matrix.msc3381.poll.response",
-                {
-                    "m.relates_to": {"rel_type": "m.reference", "event_id": mx_poll.source["event_id"]},
-                    "org.matrix.msc3381.poll.response": {"answers": ["1"]},
-                },
-            )
-            await mx_fan.send(
-                room,
-                "m.reaction",
-                {
-                    "m.relates_to": {
-                        "rel_type": "m.annotation",
-                        "event_id": mx_text.source["event_id"],
-                        "key": "👍",
-                    }
-                },
-            )
+            await mx_fan.send(room, "org.matrix.msc3381.poll.response", {
+                "m.relates_to": {"rel_type": "m.reference", "event_id": mx_poll.source["event_id"]},
+                "org.matrix.msc3381.poll.response": {"answers": ["1"]}})
+            await mx_fan.send(room, "m.reaction", {"m.relates_to": {
+                "rel_type": "m.annotation", "event_id": mx_text.source["event_id"], "key": "👍"}})
 
             async def tally() -> str:
                 for _ in range(80):  # votes from two platforms arrive asynchronously
@@ -130,9 +106,8 @@ async def test_votes_and_reactions_from_telegram_and_matrix_aggregate_in_one_tal
             assert "Followers: 2 (matrix 1, telegram 1)" in stats
             assert "#1 text: delivered 2, pending 0, failed 0; reactions 👍 2" in stats
             assert mx_fan.user_id not in stats and str(tg_fan.id) not in stats
-            mx_results = await ask_until(
-                mx_fan, room, "/results 2", bot_user.user_id, "Poll #2", lambda text: "2 voters" in text
-            )
+            mx_results = await ask_until(mx_fan, room, "/results 2", bot_user.user_id, "Poll #2",
+                                         lambda text: "2 voters" in text)
             assert mx_results == results
         finally:
             await app.stop()

@@ -54,23 +54,15 @@ async def bridge(synapse: SynapseServer, tmp_path: Path) -> AsyncIterator[Bridge
     async def make(
         bot: RegisteredUser, operator_id: str, *, env: dict[str, str] | None = None
     ) -> tuple[App, MatrixAdapter]:
-        settings = load_settings(
-            None,
-            env={
-                "CHANNELBRIDGE_GENERAL__DATA_DIR": str(tmp_path / "data"),
-                "CHANNELBRIDGE_OPERATORS": json.dumps([{"matrix": operator_id}]),
-                "CHANNELBRIDGE_DELIVERY__BACKOFF_BASE_S": "0.2",
-                "CHANNELBRIDGE_DELIVERY__BACKOFF_MAX_S": "2",
-                **(env or {}),
-            },
-        )
-        adapter = MatrixAdapter(
-            synapse.url,
-            bot.user_id,
-            access_token=bot.access_token,
-            device_id=bot.device_id,
-            store_dir=tmp_path / "bot-store",
-        )
+        settings = load_settings(None, env={
+            "CHANNELBRIDGE_GENERAL__DATA_DIR": str(tmp_path / "data"),
+            "CHANNELBRIDGE_OPERATORS": json.dumps([{"matrix": operator_id}]),
+            "CHANNELBRIDGE_DELIVERY__BACKOFF_BASE_S": "0.2",
+            "CHANNELBRIDGE_DELIVERY__BACKOFF_MAX_S": "2",
+            **(env or {}),
+        })
+        adapter = MatrixAdapter(synapse.url, bot.user_id, access_token=bot.access_token,
+                                device_id=bot.device_id, store_dir=tmp_path / "bot-store")
         app = App(settings, adapters=[adapter])
         await app.start()
         apps.append(app)
@@ -111,9 +103,8 @@ def is_edit(source: dict[str, Any]) -> bool:
     return isinstance(relates, dict) and relates.get("rel_type") == "m.replace"
 
 
-async def ask(
-    person: Follower, room_id: str, text: str, bot_id: str, expect: str, timeout: float = 20
-) -> str:
+async def ask(person: Follower, room_id: str, text: str, bot_id: str, expect: str,
+              timeout: float = 20) -> str:
     """Send a command and return the bot's `m.notice` answer containing `expect`."""
     start = len(person.timeline.get(room_id, []))
     await person.say(room_id, text)
@@ -122,11 +113,9 @@ async def ask(
     def answered() -> bool:
         for ev in person.timeline.get(room_id, [])[start:]:
             source = ev.source
-            if (
-                source.get("sender") == bot_id
-                and content_of(source).get("msgtype") == "m.notice"
-                and expect in text_of(source)
-            ):
+            if (source.get("sender") == bot_id
+                    and content_of(source).get("msgtype") == "m.notice"
+                    and expect in text_of(source)):
                 found.append(text_of(source))
                 return True
         return False
@@ -135,15 +124,8 @@ async def ask(
     return found[0]
 
 
-async def ask_until(
-    person: Follower,
-    room_id: str,
-    text: str,
-    bot_id: str,
-    expect: str,
-    done: Callable[[str], bool],
-    timeout: float = 20,
-) -> str:
+async def ask_until(person: Follower, room_id: str, text: str, bot_id: str, expect: str,
+                    done: Callable[[str], bool], timeout: float = 20) -> str:
     """Repeat a read-only command until its answer satisfies `done` (votes arrive async)."""
     async with asyncio.timeout(timeout):
         while True:
@@ -153,13 +135,11 @@ async def ask_until(
             await asyncio.sleep(0.3)
 
 
-async def copy_of(
-    person: Follower, room_id: str, bot_id: str, match: Callable[[dict[str, Any]], bool]
-) -> Any:
+async def copy_of(person: Follower, room_id: str, bot_id: str,
+                  match: Callable[[dict[str, Any]], bool]) -> Any:
     """Wait for a post copy the bot delivered into `room_id` (not an edit)."""
     return await person.wait_event(
-        room_id, lambda s: s.get("sender") == bot_id and not is_edit(s) and match(s)
-    )
+        room_id, lambda s: s.get("sender") == bot_id and not is_edit(s) and match(s))
 
 
 def numbered(n: int) -> Callable[[dict[str, Any]], bool]:
@@ -183,32 +163,15 @@ async def media_bytes(person: Follower, content: dict[str, Any]) -> bytes:
     return decrypt_attachment(cipher, file["key"]["k"], file["hashes"]["sha256"], file["iv"])
 
 
-async def send_encrypted_media(
-    person: Follower,
-    room_id: str,
-    msgtype: str,
-    caption: str,
-    data: bytes,
-    mime: str,
-    filename: str,
-    **info: Any,
-) -> None:
+async def send_encrypted_media(person: Follower, room_id: str, msgtype: str, caption: str,
+                               data: bytes, mime: str, filename: str, **info: Any) -> None:
     """Upload an encrypted attachment and send it with a caption (a command) in an E2EE room."""
     cipher, keys = encrypt_attachment(data)
-    upload, _ = await person.client.upload(
-        io.BytesIO(cipher), "application/octet-stream", filesize=len(cipher)
-    )
-    await person.send(
-        room_id,
-        "m.room.message",
-        {
-            "msgtype": msgtype,
-            "body": caption,
-            "filename": filename,
-            "info": {"mimetype": mime, **info},
-            "file": {"url": upload.content_uri, **keys},
-        },
-    )
+    upload, _ = await person.client.upload(io.BytesIO(cipher), "application/octet-stream",
+                                           filesize=len(cipher))
+    await person.send(room_id, "m.room.message", {
+        "msgtype": msgtype, "body": caption, "filename": filename,
+        "info": {"mimetype": mime, **info}, "file": {"url": upload.content_uri, **keys}})
 
 
 def adapter_state(app: App, store_dir: Path) -> str:
@@ -229,10 +192,7 @@ def everything_seen(person: Follower) -> str:
 
 
 async def test_operator_posts_reach_both_followers_privately_and_feedback_is_counted(
-    synapse: SynapseServer,
-    synapse_admin: RegisteredUser,
-    bridge: Bridge,
-    bot_user: RegisteredUser,
+    synapse: SynapseServer, synapse_admin: RegisteredUser, bridge: Bridge, bot_user: RegisteredUser,
     follower_factory: Callable[[], Awaitable[Follower]],
 ) -> None:
     op, alice, bob, carol = [await follower_factory() for _ in range(4)]
@@ -252,22 +212,14 @@ async def test_operator_posts_reach_both_followers_privately_and_feedback_is_cou
 
     # 1 text, 2 photo, 3 video, 4 sticker, 5 poll — sent the way a Matrix client sends them
     await ask(op, op_room, "/post news Hello world", bot, "Post #1 is on its way")
-    await send_encrypted_media(
-        op, op_room, "m.image", "/post news A picture", PICTURE, "image/png", "cat.png", w=16, h=12
-    )
-    sticker_up, _ = await op.client.upload(io.BytesIO(STICKER), "image/webp", filesize=len(STICKER))
-    await send_encrypted_media(
-        op, op_room, "m.video", "/post news A clip", CLIP, "video/mp4", "clip.mp4", duration=3000
-    )
-    await op.send(
-        op_room,
-        "m.sticker",
-        {
-            "body": "/post news",
-            "url": sticker_up.content_uri,
-            "info": {"mimetype": "image/webp", "w": 8, "h": 8},
-        },
-    )
+    await send_encrypted_media(op, op_room, "m.image", "/post news A picture", PICTURE,
+                               "image/png", "cat.png", w=16, h=12)
+    sticker_up, _ = await op.client.upload(io.BytesIO(STICKER), "image/webp",
+                                           filesize=len(STICKER))
+    await send_encrypted_media(op, op_room, "m.video", "/post news A clip", CLIP, "video/mp4",
+                               "clip.mp4", duration=3000)
+    await op.send(op_room, "m.sticker", {"body": "/post news", "url": sticker_up.content_uri,
+                                         "info": {"mimetype": "image/webp", "w": 8, "h": 8}})
     await ask(op, op_room, '/poll news "Lunch?" "Pizza" "Sushi"', bot, "Post #5 is on its way")
 
     copies: dict[tuple[str, int], dict[str, Any]] = {}
@@ -299,37 +251,23 @@ async def test_operator_posts_reach_both_followers_privately_and_feedback_is_cou
         assert ("url" in content_of(mine[2])) is not encrypted
 
     # the mirror room is read-only for members; their reactions count
-    refused = await carol.client.room_send(
-        mirror, "m.room.message", {"msgtype": "m.text", "body": "/follow news"}
-    )
+    refused = await carol.client.room_send(mirror, "m.room.message",
+                                           {"msgtype": "m.text", "body": "/follow news"})
     assert isinstance(refused, RoomSendError) and refused.transport_response.status == 403
 
     # votes on the native polls, reactions on the text post, from all three places
     for person, room, answer in ((alice, alice_room, "0"), (bob, bob_room, "1")):
-        await person.send(
-            room,
-            "org.matrix.msc3381.poll.response",
-            {
-                "m.relates_to": {
-                    "rel_type": "m.reference",
-                    "event_id": copies[(person.user_id, 5)]["event_id"],
-                },
-                "org.matrix.msc3381.poll.response": {"answers": [answer]},
-            },
-        )
-    for person, room, key in ((alice, alice_room, "👍"), (bob, bob_room, "👍"), (carol, mirror, "🎉")):
-        await person.send(
-            room,
-            "m.reaction",
-            {
-                "m.relates_to": {
-                    "rel_type": "m.annotation",
-                    "event_id": copies[(person.user_id, 1)]["event_id"],
-                    "key": key,
-                }
-            },
-        )
-    results = await ask_until(op, op_room, "/results 5", bot, "Poll #5", lambda text: "2 voters" in text)
+        await person.send(room, "org.matrix.msc3381.poll.response", {
+            "m.relates_to": {"rel_type": "m.reference",
+                             "event_id": copies[(person.user_id, 5)]["event_id"]},
+            "org.matrix.msc3381.poll.response": {"answers": [answer]}})
+    for person, room, key in ((alice, alice_room, "👍"), (bob, bob_room, "👍"),
+                              (carol, mirror, "🎉")):
+        await person.send(room, "m.reaction", {"m.relates_to": {
+            "rel_type": "m.annotation", "event_id": copies[(person.user_id, 1)]["event_id"],
+            "key": key}})
+    results = await ask_until(op, op_room, "/results 5", bot, "Poll #5",
+                              lambda text: "2 voters" in text)
     assert "1. Pizza — 1 (50%)" in results and "2. Sushi — 1 (50%)" in results
 
     def counted(text: str) -> bool:
@@ -344,18 +282,12 @@ async def test_operator_posts_reach_both_followers_privately_and_feedback_is_cou
     await ask(op, op_room, "/delete 2", bot, "Post #2 deleted: 3 delivered copies")
     for person, room in readers:
         first = copies[(person.user_id, 1)]["event_id"]
-        edit = await person.wait_event(
-            room, lambda s, e=first: is_edit(s) and content_of(s)["m.relates_to"]["event_id"] == e
-        )
+        edit = await person.wait_event(room, lambda s, e=first: is_edit(s)
+                                       and content_of(s)["m.relates_to"]["event_id"] == e)
         assert content_of(edit.source)["m.new_content"]["body"] == f"Daily News (#1){follow}\nHello edited"
         photo = copies[(person.user_id, 2)]["event_id"]
-        await person.wait_event(
-            room,
-            lambda s, e=photo: (
-                s.get("type") == "m.room.redaction"
-                and (s.get("redacts") or content_of(s).get("redacts")) == e
-            ),
-        )
+        await person.wait_event(room, lambda s, e=photo: s.get("type") == "m.room.redaction"
+                                and (s.get("redacts") or content_of(s).get("redacts")) == e)
 
     # a muted follower gets the next post as a notice
     await ask(bob, bob_room, "/mute news", bot, "is muted")
@@ -369,7 +301,8 @@ async def test_operator_posts_reach_both_followers_privately_and_feedback_is_cou
     # nobody can see anyone else: each DM holds the bot and that person only, and nothing the
     # bot wrote anywhere names another person
     for person, room in ((alice, alice_room), (bob, bob_room), (op, op_room)):
-        assert sorted(synapse.room_members(synapse_admin.access_token, room)) == sorted([bot, person.user_id])
+        assert sorted(synapse.room_members(synapse_admin.access_token, room)) == sorted(
+            [bot, person.user_id])
     for person in (alice, bob, carol, op):
         seen = everything_seen(person)
         for other in {alice, bob, carol, op} - {person}:
@@ -386,11 +319,8 @@ async def test_operator_posts_reach_both_followers_privately_and_feedback_is_cou
 
 
 async def test_restart_mid_conversation_neither_replays_nor_misses_and_leaver_is_paused(
-    synapse: SynapseServer,
-    synapse_admin: RegisteredUser,
-    bridge: Bridge,
-    bot_user: RegisteredUser,
-    follower_factory: Callable[[], Awaitable[Follower]],
+    synapse: SynapseServer, synapse_admin: RegisteredUser, bridge: Bridge,
+    bot_user: RegisteredUser, follower_factory: Callable[[], Awaitable[Follower]],
 ) -> None:
     op, alice, bob = [await follower_factory() for _ in range(3)]
     bot = bot_user.user_id
@@ -413,9 +343,8 @@ async def test_restart_mid_conversation_neither_replays_nor_misses_and_leaver_is
     await copy_of(alice, alice_room, bot, numbered(1))
 
     def answers(person: Follower, room: str, text: str) -> int:
-        return sum(
-            1 for ev in person.timeline[room] if ev.source.get("sender") == bot and text in text_of(ev.source)
-        )
+        return sum(1 for ev in person.timeline[room]
+                   if ev.source.get("sender") == bot and text in text_of(ev.source))
 
     await bob.sync(0)
     await alice.sync(0)
@@ -441,11 +370,8 @@ async def test_restart_mid_conversation_neither_replays_nor_misses_and_leaver_is
 
 
 async def _fanout_under_limit(
-    synapse: SynapseServer,
-    bridge: Bridge,
-    slow_bot: RegisteredUser,
-    follower_factory: Callable[[], Awaitable[Follower]],
-    count: int,
+    synapse: SynapseServer, bridge: Bridge, slow_bot: RegisteredUser,
+    follower_factory: Callable[[], Awaitable[Follower]], count: int,
 ) -> App:
     """`count` followers in plain DMs with a bot that is NOT exempt from rate limits; one post."""
     op = await follower_factory()
@@ -455,15 +381,13 @@ async def _fanout_under_limit(
 
     # the followers open DMs at once: the bot's joins already meet the limit (and are retried)
     followers = [await follower_factory() for _ in range(count)]
-    room_ids = await asyncio.gather(
-        *(person.open_dm(slow_bot.user_id, encrypted=False, timeout=150) for person in followers)
-    )
+    room_ids = await asyncio.gather(*(
+        person.open_dm(slow_bot.user_id, encrypted=False, timeout=150) for person in followers))
     rooms = {person.user_id: room for person, room in zip(followers, room_ids, strict=True)}
     for person in followers:  # the follows go straight to the engine: this test is about the
         # fan-out, and the answers would only stretch it (answers are covered above)
-        await app.engine.handle(
-            Message(Address("matrix", person.user_id, chat=rooms[person.user_id]), "/follow news")
-        )
+        await app.engine.handle(Message(
+            Address("matrix", person.user_id, chat=rooms[person.user_id]), "/follow news"))
 
     await app.engine.handle(Message(operator, "/post news To all of you"))
     await app.engine.drain_planning()
@@ -480,9 +404,7 @@ async def _fanout_under_limit(
 
 
 async def test_fanout_against_homeserver_rate_limit_is_delayed_but_complete(
-    synapse: SynapseServer,
-    synapse_admin: RegisteredUser,
-    bridge: Bridge,
+    synapse: SynapseServer, synapse_admin: RegisteredUser, bridge: Bridge,
     new_user: Callable[..., RegisteredUser],
     follower_factory: Callable[[], Awaitable[Follower]],
 ) -> None:
@@ -499,9 +421,7 @@ async def test_fanout_against_homeserver_rate_limit_is_delayed_but_complete(
 
 
 async def test_synapse_default_limits_produce_429s_that_delay_but_lose_nothing(
-    synapse: SynapseServer,
-    bridge: Bridge,
-    new_user: Callable[..., RegisteredUser],
+    synapse: SynapseServer, bridge: Bridge, new_user: Callable[..., RegisteredUser],
     follower_factory: Callable[[], Awaitable[Follower]],
 ) -> None:
     # untouched defaults (0.2 messages/s, burst 10): 7 joins + 7 posts go past the burst
@@ -511,9 +431,7 @@ async def test_synapse_default_limits_produce_429s_that_delay_but_lose_nothing(
 
 
 async def test_operator_creates_a_read_only_mirror_room_by_command(
-    bridge: Bridge,
-    bot_user: RegisteredUser,
-    follower_factory: Callable[[], Awaitable[Follower]],
+    bridge: Bridge, bot_user: RegisteredUser, follower_factory: Callable[[], Awaitable[Follower]],
 ) -> None:
     op, member = await follower_factory(), await follower_factory()
     _app, _adapter = await bridge(bot_user, op.user_id)
@@ -534,9 +452,7 @@ async def test_operator_creates_a_read_only_mirror_room_by_command(
 
 
 async def test_forgetme_also_erases_the_adapter_state_and_leaves_the_dm(
-    bridge: Bridge,
-    bot_user: RegisteredUser,
-    follower_factory: Callable[[], Awaitable[Follower]],
+    bridge: Bridge, bot_user: RegisteredUser, follower_factory: Callable[[], Awaitable[Follower]],
     tmp_path: Path,
 ) -> None:
     op, alice = [await follower_factory() for _ in range(2)]
@@ -548,11 +464,8 @@ async def test_forgetme_also_erases_the_adapter_state_and_leaves_the_dm(
     await ask(alice, alice_room, "/follow news", bot, "You now follow Daily News")
     await ask(op, op_room, "/post news Hello", bot, "Post #1 is on its way")
     copy = await copy_of(alice, alice_room, bot, numbered(1))
-    await alice.send(
-        alice_room,
-        "m.reaction",
-        {"m.relates_to": {"rel_type": "m.annotation", "event_id": copy.source["event_id"], "key": "👍"}},
-    )
+    await alice.send(alice_room, "m.reaction", {"m.relates_to": {
+        "rel_type": "m.annotation", "event_id": copy.source["event_id"], "key": "👍"}})
     await ask_until(op, op_room, "/stats news", bot, "news", lambda text: "👍" in text)
     store_dir = tmp_path / "bot-store"
     user_hash = adapter._user_hash(alice.user_id)
@@ -571,14 +484,11 @@ async def test_forgetme_also_erases_the_adapter_state_and_leaves_the_dm(
 
 
 async def test_strangers_media_is_never_downloaded_and_oversize_media_is_refused(
-    bridge: Bridge,
-    bot_user: RegisteredUser,
-    follower_factory: Callable[[], Awaitable[Follower]],
+    bridge: Bridge, bot_user: RegisteredUser, follower_factory: Callable[[], Awaitable[Follower]],
 ) -> None:
     op, ann = [await follower_factory() for _ in range(2)]
-    _app, adapter = await bridge(
-        bot_user, op.user_id, env={"CHANNELBRIDGE_MEDIA__MAX_PHOTO_MB": "0.001"}
-    )  # 1,048 bytes
+    _app, adapter = await bridge(bot_user, op.user_id,
+                                 env={"CHANNELBRIDGE_MEDIA__MAX_PHOTO_MB": "0.001"})  # 1,048 bytes
     bot = bot_user.user_id
     downloads: list[str] = []
     real_download = adapter._download
@@ -594,11 +504,11 @@ async def test_strangers_media_is_never_downloaded_and_oversize_media_is_refused
     await ask(ann, ann_room, "/follow news", bot, "You now follow")
     big = PICTURE + bytes(2000)
 
-    async def send_photo(
-        person: Follower, room: str, caption: str, data: bytes, expect: str, **info: Any
-    ) -> str:
+    async def send_photo(person: Follower, room: str, caption: str, data: bytes,
+                         expect: str, **info: Any) -> str:
         start = len(person.timeline.get(room, []))
-        await send_encrypted_media(person, room, "m.image", caption, data, "image/png", "p.png", **info)
+        await send_encrypted_media(person, room, "m.image", caption, data, "image/png", "p.png",
+                                   **info)
         found: list[str] = []
 
         def answered() -> bool:

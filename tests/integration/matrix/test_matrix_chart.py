@@ -19,9 +19,7 @@ __all__ = ["bridge"]  # the App fixture, shared with the App tests
 
 
 async def test_stats_chart_is_uploaded_and_sent_as_an_image_that_decodes(
-    bridge: Bridge,
-    bot_user: RegisteredUser,
-    follower_factory: Callable[[], Awaitable[Follower]],
+    bridge: Bridge, bot_user: RegisteredUser, follower_factory: Callable[[], Awaitable[Follower]],
 ) -> None:
     op, reader = await follower_factory(), await follower_factory()
     await bridge(bot_user, op.user_id)

@@ -36,23 +36,15 @@ async def paid_app(
     apps: list[App] = []
 
     async def make(bot: RegisteredUser, operator_id: str) -> App:
-        settings = load_settings(
-            None,
-            env={
-                "CHANNELBRIDGE_GENERAL__DATA_DIR": str(tmp_path / "data"),
-                "CHANNELBRIDGE_GENERAL__LOG_LEVEL": "DEBUG",
-                "CHANNELBRIDGE_OPERATORS": json.dumps([{"matrix": operator_id}]),
-                "CHANNELBRIDGE_PAYMENTS__ENABLED": "true",
-                "CHANNELBRIDGE_PAYMENTS__SUPPORT": "support@example.org",
-            },
-        )
-        adapter = MatrixAdapter(
-            synapse.url,
-            bot.user_id,
-            access_token=bot.access_token,
-            device_id=bot.device_id,
-            store_dir=tmp_path / "bot-store",
-        )
+        settings = load_settings(None, env={
+            "CHANNELBRIDGE_GENERAL__DATA_DIR": str(tmp_path / "data"),
+            "CHANNELBRIDGE_GENERAL__LOG_LEVEL": "DEBUG",
+            "CHANNELBRIDGE_OPERATORS": json.dumps([{"matrix": operator_id}]),
+            "CHANNELBRIDGE_PAYMENTS__ENABLED": "true",
+            "CHANNELBRIDGE_PAYMENTS__SUPPORT": "support@example.org",
+        })
+        adapter = MatrixAdapter(synapse.url, bot.user_id, access_token=bot.access_token,
+                                device_id=bot.device_id, store_dir=tmp_path / "bot-store")
         app = App(settings, adapters=[adapter])
         await app.start()
         apps.append(app)
@@ -65,10 +57,8 @@ async def paid_app(
 
 
 async def test_a_matrix_follower_redeems_a_code_once_and_receives_paid_posts(
-    paid_app: Callable[[RegisteredUser, str], Awaitable[App]],
-    bot_user: RegisteredUser,
-    follower_factory: Callable[[], Awaitable[Follower]],
-    tmp_path: Path,
+    paid_app: Callable[[RegisteredUser, str], Awaitable[App]], bot_user: RegisteredUser,
+    follower_factory: Callable[[], Awaitable[Follower]], tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     for name in OURS:  # the bot's own loggers (the people's nio clients log what they typed)
@@ -114,14 +104,8 @@ async def test_a_matrix_follower_redeems_a_code_once_and_receives_paid_posts(
     # nor in any log record of the bot's
     raw = parse_code(code)
     assert raw is not None
-    spellings = {
-        code,
-        code.lower(),
-        code.replace("-", ""),
-        code.replace("-", "").lower(),
-        code[3:],
-        raw.hex(),
-    }
+    spellings = {code, code.lower(), code.replace("-", ""), code.replace("-", "").lower(),
+                 code[3:], raw.hex()}
     files = [*(tmp_path / "data").rglob("*"), *(tmp_path / "bot-store").rglob("*")]
     assert any(path.name.endswith(".db") for path in files)
     for path in files:
@@ -129,8 +113,7 @@ async def test_a_matrix_follower_redeems_a_code_once_and_receives_paid_posts(
             data = path.read_bytes()
             for spelling in spellings:
                 assert spelling.encode() not in data, path.name
-    logged = "\n".join(
-        r.getMessage() + (r.exc_text or "") for r in caplog.records if r.name.split(".")[0] in OURS
-    )
+    logged = "\n".join(r.getMessage() + (r.exc_text or "") for r in caplog.records
+                       if r.name.split(".")[0] in OURS)
     for spelling in spellings:
         assert spelling not in logged and spelling.upper() not in logged

@@ -59,20 +59,13 @@ async def test_caption_command_on_encrypted_image_carries_the_decrypted_bytes(
     room_id = await alice.open_dm(bot_user.user_id, encrypted=True)
     picture = b"\x89PNG fake picture bytes" * 10
     ciphertext, keys = encrypt_attachment(picture)
-    upload, _ = await alice.client.upload(
-        io.BytesIO(ciphertext), "application/octet-stream", filesize=len(ciphertext)
-    )
-    await alice.send(
-        room_id,
-        "m.room.message",
-        {
-            "msgtype": "m.image",
-            "body": "/post news look at this",
-            "filename": "cat.png",
-            "info": {"mimetype": "image/png", "w": 4, "h": 3},
-            "file": {"url": upload.content_uri, **keys},
-        },
-    )
+    upload, _ = await alice.client.upload(io.BytesIO(ciphertext), "application/octet-stream",
+                                          filesize=len(ciphertext))
+    await alice.send(room_id, "m.room.message", {
+        "msgtype": "m.image", "body": "/post news look at this", "filename": "cat.png",
+        "info": {"mimetype": "image/png", "w": 4, "h": 3},
+        "file": {"url": upload.content_uri, **keys},
+    })
 
     event = await recorder.next()
     assert isinstance(event, Message)
@@ -83,11 +76,12 @@ async def test_caption_command_on_encrypted_image_carries_the_decrypted_bytes(
     assert (event.media.mime, event.media.filename, event.media.width) == ("image/png", "cat.png", 4)
 
 
-async def test_password_login_keeps_one_device_across_restarts(synapse, bot_user, follower_factory, tmp_path):
+async def test_password_login_keeps_one_device_across_restarts(
+    synapse, bot_user, follower_factory, tmp_path
+):
     def make() -> MatrixAdapter:
-        return MatrixAdapter(
-            synapse.url, bot_user.user_id, password=bot_user.password, store_dir=tmp_path / "pw-store"
-        )
+        return MatrixAdapter(synapse.url, bot_user.user_id, password=bot_user.password,
+                             store_dir=tmp_path / "pw-store")
 
     recorder = Recorder()
     adapter = make()
@@ -98,7 +92,8 @@ async def test_password_login_keeps_one_device_across_restarts(synapse, bot_user
         alice = await follower_factory()
         room_id = await alice.open_dm(bot_user.user_id, encrypted=True)
         await alice.say(room_id, "!start")
-        assert await recorder.next() == Message(Address("matrix", alice.user_id, chat=room_id), "!start")
+        assert await recorder.next() == Message(Address("matrix", alice.user_id, chat=room_id),
+                                                "!start")
     finally:
         await adapter.stop()
     again = make()

@@ -12,12 +12,13 @@ pytestmark = [pytest.mark.matrix, pytest.mark.integration]
 
 
 def _content(kind: PostKind, delivery_id: int, **kwargs) -> Content:
-    return Content(
-        post_id=1, kind=kind, channel_handle="news", channel_name="News", delivery_id=delivery_id, **kwargs
-    )
+    return Content(post_id=1, kind=kind, channel_handle="news", channel_name="News",
+                   delivery_id=delivery_id, **kwargs)
 
 
-async def test_reaction_and_its_redaction_become_reaction_events(bot_user, adapter_factory, follower_factory):
+async def test_reaction_and_its_redaction_become_reaction_events(
+    bot_user, adapter_factory, follower_factory
+):
     recorder = Recorder()
     adapter = await adapter_factory(bot_user, recorder)
     alice = await follower_factory()
@@ -27,18 +28,17 @@ async def test_reaction_and_its_redaction_become_reaction_events(bot_user, adapt
     event_id = ref.key.split("|", 1)[1]
     await alice.wait_event(room_id, lambda s: s.get("event_id") == event_id)
 
-    reaction_id = await alice.send(
-        room_id,
-        "m.reaction",
-        {"m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": "👍"}},
-    )
+    reaction_id = await alice.send(room_id, "m.reaction", {
+        "m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": "👍"}})
     assert await recorder.next() == Reaction(sender, ref.key, "👍")
 
     await alice.client.room_redact(room_id, reaction_id)
     assert await recorder.next() == Reaction(sender, ref.key, None)
 
 
-async def test_poll_answers_in_both_shapes_become_poll_votes(bot_user, adapter_factory, follower_factory):
+async def test_poll_answers_in_both_shapes_become_poll_votes(
+    bot_user, adapter_factory, follower_factory
+):
     recorder = Recorder()
     adapter = await adapter_factory(bot_user, recorder)
     alice = await follower_factory()
@@ -49,11 +49,8 @@ async def test_poll_answers_in_both_shapes_become_poll_votes(bot_user, adapter_f
     start_id = ref.key.split("|", 1)[1]
     relates = {"rel_type": "m.reference", "event_id": start_id}
 
-    await alice.send(
-        room_id,
-        "org.matrix.msc3381.poll.response",
-        {"m.relates_to": relates, "org.matrix.msc3381.poll.response": {"answers": ["0", "2"]}},
-    )
+    await alice.send(room_id, "org.matrix.msc3381.poll.response", {
+        "m.relates_to": relates, "org.matrix.msc3381.poll.response": {"answers": ["0", "2"]}})
     assert await recorder.next() == PollVote(sender, ref.key, (0, 2))
 
     await alice.send(room_id, "m.poll.response", {"m.relates_to": relates, "m.selections": ["1"]})

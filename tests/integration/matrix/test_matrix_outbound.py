@@ -78,27 +78,18 @@ def count_sends(adapter: MatrixAdapter) -> Sends:
 
 
 @pytest.fixture
-async def start_app(
-    synapse: SynapseServer, tmp_path: Path
-) -> AsyncIterator[Callable[[RegisteredUser, str], Awaitable[tuple[App, MatrixAdapter]]]]:
+async def start_app(synapse: SynapseServer, tmp_path: Path) -> AsyncIterator[
+        Callable[[RegisteredUser, str], Awaitable[tuple[App, MatrixAdapter]]]]:
     """An App wired to a MatrixAdapter for `bot`, with `operator` as its operator."""
     apps: list[App] = []
 
     async def make(bot: RegisteredUser, operator_id: str) -> tuple[App, MatrixAdapter]:
-        settings = load_settings(
-            None,
-            env={
-                "CHANNELBRIDGE_GENERAL__DATA_DIR": str(tmp_path / bot.user_id.strip("@").split(":")[0]),
-                "CHANNELBRIDGE_OPERATORS": json.dumps([{"matrix": operator_id}]),
-            },
-        )
-        adapter = MatrixAdapter(
-            synapse.url,
-            bot.user_id,
-            access_token=bot.access_token,
-            device_id=bot.device_id,
-            store_dir=tmp_path / f"{bot.device_id}-store",
-        )
+        settings = load_settings(None, env={
+            "CHANNELBRIDGE_GENERAL__DATA_DIR": str(tmp_path / bot.user_id.strip("@").split(":")[0]),
+            "CHANNELBRIDGE_OPERATORS": json.dumps([{"matrix": operator_id}]),
+        })
+        adapter = MatrixAdapter(synapse.url, bot.user_id, access_token=bot.access_token,
+                                device_id=bot.device_id, store_dir=tmp_path / f"{bot.device_id}-store")
         app = App(settings, adapters=[adapter])
         await app.start()
         apps.append(app)
@@ -142,7 +133,8 @@ async def _until_all_have(
         while waiting:
             for person, _room in waiting:
                 await person.sync(0)
-            waiting = [(p, r) for p, r in waiting if not done([_body(s) for s in _from_bot(p, r, bot_id)])]
+            waiting = [(p, r) for p, r in waiting
+                       if not done([_body(s) for s in _from_bot(p, r, bot_id)])]
             if waiting:
                 await asyncio.sleep(2)
     return max(s["origin_server_ts"] for p, r in people for s in _from_bot(p, r, bot_id)) / 1000
@@ -152,8 +144,7 @@ StartApp = Callable[[RegisteredUser, str], Awaitable[tuple[App, MatrixAdapter]]]
 
 
 async def test_under_default_limits_fifty_follows_are_all_answered_and_posts_keep_their_order(
-    synapse: SynapseServer,
-    synapse_admin: RegisteredUser,
+    synapse: SynapseServer, synapse_admin: RegisteredUser,
     new_user: Callable[..., RegisteredUser],
     follower_factory: Callable[[], Awaitable[Follower]],
     start_app: StartApp,
@@ -172,8 +163,7 @@ async def test_under_default_limits_fifty_follows_are_all_answered_and_posts_kee
 
 
 async def _fifty_people_following_at_once_are_all_answered(
-    synapse: SynapseServer,
-    synapse_admin: RegisteredUser,
+    synapse: SynapseServer, synapse_admin: RegisteredUser,
     new_user: Callable[..., RegisteredUser],
     follower_factory: Callable[[], Awaitable[Follower]],
     start_app: StartApp,
@@ -189,8 +179,7 @@ async def _fifty_people_following_at_once_are_all_answered(
     started = time.time()
     await asyncio.gather(*(person.say(room, "/follow news") for person, room in people))
     last = await _until_all_have(
-        people, bot.user_id, lambda bodies: any("You now follow" in b for b in bodies), 900
-    )
+        people, bot.user_id, lambda bodies: any("You now follow" in b for b in bodies), 900)
     elapsed = last - started
     await app.sync(timeout=60)
     await _sync_all(people)
@@ -200,19 +189,16 @@ async def _fifty_people_following_at_once_are_all_answered(
         assert answers[0]["content"]["msgtype"] == "m.notice"
     sent, limited = sends.count("room_send", limited=False), sends.count("room_send", limited=True)
     joins = sends.count("join", limited=False)
-    print(
-        f"\n50 /follow under rc_message 0.2/s burst 10: all answered in {elapsed:.0f} s; "
-        f"{sent} sends, {limited} refused with M_LIMIT_EXCEEDED, {joins} joins; "
-        f"retry_after asked: {sorted(round(w, 1) for w in sends.waits)}"
-    )
+    print(f"\n50 /follow under rc_message 0.2/s burst 10: all answered in {elapsed:.0f} s; "
+          f"{sent} sends, {limited} refused with M_LIMIT_EXCEEDED, {joins} joins; "
+          f"retry_after asked: {sorted(round(w, 1) for w in sends.waits)}")
     assert sent == 50  # one send per answer: nothing doubled, no extra event
     assert limited > 0  # the server's default limit was in force
     assert app.worker.stats.failed == 0
 
 
 async def _three_quick_posts_reach_twelve_followers_once_and_in_order(
-    synapse: SynapseServer,
-    synapse_admin: RegisteredUser,
+    synapse: SynapseServer, synapse_admin: RegisteredUser,
     new_user: Callable[..., RegisteredUser],
     follower_factory: Callable[[], Awaitable[Follower]],
     start_app: StartApp,
@@ -235,19 +221,16 @@ async def _three_quick_posts_reach_twelve_followers_once_and_in_order(
         await asyncio.sleep(0.3)
     await app.sync(timeout=600)
     last = await _until_all_have(
-        people, bot.user_id, lambda bodies: sum(p in b for b in bodies for p in POSTS) >= 3, 60
-    )
+        people, bot.user_id, lambda bodies: sum(p in b for b in bodies for p in POSTS) >= 3, 60)
     elapsed = last - started
     await _sync_all(people)
     for person, room in people:
         got = [post for s in _from_bot(person, room, bot.user_id) for post in POSTS if post in _body(s)]
         assert got == list(POSTS), (person.user_id, got)
     sent, limited = sends.count("room_send", limited=False), sends.count("room_send", limited=True)
-    print(
-        f"\n3 posts x 12 followers under rc_message 0.2/s burst 10: delivered in {elapsed:.0f} s; "
-        f"{sent} sends, {limited} refused with M_LIMIT_EXCEEDED; "
-        f"worker retried {app.worker.stats.retried}; "
-        f"retry_after asked: {sorted(round(w, 1) for w in sends.waits)}"
-    )
+    print(f"\n3 posts x 12 followers under rc_message 0.2/s burst 10: delivered in {elapsed:.0f} s; "
+          f"{sent} sends, {limited} refused with M_LIMIT_EXCEEDED; "
+          f"worker retried {app.worker.stats.retried}; "
+          f"retry_after asked: {sorted(round(w, 1) for w in sends.waits)}")
     assert sent == 36 and app.worker.stats.sent == 36
     assert limited > 0 and app.worker.stats.retried > 0  # copies did wait for retries

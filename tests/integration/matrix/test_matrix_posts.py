@@ -19,41 +19,18 @@ PICTURE = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
 CLIP = b"\x00\x00\x00\x18ftypmp42" + b"\x01" * 500
 
 
-def post(
-    kind: PostKind,
-    *,
-    text: str = "",
-    media: MediaContent | None = None,
-    poll: PollContent | None = None,
-    silent: bool = False,
-    post_id: int = 7,
-) -> Content:
+def post(kind: PostKind, *, text: str = "", media: MediaContent | None = None,
+         poll: PollContent | None = None, silent: bool = False, post_id: int = 7) -> Content:
     """A post as the delivery worker would hand it over, with a fresh delivery id."""
-    return Content(
-        post_id=post_id,
-        kind=kind,
-        channel_handle="news",
-        channel_name="News",
-        text=text,
-        media=media,
-        poll=poll,
-        silent=silent,
-        delivery_id=next(_delivery),
-    )
+    return Content(post_id=post_id, kind=kind, channel_handle="news", channel_name="News",
+                   text=text, media=media, poll=poll, silent=silent,
+                   delivery_id=next(_delivery))
 
 
 def photo(*, data: bytes | None = PICTURE, ref: str | None = None) -> MediaContent:
     """The same photo blob (id 1) with bytes or an existing mxc reference."""
-    return MediaContent(
-        blob_id=1,
-        kind=PostKind.PHOTO,
-        mime="image/png",
-        filename="p.png",
-        data=data,
-        platform_ref=ref,
-        width=16,
-        height=16,
-    )
+    return MediaContent(blob_id=1, kind=PostKind.PHOTO, mime="image/png", filename="p.png",
+                        data=data, platform_ref=ref, width=16, height=16)
 
 
 async def fetch(follower, url: str) -> bytes:
@@ -63,13 +40,14 @@ async def fetch(follower, url: str) -> bytes:
     return resp.body
 
 
-async def test_every_post_kind_reaches_encrypted_and_plain_dms(bot_user, adapter_factory, follower_factory):
+async def test_every_post_kind_reaches_encrypted_and_plain_dms(
+    bot_user, adapter_factory, follower_factory
+):
     adapter = await adapter_factory(bot_user, Recorder())
     alice, dave = await follower_factory(), await follower_factory()  # encrypted DMs
     bob, carol = await follower_factory(), await follower_factory()  # plain DMs
-    rooms = {
-        f: await f.open_dm(bot_user.user_id, encrypted=f in (alice, dave)) for f in (alice, dave, bob, carol)
-    }
+    rooms = {f: await f.open_dm(bot_user.user_id, encrypted=f in (alice, dave))
+             for f in (alice, dave, bob, carol)}
 
     def to(f) -> Address:
         return Address("matrix", f.user_id, chat=rooms[f])
@@ -101,9 +79,8 @@ async def test_every_post_kind_reaches_encrypted_and_plain_dms(bot_user, adapter
     assert "url" not in ev_a.source["content"]
     assert {"url", "key", "iv", "hashes", "v"} <= file.keys()
     assert ev_d.source["content"]["file"]["url"] == file["url"]
-    plain = decrypt_attachment(
-        await fetch(alice, file["url"]), file["key"]["k"], file["hashes"]["sha256"], file["iv"]
-    )
+    plain = decrypt_attachment(await fetch(alice, file["url"]), file["key"]["k"],
+                               file["hashes"]["sha256"], file["iv"])
     assert plain == PICTURE
     assert ev_a.source["content"]["msgtype"] == "m.image"
     assert ev_a.source["content"]["body"] == f"News (#7){follow}\npic"
@@ -120,16 +97,14 @@ async def test_every_post_kind_reaches_encrypted_and_plain_dms(bot_user, adapter
     assert await fetch(carol, ref_b.media_ref) == PICTURE
 
     # video into the encrypted room, sticker (plain url even there), poll to both kinds
-    video = MediaContent(
-        blob_id=2, kind=PostKind.VIDEO, mime="video/mp4", filename="v.mp4", data=CLIP, duration=3
-    )
+    video = MediaContent(blob_id=2, kind=PostKind.VIDEO, mime="video/mp4", filename="v.mp4",
+                         data=CLIP, duration=3)
     ref = await adapter.send(to(alice), post(PostKind.VIDEO, text="clip", media=video))
     ev = await alice.wait_event(rooms[alice], lambda s: s.get("event_id") == event_of(ref))
     assert ev.source["content"]["msgtype"] == "m.video"
     assert ev.source["content"]["info"]["duration"] == 3000
-    sticker = MediaContent(
-        blob_id=3, kind=PostKind.STICKER, mime="image/webp", filename="s.webp", data=b"RIFF....WEBP"
-    )
+    sticker = MediaContent(blob_id=3, kind=PostKind.STICKER, mime="image/webp",
+                           filename="s.webp", data=b"RIFF....WEBP")
     ref = await adapter.send(to(alice), post(PostKind.STICKER, media=sticker))
     ev = await alice.wait_event(rooms[alice], lambda s: s.get("event_id") == event_of(ref))
     assert ev.source["type"] == "m.sticker"
@@ -186,6 +161,4 @@ async def test_edit_delete_and_poll_close_arrive(bot_user, adapter_factory, foll
     await adapter.close_poll(to, poll_ref, post(PostKind.POLL, poll=PollContent("Q?", ("a", "b"))))
     end = await alice.wait_event(room_id, lambda s: s.get("type") == "org.matrix.msc3381.poll.end")
     assert end.source["content"]["m.relates_to"] == {
-        "rel_type": "m.reference",
-        "event_id": poll_ref.key.split("|", 1)[1],
-    }
+        "rel_type": "m.reference", "event_id": poll_ref.key.split("|", 1)[1]}

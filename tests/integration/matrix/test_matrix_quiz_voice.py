@@ -79,33 +79,18 @@ async def test_voice_note_is_uploaded_once_delivered_as_voice_then_edited_and_de
     adapter._media._upload = counting_upload  # type: ignore[method-assign]
     # a voice message as Element sends it: m.audio marked as voice, its duration in ms
     cipher, keys = encrypt_attachment(VOICE)
-    upload, _ = await op.client.upload(io.BytesIO(cipher), "application/octet-stream", filesize=len(cipher))
-    await op.send(
-        op_room,
-        "m.room.message",
-        {
-            "msgtype": "m.audio",
-            "body": "/post news Listen to this",
-            "filename": "voice.ogg",
-            "info": {"mimetype": "audio/ogg", "duration": 7000, "size": len(VOICE)},
-            "file": {"url": upload.content_uri, **keys},
-            VOICE_KEY: {},
-            AUDIO_KEY: {"duration": 7000},
-        },
-    )
+    upload, _ = await op.client.upload(io.BytesIO(cipher), "application/octet-stream",
+                                       filesize=len(cipher))
+    await op.send(op_room, "m.room.message", {
+        "msgtype": "m.audio", "body": "/post news Listen to this", "filename": "voice.ogg",
+        "info": {"mimetype": "audio/ogg", "duration": 7000, "size": len(VOICE)},
+        "file": {"url": upload.content_uri, **keys},
+        VOICE_KEY: {}, AUDIO_KEY: {"duration": 7000}})
     await op.wait_event(op_room, lambda s: "Post #1 is on its way" in text_of(s))
     # plain audio (no voice mark) with the same caption is not a post kind: nothing is posted
-    await op.send(
-        op_room,
-        "m.room.message",
-        {
-            "msgtype": "m.audio",
-            "body": "/post news Music",
-            "filename": "song.ogg",
-            "info": {"mimetype": "audio/ogg"},
-            "file": {"url": upload.content_uri, **keys},
-        },
-    )
+    await op.send(op_room, "m.room.message", {
+        "msgtype": "m.audio", "body": "/post news Music", "filename": "song.ogg",
+        "info": {"mimetype": "audio/ogg"}, "file": {"url": upload.content_uri, **keys}})
     copies: list[dict[str, Any]] = []
     for person, room in zip(followers, rooms, strict=True):
         ev = await copy_of(person, room, bot, numbered(1))
@@ -124,20 +109,14 @@ async def test_voice_note_is_uploaded_once_delivered_as_voice_then_edited_and_de
     await ask(op, op_room, "/delete 1", bot, "Post #1 deleted: 3 delivered copies")
     for person, room, copy in zip(followers, rooms, copies, strict=True):
         first = copy["event_id"]
-        edit = await person.wait_event(
-            room, lambda s, e=first: is_edit(s) and content_of(s)["m.relates_to"]["event_id"] == e
-        )
+        edit = await person.wait_event(room, lambda s, e=first: is_edit(s)
+                                       and content_of(s)["m.relates_to"]["event_id"] == e)
         new = content_of(edit.source)["m.new_content"]
         assert new["body"].startswith("Daily News (#1)") and new["body"].endswith("\nListen again")
         assert new["msgtype"] == "m.audio"
         assert VOICE_KEY in new and new["url"] == content_of(copy)["url"]
-        await person.wait_event(
-            room,
-            lambda s, e=first: (
-                s.get("type") == "m.room.redaction"
-                and (s.get("redacts") or content_of(s).get("redacts")) == e
-            ),
-        )
+        await person.wait_event(room, lambda s, e=first: s.get("type") == "m.room.redaction"
+                                and (s.get("redacts") or content_of(s).get("redacts")) == e)
     assert uploads == ["audio/ogg"]  # the edit reused the upload too
     await app.sync()
     assert not any("(#2)" in text_of(ev.source) for ev in followers[0].timeline[rooms[0]])
@@ -157,14 +136,8 @@ async def test_quiz_reveals_the_answer_to_each_voter_once_and_results_count_corr
     bob_room = await bob.open_dm(bot, encrypted=False)
     for person, room in ((alice, alice_room), (bob, bob_room)):
         await ask(person, room, "/follow news", bot, "You now follow Daily News")
-    await ask(
-        op,
-        op_room,
-        '/quiz news "Capital of France?" "Lyon" "Paris" --answer 2 '
-        '--explain "Paris has been the capital since 508."',
-        bot,
-        "Post #1 is on its way",
-    )
+    await ask(op, op_room, '/quiz news "Capital of France?" "Lyon" "Paris" --answer 2 '
+              '--explain "Paris has been the capital since 508."', bot, "Post #1 is on its way")
 
     starts = {}
     for person, room in ((alice, alice_room), (bob, bob_room)):
@@ -176,14 +149,9 @@ async def test_quiz_reveals_the_answer_to_each_voter_once_and_results_count_corr
         starts[person.user_id] = ev.source["event_id"]
 
     async def vote(person: Follower, room: str, answer: str) -> None:
-        await person.send(
-            room,
-            "org.matrix.msc3381.poll.response",
-            {
-                "m.relates_to": {"rel_type": "m.reference", "event_id": starts[person.user_id]},
-                "org.matrix.msc3381.poll.response": {"answers": [answer]},
-            },
-        )
+        await person.send(room, "org.matrix.msc3381.poll.response", {
+            "m.relates_to": {"rel_type": "m.reference", "event_id": starts[person.user_id]},
+            "org.matrix.msc3381.poll.response": {"answers": [answer]}})
 
     await vote(alice, alice_room, "0")
     await vote(bob, bob_room, "1")
@@ -197,7 +165,8 @@ async def test_quiz_reveals_the_answer_to_each_voter_once_and_results_count_corr
     assert text_of(right.source).startswith("Quiz #1: right! The answer is 2. Paris.")
 
     await vote(alice, alice_room, "1")  # alice changes her vote in her client: no second reveal
-    results = await ask_until(op, op_room, "/results 1", bot, "Poll #1", lambda text: "2 voters" in text)
+    results = await ask_until(op, op_room, "/results 1", bot, "Poll #1",
+                              lambda text: "2 voters" in text)
     assert results.endswith("Answered correctly: 1 of 2")
     assert "1. Lyon — 1" in results and "2. Paris — 1" in results
     await app.sync()

@@ -24,14 +24,8 @@ pytestmark = [pytest.mark.matrix, pytest.mark.integration]
 
 
 def _text(delivery_id: int, text: str = "hi") -> Content:
-    return Content(
-        post_id=3,
-        kind=PostKind.TEXT,
-        channel_handle="news",
-        channel_name="News",
-        text=text,
-        delivery_id=delivery_id,
-    )
+    return Content(post_id=3, kind=PostKind.TEXT, channel_handle="news", channel_name="News",
+                   text=text, delivery_id=delivery_id)
 
 
 async def test_mirror_room_refuses_member_message_but_accepts_reaction(
@@ -45,24 +39,19 @@ async def test_mirror_room_refuses_member_message_but_accepts_reaction(
     await alice.sync(0)
 
     refused = await alice.client.room_send(
-        room_id, "m.room.message", {"msgtype": "m.text", "body": "/follow news"}
-    )
+        room_id, "m.room.message", {"msgtype": "m.text", "body": "/follow news"})
     assert isinstance(refused, RoomSendError)
     assert refused.transport_response.status == 403
 
     ref = await adapter.send(Address("matrix", room_id), _text(201, "mirrored"))
     event_id = ref.key.split("|", 1)[1]
     await alice.wait_event(room_id, lambda s: s.get("event_id") == event_id)
-    await alice.send(
-        room_id,
-        "m.reaction",
-        {"m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": "🎉"}},
-    )
+    await alice.send(room_id, "m.reaction", {
+        "m.relates_to": {"rel_type": "m.annotation", "event_id": event_id, "key": "🎉"}})
     # a room with others is never handed to the core as the member's chat
     assert await recorder.next() == Reaction(Address("matrix", alice.user_id), ref.key, "🎉")
-    assert recorder.seen == [
-        Reaction(Address("matrix", alice.user_id), ref.key, "🎉")
-    ]  # the refused message never arrived
+    assert recorder.seen == [Reaction(Address("matrix", alice.user_id),
+                                      ref.key, "🎉")]  # the refused message never arrived
 
 
 async def test_send_without_chat_opens_an_encrypted_direct_room(
@@ -79,9 +68,8 @@ async def test_send_without_chat_opens_an_encrypted_direct_room(
         while invite is None:
             resp: SyncResponse = await alice.sync()
             invite = resp.rooms.invite.get(room_id)
-    mine = [
-        e for e in invite.invite_state if isinstance(e, InviteMemberEvent) and e.state_key == alice.user_id
-    ]
+    mine = [e for e in invite.invite_state
+            if isinstance(e, InviteMemberEvent) and e.state_key == alice.user_id]
     assert mine and mine[0].content["is_direct"] is True
     await alice.accept_invites()
     ev = await alice.wait_event(room_id, lambda s: s.get("event_id") == event_id)
@@ -90,12 +78,15 @@ async def test_send_without_chat_opens_an_encrypted_direct_room(
 
     again = await adapter.send(Address("matrix", alice.user_id), _text(302, "again"))
     assert again.key.split("|", 1)[0] == room_id  # the remembered DM is reused
-    path = f"/_matrix/client/v3/user/{urllib.parse.quote(bot_user.user_id)}/account_data/m.direct"
+    path = (f"/_matrix/client/v3/user/{urllib.parse.quote(bot_user.user_id)}"
+            "/account_data/m.direct")
     status, direct = synapse.request("GET", path, token=bot_user.access_token)
     assert status == 200 and direct[alice.user_id] == [room_id]
 
 
-async def test_follower_who_left_makes_next_send_recipient_gone(bot_user, adapter_factory, follower_factory):
+async def test_follower_who_left_makes_next_send_recipient_gone(
+    bot_user, adapter_factory, follower_factory
+):
     adapter = await adapter_factory(bot_user, Recorder())
     alice = await follower_factory()
     room_id = await alice.open_dm(bot_user.user_id, encrypted=True)
@@ -111,7 +102,9 @@ async def test_follower_who_left_makes_next_send_recipient_gone(bot_user, adapte
                 await asyncio.sleep(0.05)
 
 
-async def test_restart_handles_command_sent_while_down_once(bot_user, adapter_factory, follower_factory):
+async def test_restart_handles_command_sent_while_down_once(
+    bot_user, adapter_factory, follower_factory
+):
     recorder = Recorder()
     first = await adapter_factory(bot_user, recorder, store="restart-store")
     alice = await follower_factory()
@@ -128,13 +121,12 @@ async def test_restart_handles_command_sent_while_down_once(bot_user, adapter_fa
     await alice.say(room_id, "!following")
     assert await recorder.next() == Message(sender, "!following")
     assert [m.text for m in recorder.seen if isinstance(m, Message)] == [
-        "!follow news",
-        "!mute news",
-        "!following",
-    ]
+        "!follow news", "!mute news", "!following"]
 
 
-async def test_default_rate_limit_turns_429_into_retry_later(new_user, adapter_factory, follower_factory):
+async def test_default_rate_limit_turns_429_into_retry_later(
+    new_user, adapter_factory, follower_factory
+):
     limited_bot = new_user("slowbot", exempt=False)
     adapter = await adapter_factory(limited_bot, Recorder(), encryption=False)
     alice = await follower_factory()

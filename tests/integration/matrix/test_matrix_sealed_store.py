@@ -24,9 +24,7 @@ pytestmark = [pytest.mark.matrix, pytest.mark.integration]
 
 
 async def test_a_plain_store_is_sealed_on_first_start_and_restarts_keep_the_device(
-    synapse: SynapseServer,
-    bot_user: RegisteredUser,
-    tmp_path: Path,
+    synapse: SynapseServer, bot_user: RegisteredUser, tmp_path: Path,
     adapter_factory: Callable[..., Awaitable[MatrixAdapter]],
     follower_factory: Callable[[], Awaitable[Follower]],
 ) -> None:
@@ -74,9 +72,7 @@ async def test_a_plain_store_is_sealed_on_first_start_and_restarts_keep_the_devi
 
 
 async def test_a_sealed_store_refuses_another_key(
-    synapse: SynapseServer,
-    bot_user: RegisteredUser,
-    tmp_path: Path,
+    synapse: SynapseServer, bot_user: RegisteredUser, tmp_path: Path,
 ) -> None:
     def adapter(key: str) -> MatrixAdapter:
         made = MatrixAdapter(synapse.url, bot_user.user_id, access_token=bot_user.access_token,

@@ -82,7 +82,6 @@ async def test_while_the_bot_sends_it_syncs_once_a_second_and_still_hears_comman
     posts = sorted(int(found[0]) for body in bodies if (found := re.findall(r"\(#(\d+)\)", body)))
     assert posts == list(range(120))
 
-
 async def test_a_conversation_is_not_slowed_by_the_answers_echo(bot_user, adapter_factory, follower_factory):
     recorder = Recorder()
     await adapter_factory(bot_user, recorder)

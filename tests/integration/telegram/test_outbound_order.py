@@ -37,17 +37,12 @@ async def app_and_operator(api: FakeBotApi, tmp_path: Path) -> AsyncIterator[tup
     """An App on the local server (Telegram's limits enforced) with one channel, `news`."""
     api.enforce_limits(global_per_s=30, per_chat_per_s=1, per_chat_burst=3)
     operator = api.add_user("Olga")
-    settings = load_settings(
-        None,
-        env={
-            "CHANNELBRIDGE_GENERAL__DATA_DIR": str(tmp_path / "data"),
-            "CHANNELBRIDGE_OPERATORS": json.dumps([{"telegram": operator.id}]),
-        },
-    )
+    settings = load_settings(None, env={
+        "CHANNELBRIDGE_GENERAL__DATA_DIR": str(tmp_path / "data"),
+        "CHANNELBRIDGE_OPERATORS": json.dumps([{"telegram": operator.id}]),
+    })
     adapter = TelegramAdapter(
-        api.token,
-        api_base_url=api.base_url,
-        file_base_url=api.file_base_url,
+        api.token, api_base_url=api.base_url, file_base_url=api.file_base_url,
         poll_timeout=POLL_TIMEOUT_S,
         limits=RateLimits(global_per_s=30, per_chat_per_s=1, group_per_min=20),
     )
@@ -62,19 +57,14 @@ async def app_and_operator(api: FakeBotApi, tmp_path: Path) -> AsyncIterator[tup
 
 
 def _texts(api: FakeBotApi, user: FakeUser, containing: str) -> list[str]:
-    return [
-        m.text or "" for m in api.bot_messages(user.id, include_deleted=True) if containing in (m.text or "")
-    ]
+    return [m.text or "" for m in api.bot_messages(user.id, include_deleted=True)
+            if containing in (m.text or "")]
 
 
 def _copies(api: FakeBotApi, user: FakeUser) -> list[str]:
     """The post copies a follower received, in the order the chat shows them."""
-    return [
-        post
-        for m in api.bot_messages(user.id, include_deleted=True)
-        for post in POSTS
-        if post in (m.text or "")
-    ]
+    return [post for m in api.bot_messages(user.id, include_deleted=True)
+            for post in POSTS if post in (m.text or "")]
 
 
 async def test_three_quick_posts_reach_every_follower_once_and_in_order_despite_a_429(
@@ -106,13 +96,11 @@ async def test_three_quick_posts_reach_every_follower_once_and_in_order_despite_
     assert len(_texts(api, operator, "is on its way")) == 3
     # the refused chat waited about its retry_after; the others were not held up by it
     others_done = max(
-        c.at
-        for c in api.calls_to("sendMessage")
+        c.at for c in api.calls_to("sendMessage")
         if c.status == 200 and c.chat_id != slow.id and POSTS[2] in c.params["text"]
     )
     slow_done = max(
-        c.at
-        for c in api.calls_to("sendMessage")
+        c.at for c in api.calls_to("sendMessage")
         if c.status == 200 and c.chat_id == slow.id and POSTS[2] in c.params["text"]
     )
     assert others_done - started < slow_done - started, (others_done - started, slow_done - started)

@@ -353,3 +353,5 @@ async def test_no_telegram_id_in_any_table_invoice_payload_or_log(
     for invoice in b.api.payments.invoices.values():
         assert not any(i in invoice.payload for i in ids)
     logs_name_nobody()
+
+

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -22,7 +21,6 @@ from tests.integration.telegram.test_webhook import (
     until,
     webhook_env,
 )
-from tests.pg import fresh_database, pg_unavailable
 from tests.telegram_api import SECRET_HEADER, FakeBotApi
 
 pytestmark = [
@@ -33,16 +31,6 @@ pytestmark = [
 ]
 
 PEOPLE = 40
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh PostgreSQL database."""
-    reason = pg_unavailable()
-    if reason:
-        pytest.skip(reason)
-    with fresh_database() as url:
-        yield url
 
 
 class RoundRobin:
