@@ -28,19 +28,12 @@ from bridge.models import DeliveryStatus, NoticeLane
 from bridge.ports import Address, Button, Invoice, MessageRef, Reply
 from bridge.privacy import Sealed, Sealer, UnsealError
 from bridge.store import Store
-from bridge.store.sql import open_predicate, status_text
+from bridge.store.sql import open_predicate, release_expired_leases, renew_leases, status_text
 
 log = logging.getLogger(__name__)
 
 _NOTICE_COLUMNS = (
     "lane, platform, chat_index, sealed, body, post_id, status, attempts, next_attempt_at, created_at, stale"
-)
-
-
-#: renew a notice's lease (as the outbox's: a released one nobody claimed is taken back)
-_EXTEND_LEASES = (
-    "UPDATE notice SET lease_expires_at = :until, status = :leased"
-    " WHERE id IN ({ids}) AND lease_owner = :owner AND status IN (:leased, :pending) RETURNING id"
 )
 
 
@@ -257,18 +250,9 @@ class NoticeQueue:
         return row is not None
 
     def release_expired(self, now: float) -> int:
-        """Return notices whose lease expired (their worker died, or stalled) to pending. The
-        last holder stays in `lease_owner` until another worker claims the notice, so a stalled
-        worker that sent it after all still records it (and extends its lease) and nobody sends
-        it twice."""
+        """Return notices whose lease expired to pending (`release_expired_leases`)."""
         with self.store.connection() as conn:
-            result = conn.execute(
-                status_text(
-                    "UPDATE notice SET status = :pending WHERE status = :leased AND lease_expires_at < :now"
-                ),
-                {"now": now},
-            )
-        return result.rowcount or 0
+            return release_expired_leases(conn, "notice", now)
 
     def return_to_pending(self, owner: str, ids: Sequence[int]) -> None:
         """Give back notices this worker claimed but never started (clean shutdown)."""
@@ -284,16 +268,9 @@ class NoticeQueue:
             )
 
     def extend_leases(self, owner: str, ids: Sequence[int], until: float) -> set[int]:
-        """Keep the leases of notices still in flight alive (taking back one released meanwhile
-        that no other worker claimed); returns the ids still `owner`'s (as the outbox's)."""
-        if not ids:
-            return set()
-        listed = ", ".join(str(int(i)) for i in ids)
+        """Keep the leases of notices still in flight alive; the ids still `owner`'s (`renew_leases`)."""
         with self.store.connection() as conn:
-            rows = conn.execute(
-                status_text(_EXTEND_LEASES.format(ids=listed)), {"owner": owner, "until": until}
-            )
-            return {int(r[0]) for r in rows}
+            return renew_leases(conn, "notice", owner, ids, until)
 
     def reseal(self, new: Sealer, batch: int = 500) -> tuple[int, int]:
         """Re-seal every queued notice (address, body, reference) and re-index its chat under

@@ -357,10 +357,8 @@ class DeliveryWorker:
         renew its lease first, and leave the row to the other worker if that fails (what this
         prevents is a second copy, or a second answer)."""
         key = job.id if isinstance(job, ClaimedNotice) else job.row.id
-        taken = self._notices_taken if isinstance(job, ClaimedNotice) else self._taken
-        if key in taken:
-            taken.discard(key)
-            return False
+        if key in (self._notices_taken if isinstance(job, ClaimedNotice) else self._taken):
+            return False  # the sender drops it, and `_forget` clears the mark
         now = self.clock()
         if now - max(claimed_at, self._renewed_at) < self.policy.lease_s * 2 / 3:
             return True

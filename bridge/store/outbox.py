@@ -16,7 +16,7 @@ from bridge.models import Delivery, DeliveryStatus, Follower, MirrorRoom
 from bridge.ports import Address
 from bridge.privacy import Sealer, UnsealError
 from bridge.store.rows import ClaimedDelivery, DeliveryContext, DeliveryOutcome, SourceRef
-from bridge.store.sql import STATUS_PARAMS, open_predicate, status_text
+from bridge.store.sql import STATUS_PARAMS, open_predicate, release_expired_leases, renew_leases
 
 #: per-chat order: a row is claimed only when no earlier row to the same follower or mirror is
 #: still open, so a later copy never overtakes an earlier one waiting for a retry
@@ -56,14 +56,6 @@ _RECORD_RETRY = text(
 )
 
 
-#: renew a row's lease; a row released when its lease ran out (kept pending, its last holder
-#: kept) is taken back, one another worker claimed or finished is not
-_EXTEND_LEASES = (
-    "UPDATE delivery SET lease_expires_at = :until, status = :leased"
-    " WHERE id IN ({ids}) AND lease_owner = :owner AND status IN (:leased, :pending) RETURNING id"
-)
-
-
 class Outbox:
     """Named queries of the delivery worker's loop (the caller's Core connection)."""
 
@@ -99,14 +91,8 @@ class Outbox:
         return sorted((ClaimedDelivery.from_row(r) for r in rows), key=lambda c: c.id)
 
     def release_expired(self, conn: Connection, now: float) -> int:
-        """Return rows whose lease expired (their worker died, or stalled) to pending. The last
-        holder stays in `lease_owner` until another worker claims the row, so a stalled worker
-        that sent the copy after all still records it (and extends its lease): no second copy."""
-        result = conn.execute(
-            text("UPDATE delivery SET status = :pending WHERE status = :leased AND lease_expires_at < :now"),
-            {"now": now, **STATUS_PARAMS},
-        )
-        return result.rowcount or 0
+        """Return rows whose lease expired to pending (`release_expired_leases`)."""
+        return release_expired_leases(conn, "delivery", now)
 
     def next_due_at(self, conn: Connection, platforms: Sequence[str] | None = None) -> float | None:
         """When the soonest pending row (of `platforms`, when given) is due."""
@@ -187,14 +173,8 @@ class Outbox:
         )
 
     def extend_leases(self, conn: Connection, owner: str, ids: Sequence[int], until: float) -> set[int]:
-        """Keep the leases of rows still in flight alive (taking back one released meanwhile that
-        no other worker claimed); returns the ids still `owner`'s, so that a row another worker
-        claimed or finished during a stall is not sent a second time."""
-        if not ids:
-            return set()
-        listed = ", ".join(str(int(i)) for i in ids)
-        rows = conn.execute(status_text(_EXTEND_LEASES.format(ids=listed)), {"owner": owner, "until": until})
-        return {int(r[0]) for r in rows}
+        """Keep the leases of rows still in flight alive; the ids still `owner`'s (`renew_leases`)."""
+        return renew_leases(conn, "delivery", owner, ids, until)
 
     # ---- what a claimed batch needs ----------------------------------------------------------
 
