@@ -421,10 +421,8 @@ class App:
         they run the bot, often from scripts; money events must be answered), apply the event,
         and queue the answers in the reply lane (so it returns nothing for the adapter to send:
         every answer goes out through the delivery worker, paced and retried). With several
-        processes, an update another process already handled (or is handling) is skipped."""
-        once, update = self.received_once, event.update
-        if once is not None and update is not None and not once.first(event.sender.platform, update):
-            return []
+        processes, an update another process already handled (or is handling) is skipped; the
+        claim that tells is a database write, so a flood the throttle ignores never reaches it."""
         index = self.sealer.address_index(event.sender)
         if self.engine.is_operator_index(index) or isinstance(event, PAYMENT_EVENTS):
             verdict = Verdict.HANDLE  # money events are never throttled: they must be answered
@@ -437,6 +435,9 @@ class App:
         ):
             self.metrics.command(event.text, CommandOutcome.THROTTLED)
         if verdict == Verdict.IGNORE:
+            return []
+        once, update = self.received_once, event.update
+        if once is not None and update is not None and not once.first(event.sender.platform, update):
             return []
         if verdict == Verdict.SLOW_DOWN:
             if isinstance(event, Message):
