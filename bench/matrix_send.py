@@ -9,13 +9,14 @@ through
 (1) a raw matrix-nio loop: `AsyncClient.room_send` of the same event the adapter sends, same
     concurrency, from a second device of the bot account, no sync loop (the adapter's device has
     uploaded its keys before, so both senders share each room key with the same two devices: the
-    follower's and their sibling's); then
+    follower's and their sibling's), and
 (2) the real `adapters.matrix.MatrixAdapter.send(address, content)` with its sync loop running,
-    `--concurrency` sends at a time (the delivery worker's default is 16); then
-(3) the raw loop again (Synapse warms its caches as it goes: raw nio is measured on both sides
-    of the adapter, and its later posts are pooled), and
-(4) the raw loop for one more post while a plain long-poll `sync` loop runs on that client, as
-    a bot must.
+    `--concurrency` sends at a time (the delivery worker's default is 16),
+
+in turns: raw nio's post, then the adapter's, for each kind and round (Synapse's pace drifts
+during a run; in turns, both meet the same drift). The adapter's sync loop is paused during raw
+nio's rounds, so raw nio is not billed for it. Last, (3) the raw loop for one more post while a
+plain long-poll `sync` loop runs on that client, as a bot must.
 
 Each measurement starts once Synapse is idle (what the previous one left behind is not billed to
 it). For each kind and round it prints msgs/s and the CPU per message of this process and of
@@ -37,7 +38,7 @@ import resource
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -264,8 +265,7 @@ def _rate(runs: Sequence[Run]) -> float:
 
 def print_summary(runs: Sequence[Run]) -> None:
     """Adapter vs raw nio, per kind: the first post, and the later (steady-state) ones together,
-    with the spread of single later rounds (Synapse's pace varies from round to round). Raw nio
-    has twice the later rounds (before and after the adapter's), so the two are not pooled."""
+    with the spread of single later rounds (Synapse's pace varies from round to round)."""
     print("\nsummary (msgs/s; ratio = adapter / raw nio, goal >= 0.9):")
     phases: tuple[tuple[str, Callable[[Run], bool]], ...] = (
         ("first post", lambda r: r.round == 1),
@@ -307,9 +307,29 @@ async def join_all(client: AsyncClient, room_ids: Sequence[str]) -> None:
     await asyncio.gather(*(join(room_id) for room_id in room_ids))
 
 
+@contextlib.asynccontextmanager
+async def sync_paused(adapter: MatrixAdapter) -> AsyncIterator[None]:
+    """The adapter's sync loop ended for a while, its client (and so its megolm sessions) kept:
+    raw nio's rounds run between the adapter's without the adapter's long poll waking at each of
+    their events. Bench only: it reaches into the adapter, as `stop()` does but without logging
+    out of nio. The batch the loop finds on resuming is handled before the next measurement."""
+    loop, task = adapter._sync, adapter._sync_task
+    assert loop is not None and task is not None
+    loop.stopping = True
+    if adapter._session.polling:  # waiting for the homeserver: nothing half-handled to lose
+        task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    try:
+        yield
+    finally:
+        loop.stopping = False
+        adapter._sync_task = asyncio.create_task(loop.run(None), name="matrix-sync")
+
+
 async def bench(synapse: SynapseServer, args: argparse.Namespace, tmp: Path) -> list[Run]:
-    """Raw rounds, then the adapter's, then raw rounds again (Synapse warms its caches as it
-    goes, so raw nio is measured on both sides of the adapter), then raw nio with a sync loop."""
+    """Raw nio and the adapter in turns, one post per kind each (Synapse's pace drifts during a
+    run, so each adapter round sits between two raw ones), then raw nio with a sync loop."""
     t0 = time.perf_counter()
     bot, users = await asyncio.get_running_loop().run_in_executor(None, register_all, synapse, args.followers)
     print(f"  registered the bot and {len(users)} followers in {time.perf_counter() - t0:.1f} s")
@@ -324,12 +344,6 @@ async def bench(synapse: SynapseServer, args: argparse.Namespace, tmp: Path) -> 
     async def measure(client: str, round_no: int, send: Sender, kind: str) -> None:
         runs.append(Run(client, kind, round_no, *await fan_out(rooms[kind], args.concurrency, send, cpu)))
         print_run(runs[-1])
-
-    async def raw_rounds(first: int, label: str = "raw nio") -> None:
-        assert raw is not None
-        for round_no in range(first, first + args.rounds):
-            for kind in KINDS:
-                await measure(label, round_no, _raw_sender(raw, round_no), kind)
 
     try:
         # Both senders are devices of the bot account, and each shares a room's megolm key with
@@ -347,23 +361,24 @@ async def bench(synapse: SynapseServer, args: argparse.Namespace, tmp: Path) -> 
         assert isinstance(sync, SyncResponse), sync
         if raw.should_query_keys:
             await raw.keys_query()
-        print("  raw matrix-nio room_send (a second device of the bot, no sync loop):")
-        await raw_rounds(1)
         await adapter.start(_ignore)
         await wait_joined(adapter, bot.user_id, all_rooms, timeout=60 + len(all_rooms))
         siblings = [len(list(c.device_store.active_user_devices(bot.user_id))) for c in (raw, adapter.client)]
         print(f"  the bot's other devices each encrypts for: raw nio {siblings[0]}, adapter {siblings[1]}")
-        print("  MatrixAdapter.send (its sync loop running):")
+        print(
+            "  in turns: raw matrix-nio room_send (a second device of the bot, no sync loop; the"
+            " adapter's sync paused), then MatrixAdapter.send (its sync loop running):"
+        )
         for round_no in range(1, args.rounds + 1):
             for kind in KINDS:
+                async with sync_paused(adapter):
+                    await measure("raw nio", round_no, _raw_sender(raw, round_no), kind)
                 await measure("adapter", round_no, _adapter_sender(adapter, bot.user_id, round_no), kind)
         await adapter.stop()
-        print("  raw matrix-nio room_send again:")
-        await raw_rounds(args.rounds + 1)
         print("  raw matrix-nio room_send with a sync loop running:")
         syncing = asyncio.create_task(_sync_loop(raw))
         try:
-            last = 2 * args.rounds + 1
+            last = args.rounds + 1
             for kind in KINDS:
                 await measure("raw nio + sync", last, _raw_sender(raw, last), kind)
         finally:
