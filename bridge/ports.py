@@ -90,8 +90,9 @@ class Message:
     #: the language the platform reports for the sender ("fr", "en"; None: unknown); a
     #: language chosen with `/lang` wins over it
     language: str | None = None
-    #: the platform's id of the update this came from (Telegram's `update_id`), None when it has
-    #: none; with several processes each update is handled once (`bridge.inbox.ReceivedOnce`)
+    #: the platform's id of the update this came from (Telegram's `update_id`; a keyed number of
+    #: a Matrix event id), None when it has none; with several processes each update is handled
+    #: once (`bridge.inbox.ReceivedOnce`)
     update: int | None = field(default=None, compare=False)
 
 

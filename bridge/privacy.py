@@ -157,6 +157,7 @@ class Sealer:
         self._index_key = _derive(master_key, b"channelbridge/blind-index/v1")
         self._ref_key = _derive(master_key, b"channelbridge/ref-index/v1")
         self._code_key = _derive(master_key, b"channelbridge/codes/v1")
+        self._update_key = _derive(master_key, b"channelbridge/update-id/v1")
         self.fingerprint = key_fingerprint(master_key)
         self.key_id = key_id_of(master_key)
 
@@ -173,6 +174,12 @@ class Sealer:
         """The blind index of a platform message reference (finds a copy by an inbound vote)."""
         msg = f"{platform}\x00{ref}".encode()
         return hmac.new(self._ref_key, msg, hashlib.sha256).hexdigest()[:32]
+
+    def update_number(self, platform: str, update_ref: str) -> int:
+        """A keyed number (0 <= n < 2**60) for a platform's textual update id (a Matrix event id):
+        what `received_update` claims, the same in every process holding the key."""
+        msg = f"{platform}\x00{update_ref}".encode()
+        return int(hmac.new(self._update_key, msg, hashlib.sha256).hexdigest()[:15], 16)
 
     def code_digest(self, code: str) -> str:
         """A keyed digest of a one-time code, so stored codes cannot be replayed from a dump."""

@@ -101,6 +101,12 @@ class Session:
         """A keyed hash of a user id: what the state stores instead of the id."""
         return user_hash(self.hash_key, user_id)
 
+    def update_of(self, event_id: str) -> int | None:
+        """The number an inbound event is claimed by when several processes share a database
+        (a keyed hash of its event id under the app's key; None when the adapter runs alone)."""
+        sealer = self.files.sealer
+        return None if sealer is None else sealer.update_number("matrix", event_id)
+
     def lock(self, key: str) -> asyncio.Lock:
         """A lock per key (one DM creation per person, one upload per blob)."""
         return self._locks.setdefault(key, asyncio.Lock())

@@ -193,6 +193,8 @@ class SyncLoop:
             inbound = with_media(item, self._download) if isinstance(item, MediaMessage) else item
         if not self._rooms.is_dm_of(room_id, inbound.sender.id):  # a vote or reaction in a shared room:
             inbound = replace(inbound, sender=Address(inbound.sender.platform, inbound.sender.id))
+        if isinstance(event_id, str):  # a lease holder that stalled and its successor both see it
+            inbound = replace(inbound, update=s.update_of(event_id))
         await self._deliver(room_id, inbound)
 
     def member_with_hash(self, room_id: str, user_hash: str, likely: str) -> str | None:

@@ -31,6 +31,17 @@ def test_blind_index_is_stable_keyed_and_hides_the_id() -> None:
     assert "123456789" not in a.address_index(addr)
 
 
+def test_an_update_number_is_the_same_in_every_process_with_the_key_and_fits_a_bigint() -> None:
+    event_id = "$Wl7pGZf5n3nJ0v9X8qk2Yc1r4m6s8t0u2w4y6a8c0e2"
+    a, same_key, other_key = Sealer(b"x" * 32), Sealer(b"x" * 32), Sealer(b"y" * 32)
+    number = a.update_number("matrix", event_id)
+    assert number == same_key.update_number("matrix", event_id)
+    assert number != other_key.update_number("matrix", event_id)
+    assert number != a.update_number("matrix", event_id + "x")
+    assert number != a.update_number("telegram", event_id)
+    assert 0 <= number < 2**60  # received_update.update_id is a signed 64-bit column
+
+
 def test_key_is_generated_once_into_the_data_dir(tmp_path: Path) -> None:
     first = load_or_create_key(None, tmp_path)
     assert (tmp_path / "privacy.key").stat().st_mode & 0o777 == 0o600

@@ -28,6 +28,7 @@ from nio import (
 
 from adapters.base import Inbound, Reply
 from adapters.matrix.adapter import MatrixAdapter
+from bridge.privacy import Sealer
 
 from .synapse import RegisteredUser, SynapseServer
 
@@ -216,12 +217,15 @@ async def adapter_factory(
     started: list[MatrixAdapter] = []
 
     async def make(
-        bot: RegisteredUser, handler: Recorder, *, store: str = "bot-store", **kwargs: Any
+        bot: RegisteredUser, handler: Recorder, *, store: str = "bot-store", sealer: Sealer | None = None,
+        **kwargs: Any,
     ) -> MatrixAdapter:
         adapter = MatrixAdapter(
             synapse.url, bot.user_id, access_token=bot.access_token, device_id=bot.device_id,
             store_dir=tmp_path / store, **kwargs,
         )
+        if sealer is not None:  # as under the app: store sealed, inbound events numbered
+            adapter.use_sealer(sealer)
         await adapter.start(handler)
         started.append(adapter)
         return adapter

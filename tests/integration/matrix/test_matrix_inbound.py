@@ -1,10 +1,12 @@
-"""Reactions, their removal and poll answers from followers become neutral inbound events."""
+"""Reactions, their removal, poll answers and commands from followers become neutral inbound
+events, each numbered for the claim that keeps several processes from handling it twice."""
 
 from __future__ import annotations
 
 import pytest
 
-from adapters.base import Address, Content, PollContent, PollVote, PostKind, Reaction
+from adapters.base import Address, Content, Message, PollContent, PollVote, PostKind, Reaction
+from bridge.privacy import Sealer, decode_key, generate_key
 
 from .conftest import Recorder
 
@@ -55,3 +57,34 @@ async def test_poll_answers_in_both_shapes_become_poll_votes(
 
     await alice.send(room_id, "m.poll.response", {"m.relates_to": relates, "m.selections": ["1"]})
     assert await recorder.next() == PollVote(sender, ref.key, (1,))
+
+
+async def test_each_event_carries_the_number_every_process_would_claim_it_by(
+    bot_user, adapter_factory, follower_factory
+):
+    """A lease holder that stalled and the process that took over may both sync the same event:
+    both number it alike (a keyed hash of its event id under the app's key), so `ReceivedOnce`
+    lets one of them handle it. The number names no event or person without the key."""
+    key = generate_key()
+    recorder = Recorder()
+    adapter = await adapter_factory(bot_user, recorder, sealer=Sealer(decode_key(key)))
+    another_process = Sealer(decode_key(key))
+    alice = await follower_factory()
+    room_id = await alice.open_dm(bot_user.user_id, encrypted=True)
+    sender = Address("matrix", alice.user_id, chat=room_id)
+
+    command_id = await alice.say(room_id, "/help")
+    command = await recorder.next()
+    assert isinstance(command, Message) and command.text == "/help"
+    assert command.update == another_process.update_number("matrix", command_id)
+
+    ref = await adapter.send(sender, _content(PostKind.TEXT, 103, text="react to me"))
+    reaction_id = await alice.send(room_id, "m.reaction", {
+        "m.relates_to": {"rel_type": "m.annotation", "event_id": ref.key.split("|", 1)[1], "key": "👍"}})
+    reaction = await recorder.next()
+    assert reaction == Reaction(sender, ref.key, "👍")
+    assert reaction.update == another_process.update_number("matrix", reaction_id)
+
+    numbers = {command.update, reaction.update}
+    assert len(numbers) == 2 and all(n is not None and 0 <= n < 2**60 for n in numbers)
+    assert Sealer(decode_key(generate_key())).update_number("matrix", command_id) != command.update
