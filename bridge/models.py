@@ -442,7 +442,11 @@ class Entitlement(SQLModel, table=True):
     """Paid access of one follower to one channel, until `paid_until` (no foreign key to the
     follower: `/forgetme` removes it with the follower)."""
 
-    __table_args__ = (UniqueConstraint("follower_id", "channel_id"),)
+    __table_args__ = (
+        UniqueConstraint("follower_id", "channel_id"),
+        # the once-a-minute sweep for endings not yet told reads this, not the whole table
+        Index("ix_entitlement_expiry", "expiry_noticed", "paid_until"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     channel_id: int = Field(foreign_key="channel.id", index=True)
