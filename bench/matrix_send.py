@@ -311,15 +311,12 @@ async def join_all(client: AsyncClient, room_ids: Sequence[str]) -> None:
 async def sync_paused(adapter: MatrixAdapter) -> AsyncIterator[None]:
     """The adapter's sync loop ended for a while, its client (and so its megolm sessions) kept:
     raw nio's rounds run between the adapter's without the adapter's long poll waking at each of
-    their events. Bench only: it reaches into the adapter, as `stop()` does but without logging
-    out of nio. The batch the loop finds on resuming is handled before the next measurement."""
-    loop, task = adapter._sync, adapter._sync_task
-    assert loop is not None and task is not None
-    loop.stopping = True
-    if adapter._session.polling:  # waiting for the homeserver: nothing half-handled to lose
-        task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    their events. Bench only: it reaches into the adapter, ending the loop as `stop()` does
+    (`_end_sync`) but keeping nio's client. The batch the loop finds on resuming is handled
+    before the next measurement."""
+    loop = adapter._sync
+    assert loop is not None
+    await adapter._end_sync()
     try:
         yield
     finally:

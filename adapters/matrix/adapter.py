@@ -193,19 +193,24 @@ class MatrixAdapter:
 
     async def stop(self) -> None:
         """Stop syncing (finishing the batch being handled) and close the HTTP session."""
-        self._sync_loop().stopping = True
-        task, self._sync_task = self._sync_task, None
-        if task is not None:
-            if self._session.polling:  # idle in the long poll: nothing in flight, cancel it
-                task.cancel()
-            done, _ = await asyncio.wait({task}, timeout=_STOP_GRACE_S)
-            if not done:
-                task.cancel()
-                await asyncio.wait({task})
-            elif not task.cancelled() and task.exception() is not None:
-                log.error("matrix sync loop ended with an error: %s", trace(task.exception()))
+        await self._end_sync()
         await self._invites.cancel()
         await self._session.close()
+
+    async def _end_sync(self) -> None:
+        """End the sync loop's task, letting a batch being handled finish (within a grace)."""
+        self._sync_loop().stopping = True
+        task, self._sync_task = self._sync_task, None
+        if task is None:
+            return
+        if self._session.polling:  # idle in the long poll: nothing in flight, cancel it
+            task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=_STOP_GRACE_S)
+        if not done:
+            task.cancel()
+            await asyncio.wait({task})
+        elif not task.cancelled() and task.exception() is not None:
+            log.error("matrix sync loop ended with an error: %s", trace(task.exception()))
 
     # -- inbound --------------------------------------------------------------------------------
 
